@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The options every command takes.
+package struct CommonOptions: ParsableArguments {
+    @Option(
+        name: .customLong("database"),
+        help: ArgumentHelp(
+            "PostgreSQL URL or conninfo of the ledger.",
+            discussion: "Default: $DATABASE_URL, else libpq's PG* environment variables (PGHOST, PGPORT, …).",
+            valueName: "url"))
+    package var databaseOption: String?
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    package var logLevel: Logger.Level = .notice
+
+    package init() {}
+
+    /// `--database`, else `DATABASE_URL`, else empty (libpq reads `PG*`).
+    package var databaseURL: String {
+        databaseOption ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import FleetCore
+import Foundation
+
+/// `--config FILE` and the flags that override single keys of it.
+///
+/// Precedence, highest first: these flags, `FLEET_*` environment variables (`FLEET_UPLOAD_WORKERS` for
+/// `upload.workers`, see `ConfigLoader`), the file, the defaults.
+package struct ConfigOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("Session or agent configuration (.json, .yaml, .yml).", valueName: "file"))
+    package var config: String
+
+    @Option(help: ArgumentHelp("Override project.name.", valueName: "name"))
+    package var project: String?
+
+    @Option(help: ArgumentHelp("Override device.", valueName: "name"))
+    package var device: String?
+
+    @Option(help: ArgumentHelp("Override s3.bucket.", valueName: "name"))
+    package var bucket: String?
+
+    @Option(help: ArgumentHelp("Override s3.prefix.", valueName: "prefix"))
+    package var prefix: String?
+
+    @Option(help: ArgumentHelp("Override s3.region.", valueName: "region"))
+    package var region: String?
+
+    @Option(help: ArgumentHelp("Override s3.endpoint (an S3-compatible server).", valueName: "url"))
+    package var endpoint: String?
+
+    @Option(help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    package var workers: String?
+
+    package init() {}
+
+    /// The flags given, as overrides of their keys.
+    package var flagOverrides: [ConfigOverride] {
+        let flags: [(String, String, String?)] = [
+            ("project.name", "--project", project), ("device", "--device", device), ("s3.bucket", "--bucket", bucket),
+            ("s3.prefix", "--prefix", prefix), ("s3.region", "--region", region), ("s3.endpoint", "--endpoint", endpoint),
+            ("upload.workers", "--workers", workers),
+        ]
+        return flags.compactMap { key, flag, value in value.map { ConfigOverride(keyPath: key, value: $0, origin: flag) } }
+    }
+
+    /// Reads and validates the configuration with every override applied.
+    package func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FleetConfig {
+        try ConfigLoader.load(path: config, overrides: ConfigLoader.environmentOverrides(environment) + flagOverrides)
+    }
+}

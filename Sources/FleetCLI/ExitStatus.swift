@@ -1,0 +1,71 @@
+import ArgumentParser
+import FleetCore
+import Foundation
+
+/// The exit codes scripts can act on (DESIGN.md).
+package enum ExitStatus: Int32 {
+    /// Everything was done.
+    case success = 0
+    /// The run finished, but some files failed.
+    case finishedWithFailures = 1
+    /// Bad usage or configuration.
+    case usage = 2
+    /// The environment is unusable: database, credentials, bucket.
+    case environment = 3
+
+    /// Which code an error ends the process with.
+    package init(for error: any Error) {
+        switch error {
+        case is ConfigError, is ValidationError, is UsageError: self = .usage
+        case is LedgerError, is ScanError: self = .environment
+        default: self = .environment
+        }
+    }
+}
+
+/// A refusal of the command line itself, beyond what ArgumentParser checks.
+package struct UsageError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}
+
+/// A command of fleet-upload: exits with `ExitStatus` codes and a one-line reason on stderr.
+package protocol FleetCommand: ParsableCommand {}
+
+extension FleetCommand {
+    /// Parses, runs, and maps every way out to an exit code. ArgumentParser's own usage errors (which exit 64)
+    /// become 2; `--help` and `--version` exit 0.
+    package static func main() {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+                standardError("\(message)\nSee '\(configuration.commandName ?? "command") --help'.")
+                exitProcess(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+        var runnable = command
+        do {
+            try runnable.run()
+        } catch let error as ExitCode {
+            exit(withError: error)
+        } catch {
+            let name = configuration.commandName ?? "fleet-upload"
+            standardError("\(name): \(String(describing: error).collapsedToOneLine)")
+            exitProcess(ExitStatus(for: error).rawValue)
+        }
+        exitProcess(0)
+    }
+}
+
+/// Writes one line to stderr (never through C's `stderr` global, which Swift 6 rejects).
+package func standardError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+private func exitProcess(_ code: Int32) -> Never {
+    exit(code)
+}

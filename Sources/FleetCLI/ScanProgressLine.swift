@@ -1,0 +1,22 @@
+import Foundation
+
+/// A status line rewritten in place on a terminal's stderr; silent when stderr is not a terminal (logs
+/// carry progress there).
+package final class ScanProgressLine {
+    private let isTerminal = isatty(STDERR_FILENO) == 1
+    private var shown = false
+
+    package init() {}
+
+    package func update(_ text: String) {
+        guard isTerminal else { return }
+        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + text).utf8))
+        shown = true
+    }
+
+    package func finish() {
+        guard shown else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        shown = false
+    }
+}

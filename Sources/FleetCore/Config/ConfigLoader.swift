@@ -1,0 +1,126 @@
+import Foundation
+
+/// One value that replaces what the file says: from an environment variable or a command-line flag.
+package struct ConfigOverride: Sendable, Equatable {
+    /// The dotted key, `upload.workers`.
+    package var keyPath: String
+    package var value: String
+    /// `FLEET_UPLOAD_WORKERS` or `--workers`, for messages.
+    package var origin: String
+
+    package init(keyPath: String, value: String, origin: String) {
+        self.keyPath = keyPath
+        self.value = value
+        self.origin = origin
+    }
+}
+
+/// Reads a configuration file, applies overrides, decodes and validates.
+///
+/// Precedence, highest first: command-line flags, then `FLEET_*` environment variables, then the file, then
+/// the defaults documented on `FleetConfig`. The environment variable for a key is `FLEET_` followed by the
+/// key path in capitals with `_` for `.`: `upload.workers` ← `FLEET_UPLOAD_WORKERS`.
+package enum ConfigLoader {
+    /// The keys that can be overridden from the environment (and their variables).
+    package static let overridableKeys = [
+        "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "keys.template",
+        "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
+        "upload.multipart_threshold_mb", "upload.part_size_mb",
+    ]
+
+    /// `FLEET_UPLOAD_WORKERS` for `upload.workers`.
+    package static func environmentVariable(for keyPath: String) -> String {
+        "FLEET_" + keyPath.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    /// The overrides present in `environment`.
+    package static func environmentOverrides(_ environment: [String: String]) -> [ConfigOverride] {
+        overridableKeys.compactMap { key in
+            let variable = environmentVariable(for: key)
+            return environment[variable].map { ConfigOverride(keyPath: key, value: $0, origin: variable) }
+        }
+    }
+
+    /// Loads `path` (`.json`, `.yaml` or `.yml`), applies `overrides` in order (later wins), decodes, validates.
+    ///
+    /// - Throws: `ConfigError` naming the file, the key and the reason (the first problem found).
+    package static func load(path: String, overrides: [ConfigOverride] = []) throws(ConfigError) -> FleetConfig {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason =
+                !FileManager.default.fileExists(atPath: path) ? "no such file"
+                : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
+            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(reason)")
+        }
+        let lowercased = path.lowercased()
+        do throws(ConfigError) {
+            var config: FleetConfig
+            if lowercased.hasSuffix(".json") {
+                config = try decode(try ConfigValue.parseJSON(data), overrides: overrides)
+            } else if lowercased.hasSuffix(".yaml") || lowercased.hasSuffix(".yml") {
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw ConfigError(keyPath: nil, "the file is not UTF-8 text")
+                }
+                config = try decode(try ConfigValue.parseYAML(text), overrides: overrides)
+            } else {
+                throw ConfigError(keyPath: nil, "unknown file type: name it .json, .yaml or .yml")
+            }
+            config.resolveSourcePaths(relativeTo: URL(fileURLWithPath: path).deletingLastPathComponent())
+            return config
+        } catch {
+            var located = error
+            located.file = path
+            throw located
+        }
+    }
+
+    /// Applies overrides to a parsed document, decodes and validates it.
+    package static func decode(_ document: ConfigValue, overrides: [ConfigOverride] = []) throws(ConfigError)
+        -> FleetConfig
+    {
+        var document = document
+        if case .object = document {} else if !document.isNull {
+            throw ConfigError(keyPath: "", "expected an object of settings, got \(document.summary)")
+        } else {
+            document = .object([])
+        }
+        var origins: [String: String] = [:]
+        for item in overrides {
+            document.set(.plain(item.value), at: item.keyPath.split(separator: ".").map(String.init)[...])
+            origins[item.keyPath] = item.origin
+        }
+        func attributed(_ error: ConfigError) -> ConfigError {
+            var error = error
+            if let keyPath = error.keyPath { error.origin = origins[keyPath] }
+            return error
+        }
+        let config: FleetConfig
+        do {
+            config = try ConfigDecoder().decode(FleetConfig.self, from: document)
+        } catch let error as ConfigError {
+            throw attributed(error)
+        } catch {
+            throw ConfigError(keyPath: nil, "\(error)")
+        }
+        if let first = config.problems().first { throw attributed(first) }
+        return config
+    }
+}
+
+extension FleetConfig {
+    /// Relative source paths are taken relative to the configuration file, so a job started from any
+    /// directory (cron, systemd) scans the same place.
+    mutating func resolveSourcePaths(relativeTo directory: URL) {
+        func resolved(_ path: String) -> String {
+            path.hasPrefix("/") ? path : directory.appendingPathComponent(path).standardizedFileURL.path
+        }
+        if let path = source?.path { source?.path = resolved(path) }
+        sources = sources?.map { item in
+            var item = item
+            item.path = resolved(item.path)
+            return item
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+extension FleetConfig {
+    /// Checks every value against its rules and returns the problems, each with its key path; empty when the
+    /// configuration is usable.
+    package func problems() -> [ConfigError] {
+        var found: [ConfigError] = []
+        func problem(_ path: String, _ message: String) { found.append(ConfigError(keyPath: path, message)) }
+
+        if let reason = FleetConfig.nameProblem(project.name) { problem("project.name", reason) }
+        if let device, let reason = FleetConfig.nameProblem(device) { problem("device", reason) }
+
+        // S3
+        if firstDirIsBucket {
+            if s3.bucket != nil { problem("s3.bucket", "must be absent when keys.first_dir_is_bucket is true") }
+        } else if let bucket = s3.bucket {
+            if let reason = BucketName.problem(with: bucket) { problem("s3.bucket", "'\(bucket)' \(reason)") }
+        } else {
+            problem("s3.bucket", "is required (or set keys.first_dir_is_bucket: true)")
+        }
+        if let prefix = s3.prefix, prefix.split(separator: "/").contains("..") {
+            problem("s3.prefix", "must not contain '..' segments")
+        }
+        if let region = s3.region,
+            region.isEmpty || !region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+        {
+            problem("s3.region", "must look like us-east-1 or cn-north-1, got '\(region)'")
+        }
+        if let endpoint = s3.endpoint {
+            let url = URL(string: endpoint)
+            if url?.scheme.map({ ["http", "https"].contains($0.lowercased()) }) != true || url?.host == nil {
+                problem("s3.endpoint", "must be an http:// or https:// URL with a host, got '\(endpoint)'")
+            }
+        }
+
+        // Sources
+        switch (source, sources) {
+        case (nil, nil): problem("source", "is required (or list several under sources)")
+        case (.some, .some): problem("sources", "give either source or sources, not both")
+        case (nil, .some(let list)) where list.isEmpty: problem("sources", "must list at least one source")
+        default: break
+        }
+        let listed = sources != nil
+        var names: Set<String> = []
+        for (index, item) in effectiveSources.enumerated() {
+            let path = listed ? "sources[\(index)]" : "source"
+            if item.path.isEmpty { problem("\(path).path", "must not be empty") }
+            if let name = item.name {
+                if let reason = FleetConfig.nameProblem(name) { problem("\(path).name", reason) }
+                if !names.insert(name).inserted { problem("\(path).name", "'\(name)' is used by another source") }
+            }
+            if listed, sources?[index].name == nil { problem("\(path).name", "is required when several sources are listed") }
+            found += FleetConfig.globProblems(item.include, at: "\(path).include")
+            found += FleetConfig.globProblems(item.exclude, at: "\(path).exclude")
+        }
+
+        // Keys
+        do throws(KeyTemplateError) {
+            let template = try KeyTemplate(effectiveKeyTemplate)
+            if effectiveSources.count > 1, !template.uses(.source) {
+                problem("keys.template", "must contain {source} when several sources are listed")
+            }
+        } catch {
+            problem("keys.template", error.description)
+        }
+        if let zone = keys?.timezone, !["UTC", "utc", "local"].contains(zone), TimeZone(identifier: zone) == nil {
+            problem("keys.timezone", "unknown time zone '\(zone)' (use UTC, local, or a name like Asia/Shanghai)")
+        }
+
+        // Scan
+        found += FleetConfig.globProblems(scan?.include, at: "scan.include")
+        found += FleetConfig.globProblems(scan?.exclude, at: "scan.exclude")
+        if let seconds = scan?.minAgeSeconds, !(0...604_800).contains(seconds) {
+            problem("scan.min_age_seconds", "must be 0…604800 (a week), got \(seconds)")
+        }
+        if let days = scan?.maxAgeDays, !(days > 0 && days <= 36_500) {
+            problem("scan.max_age_days", "must be more than 0 and at most 36500, got \(days.formatted())")
+        }
+
+        // Upload
+        if let workers = upload?.workers, !(1...256).contains(workers) {
+            problem("upload.workers", "must be 1…256, got \(workers)")
+        }
+        if let threshold = upload?.multipartThresholdMb, !(5...5120).contains(threshold) {
+            problem("upload.multipart_threshold_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(threshold)")
+        }
+        if let part = upload?.partSizeMb, !(5...5120).contains(part) {
+            problem("upload.part_size_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(part)")
+        }
+        return found
+    }
+
+    /// Names (project, device, source) go into keys and the ledger: printable, no `/`, at most 128 characters.
+    static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        if name.count > 128 { return "must be at most 128 characters" }
+        if name.contains("/") { return "must not contain '/'" }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "must not contain control characters"
+        }
+        return nil
+    }
+
+    static func globProblems(_ patterns: [String]?, at path: String) -> [ConfigError] {
+        (patterns ?? []).enumerated().compactMap { index, pattern -> ConfigError? in
+            do throws(GlobError) {
+                _ = try GlobPattern(pattern)
+                return nil
+            } catch {
+                return ConfigError(keyPath: "\(path)[\(index)]", error.reason + " in '\(pattern)'")
+            }
+        }
+    }
+}
+
+extension Double {
+    fileprivate func formatted() -> String { rounded() == self ? String(Int64(self)) : String(self) }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Where a file goes in the bucket, as a template: `{prefix}/{relpath}`, `{device}/{date}/{source}/{relpath}`.
+///
+/// Placeholders: `{prefix}`, `{relpath}` (the path below the source, or below the bucket directory),
+/// `{filename}`, `{device}`, `{project}`, `{source}`, `{date}` (`YYYY-MM-DD` of the file's mtime).
+package struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
+    package enum Placeholder: String, Sendable, CaseIterable {
+        case prefix, relpath, filename, device, project, source, date
+    }
+
+    enum Part: Sendable, Equatable {
+        case literal(String)
+        case placeholder(Placeholder)
+    }
+
+    package let description: String
+    let parts: [Part]
+
+    /// - Throws: `KeyTemplateError` for an unknown placeholder, an unclosed `{`, or a template that does
+    ///   not place the file by its path (`{relpath}` or `{filename}` must appear).
+    package init(_ template: String) throws(KeyTemplateError) {
+        description = template
+        var parts: [Part] = []
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            if open > rest.startIndex { parts.append(.literal(String(rest[..<open]))) }
+            guard let close = rest[open...].firstIndex(of: "}") else { throw KeyTemplateError("unclosed '{'") }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard let placeholder = Placeholder(rawValue: name) else {
+                let known = Placeholder.allCases.map { "{\($0.rawValue)}" }.joined(separator: ", ")
+                throw KeyTemplateError("unknown placeholder {\(name)}; known: \(known)")
+            }
+            parts.append(.placeholder(placeholder))
+            rest = rest[rest.index(after: close)...]
+        }
+        if !rest.isEmpty { parts.append(.literal(String(rest))) }
+        if rest.contains("}") { throw KeyTemplateError("'}' without '{'") }
+        guard parts.contains(.placeholder(.relpath)) || parts.contains(.placeholder(.filename)) else {
+            throw KeyTemplateError("must contain {relpath} or {filename}, or every file would get the same key")
+        }
+        self.parts = parts
+    }
+
+    package func uses(_ placeholder: Placeholder) -> Bool { parts.contains(.placeholder(placeholder)) }
+
+    /// Fills the template and normalises the result: no empty segments (`//`), no leading or trailing `/`,
+    /// no `.` segments.
+    func render(_ value: (Placeholder) -> String) -> String {
+        var raw = ""
+        for part in parts {
+            switch part {
+            case .literal(let text): raw += text
+            case .placeholder(let placeholder): raw += value(placeholder)
+            }
+        }
+        return raw.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }.joined(separator: "/")
+    }
+}
+
+package struct KeyTemplateError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,44 @@
+import Logging
+
+/// The PostgreSQL ledger: projects, devices, sessions and every file, as the commands and Grafana see it.
+///
+/// One `Ledger` owns one connection and is used by one thread at a time. Opening it applies pending
+/// migrations, so every command works against the schema it was built for.
+package final class Ledger {
+    package let connection: PGConnection
+    package let logger: Logger
+    /// The migrations this connection applied when it opened (empty when the schema was current).
+    package let appliedMigrations: [Migration]
+
+    /// Connects and migrates.
+    ///
+    /// - Parameters:
+    ///   - url: a PostgreSQL URL or conninfo string; empty means libpq's `PG*` environment variables.
+    /// - Throws: `LedgerError`.
+    package init(url: String, logger: Logger) throws {
+        self.logger = logger
+        connection = try PGConnection(conninfo: url)
+        appliedMigrations = try Migrator(logger: logger).migrate(connection)
+    }
+
+    /// Where the ledger is, for messages: `host:port/database as user`.
+    package var location: String { connection.location }
+
+    /// The newest applied migration.
+    package func schemaVersion() throws -> Int { try Migrator(logger: logger).currentVersion(connection) }
+}
+
+/// A project as the ledger records it.
+package struct ProjectRecord: Sendable, Equatable {
+    package var id: Int64
+    package var name: String
+}
+
+extension Ledger {
+    /// The project with this name, if it was ever used.
+    package func project(named name: String) throws -> ProjectRecord? {
+        let rows = try connection.execute("SELECT id FROM projects WHERE name = \(name)")
+        guard rows.rowCount == 1, let id = rows.int64(0, 0) else { return nil }
+        return ProjectRecord(id: id, name: name)
+    }
+}

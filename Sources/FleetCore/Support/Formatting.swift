@@ -1,0 +1,36 @@
+import Foundation
+
+/// Numbers as people read them in summaries and progress lines.
+package enum Formatting {
+    /// `1.23 GiB`, `512 B`.
+    package static func bytes(_ count: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(count)
+        var unit = 0
+        while abs(value) >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(count) B" }
+        return String(format: value >= 100 ? "%.0f %@" : value >= 10 ? "%.1f %@" : "%.2f %@", value, units[unit])
+    }
+
+    /// `300,000`.
+    package static func count(_ number: Int) -> String {
+        let digits = String(number.magnitude)
+        var out = ""
+        for (index, character) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { out.append(",") }
+            out.append(character)
+        }
+        return number < 0 ? "-" + out : out
+    }
+
+    /// `2.4 s`, `3 min 05 s`, `1 h 02 min`.
+    package static func duration(_ seconds: Double) -> String {
+        if seconds < 60 { return String(format: "%.1f s", seconds) }
+        let whole = Int(seconds.rounded())
+        if whole < 3600 { return String(format: "%d min %02d s", whole / 60, whole % 60) }
+        return String(format: "%d h %02d min", whole / 3600, whole % 3600 / 60)
+    }
+}

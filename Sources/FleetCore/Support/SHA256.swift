@@ -1,0 +1,55 @@
+internal import COpenSSL
+
+/// Streaming SHA-256 over OpenSSL's EVP interface.
+///
+/// The corresponding OpenSSL object is `EVP_MD_CTX`; `deinit` calls `EVP_MD_CTX_free`.
+package final class SHA256 {
+    private let context: OpaquePointer
+
+    package init() {
+        guard let context = EVP_MD_CTX_new() else { fatalError("OpenSSL: EVP_MD_CTX_new failed (out of memory)") }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { fatalError("OpenSSL: SHA-256 unavailable") }
+        self.context = context
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    /// Adds bytes to the digest. The corresponding OpenSSL function is `EVP_DigestUpdate`.
+    package func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+    }
+
+    package func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    /// The 32-byte digest. The corresponding OpenSSL function is `EVP_DigestFinal_ex`.
+    package func finalize() -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &digest, &length)
+        return digest
+    }
+
+    /// The lowercase hex SHA-256 of `bytes`.
+    package static func hex(of bytes: [UInt8]) -> String {
+        let hash = SHA256()
+        hash.update(bytes)
+        return hash.finalize().hexString
+    }
+
+    /// The OpenSSL library's version text, for `--version`.
+    package static var libraryVersion: String { String(cString: OpenSSL_version(OPENSSL_VERSION)) }
+}
+
+extension Array where Element == UInt8 {
+    package var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import FleetCLI
+import FleetCore
+
+@main
+struct MasterCommand: FleetCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "master",
+        abstract: "Orchestrate fleet-upload: schema migrations (more subcommands arrive with the agent).",
+        version: FleetVersion.description,
+        subcommands: [Migrate.self])
+}
+
+extension MasterCommand {
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply pending ledger migrations and print the schema version.",
+            discussion: """
+                Every command applies pending migrations when it starts; this one does only that. Migrations
+                run one transaction each under an advisory lock, so several processes may start at once.
+                """)
+
+        @OptionGroup var common: CommonOptions
+
+        func run() throws {
+            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let ledger = try Ledger(url: common.databaseURL, logger: logger)
+            let version = try ledger.schemaVersion()
+            let applied = ledger.appliedMigrations.map(\.fileName)
+            let what = applied.isEmpty ? "already up to date" : "applied \(applied.joined(separator: ", "))"
+            print("ledger \(ledger.location): schema version \(version) (\(what))")
+        }
+    }
+}

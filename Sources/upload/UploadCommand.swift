@@ -1,0 +1,47 @@
+import ArgumentParser
+import FleetCLI
+import FleetCore
+import Foundation
+
+@main
+struct UploadCommand: FleetCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upload",
+        abstract: "Sync a directory tree (or a vehicle's sources) into S3 and record every file in the ledger.",
+        discussion: """
+            The configuration names the project, the bucket, the source directories and the key layout; see
+            examples/session.json and examples/agent.yaml. Flags and FLEET_* environment variables override
+            single keys (FLEET_UPLOAD_WORKERS for upload.workers).
+
+            --dry-run scans, maps every file to its key, compares with the ledger and prints the plan. It
+            uploads nothing and records nothing (it does apply pending schema migrations).
+
+            Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
+            unusable (database, credentials, bucket).
+            """,
+        version: FleetVersion.description)
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Print the plan; upload and record nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print the result as JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        let logger = LoggingBootstrap.logger(label: "fleet.upload", level: common.logLevel)
+        let config = try configOptions.load()
+        guard dryRun else {
+            throw UsageError("this build only plans: uploading to S3 is not implemented yet; run with --dry-run")
+        }
+        let ledger = try Ledger(url: common.databaseURL, logger: logger)
+        let progress = ScanProgressLine()
+        let plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
+            progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+        }
+        progress.finish()
+        print(json ? PlanReport.json(plan) : PlanReport.text(plan))
+    }
+}
