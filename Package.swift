@@ -39,11 +39,35 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "FleetCLI", dependencies: ["FleetCore", argumentParser, logging], swiftSettings: strict),
-        .executableTarget(name: "upload", dependencies: ["FleetCLI", "FleetCore", argumentParser], swiftSettings: strict),
-        .executableTarget(name: "master", dependencies: ["FleetCLI", "FleetCore", argumentParser], swiftSettings: strict),
+        .executableTarget(
+            name: "upload",
+            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "master",
+            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+            swiftSettings: strict
+        ),
 
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore", inMemoryLogging], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["FleetCore", logging], swiftSettings: strict),
-        .testTarget(name: "CLITests", dependencies: ["FleetCore"], swiftSettings: strict),
+        // Integration and CLI tests run against a real PostgreSQL (scripts/pg.sh) and, with the S3 layer, a real
+        // S3-compatible server; FleetTestSupport gives each test its own database.
+        .target(
+            name: "FleetTestSupport",
+            dependencies: ["FleetCore", logging],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["FleetCore", "FleetTestSupport", logging],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["FleetCore", "FleetTestSupport", "upload", "master"],
+            swiftSettings: strict
+        ),
     ]
 )

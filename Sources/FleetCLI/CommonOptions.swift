@@ -9,7 +9,9 @@ package struct CommonOptions: ParsableArguments {
         help: ArgumentHelp(
             "PostgreSQL URL or conninfo of the ledger.",
             discussion: "Default: $DATABASE_URL, else libpq's PG* environment variables (PGHOST, PGPORT, …).",
-            valueName: "url"))
+            valueName: "url"
+        )
+    )
     package var databaseOption: String?
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))

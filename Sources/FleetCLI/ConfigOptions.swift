@@ -7,7 +7,10 @@ import Foundation
 /// Precedence, highest first: these flags, `FLEET_*` environment variables (`FLEET_UPLOAD_WORKERS` for
 /// `upload.workers`, see `ConfigLoader`), the file, the defaults.
 package struct ConfigOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("Session or agent configuration (.json, .yaml, .yml).", valueName: "file"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Session or agent configuration (.json, .yaml, .yml).", valueName: "file")
+    )
     package var config: String
 
     @Option(help: ArgumentHelp("Override project.name.", valueName: "name"))
@@ -37,10 +40,13 @@ package struct ConfigOptions: ParsableArguments {
     package var flagOverrides: [ConfigOverride] {
         let flags: [(String, String, String?)] = [
             ("project.name", "--project", project), ("device", "--device", device), ("s3.bucket", "--bucket", bucket),
-            ("s3.prefix", "--prefix", prefix), ("s3.region", "--region", region), ("s3.endpoint", "--endpoint", endpoint),
+            ("s3.prefix", "--prefix", prefix), ("s3.region", "--region", region),
+            ("s3.endpoint", "--endpoint", endpoint),
             ("upload.workers", "--workers", workers),
         ]
-        return flags.compactMap { key, flag, value in value.map { ConfigOverride(keyPath: key, value: $0, origin: flag) } }
+        return flags.compactMap { key, flag, value in
+            value.map { ConfigOverride(keyPath: key, value: $0, origin: flag) }
+        }
     }
 
     /// Reads and validates the configuration with every override applied.

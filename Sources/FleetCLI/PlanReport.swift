@@ -29,19 +29,29 @@ package enum PlanReport {
         if !left.isEmpty { row("left out", left.joined(separator: ", ")) }
         if scan.unreadableFiles > 0 { row("unreadable files", f.count(scan.unreadableFiles)) }
         if scan.problems > 0 {
-            row("scan problems", "\(f.count(scan.problems)) (\(plan.scanProblems.first ?? "")\(scan.problems > 1 ? ", …" : ""))")
+            row(
+                "scan problems",
+                "\(f.count(scan.problems)) (\(plan.scanProblems.first ?? "")\(scan.problems > 1 ? ", …" : ""))"
+            )
         }
         if plan.unplaceableCount > 0 {
             row("no valid key", "\(f.count(plan.unplaceableCount)) files")
             for item in plan.unplaceable { lines.append("      \(item.localPath): \(item.reason)") }
         }
-        if plan.duplicateKeys > 0 { row("duplicate keys", "\(f.count(plan.duplicateKeys)) keys claimed by several files") }
-        row("already uploaded", "\(f.count(plan.alreadyUploadedFiles)) files, \(f.bytes(plan.alreadyUploadedBytes)) (ledger)")
+        if plan.duplicateKeys > 0 {
+            row("duplicate keys", "\(f.count(plan.duplicateKeys)) keys claimed by several files")
+        }
+        row(
+            "already uploaded",
+            "\(f.count(plan.alreadyUploadedFiles)) files, \(f.bytes(plan.alreadyUploadedBytes)) (ledger)"
+        )
         row(
             "to upload",
             "\(f.count(plan.toUploadFiles)) files, \(f.bytes(plan.toUploadBytes))"
                 + (plan.toUploadMultipart > 0
-                    ? " (\(f.count(plan.toUploadMultipart)) multipart, ≥ \(f.bytes(plan.multipartThresholdBytes)))" : ""))
+                    ? " (\(f.count(plan.toUploadMultipart)) multipart, ≥ \(f.bytes(plan.multipartThresholdBytes)))"
+                    : "")
+        )
         row("workers", String(plan.workers))
         if !plan.samples.isEmpty {
             lines.append("")

@@ -8,7 +8,8 @@ struct MasterCommand: FleetCommand {
         commandName: "master",
         abstract: "Orchestrate fleet-upload: schema migrations (more subcommands arrive with the agent).",
         version: FleetVersion.description,
-        subcommands: [Migrate.self])
+        subcommands: [Migrate.self]
+    )
 }
 
 extension MasterCommand {
@@ -18,7 +19,8 @@ extension MasterCommand {
             discussion: """
                 Every command applies pending migrations when it starts; this one does only that. Migrations
                 run one transaction each under an advisory lock, so several processes may start at once.
-                """)
+                """
+        )
 
         @OptionGroup var common: CommonOptions
 

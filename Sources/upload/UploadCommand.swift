@@ -19,7 +19,8 @@ struct UploadCommand: FleetCommand {
             Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
             unusable (database, credentials, bucket).
             """,
-        version: FleetVersion.description)
+        version: FleetVersion.description
+    )
 
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var common: CommonOptions

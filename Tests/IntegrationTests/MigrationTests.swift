@@ -1,3 +1,4 @@
+import FleetTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -14,7 +15,8 @@ struct MigrationTests {
         #expect(try ledger.schemaVersion() == Migration.all.last!.version)
         #expect(ledger.appliedMigrations.map(\.version) == Migration.all.map(\.version))
         let tables = try database.connect().execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
+        )
         let names = Set((0..<tables.rowCount).compactMap { tables.string($0, 0) })
         for expected in [
             "projects", "devices", "sync_sessions", "file_uploads", "upload_parts", "config_history",
@@ -64,7 +66,8 @@ struct MigrationTests {
 
         _ = try database.ledger()
         try database.connect().execute(
-            "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')")
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')"
+        )
         let error = try #require(throws: LedgerError.self) { try database.ledger() }
         #expect(error.kind == .schemaTooNew)
         #expect(error.description.contains("9999"))
@@ -92,7 +95,8 @@ struct MigrationTests {
                        VALUES ('p', 'b', 'us-east-1', '{relpath}') RETURNING id)
             INSERT INTO sync_sessions (project_id, kind, hostname, pid, local_directory)
             SELECT id, 'upload', 'h', 1, '/data' FROM p RETURNING id, project_id
-            """)
+            """
+        )
         let sessionID = try #require(session.int64(0, 0))
         let projectID = try #require(session.int64(0, 1))
         let inserted = try connection.execute(
@@ -100,7 +104,8 @@ struct MigrationTests {
             INSERT INTO file_uploads (session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime)
             VALUES (\(sessionID), \(projectID), '/data/a', 'a', 'b', 'a', 1, now())
             RETURNING tableoid::regclass::text
-            """)
+            """
+        )
         let partition = try #require(inserted.string(0, 0))
         #expect(partition.hasPrefix("file_uploads_2"), "row went to \(partition), not a monthly partition")
     }

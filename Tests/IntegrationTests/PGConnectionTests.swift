@@ -1,3 +1,4 @@
+import FleetTestSupport
 import Foundation
 import Testing
 
@@ -13,7 +14,8 @@ struct PGConnectionTests {
         let bytes: [UInt8] = [0, 1, 0xFF, 0x5C, 0x0A]
         let missing: String? = nil
         let rows = try connection.execute(
-            "SELECT \(text)::text, \(bytes)::bytea = '\\x0001ff5c0a'::bytea, \(missing)::text IS NULL, \(Int64.max)::bigint")
+            "SELECT \(text)::text, \(bytes)::bytea = '\\x0001ff5c0a'::bytea, \(missing)::text IS NULL, \(Int64.max)::bigint"
+        )
         #expect(rows.string(0, 0) == text)
         #expect(rows.bool(0, 1) == true)
         #expect(rows.bool(0, 2) == true)
@@ -26,7 +28,9 @@ struct PGConnectionTests {
         let connection = try database.connect()
 
         let time = Timestamp(microseconds: 1_763_900_000_123_456)
-        let rows = try connection.execute("SELECT \(time)::timestamptz, \(time)::timestamptz = to_timestamp(1763900000.123456)")
+        let rows = try connection.execute(
+            "SELECT \(time)::timestamptz, \(time)::timestamptz = to_timestamp(1763900000.123456)"
+        )
         #expect(rows.timestamp(0, 0) == time)
         #expect(rows.bool(0, 1) == true)
     }
@@ -120,22 +124,4 @@ struct PGConnectionTests {
         #expect(!error.description.contains("s3cret-pw"))
         #expect(!error.description.contains("\n"))
     }
-}
-
-/// A loopback port nothing listens on (bound, then released).
-func unusedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    try withUnsafeMutablePointer(to: &address) { pointer in
-        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            try #require(bind(fd, raw, length) == 0)
-            try #require(getsockname(fd, raw, &length) == 0)
-        }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

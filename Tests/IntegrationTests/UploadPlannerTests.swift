@@ -1,3 +1,4 @@
+import FleetTestSupport
 import Foundation
 import Logging
 import Testing
@@ -58,7 +59,8 @@ struct UploadPlannerTests {
             INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime)
             SELECT id, 'fleet-data', 'raw/2026/same.wav', 10, \(stored)::timestamptz FROM p
             UNION ALL SELECT id, 'fleet-data', 'raw/2026/changed.wav', 10, \(later)::timestamptz FROM p
-            """)
+            """
+        )
 
         let plan = try UploadPlanner(config: config(tree), logger: quietLogger).plan(ledger: ledger)
 
@@ -83,7 +85,8 @@ struct UploadPlannerTests {
                  + (SELECT count(*) FROM file_uploads) + (SELECT count(*) FROM config_history)
                  + (SELECT count(*) FROM stored_objects),
                    to_regclass('pg_temp.plan_files') IS NULL
-            """)
+            """
+        )
         #expect(counts.int(0, 0) == 0)
         #expect(counts.bool(0, 1) == true)
     }
@@ -100,7 +103,8 @@ struct UploadPlannerTests {
         try tree.file("stable.wav", mtime: now.addingTimeInterval(-60))
 
         let plan = try UploadPlanner(
-            config: config(tree, "scan: { max_age_days: 3, min_age_seconds: 60 }"), logger: quietLogger
+            config: config(tree, "scan: { max_age_days: 3, min_age_seconds: 60 }"),
+            logger: quietLogger
         ).plan(ledger: database.ledger(), now: Timestamp(now))
 
         #expect(Set(plan.samples.map(\.key)) == ["raw/2026/edge.wav", "raw/2026/stable.wav"])
@@ -138,7 +142,8 @@ struct UploadPlannerTests {
                 "vehicle-CN-001/2025-11-23/terminal/terminal_1.log",
                 "vehicle-CN-001/2025-11-23/ros/2025-11-23-15-30-00-mini01/rosout.log",
                 "vehicle-CN-001/2025-11-23/ros/2025-11-23-15-30-00-mini01/launch.log",
-            ])
+            ]
+        )
     }
 
     @Test func keysClaimedByTwoFilesAndFilesWithoutAValidKeyAreReported() throws {

@@ -102,7 +102,8 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeNil(forKey key: Key) throws -> Bool { lookup(key)?.isNull ?? true }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        guard let value = lookup(key) else {
+        // YAML's `name: null`, `name: ~` and `name:` say "no value", not the text "null".
+        guard let value = lookup(key), !value.isNull else {
             throw ConfigError(keyPath: ConfigDecoder.path(codingPath + [key]), "is required")
         }
         return try ConfigValueDecoder(value: value, codingPath: codingPath + [key]).decodeChecked(type)
@@ -113,7 +114,10 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return try ConfigValueDecoder(value: value, codingPath: codingPath + [key]).decodeChecked(type)
     }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type,
+        forKey key: Key
+    ) throws
         -> KeyedDecodingContainer<NestedKey>
     {
         try ConfigValueDecoder(value: lookup(key) ?? .null, codingPath: codingPath + [key]).container(keyedBy: type)
@@ -146,7 +150,10 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     mutating func next() throws -> ConfigValueDecoder {
         guard !isAtEnd else { throw decoder.fail("list is shorter than expected") }
         defer { currentIndex += 1 }
-        return ConfigValueDecoder(value: items[currentIndex], codingPath: codingPath + [IndexKey(intValue: currentIndex)])
+        return ConfigValueDecoder(
+            value: items[currentIndex],
+            codingPath: codingPath + [IndexKey(intValue: currentIndex)]
+        )
     }
 
     mutating func decodeNil() throws -> Bool {
@@ -157,7 +164,9 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try next().decodeChecked(type) }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws
         -> KeyedDecodingContainer<NestedKey>
     { try next().container(keyedBy: type) }
 

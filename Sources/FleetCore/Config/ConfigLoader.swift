@@ -50,7 +50,8 @@ package enum ConfigLoader {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             let reason =
-                !FileManager.default.fileExists(atPath: path) ? "no such file"
+                !FileManager.default.fileExists(atPath: path)
+                ? "no such file"
                 : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
             throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(reason)")
         }
@@ -77,11 +78,15 @@ package enum ConfigLoader {
     }
 
     /// Applies overrides to a parsed document, decodes and validates it.
-    package static func decode(_ document: ConfigValue, overrides: [ConfigOverride] = []) throws(ConfigError)
+    package static func decode(
+        _ document: ConfigValue,
+        overrides: [ConfigOverride] = []
+    ) throws(ConfigError)
         -> FleetConfig
     {
         var document = document
-        if case .object = document {} else if !document.isNull {
+        if case .object = document {
+        } else if !document.isNull {
             throw ConfigError(keyPath: "", "expected an object of settings, got \(document.summary)")
         } else {
             document = .object([])

@@ -137,7 +137,9 @@ extension ConfigValue {
                 }
                 if pairs.contains(where: { $0.key == keyScalar.string }) {
                     throw ConfigError(
-                        keyPath: nil, "invalid YAML: duplicate key '\(keyScalar.string)' (line \(line(of: key)))")
+                        keyPath: nil,
+                        "invalid YAML: duplicate key '\(keyScalar.string)' (line \(line(of: key)))"
+                    )
                 }
                 pairs.append((keyScalar.string, try fromYAML(value)))
             }
@@ -161,6 +163,10 @@ extension ConfigValue {
             return "\(problem)\(context.map { " \($0.text)" } ?? "") at \(where_)"
         case .composer(let context, let problem, let mark, _):
             return "\(problem)\(context.map { " \($0.text)" } ?? "") at line \(mark.line), column \(mark.column)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // The context's text is the whole document, so only its mark (the first duplicate) is shown.
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return "duplicate key\(duplicates.count > 1 ? "s" : "") \(keys) (first at line \(context.mark.line))"
         default:
             return String(describing: error).collapsedToOneLine
         }

@@ -49,7 +49,9 @@ extension FleetConfig {
                 if let reason = FleetConfig.nameProblem(name) { problem("\(path).name", reason) }
                 if !names.insert(name).inserted { problem("\(path).name", "'\(name)' is used by another source") }
             }
-            if listed, sources?[index].name == nil { problem("\(path).name", "is required when several sources are listed") }
+            if listed, sources?[index].name == nil {
+                problem("\(path).name", "is required when several sources are listed")
+            }
             found += FleetConfig.globProblems(item.include, at: "\(path).include")
             found += FleetConfig.globProblems(item.exclude, at: "\(path).exclude")
         }

@@ -19,8 +19,13 @@ package struct FleetConfig: Codable, Sendable, Equatable {
     package var upload: UploadSettings?
 
     package init(
-        project: ProjectSettings, device: String? = nil, s3: S3Settings, source: SourceSettings? = nil,
-        sources: [SourceSettings]? = nil, keys: KeySettings? = nil, scan: ScanSettings? = nil,
+        project: ProjectSettings,
+        device: String? = nil,
+        s3: S3Settings,
+        source: SourceSettings? = nil,
+        sources: [SourceSettings]? = nil,
+        keys: KeySettings? = nil,
+        scan: ScanSettings? = nil,
         upload: UploadSettings? = nil
     ) {
         self.project = project

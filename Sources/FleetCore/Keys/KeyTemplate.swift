@@ -17,13 +17,14 @@ package struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     package let description: String
     let parts: [Part]
 
-    /// - Throws: `KeyTemplateError` for an unknown placeholder, an unclosed `{`, or a template that does
-    ///   not place the file by its path (`{relpath}` or `{filename}` must appear).
+    /// - Throws: `KeyTemplateError` for an unknown placeholder, an unclosed `{`, a `}` without its `{`, or a
+    ///   template that does not place the file by its path (`{relpath}` or `{filename}` must appear).
     package init(_ template: String) throws(KeyTemplateError) {
         description = template
         var parts: [Part] = []
         var rest = Substring(template)
         while let open = rest.firstIndex(of: "{") {
+            if rest[..<open].contains("}") { throw KeyTemplateError("'}' without '{'") }
             if open > rest.startIndex { parts.append(.literal(String(rest[..<open]))) }
             guard let close = rest[open...].firstIndex(of: "}") else { throw KeyTemplateError("unclosed '{'") }
             let name = String(rest[rest.index(after: open)..<close])

@@ -51,23 +51,28 @@ package struct Migrator {
                 checksum   text NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
-            """)
+            """
+        )
         let applied = try appliedChecksums(connection)
         let known = Set(migrations.map(\.version))
         if let newest = applied.keys.max(), !known.contains(newest), newest > (known.max() ?? 0) {
             throw LedgerError(
-                .schemaTooNew, location: connection.location,
+                .schemaTooNew,
+                location: connection.location,
                 message: "the schema is at version \(newest), newer than this fleet-upload knows "
-                    + "(\(known.max() ?? 0)); upgrade fleet-upload")
+                    + "(\(known.max() ?? 0)); upgrade fleet-upload"
+            )
         }
         var done: [Migration] = []
         for migration in migrations.sorted(by: { $0.version < $1.version }) {
             if let checksum = applied[migration.version] {
                 guard checksum == migration.checksum else {
                     throw LedgerError(
-                        .migrationFailed, location: connection.location,
+                        .migrationFailed,
+                        location: connection.location,
                         message: "\(migration.fileName) was changed after it was applied (checksum differs); "
-                            + "add a new migration instead of editing an applied one")
+                            + "add a new migration instead of editing an applied one"
+                    )
                 }
                 continue
             }
@@ -78,12 +83,16 @@ package struct Migrator {
                         """
                         INSERT INTO schema_migrations (version, name, checksum)
                         VALUES (\(migration.version), \(migration.name), \(migration.checksum))
-                        """)
+                        """
+                    )
                 }
             } catch let error as LedgerError {
                 throw LedgerError(
-                    .migrationFailed, location: connection.location,
-                    message: "\(migration.fileName): \(error.message)", sqlState: error.sqlState)
+                    .migrationFailed,
+                    location: connection.location,
+                    message: "\(migration.fileName): \(error.message)",
+                    sqlState: error.sqlState
+                )
             }
             logger.info("applied migration", metadata: ["migration": "\(migration.fileName)"])
             done.append(migration)

@@ -1,5 +1,5 @@
-import Foundation
 internal import CLibPQ
+import Foundation
 
 /// One libpq connection, owned by one thread at a time (not Sendable).
 ///
@@ -87,7 +87,9 @@ package final class PGConnection {
         try check(
             statement.binds.withLibPQParameters { count, values, lengths, formats in
                 PQexecParams(handle, statement.sql, count, nil, values, lengths, formats, 0)
-            }, expecting: [PGRES_COPY_IN])
+            },
+            expecting: [PGRES_COPY_IN]
+        )
         let writer = PGCopyWriter(connection: self)
         do {
             try body(writer)
@@ -117,7 +119,8 @@ package final class PGConnection {
         let status = PQresultStatus(result)
         guard statuses.contains(status) else {
             let sqlState = PQresultErrorField(result, CLibPQ_DIAG_SQLSTATE).map { String(cString: $0) }
-            var message = PQresultErrorField(result, CLibPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
+            var message =
+                PQresultErrorField(result, CLibPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
                 ?? String(cString: PQresultErrorMessage(result)).collapsedToOneLine
             if message.isEmpty { message = String(cString: PQerrorMessage(handle)).collapsedToOneLine }
             if message.isEmpty { message = "unexpected result status \(String(cString: PQresStatus(status)))" }
@@ -263,7 +266,8 @@ extension Array where Element == PGBind {
 
 /// Two NULL-terminated arrays of C strings, alive while `body` runs (for `PQconnectdbParams`).
 private func withCStringArrays<R>(
-    _ first: [String], _ second: [String],
+    _ first: [String],
+    _ second: [String],
     _ body: (UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<UnsafePointer<CChar>?>) -> R
 ) -> R {
     let a = first.map { UnsafePointer(strdup($0)) } + [nil]

@@ -5,12 +5,19 @@
 /// - `**` any run including `/`; `**/` zero or more whole directories (`**/*.wav` matches `a.wav` and `x/y/a.wav`).
 /// - A pattern without `/` matches the file name at any depth (`*.wav`); one with `/` matches the whole
 ///   relative path (`raw/**/*.wav`); a leading `/` only anchors; a trailing `/` means everything below.
+///   Each `{…}` alternative counts as a pattern of its own: `{*.wav,raw/*.bag}` finds `.wav` files at any depth.
 ///
 /// Matching works on the name's bytes, so any file name can be matched, valid UTF-8 or not.
 package struct GlobPattern: Sendable, Equatable, CustomStringConvertible {
     package let description: String
-    private let alternatives: [[Token]]
-    private let matchesBaseName: Bool
+    private let alternatives: [Alternative]
+
+    /// One brace alternative, compiled.
+    private struct Alternative: Sendable, Equatable {
+        var tokens: [Token]
+        /// No `/` in it (and no leading `/` on the pattern): matched against the file name only.
+        var matchesBaseName: Bool
+    }
 
     private enum Token: Sendable, Equatable {
         case literal(UInt8)
@@ -27,22 +34,24 @@ package struct GlobPattern: Sendable, Equatable, CustomStringConvertible {
         guard !pattern.isEmpty else { throw GlobError(pattern: pattern, "empty pattern") }
         var text = pattern
         if text.hasSuffix("/") { text += "**" }
-        matchesBaseName = !text.contains("/")
-        if text.hasPrefix("/") { text.removeFirst() }
+        let anchored = text.hasPrefix("/")
+        if anchored { text.removeFirst() }
         alternatives = try GlobPattern.expandBraces(Array(text.utf8), pattern: pattern).map {
-            pieces throws(GlobError) in try GlobPattern.tokenize(pieces, pattern: pattern)
+            pieces throws(GlobError) in
+            Alternative(
+                tokens: try GlobPattern.tokenize(pieces, pattern: pattern),
+                matchesBaseName: !anchored && !pieces.contains(GlobPattern.slash)
+            )
         }
     }
 
     /// Whether the relative path (bytes, `/`-separated) matches.
     package func matches(_ relativePath: some Collection<UInt8>) -> Bool {
         let path = Array(relativePath)
-        var subject = path[...]
-        if matchesBaseName, let slash = path.lastIndex(of: UInt8(ascii: "/")) {
-            subject = path[(slash + 1)...]
+        let baseName = path.lastIndex(of: GlobPattern.slash).map { path[($0 + 1)...] } ?? path[...]
+        return alternatives.contains { alternative in
+            GlobPattern.match(alternative.tokens[...], alternative.matchesBaseName ? baseName : path[...])
         }
-        let bytes = Array(subject)
-        return alternatives.contains { GlobPattern.match($0[...], bytes[...]) }
     }
 
     // MARK: - Compiling
@@ -188,18 +197,19 @@ package struct GlobPattern: Sendable, Equatable, CustomStringConvertible {
                 guard ranges.contains(where: { $0.contains(value) }) != negated else { return false }
                 subject = subject.dropFirst(length)
             case .star:
+                // Stars step over whole characters, so what follows never starts inside one.
                 var rest = subject
                 while true {
                     if match(tokens, rest) { return true }
                     guard let first = rest.first, first != slash else { return false }
-                    rest = rest.dropFirst()
+                    rest = rest.dropFirst(scalarLength(rest))
                 }
             case .globstar:
                 var rest = subject
                 while true {
                     if match(tokens, rest) { return true }
                     guard !rest.isEmpty else { return false }
-                    rest = rest.dropFirst()
+                    rest = rest.dropFirst(scalarLength(rest))
                 }
             case .globstarDirectories:
                 if match(tokens, subject) { return true }

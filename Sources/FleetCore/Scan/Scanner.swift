@@ -212,16 +212,22 @@ package struct Scanner: Sendable {
         "-o", "(", "-type", "l", "-printf", "l0 0 %P\\0", ")",
     ]
 
-    private static let findExecutable = ["/usr/bin/find", "/bin/find"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    } ?? "/usr/bin/find"
+    private static let findExecutable =
+        ["/usr/bin/find", "/bin/find"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } ?? "/usr/bin/find"
 
     private func handle(
-        _ record: ArraySlice<UInt8>, now: Timestamp, counts: inout ScanCounts, progress: (ScanCounts) -> Void,
+        _ record: ArraySlice<UInt8>,
+        now: Timestamp,
+        counts: inout ScanCounts,
+        progress: (ScanCounts) -> Void,
         accept: (ScannedFile) throws -> Void
     ) throws {
         guard let file = Scanner.parse(record) else {
-            throw ScanError(description: "unexpected output from find: \(String(decoding: record.prefix(80), as: UTF8.self))")
+            throw ScanError(
+                description: "unexpected output from find: \(String(decoding: record.prefix(80), as: UTF8.self))"
+            )
         }
         switch record.first {
         case UInt8(ascii: "l"):

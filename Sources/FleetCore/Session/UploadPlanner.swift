@@ -22,7 +22,11 @@ package struct UploadPlanner {
     /// - Parameters:
     ///   - progress: called every 10,000 files found, with the source's name and totals so far.
     /// - Throws: `ConfigError` for a source directory that does not exist; `LedgerError`; `ScanError`.
-    package func plan(ledger: Ledger, now: Timestamp = .now(), progress: (String, ScanCounts) -> Void = { _, _ in })
+    package func plan(
+        ledger: Ledger,
+        now: Timestamp = .now(),
+        progress: (String, ScanCounts) -> Void = { _, _ in }
+    )
         throws -> UploadPlan
     {
         let started = Date()
@@ -30,11 +34,18 @@ package struct UploadPlanner {
         let sources = config.effectiveSources
         let threshold = config.multipartThresholdBytes
         var plan = UploadPlan(
-            project: config.project.name, device: config.effectiveDevice, configHash: config.hash,
-            ledger: ledger.location, schemaVersion: try ledger.schemaVersion(), bucket: mapper.bucket,
-            prefix: config.effectivePrefix, region: config.effectiveRegion, endpoint: config.s3.endpoint,
+            project: config.project.name,
+            device: config.effectiveDevice,
+            configHash: config.hash,
+            ledger: ledger.location,
+            schemaVersion: try ledger.schemaVersion(),
+            bucket: mapper.bucket,
+            prefix: config.effectivePrefix,
+            region: config.effectiveRegion,
+            endpoint: config.s3.endpoint,
             keyTemplate: mapper.template.description,
-            sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) })
+            sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) }
+        )
         plan.multipartThresholdBytes = threshold
         plan.workers = config.effectiveWorkers
 
@@ -45,14 +56,19 @@ package struct UploadPlanner {
 
         let connection = ledger.connection
         try connection.executeScript(
-            "CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz)")
+            "CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz)"
+        )
         defer { try? connection.executeScript("DROP TABLE IF EXISTS plan_files") }
 
         let scanStarted = Date()
         try connection.copyIn("COPY plan_files (bucket, s3_key, size_bytes, mtime) FROM STDIN") { rows in
             for source in sources {
                 let name = source.name ?? ""
-                let scanner = Scanner(root: source.path, rules: rules(for: source), followSymlinks: config.followSymlinks)
+                let scanner = Scanner(
+                    root: source.path,
+                    rules: rules(for: source),
+                    followSymlinks: config.followSymlinks
+                )
                 let counts = try scanner.run(
                     now: now,
                     problems: { problem in
@@ -74,7 +90,8 @@ package struct UploadPlanner {
                         return
                     }
                     try rows.row([
-                        .text(placement.bucket), .text(placement.key), .text(String(file.size)), .text(file.mtime.iso8601),
+                        .text(placement.bucket), .text(placement.key), .text(String(file.size)),
+                        .text(file.mtime.iso8601),
                     ])
                     plan.toUploadFiles += 1
                     plan.toUploadBytes += file.size
@@ -89,7 +106,8 @@ package struct UploadPlanner {
         plan.scanSeconds = Date().timeIntervalSince(scanStarted)
 
         let duplicates = try connection.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM plan_files GROUP BY bucket, s3_key HAVING count(*) > 1) AS d")
+            "SELECT count(*) FROM (SELECT 1 FROM plan_files GROUP BY bucket, s3_key HAVING count(*) > 1) AS d"
+        )
         plan.duplicateKeys = duplicates.int(0, 0) ?? 0
 
         if let project = try ledger.project(named: config.project.name) {
@@ -100,7 +118,8 @@ package struct UploadPlanner {
                 JOIN stored_objects AS o
                   ON o.project_id = \(project.id) AND o.bucket = p.bucket AND o.s3_key = p.s3_key
                  AND o.size_bytes = p.size_bytes AND o.mtime = p.mtime
-                """)
+                """
+            )
             plan.alreadyUploadedFiles = stored.int(0, 0) ?? 0
             plan.alreadyUploadedBytes = stored.int64(0, 1) ?? 0
             plan.toUploadFiles -= plan.alreadyUploadedFiles
@@ -113,7 +132,8 @@ package struct UploadPlanner {
             metadata: [
                 "files.found": "\(plan.scan.found)", "files.to_upload": "\(plan.toUploadFiles)",
                 "files.already_uploaded": "\(plan.alreadyUploadedFiles)",
-            ])
+            ]
+        )
         return plan
     }
 
@@ -122,8 +142,10 @@ package struct UploadPlanner {
         let include = ((source.include ?? []) + (config.scan?.include ?? [])).compactMap { try? GlobPattern($0) }
         let exclude = ((source.exclude ?? []) + (config.scan?.exclude ?? [])).compactMap { try? GlobPattern($0) }
         return ScanRules(
-            filter: GlobFilter(include: include, exclude: exclude), minAgeSeconds: config.minAgeSeconds,
-            maxAgeDays: config.maxAgeDays)
+            filter: GlobFilter(include: include, exclude: exclude),
+            minAgeSeconds: config.minAgeSeconds,
+            maxAgeDays: config.maxAgeDays
+        )
     }
 }
 

@@ -7,12 +7,19 @@ package enum Formatting {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var value = Double(count)
         var unit = 0
-        while abs(value) >= 1024, unit < units.count - 1 {
+        // Past 1023.5 a unit would print as "1024", so the next unit takes over there.
+        while abs(value) >= (unit == 0 ? 1024 : 1023.5), unit < units.count - 1 {
             value /= 1024
             unit += 1
         }
         if unit == 0 { return "\(count) B" }
-        return String(format: value >= 100 ? "%.0f %@" : value >= 10 ? "%.1f %@" : "%.2f %@", value, units[unit])
+        // The thresholds are where the rounded text gains a digit, so 99.99 prints as "100", not "100.0".
+        let magnitude = abs(value)
+        return String(
+            format: magnitude >= 99.95 ? "%.0f %@" : magnitude >= 9.995 ? "%.1f %@" : "%.2f %@",
+            value,
+            units[unit]
+        )
     }
 
     /// `300,000`.
@@ -28,7 +35,7 @@ package enum Formatting {
 
     /// `2.4 s`, `3 min 05 s`, `1 h 02 min`.
     package static func duration(_ seconds: Double) -> String {
-        if seconds < 60 { return String(format: "%.1f s", seconds) }
+        if seconds < 59.95 { return String(format: "%.1f s", seconds) }
         let whole = Int(seconds.rounded())
         if whole < 3600 { return String(format: "%d min %02d s", whole / 60, whole % 60) }
         return String(format: "%d h %02d min", whole / 3600, whole % 3600 / 60)

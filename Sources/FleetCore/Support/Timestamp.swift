@@ -40,7 +40,7 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
     package func calendarDate(offsetSeconds: Int) -> String { civil(offsetSeconds: offsetSeconds).date }
 
     /// Parses PostgreSQL's text output for `timestamptz` (`2026-11-23 14:05:09.123456+00`, the fraction and the
-    /// minutes of the offset optional).
+    /// minutes of the offset optional; seconds too, as in `+05:53:28` for a zone's local mean time).
     package init?(postgres text: String) {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int64? {
@@ -52,7 +52,9 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
             }
             return value
         }
-        guard bytes.count >= 19, let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+        func byte(_ index: Int, is characters: String) -> Bool { characters.utf8.contains(bytes[index]) }
+        guard bytes.count >= 19, byte(4, is: "-"), byte(7, is: "-"), byte(10, is: " T"), byte(13, is: ":"),
+            byte(16, is: ":"), let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
             let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
         var index = 19
@@ -69,13 +71,17 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
         }
         var offset: Int64 = 0
         if index < bytes.count {
+            guard byte(index, is: "+-"), let hours = number(index + 1..<index + 3) else { return nil }
             let sign: Int64 = bytes[index] == UInt8(ascii: "-") ? -1 : 1
-            guard let hours = number(index + 1..<index + 3) else { return nil }
-            var minutes: Int64 = 0
-            if index + 3 < bytes.count, bytes[index + 3] == UInt8(ascii: ":") {
-                minutes = number(index + 4..<index + 6) ?? 0
+            offset = hours * 3600
+            index += 3
+            for unit: Int64 in [60, 1] where index < bytes.count {
+                guard byte(index, is: ":"), let value = number(index + 1..<index + 3) else { return nil }
+                offset += value * unit
+                index += 3
             }
-            offset = sign * (hours * 3600 + minutes * 60)
+            guard index == bytes.count else { return nil }
+            offset *= sign
         }
         let days = Timestamp.daysFromCivil(year: year, month: month, day: day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
@@ -90,7 +96,8 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
         let secondOfDay = local.floorMod(86_400)
         let (y, m, d) = Timestamp.civilFromDays(days)
         let date = String(y).leftPadded(to: 4) + "-" + String(m).leftPadded(to: 2) + "-" + String(d).leftPadded(to: 2)
-        let time = String(secondOfDay / 3600).leftPadded(to: 2) + ":" + String(secondOfDay % 3600 / 60).leftPadded(to: 2)
+        let time =
+            String(secondOfDay / 3600).leftPadded(to: 2) + ":" + String(secondOfDay % 3600 / 60).leftPadded(to: 2)
             + ":" + String(secondOfDay % 60).leftPadded(to: 2)
         return (date, time)
     }

@@ -1,0 +1,172 @@
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetCore
+
+/// The acceptance checks of `upload`, run as a user would run the binary.
+struct UploadCLITests {
+    static let validJSON = """
+        {
+          "project": { "name": "cli-test" },
+          "s3": { "bucket": "cli-bucket", "prefix": "p" },
+          "source": { "path": "data" },
+          "upload": { "workers": 4 }
+        }
+        """
+
+    static let unknownKeyJSON = validJSON.replacingOccurrences(of: "\"workers\"", with: "\"wokers\"")
+    static let outOfRangeJSON = validJSON.replacingOccurrences(of: "\"workers\": 4", with: "\"workers\": 0")
+    static let badConfigurations: [(file: String, content: String, expected: String)] = [
+        ("bad.json", "{\n  \"project\": { \"name\": \"x\" },\n  \"s3\": \n}", "bad.json: invalid JSON"),
+        ("bad.yaml", "project:\n  name: x\n s3: [unclosed\n", "bad.yaml: invalid YAML"),
+        ("unknown.json", unknownKeyJSON, "unknown.json: upload.wokers: unknown key"),
+        ("range.json", outOfRangeJSON, "range.json: upload.workers: must be 1…256, got 0"),
+        (
+            "type.yaml",
+            "project: {name: x}\ns3: {bucket: cli-bucket}\nsource: {path: data}\nupload: {workers: many}\n",
+            "type.yaml: upload.workers: expected a whole number, got \"many\""
+        ),
+    ]
+
+    @Test(arguments: badConfigurations)
+    func badConfigurationExitsTwoWithOneLineNamingTheKey(file: String, content: String, expected: String) throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write(file, content)
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run"])
+
+        #expect(result.status == 2)
+        #expect(result.reason.hasPrefix("upload: \(scratch.url.path)/\(expected)"), "got: \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "more than one line: \(result.stderr)")
+    }
+
+    @Test func environmentOverrideIsNamedInTheError() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", path, "--dry-run"],
+            environment: ["FLEET_UPLOAD_WORKERS": "500"]
+        )
+
+        #expect(result.status == 2)
+        #expect(result.reason.hasSuffix("upload.workers (from FLEET_UPLOAD_WORKERS): must be 1…256, got 500"))
+    }
+
+    @Test func flagBeatsEnvironmentWhichBeatsTheFile() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+        try scratch.write("data/a.wav", "x")
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", path, "--dry-run", "--json", "--workers", "7", "--database", database.url],
+            environment: ["FLEET_UPLOAD_WORKERS": "9", "FLEET_S3_PREFIX": "from-env"]
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let plan = try JSONDecoder.snakeCase.decode(UploadPlan.self, from: Data(result.stdout.utf8))
+        #expect(plan.workers == 7)
+        #expect(plan.samples.map(\.key) == ["from-env/a.wav"])
+    }
+
+    @Test func unreachableDatabaseExitsThreeNamingWhereItTried() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+        try scratch.write("data/a.wav", "x")
+        let port = try unusedPort()
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", path, "--dry-run"],
+            environment: ["DATABASE_URL": "postgresql://fleet:hunter2@127.0.0.1:\(port)/fleet"]
+        )
+
+        #expect(result.status == 3)
+        #expect(result.reason.contains("cannot connect to the ledger at 127.0.0.1:\(port)/fleet"), "\(result.stderr)")
+        #expect(!result.stderr.contains("hunter2"))
+    }
+
+    @Test func dryRunPrintsThePlanAndRecordsNothing() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+        for index in 0..<25 {
+            try scratch.write("data/d\(index % 3)/f\(index).wav", String(repeating: "x", count: index))
+        }
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run", "--database", database.url])
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("to upload         25 files, 300 B"))
+        #expect(result.stdout.contains("→ s3://cli-bucket/p/d"))
+        let rows = try database.connect().execute(
+            "SELECT (SELECT count(*) FROM projects) + (SELECT count(*) FROM sync_sessions)"
+        )
+        #expect(rows.int(0, 0) == 0)
+    }
+
+    @Test func uploadingWithoutDryRunIsRefusedUntilItExists() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run("upload", ["--config", path])
+
+        #expect(result.status == 2)
+        #expect(result.reason.contains("--dry-run"))
+    }
+
+    @Test func unknownFlagExitsTwo() throws {
+        let result = try CLI.run("upload", ["--bogus"])
+        #expect(result.status == 2)
+        #expect(result.reason.contains("--bogus"))
+    }
+
+    @Test func unreadableDirectoryIsReportedAndTheRestIsPlanned() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+        try scratch.write("data/open/a.wav", "a")
+        try scratch.write("data/closed/b.wav", "b")
+        let closed = scratch.url.appendingPathComponent("data/closed").path
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: closed)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: closed) }
+        // Root reads everything, so the scan runs as an ordinary user.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.url.path)
+        let user: String? = getuid() == 0 ? "nobody" : nil
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", path, "--dry-run", "--json", "--database", database.url],
+            asUser: user
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let plan = try JSONDecoder.snakeCase.decode(UploadPlan.self, from: Data(result.stdout.utf8))
+        #expect(plan.toUploadFiles == 1)
+        #expect(plan.scan.problems == 1)
+        #expect(plan.scanProblems.first?.contains("closed': Permission denied") == true)
+        #expect(result.stderr.contains("unreadable directory"))
+    }
+}
+
+extension JSONDecoder {
+    static var snakeCase: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}
