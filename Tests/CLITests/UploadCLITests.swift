@@ -128,7 +128,7 @@ struct UploadCLITests {
     }
 
     @Test func unknownFlagExitsTwo() throws {
-        let result = try CLI.run("upload", ["--bogus"])
+        let result = try CLI.run("upload", ["--config", "x.json", "--bogus"])
         #expect(result.status == 2)
         #expect(result.reason.contains("--bogus"))
     }

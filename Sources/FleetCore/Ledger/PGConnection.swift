@@ -37,6 +37,8 @@ package final class PGConnection {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         self.handle = connection
         self.location = location
+        // Timestamps are exchanged as text: fix the form and zone whatever the server's defaults are.
+        try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'")
     }
 
     deinit { PQfinish(handle) }

@@ -77,7 +77,7 @@ package struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
             kind = .unreadableDirectory
         } else if line.hasSuffix("No such file or directory") {
             kind = .vanished
-        } else if line.contains("loop") {
+        } else if line.contains("loop") || line.hasSuffix("Too many levels of symbolic links") {
             kind = .symlinkLoop
         } else {
             kind = .other
@@ -273,11 +273,13 @@ package struct Scanner: Sendable {
         var seconds: Int64 = 0
         var micros: Int64 = 0
         var fractionDigits = -1
+        var digits = 0
         for byte in text {
             switch byte {
             case UInt8(ascii: "-") where seconds == 0 && fractionDigits < 0: negative = true
             case UInt8(ascii: "."): fractionDigits = 0
             case 48...57:
+                digits += 1
                 let digit = Int64(byte - 48)
                 if fractionDigits < 0 {
                     seconds = seconds * 10 + digit
@@ -288,6 +290,7 @@ package struct Scanner: Sendable {
             default: return nil
             }
         }
+        guard digits > 0 else { return nil }
         if fractionDigits >= 0 && fractionDigits < 6 { for _ in fractionDigits..<6 { micros *= 10 } }
         let total = seconds * 1_000_000 + micros
         return Timestamp(microseconds: negative ? -total : total)
