@@ -37,6 +37,20 @@ package final class SHA256 {
         return hash.finalize().hexString
     }
 
+    /// HMAC-SHA256 of `message` under `key`. The corresponding OpenSSL function is `HMAC`.
+    package static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        key.withUnsafeBufferPointer { keyBuffer in
+            message.withUnsafeBufferPointer { messageBuffer in
+                _ = HMAC(
+                    EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count), messageBuffer.baseAddress,
+                    messageBuffer.count, &out, &length)
+            }
+        }
+        return out
+    }
+
     /// The OpenSSL library's version text, for `--version`.
     package static var libraryVersion: String { String(cString: OpenSSL_version(OPENSSL_VERSION)) }
 }
