@@ -48,6 +48,7 @@ extension FleetCommand {
             exit(withError: error)
         }
         var runnable = command
+        Curl.globalInit()  // before any worker thread starts
         do {
             try runnable.run()
         } catch let error as ExitCode {

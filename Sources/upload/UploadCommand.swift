@@ -16,6 +16,10 @@ struct UploadCommand: FleetCommand {
             --dry-run scans, maps every file to its key, compares with the ledger and prints the plan. It
             uploads nothing and records nothing (it does apply pending schema migrations).
 
+            --check verifies that the configuration can work: ledger, endpoint, credentials (and where they
+            came from), identity (STS on AWS), and HeadBucket on every destination bucket. It exits 0 only
+            when everything passes.
+
             Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
             unusable (database, credentials, bucket).
             """,
@@ -28,12 +32,24 @@ struct UploadCommand: FleetCommand {
     @Flag(help: "Print the plan; upload and record nothing.")
     var dryRun = false
 
+    @Flag(help: "Check ledger, credentials and buckets; upload nothing.")
+    var check = false
+
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
     func run() throws {
         let logger = LoggingBootstrap.logger(label: "fleet.upload", level: common.logLevel)
         let config = try configOptions.load()
+        if check {
+            let items = Preflight(config: config, databaseURL: common.databaseURL, logger: logger).run()
+            print(json ? CheckReport.json(items) : CheckReport.text(items))
+            if let failure = CheckReport.failure(items) {
+                standardError("upload: \(failure)")
+                throw ExitCode(ExitStatus.environment.rawValue)
+            }
+            return
+        }
         guard dryRun else {
             throw UsageError("this build only plans: uploading to S3 is not implemented yet; run with --dry-run")
         }

@@ -23,7 +23,8 @@ package struct ConfigOverride: Sendable, Equatable {
 package enum ConfigLoader {
     /// The keys that can be overridden from the environment (and their variables).
     package static let overridableKeys = [
-        "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "keys.template",
+        "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
+        "keys.template",
         "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
         "upload.multipart_threshold_mb", "upload.part_size_mb",
     ]

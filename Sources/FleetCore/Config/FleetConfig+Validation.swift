@@ -33,6 +33,12 @@ extension FleetConfig {
             }
         }
 
+        if let profile = s3.profile,
+            profile.isEmpty || profile.contains(where: { $0 == "[" || $0 == "]" || $0.isNewline })
+        {
+            problem("s3.profile", "must be a profile name as in ~/.aws/credentials, got '\(profile)'")
+        }
+
         // Sources
         switch (source, sources) {
         case (nil, nil): problem("source", "is required (or list several under sources)")

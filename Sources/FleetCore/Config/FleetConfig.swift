@@ -51,8 +51,14 @@ package struct S3Settings: Codable, Sendable, Equatable {
     package var prefix: String?
     /// Default `us-east-1`. `cn-north-1` and `cn-northwest-1` are AWS China.
     package var region: String?
-    /// An S3-compatible endpoint such as `http://127.0.0.1:8333`; default: AWS's endpoint for the region.
+    /// An S3-compatible endpoint such as `http://127.0.0.1:8333`; default: `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL`, else AWS's endpoint for the region.
     package var endpoint: String?
+    /// Address buckets as `endpoint/bucket/key`; default: true for custom endpoints, false on AWS (where
+    /// buckets whose names are not DNS-safe still use it).
+    package var pathStyle: Bool?
+    /// The profile of the shared AWS files to take credentials from; it then comes before the environment.
+    package var profile: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {

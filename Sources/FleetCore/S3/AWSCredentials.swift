@@ -14,7 +14,10 @@ package struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
     package var source: String
 
     package init(
-        accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil,
+        accessKeyID: String,
+        secretAccessKey: String,
+        sessionToken: String? = nil,
+        expiration: Date? = nil,
         source: String
     ) {
         self.accessKeyID = accessKeyID

@@ -1,0 +1,217 @@
+internal import CCurl
+import Foundation
+
+/// Process-wide libcurl setup.
+package enum Curl {
+    private static let initialised: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
+
+    /// Runs `curl_global_init` once. Call it from `main` before any worker starts; later calls do nothing.
+    package static func globalInit() { _ = initialised }
+}
+
+/// One libcurl easy handle, reused request after request by one thread (not Sendable).
+///
+/// Reuse keeps live connections and the DNS cache (`curl_easy_reset` clears options only). The
+/// corresponding libcurl object is `CURL`; `deinit` calls `curl_easy_cleanup`.
+package final class CurlEasy {
+    private let handle: UnsafeMutableRawPointer
+
+    /// Bodies above this many bytes are cut (S3 error and listing documents are far smaller).
+    package var maximumResponseBytes = 64 * 1024 * 1024
+
+    package init() throws(HTTPError) {
+        Curl.globalInit()
+        guard let handle = curl_easy_init() else {
+            throw HTTPError(kind: .invalidRequest, message: "curl_easy_init failed", curlCode: -1)
+        }
+        self.handle = handle
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Sends `request` and waits for the whole response. The corresponding libcurl function is
+    /// `curl_easy_perform`.
+    ///
+    /// - Throws: `HTTPError` when no HTTP response arrived; an HTTP error status is a response, not a throw.
+    package func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
+        let context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
+        context.onBytesSent = request.onBytesSent
+        curl_easy_reset(handle)
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        // curl adds `Expect: 100-continue` to large PUTs and waits up to a second for an answer many S3
+        // servers never send; the empty value removes it.
+        for (name, value) in request.headers + [("Expect", "")] {
+            headerList = curl_slist_append(headerList, value.isEmpty ? "\(name):" : "\(name): \(value)")
+        }
+
+        let code: CURLcode = withExtendedLifetime(context) {
+            let userData = Unmanaged.passUnretained(context).toOpaque()
+            var ok = true
+            func set(_ option: CURLoption, _ value: Int) {
+                ok = ok && ccurl_easy_setopt_long(handle, option, value) == CURLE_OK
+            }
+            func set(_ option: CURLoption, pointer: UnsafeRawPointer?) {
+                ok = ok && ccurl_easy_setopt_ptr(handle, option, pointer) == CURLE_OK
+            }
+            request.url.withCString { url in set(CURLOPT_URL, pointer: url) }  // libcurl copies strings
+            set(CURLOPT_NOSIGNAL, 1)
+            set(CURLOPT_TCP_KEEPALIVE, 1)
+            set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
+            set(CURLOPT_LOW_SPEED_LIMIT, request.timeouts.stallBytesPerSecond)
+            set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)
+            set(CURLOPT_TIMEOUT_MS, Int(request.timeouts.totalSeconds * 1000))
+            set(CURLOPT_HTTPHEADER, pointer: UnsafeRawPointer(headerList))
+            set(CURLOPT_ERRORBUFFER, pointer: context.errorBuffer)
+            ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, curlWrite) == CURLE_OK
+            set(CURLOPT_WRITEDATA, pointer: userData)
+            ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, curlHeader) == CURLE_OK
+            set(CURLOPT_HEADERDATA, pointer: userData)
+
+            switch request.method {
+            case "GET": break
+            case "HEAD": set(CURLOPT_NOBODY, 1)
+            case "PUT":
+                set(CURLOPT_UPLOAD, 1)
+                ok =
+                    ok
+                    && ccurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, Int(request.body.length)) == CURLE_OK
+            case "POST":
+                set(CURLOPT_POST, 1)
+                ok =
+                    ok
+                    && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, Int(request.body.length))
+                        == CURLE_OK
+            default:
+                request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
+            }
+            if request.method == "PUT" || request.method == "POST" {
+                ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
+                set(CURLOPT_READDATA, pointer: userData)
+            }
+            guard ok else { return CURLE_BAD_FUNCTION_ARGUMENT }
+            return curl_easy_perform(handle)
+        }
+
+        if let readError = context.readError {
+            throw HTTPError(kind: .bodyRead, message: readError, curlCode: Int(code.rawValue))
+        }
+        guard code == CURLE_OK else { throw HTTPError(code: code, detail: context.errorText) }
+        var status = 0
+        _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: context.headers, body: context.response)
+    }
+
+    /// The libcurl version, for `--version`.
+    package static var version: String {
+        ccurl_version_info_now().pointee.version.map { String(cString: $0) } ?? "?"
+    }
+}
+
+// MARK: - Transfer state and callbacks
+
+/// State one transfer's callbacks share; lives until `curl_easy_perform` returns.
+private final class TransferContext {
+    let body: HTTPBody
+    var sent: Int64 = 0
+    var onBytesSent: ((Int64) -> Void)?
+    var readError: String?
+    var response: [UInt8] = []
+    let maximumResponseBytes: Int
+    var headers: [(name: String, value: String)] = []
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+
+    init(body: HTTPBody, maximumResponseBytes: Int) {
+        self.body = body
+        self.maximumResponseBytes = maximumResponseBytes
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit { errorBuffer.deallocate() }
+
+    var errorText: String { String(cString: errorBuffer) }
+
+    /// Fills `buffer` with the next body bytes; returns the count, 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        let remaining = body.length - sent
+        guard remaining > 0 else { return 0 }
+        let count = Int(min(Int64(buffer.count), remaining))
+        switch body {
+        case .none: return 0
+        case .bytes(let bytes):
+            bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(sent), byteCount: count)
+            }
+        case .file(let region):
+            let got = pread(region.descriptor, buffer.baseAddress, count, off_t(region.offset + sent))
+            if got < 0 {
+                readError = "reading the file failed: \(String(cString: strerror(errno)))"
+                return nil
+            }
+            if got == 0 {
+                readError = "the file ended \(body.length - sent) bytes early (it shrank while being sent)"
+                return nil
+            }
+            sent += Int64(got)
+            onBytesSent?(sent)
+            return got
+        }
+        sent += Int64(count)
+        onBytesSent?(sent)
+        return count
+    }
+}
+
+private let curlWrite: ccurl_data_callback = { pointer, size, count, userData in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    if context.response.count + length <= context.maximumResponseBytes, let pointer {
+        context.response.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+    return length
+}
+
+private let curlHeader: ccurl_data_callback = { pointer, size, count, userData in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    let length = size * count
+    guard let pointer else { return length }
+    let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        context.headers.removeAll()  // a new status line (after 100 Continue or a redirect) starts over
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        context.headers.append((name, value))
+    }
+    return length
+}
+
+private let curlRead: ccurl_data_callback = { pointer, size, count, userData in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    guard let pointer else { return 0 }
+    guard let got = context.read(into: UnsafeMutableRawBufferPointer(start: pointer, count: size * count)) else {
+        return Int(CURL_READFUNC_ABORT)
+    }
+    return got
+}
+
+extension HTTPError {
+    fileprivate init(code: CURLcode, detail: String) {
+        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        let kind: Kind
+        switch code {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .dns
+        case CURLE_COULDNT_CONNECT: kind = .connect
+        case CURLE_OPERATION_TIMEDOUT: kind = text.contains("too slow") ? .stalled : .timeout
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
+            CURLE_HTTP2_STREAM:
+            kind = .network
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+            CURLE_SSL_CACERT_BADFILE:
+            kind = .tls
+        case CURLE_READ_ERROR, CURLE_ABORTED_BY_CALLBACK: kind = .bodyRead
+        default: kind = .invalidRequest
+        }
+        self.init(kind: kind, message: text, curlCode: Int(code.rawValue))
+    }
+}

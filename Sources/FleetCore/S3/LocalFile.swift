@@ -1,0 +1,83 @@
+import Foundation
+
+/// A local file opened for upload: its descriptor, its size and mtime as `fstat` reports them, and
+/// SHA-256 over any region of it.
+///
+/// Owns the descriptor; `deinit` closes it.
+package final class LocalFile {
+    package let descriptor: Int32
+    /// For messages.
+    package let displayPath: String
+
+    /// What `fstat` says about the file, compared before and after reading to notice a file that changed.
+    package struct Status: Equatable, Sendable {
+        package var size: Int64
+        package var mtime: Timestamp
+    }
+
+    /// Opens `path` (the file system's bytes, so any name works) read-only.
+    ///
+    /// - Throws: `S3Error` `.fileMissing` or `.fileUnreadable`.
+    package init(pathBytes: [UInt8]) throws(S3Error) {
+        displayPath = KeyMapper.keyText(pathBytes)
+        let descriptor = (pathBytes + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+        }
+        guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            switch errno {
+            case ENOENT, ENOTDIR: throw S3Error(.fileMissing, "\(displayPath): file not found")
+            default: throw S3Error(.fileUnreadable, "\(displayPath): \(reason)")
+            }
+        }
+        self.descriptor = descriptor
+    }
+
+    package convenience init(path: String) throws(S3Error) { try self.init(pathBytes: Array(path.utf8)) }
+
+    deinit { close(descriptor) }
+
+    /// Size and modification time now. The corresponding C function is `fstat`.
+    package func status() throws(S3Error) -> Status {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw S3Error(.fileUnreadable, "\(displayPath): \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw S3Error(.fileUnreadable, "\(displayPath): not a regular file")
+        }
+        return Status(
+            size: Int64(info.st_size),
+            mtime: Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
+        )
+    }
+
+    /// SHA-256 of `length` bytes from `offset`, each also fed to `also` (the whole file's digest while
+    /// parts are hashed in order).
+    package func sha256(offset: Int64, length: Int64, also: SHA256? = nil) throws(S3Error) -> [UInt8] {
+        let digest = SHA256()
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        var done: Int64 = 0
+        while done < length {
+            let want = Int(min(Int64(chunk), length - done))
+            let got = pread(descriptor, buffer.baseAddress, want, off_t(offset + done))
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw S3Error(.fileUnreadable, "\(displayPath): \(String(cString: strerror(errno)))")
+            }
+            if got == 0 { throw S3Error(.fileChanged, "\(displayPath): shrank while it was read") }
+            let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            digest.update(slice)
+            also?.update(slice)
+            done += Int64(got)
+        }
+        return digest.finalize()
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Standard base64, as `x-amz-checksum-sha256` carries a digest.
+    package var base64: String { Data(self).base64EncodedString() }
+}

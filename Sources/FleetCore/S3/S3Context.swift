@@ -1,0 +1,43 @@
+import Foundation
+import Logging
+
+/// Everything workers need to build their own `S3Client`: the resolved endpoint and one shared credential
+/// provider (credentials are resolved once and refreshed before they expire).
+package struct S3Context: Sendable {
+    package var endpoint: S3Endpoint
+    package var credentials: CredentialProvider
+    package var chain: CredentialChain
+
+    /// Resolves region, endpoint and the credentials chain from the configuration and the environment.
+    ///
+    /// Region: `s3.region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the profile's region in the
+    /// shared config file, else `us-east-1`.
+    package init(
+        config: FleetConfig,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        homeDirectory: String = NSHomeDirectory()
+    ) throws(ConfigError) {
+        let metadata = InstanceMetadata(environment: environment)
+        chain = CredentialChain(
+            profile: config.s3.profile,
+            environment: environment,
+            homeDirectory: homeDirectory,
+            instanceRole: { try metadata.credentials() }
+        )
+        let region =
+            config.s3.region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"]
+            ?? chain.regionFromSharedConfig() ?? "us-east-1"
+        endpoint = try S3Endpoint.resolve(
+            region: region,
+            endpoint: config.s3.endpoint,
+            pathStyle: config.s3.pathStyle,
+            environment: environment
+        )
+        credentials = CredentialProvider(chain: chain)
+    }
+
+    /// A client for the calling thread.
+    package func client(logger: Logger, timeouts: HTTPTimeouts = HTTPTimeouts()) throws(S3Error) -> S3Client {
+        try S3Client(endpoint: endpoint, credentials: credentials, timeouts: timeouts, logger: logger)
+    }
+}

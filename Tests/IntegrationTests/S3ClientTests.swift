@@ -1,0 +1,225 @@
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetCore
+
+/// Every S3 operation against a real server that checks signatures and checksums.
+struct S3ClientTests {
+    @Test func uploadedFileReadsBackByteForByteWithItsChecksum() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("a.bin", size: 100_000)
+        let client = try s3.client()
+
+        let uploaded = try client.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: s3.prefix + "a.bin")
+
+        let bytes = try Data(contentsOf: path)
+        #expect(uploaded.sha256 == SHA256.hex(of: Array(bytes)))
+        #expect(uploaded.size == 100_000)
+        #expect(try client.getObject(bucket: s3.bucket, key: s3.prefix + "a.bin") == Array(bytes))
+        let info = try #require(try client.headObject(bucket: s3.bucket, key: s3.prefix + "a.bin"))
+        #expect(info.size == 100_000)
+        #expect(info.etag == uploaded.etag)
+        if let checksum = info.checksumSHA256 { #expect(checksum == sha256(bytes).base64) }
+    }
+
+    @Test(arguments: [
+        "with space.txt", "plus+sign.txt", "100%.txt", "hash#tag.txt", "question?.txt", "café/日本語/ファイル.txt",
+        "a & b = c;d,e'f\"g.txt", "tilde~and!bang*(paren).txt",
+        // With the test's 39-character prefix: a 1,000-character key.
+        String(repeating: "deep/", count: 190) + "end.txt-456",
+    ])
+    func awkwardKeysRoundTrip(name: String) throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("f", size: 37)
+        let client = try s3.client()
+        let key = s3.prefix + name
+
+        _ = try client.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: key)
+
+        #expect(try client.getObject(bucket: s3.bucket, key: key) == Array(try Data(contentsOf: path)))
+        #expect(try client.headObject(bucket: s3.bucket, key: key)?.size == 37)
+        let listed = try client.listObjects(bucket: s3.bucket, prefix: s3.prefix).objects.map(\.key)
+        #expect(listed == [key])
+    }
+
+    @Test func multipartUploadReassemblesThePartsExactly() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("big.bin", size: 12 * 1024 * 1024 + 123)
+        let client = try s3.client()
+        let key = s3.prefix + "big.bin"
+
+        let uploaded = try client.uploadFile(
+            LocalFile(path: path.path),
+            bucket: s3.bucket,
+            key: key,
+            multipartThreshold: 5 << 20,
+            partSize: 5 << 20
+        )
+
+        let bytes = try Data(contentsOf: path)
+        #expect(uploaded.partCount == 3)
+        #expect(uploaded.sha256 == SHA256.hex(of: Array(bytes)))
+        #expect(try client.headObject(bucket: s3.bucket, key: key)?.size == Int64(bytes.count))
+        #expect(try client.getObject(bucket: s3.bucket, key: key) == Array(bytes))
+    }
+
+    @Test func listPartsShowsFinishedPartsAndAbortLeavesNothing() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("parts.bin", size: 6 << 20)
+        let client = try s3.client()
+        let key = s3.prefix + "parts.bin"
+        let file = try LocalFile(path: path.path)
+
+        let uploadID = try client.createMultipartUpload(bucket: s3.bucket, key: key)
+        let digest = try file.sha256(offset: 0, length: 5 << 20)
+        let part = try client.uploadPart(
+            bucket: s3.bucket,
+            key: key,
+            uploadID: uploadID,
+            partNumber: 1,
+            region: FileRegion(descriptor: file.descriptor, offset: 0, length: 5 << 20),
+            sha256: digest
+        )
+        let listed = try client.listParts(bucket: s3.bucket, key: key, uploadID: uploadID)
+        #expect(listed.map(\.partNumber) == [1])
+        #expect(listed.first?.etag == part.etag)
+        #expect(listed.first?.size == 5 << 20)
+
+        try client.abortMultipartUpload(bucket: s3.bucket, key: key, uploadID: uploadID)
+
+        #expect(try client.headObject(bucket: s3.bucket, key: key) == nil)
+        #expect(throws: S3Error.self) { try client.listParts(bucket: s3.bucket, key: key, uploadID: uploadID) }
+    }
+
+    @Test func listingPagesThroughMoreThanAThousandKeys() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("tiny", size: 1)
+        let client = try s3.client()
+        let file = try LocalFile(path: path.path)
+        let keys = (0..<1005).map { s3.prefix + String(format: "k%04d", $0) }
+        for key in keys { _ = try client.uploadFile(file, bucket: s3.bucket, key: key) }
+
+        var pages = 0
+        var seen: [String] = []
+        try client.listAllObjects(bucket: s3.bucket, prefix: s3.prefix) { objects in
+            pages += 1
+            seen += objects.map(\.key)
+        }
+
+        #expect(pages == 2)
+        #expect(seen == keys)
+    }
+
+    @Test func keyLongerThanS3AllowsIsRefusedPermanently() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("f", size: 1)
+        let key = s3.prefix + String(repeating: "x", count: 1025 - s3.prefix.utf8.count)
+
+        let error = try #require(throws: S3Error.self) {
+            try s3.client().uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: key)
+        }
+        #expect(error.kind == .invalidRequest)
+        #expect(error.awsCode == "KeyTooLongError")
+        #expect(!error.isTransient)
+    }
+
+    @Test func missingObjectIsNilAndMissingBucketIsNoSuchBucket() throws {
+        let s3 = try TestS3()
+        let client = try s3.client()
+
+        #expect(try client.headObject(bucket: s3.bucket, key: s3.prefix + "absent") == nil)
+        let error = try #require(throws: S3Error.self) { try client.headBucket("fleet-no-such-bucket") }
+        #expect(error.kind == .noSuchBucket)
+        #expect(!error.isTransient)
+    }
+
+    @Test func wrongSecretIsASignatureMismatchAndNothingIsStored() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("x", size: 10)
+        let wrong = try s3.client(secretAccessKey: "not-the-secret-key-at-all-0000000000000")
+
+        let error = try #require(throws: S3Error.self) {
+            try wrong.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: s3.prefix + "x")
+        }
+        #expect(error.kind == .signatureMismatch)
+        #expect(error.httpStatus == 403)
+        #expect(!error.description.contains("not-the-secret"))
+        #expect(try s3.client().headObject(bucket: s3.bucket, key: s3.prefix + "x") == nil)
+    }
+
+    @Test func unknownAccessKeyIsInvalidCredentials() throws {
+        let s3 = try TestS3()
+        let error = try #require(throws: S3Error.self) {
+            try s3.client(accessKeyID: "AKIANOSUCHKEY0000000").headBucket(s3.bucket)
+        }
+        #expect(error.kind == .invalidCredentials || error.kind == .accessDenied)
+        #expect(!error.isTransient)
+    }
+
+    @Test func closedPortIsATransientNetworkError() throws {
+        let s3 = try TestS3()
+        let port = try unusedPort()
+        let error = try #require(throws: S3Error.self) {
+            try s3.client(endpoint: "http://127.0.0.1:\(port)").headBucket(s3.bucket)
+        }
+        #expect(error.kind == .network)
+        #expect(error.isTransient)
+    }
+
+    @Test func fileThatGrowsWhileSentIsReportedChangedAndNotStored() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("growing.log", size: 3 << 20)
+        let client = try s3.client()
+        let key = s3.prefix + "growing.log"
+        let appender = try FileHandle(forWritingTo: path)
+        defer { try? appender.close() }
+        var appended = false
+
+        let error = try #require(throws: S3Error.self) {
+            try client.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: key) { sent in
+                if sent > 1 << 20, !appended {
+                    appended = true
+                    appender.seekToEndOfFile()
+                    appender.write(Data(repeating: 0x41, count: 4096))
+                }
+            }
+        }
+        #expect(error.kind == .fileChanged)
+        #expect(error.isTransient)
+        // S3 verified what was sent against the checksum taken before: whatever is stored is the whole
+        // earlier content, never a mix.
+        if try client.headObject(bucket: s3.bucket, key: key) != nil {
+            let stored = try client.getObject(bucket: s3.bucket, key: key)
+            #expect(stored == Array(try Data(contentsOf: path).prefix(3 << 20)))
+        }
+    }
+
+    @Test func vanishedFileIsAPermanentFileMissing() throws {
+        let error = try #require(throws: S3Error.self) { try LocalFile(path: "/nonexistent/fleet/file.bin") }
+        #expect(error.kind == .fileMissing)
+        #expect(!error.isTransient)
+    }
+}
+
+private func sha256(_ data: Data) -> [UInt8] {
+    let hash = SHA256()
+    hash.update(Array(data))
+    return hash.finalize()
+}
