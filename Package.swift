@@ -49,6 +49,12 @@ let package = Package(
             dependencies: ["FleetCLI", "FleetCore", argumentParser],
             swiftSettings: strict
         ),
+        // Drives single core operations for bench/run.py, each in a process of its own.
+        .executableTarget(
+            name: "fleet-bench",
+            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+            swiftSettings: strict
+        ),
 
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore", inMemoryLogging], swiftSettings: strict),
         // Integration and CLI tests run against a real PostgreSQL (scripts/pg.sh) and, with the S3 layer, a real

@@ -3,8 +3,8 @@
 # sample data under .demo/, and runs `upload --config examples/session.json` against them, printing the
 # session's summary. Safe to run again: the data set and the database are reused.
 #
-# At this stage of the project uploading is not built yet, so the session is a dry run: the plan of what
-# would be uploaded (files, bytes, keys, what the ledger already holds).
+# At this stage of the project the upload session itself is not built yet: the demo checks the setup
+# against the local S3 server (`upload --check`) and prints the session's plan (`upload --dry-run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +13,13 @@ swift build --product upload >&2
 swift build --product master >&2
 
 eval "$(scripts/pg.sh start "$PWD/.demo/pg")"
+eval "$(scripts/s3.sh start "$PWD/.demo/s3")"
 export DATABASE_URL=$FLEET_TEST_DATABASE_URL
+export AWS_ACCESS_KEY_ID=$FLEET_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$FLEET_TEST_S3_SECRET_ACCESS_KEY
+export AWS_EC2_METADATA_DISABLED=true
 
 python3 scripts/sample-data.py .demo/sample-data --files 2000 >&2
 bin=$(swift build --show-bin-path)
 "$bin/master" migrate
-"$bin/upload" --config examples/session.json --dry-run
+"$bin/upload" --config examples/session.json --endpoint "$FLEET_TEST_S3_ENDPOINT" --check
+"$bin/upload" --config examples/session.json --endpoint "$FLEET_TEST_S3_ENDPOINT" --dry-run

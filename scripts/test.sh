@@ -6,10 +6,15 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+# Private servers on 127.0.0.1 for this run only: PostgreSQL (the ledger) and SeaweedFS (S3, checking
+# signatures and checksums as AWS does). Both are stopped and deleted on exit.
 pgdir=$(mktemp -d /tmp/fleet-test-pg.XXXXXX)
-trap 'scripts/pg.sh stop "$pgdir"' EXIT
+s3dir=$(mktemp -d /tmp/fleet-test-s3.XXXXXX)
+trap 'scripts/pg.sh stop "$pgdir"; scripts/s3.sh stop "$s3dir"' EXIT
 eval "$(scripts/pg.sh start "$pgdir")"
-export FLEET_TEST_DATABASE_URL
+eval "$(scripts/s3.sh start "$s3dir")"
+export FLEET_TEST_DATABASE_URL FLEET_TEST_S3_ENDPOINT FLEET_TEST_S3_ACCESS_KEY_ID FLEET_TEST_S3_SECRET_ACCESS_KEY
+export FLEET_TEST_S3_REGION
 
 swift build --build-tests
 swift test --skip-build

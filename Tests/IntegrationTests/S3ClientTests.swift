@@ -211,6 +211,24 @@ struct S3ClientTests {
         }
     }
 
+    @Test func callerIdentityNamesTheAccountAndAWrongSecretIsRefused() throws {
+        let s3 = try TestS3()
+        let client = try s3.client()
+
+        let identity = try client.getCallerIdentity(
+            authority: client.endpoint.stsAuthority,
+            scheme: client.endpoint.scheme
+        )
+
+        #expect(!identity.arn.isEmpty)
+        #expect(!identity.account.isEmpty)
+        let wrong = try s3.client(secretAccessKey: "wrong-secret-key-wrong-secret-key-wrong0")
+        let error = try #require(throws: S3Error.self) {
+            try wrong.getCallerIdentity(authority: wrong.endpoint.stsAuthority, scheme: wrong.endpoint.scheme)
+        }
+        #expect(error.kind == .signatureMismatch)
+    }
+
     @Test func vanishedFileIsAPermanentFileMissing() throws {
         let error = try #require(throws: S3Error.self) { try LocalFile(path: "/nonexistent/fleet/file.bin") }
         #expect(error.kind == .fileMissing)

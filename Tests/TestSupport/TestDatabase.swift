@@ -69,4 +69,5 @@ package let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogH
 /// The test environment is missing something; the message says how to provide it.
 package struct TestEnvironmentError: Error, CustomStringConvertible {
     package var description: String
+    package init(description: String) { self.description = description }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// A set of AWS credentials and where they came from.
 ///
 /// `description` names the source and a masked key id, never the secret or the token.
-package struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
+package struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
     package var accessKeyID: String
     package var secretAccessKey: String
     package var sessionToken: String?
@@ -33,4 +33,9 @@ package struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
     }
 
     package var description: String { "\(source) (\(maskedKeyID))" }
+
+    /// `dump()` and debuggers see the source and the masked key id only.
+    package var customMirror: Mirror {
+        Mirror(self, children: ["source": source, "accessKeyID": maskedKeyID, "expiration": expiration as Any])
+    }
 }

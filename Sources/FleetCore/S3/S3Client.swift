@@ -84,8 +84,16 @@ package final class S3Client {
     // MARK: - Buckets and objects
 
     /// Checks that the bucket exists and these credentials may use it. The S3 operation is HeadBucket.
+    ///
+    /// A refused HEAD carries no body to say why; then a one-key listing asks again, so a wrong secret reads as
+    /// `signature_mismatch` rather than a bare 403.
     package func headBucket(_ bucket: String) throws(S3Error) {
-        _ = try send("HEAD", bucket: bucket, resource: "bucket \(bucket)")
+        do {
+            _ = try send("HEAD", bucket: bucket, resource: "bucket \(bucket)")
+        } catch  where error.httpStatus == 403 {
+            _ = try listObjects(bucket: bucket, maxKeys: 1)
+            throw error
+        }
     }
 
     /// The object's size, ETag and stored checksum; `nil` when there is no such key. The S3 operation is

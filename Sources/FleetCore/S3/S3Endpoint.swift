@@ -27,7 +27,8 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
         pathStyle: Bool?,
         environment: [String: String]
     ) throws(ConfigError) -> S3Endpoint {
-        let custom = endpoint ?? environment["AWS_ENDPOINT_URL_S3"] ?? environment["AWS_ENDPOINT_URL"]
+        let nonEmpty = { (name: String) in environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let custom = endpoint ?? nonEmpty("AWS_ENDPOINT_URL_S3") ?? nonEmpty("AWS_ENDPOINT_URL")
         if let custom {
             let origin =
                 endpoint != nil
@@ -71,8 +72,9 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
         return ("\(bucket).\(authority)", keyPath)
     }
 
-    /// STS for AWS endpoints: `https://sts.<region>.amazonaws.com(.cn)`; `nil` for custom endpoints.
-    package var stsAuthority: String? { isAWS ? "sts.\(region).\(S3Endpoint.awsDomain(region))" : nil }
+    /// Where to ask STS: `sts.<region>.amazonaws.com(.cn)` on AWS; a custom endpoint itself (some
+    /// S3-compatible servers answer GetCallerIdentity, others do not).
+    package var stsAuthority: String { isAWS ? "sts.\(region).\(S3Endpoint.awsDomain(region))" : authority }
 
     /// Lowercase letters, digits and hyphens only (dots break TLS name matching on virtual hosts).
     static func isVirtualHostable(_ bucket: String, scheme: String) -> Bool {

@@ -73,7 +73,7 @@ extension S3Error {
         case (_, "SlowDown"), (_, "Throttling"), (_, "ThrottlingException"), (_, "RequestLimitExceeded"),
             (_, "TooManyRequests"), (429, _):
             kind = .throttled
-        case (_, "RequestTimeout"), (_, "RequestTimeTooSkewed"): kind = .timeout
+        case (_, "RequestTimeout"), (_, "RequestTimeTooSkewed"), (408, _): kind = .timeout
         case (_, "ExpiredToken"), (_, "TokenRefreshRequired"): kind = .expiredToken
         case (_, "BadDigest"), (_, "XAmzContentSHA256Mismatch"), (_, "InvalidDigest"): kind = .badDigest
         case (_, "InvalidAccessKeyId"), (_, "InvalidToken"), (_, "InvalidClientTokenId"): kind = .invalidCredentials

@@ -16,7 +16,10 @@ package final class XMLTree {
         let builder = TreeBuilder()
         let parser = XMLParser(data: Data(data))
         parser.delegate = builder
-        guard parser.parse(), let root = builder.root else { return nil }
+        // On Linux parse() can return true after a fatal error (a truncated document, content after the root):
+        // check the error and that every element was closed, or a cut-off listing would read as complete.
+        guard parser.parse(), parser.parserError == nil, !builder.failed, builder.stack.isEmpty, let root = builder.root
+        else { return nil }
         return root
     }
 
@@ -33,6 +36,7 @@ package final class XMLTree {
 private final class TreeBuilder: NSObject, XMLParserDelegate {
     var root: XMLTree?
     var stack: [XMLTree] = []
+    var failed = false
 
     func parser(
         _ parser: XMLParser,
@@ -43,12 +47,19 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
     ) {
         let local = elementName.split(separator: ":").last.map(String.init) ?? elementName
         let element = XMLTree(name: local)
+        if root != nil && stack.isEmpty { failed = true }  // a second root element
         stack.last?.children.append(element)
         if root == nil { root = element }
         stack.append(element)
     }
 
     func parser(_ parser: XMLParser, foundCharacters string: String) { stack.last?.text += string }
+
+    func parser(_ parser: XMLParser, foundCDATA block: Data) {
+        stack.last?.text += String(decoding: block, as: UTF8.self)
+    }
+
+    func parser(_ parser: XMLParser, parseErrorOccurred error: any Error) { failed = true }
 
     func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
         _ = stack.popLast()

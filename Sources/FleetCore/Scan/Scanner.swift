@@ -189,7 +189,8 @@ package struct Scanner: Sendable {
                 try handle(record, now: now, counts: &counts, progress: progress, accept: accept)
             }
         } catch {
-            process.terminate()
+            // SIGKILL, not terminate(): a child started from a Dispatch thread inherits its blocked SIGTERM.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             drained.wait()
             throw error

@@ -90,24 +90,30 @@ package struct Preflight {
             items.append(.init(name: "client", outcome: .failed, detail: error.description, hint: nil))
             return items
         }
-        if let sts = context.endpoint.stsAuthority {
-            do {
-                let identity = try client.getCallerIdentity(authority: sts)
-                items.append(
-                    .init(name: "identity", outcome: .passed, detail: "\(identity.arn) (account \(identity.account))")
+        do {
+            let identity = try client.getCallerIdentity(
+                authority: context.endpoint.stsAuthority,
+                scheme: context.endpoint.scheme
+            )
+            items.append(
+                .init(name: "identity", outcome: .passed, detail: "\(identity.arn) (account \(identity.account))")
+            )
+        } catch
+            where !context.endpoint.isAWS
+            && ![.signatureMismatch, .invalidCredentials, .expiredToken].contains(error.kind)
+        {
+            items.append(
+                .init(name: "identity", outcome: .skipped, detail: "the endpoint does not answer STS GetCallerIdentity")
+            )
+        } catch {
+            items.append(
+                .init(
+                    name: "identity",
+                    outcome: .failed,
+                    detail: error.description,
+                    hint: hint(for: error, credentials: credentials)
                 )
-            } catch {
-                items.append(
-                    .init(
-                        name: "identity",
-                        outcome: .failed,
-                        detail: error.description,
-                        hint: hint(for: error, credentials: credentials)
-                    )
-                )
-            }
-        } else {
-            items.append(.init(name: "identity", outcome: .skipped, detail: "custom endpoint: no STS to ask"))
+            )
         }
 
         for bucket in destinationBuckets() {

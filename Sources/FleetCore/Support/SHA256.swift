@@ -44,8 +44,14 @@ package final class SHA256 {
         key.withUnsafeBufferPointer { keyBuffer in
             message.withUnsafeBufferPointer { messageBuffer in
                 _ = HMAC(
-                    EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count), messageBuffer.baseAddress,
-                    messageBuffer.count, &out, &length)
+                    EVP_sha256(),
+                    keyBuffer.baseAddress,
+                    Int32(keyBuffer.count),
+                    messageBuffer.baseAddress,
+                    messageBuffer.count,
+                    &out,
+                    &length
+                )
             }
         }
         return out
