@@ -15,6 +15,8 @@ eval "$(scripts/pg.sh start "$pgdir")"
 eval "$(scripts/s3.sh start "$s3dir")"
 export FLEET_TEST_DATABASE_URL FLEET_TEST_S3_ENDPOINT FLEET_TEST_S3_ACCESS_KEY_ID FLEET_TEST_S3_SECRET_ACCESS_KEY
 export FLEET_TEST_S3_REGION
+# The servers are on loopback: never send the tests' requests through a proxy from the environment.
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 swift build --build-tests
 swift test --skip-build

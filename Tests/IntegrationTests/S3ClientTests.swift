@@ -181,6 +181,31 @@ struct S3ClientTests {
         #expect(error.isTransient)
     }
 
+    @Test func serverThatGoesSilentIsNoticedAsATransientTimeout() throws {
+        let s3 = try TestS3()
+        // Accepts connections and never answers: a link that died after connecting.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                try #require(bind(listener, raw, length) == 0 && listen(listener, 8) == 0)
+                try #require(getsockname(listener, raw, &length) == 0)
+            }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let client = try s3.client(endpoint: "http://127.0.0.1:\(port)")
+        client.timeouts = HTTPTimeouts(connectSeconds: 2, stallBytesPerSecond: 1, stallSeconds: 1, totalSeconds: 30)
+
+        let error = try #require(throws: S3Error.self) { try client.headBucket(s3.bucket) }
+
+        #expect(error.kind == .timeout)
+        #expect(error.isTransient)
+    }
+
     @Test func fileThatGrowsWhileSentIsReportedChangedAndNotStored() throws {
         let s3 = try TestS3()
         let tree = try TemporaryTree()
