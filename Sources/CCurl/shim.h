@@ -9,6 +9,10 @@ typedef size_t (*ccurl_data_callback)(char *ptr, size_t size, size_t nmemb, void
 static inline CURLcode ccurl_easy_setopt_data_cb(CURL *h, CURLoption o, ccurl_data_callback cb) {
     return curl_easy_setopt(h, o, cb);
 }
+typedef int (*ccurl_seek_callback)(void *userdata, curl_off_t offset, int origin);
+static inline CURLcode ccurl_easy_setopt_seek_cb(CURL *h, CURLoption o, ccurl_seek_callback cb) {
+    return curl_easy_setopt(h, o, cb);
+}
 static inline CURLcode ccurl_easy_getinfo_long(CURL *h, CURLINFO i, long *out) { return curl_easy_getinfo(h, i, out); }
 static inline CURLcode ccurl_easy_getinfo_double(CURL *h, CURLINFO i, double *out) { return curl_easy_getinfo(h, i, out); }
 static inline CURLcode ccurl_easy_getinfo_off_t(CURL *h, CURLINFO i, curl_off_t *out) { return curl_easy_getinfo(h, i, out); }

@@ -16,17 +16,11 @@ package enum ExitStatus: Int32 {
     /// Which code an error ends the process with.
     package init(for error: any Error) {
         switch error {
-        case is ConfigError, is ValidationError, is UsageError: self = .usage
+        case is ConfigError, is ValidationError: self = .usage
         case is LedgerError, is ScanError: self = .environment
         default: self = .environment
         }
     }
-}
-
-/// A refusal of the command line itself, beyond what ArgumentParser checks.
-package struct UsageError: Error, CustomStringConvertible {
-    package var description: String
-    package init(_ description: String) { self.description = description }
 }
 
 /// A command of fleet-upload: exits with `ExitStatus` codes and a one-line reason on stderr.

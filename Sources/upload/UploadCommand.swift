@@ -2,6 +2,7 @@ import ArgumentParser
 import FleetCLI
 import FleetCore
 import Foundation
+import Logging
 
 @main
 struct UploadCommand: FleetCommand {
@@ -51,7 +52,8 @@ struct UploadCommand: FleetCommand {
             return
         }
         guard dryRun else {
-            throw UsageError("this build only plans: uploading to S3 is not implemented yet; run with --dry-run")
+            try upload(config, logger: logger)
+            return
         }
         let ledger = try Ledger(url: common.databaseURL, logger: logger)
         let progress = ScanProgressLine()
@@ -60,5 +62,43 @@ struct UploadCommand: FleetCommand {
         }
         progress.finish()
         print(json ? PlanReport.json(plan) : PlanReport.text(plan))
+    }
+
+    /// The session itself: exit 0 when everything is uploaded (or already was), 1 when files failed or the run
+    /// was interrupted, 3 when the session failed.
+    private func upload(_ config: FleetConfig, logger: Logger) throws {
+        let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
+        let progress = UploadProgress()
+        let signals = SignalWatcher { signal in
+            logger.notice("stopping after the files in flight (signal \(signal))")
+            state.requestStop()
+        }
+        let display = UploadProgressDisplay(progress: progress)
+        display.start()
+        let summary: UploadSummary
+        do {
+            summary = try UploadSession(
+                config: config,
+                configPath: configOptions.config,
+                databaseURL: common.databaseURL,
+                logger: logger
+            ).run(state: state, progress: progress)
+        } catch {
+            display.stop()
+            throw error
+        }
+        display.stop()
+        withExtendedLifetime(signals) {}
+        if json {
+            print(UploadReport.json(summary))
+        } else {
+            FileHandle.standardError.write(Data((UploadReport.text(summary) + "\n").utf8))
+            print(summary.sessionID)
+        }
+        switch summary.status {
+        case .completed: return
+        case .failed: throw ExitCode(ExitStatus.environment.rawValue)
+        default: throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
+        }
     }
 }

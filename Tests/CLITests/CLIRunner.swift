@@ -10,6 +10,43 @@ struct CLIResult {
     var reason: String { stderr.split(separator: "\n").first.map(String.init) ?? "" }
 }
 
+/// A started process whose output is being collected.
+struct RunningCommand {
+    let process: Process
+    private let group: DispatchGroup
+    private let stdoutBox: DataBox
+    private let stderrBox: DataBox
+
+    init(process: Process) {
+        self.process = process
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        group = DispatchGroup()
+        stdoutBox = DataBox()
+        stderrBox = DataBox()
+        // Both pipes are drained as the process runs, so a chatty process cannot fill one and stall.
+        let (outHandle, errHandle, stdoutBox, stderrBox) = (
+            out.fileHandleForReading, err.fileHandleForReading, stdoutBox, stderrBox
+        )
+        DispatchQueue.global().async(group: group) { stdoutBox.set(outHandle.readDataToEndOfFile()) }
+        DispatchQueue.global().async(group: group) { stderrBox.set(errHandle.readDataToEndOfFile()) }
+    }
+
+    /// Waits for the process to end and returns what it printed.
+    func wait() -> CLIResult {
+        process.waitUntilExit()
+        group.wait()
+        return CLIResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: stdoutBox.get(), as: UTF8.self),
+            stderr: String(decoding: stderrBox.get(), as: UTF8.self)
+        )
+    }
+}
+
 enum CLI {
     /// The directory holding the built executables: the test bundle sits beside them.
     static let binaries: URL = {
@@ -19,15 +56,20 @@ enum CLI {
             .standardizedFileURL
     }()
 
-    /// Runs `command` (`upload`, `master`) with `arguments`; `environment` adds to a clean environment that
-    /// keeps only PATH and HOME, so the caller's DATABASE_URL or FLEET_* never leak in. `asUser` runs it through
-    /// `runuser` as that user (the tests run as root).
-    static func run(
+    /// A clean environment that keeps only PATH and HOME, so the caller's DATABASE_URL or FLEET_* never leak in.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var env = ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": NSTemporaryDirectory()]
+        env.merge(extra) { $1 }
+        return env
+    }
+
+    /// Starts `command` (`upload`, `master`); `asUser` runs it through `runuser` as that user (tests run as root).
+    static func start(
         _ command: String,
         _ arguments: [String],
         environment: [String: String] = [:],
         asUser user: String? = nil
-    ) throws -> CLIResult {
+    ) throws -> RunningCommand {
         let process = Process()
         let executable = binaries.appendingPathComponent(command).path
         if let user {
@@ -37,34 +79,59 @@ enum CLI {
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
         }
-        var env = ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": NSTemporaryDirectory()]
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        process.environment = CLI.environment(environment)
+        let running = RunningCommand(process: process)
         try process.run()
-        // Read both pipes before waiting, so a chatty process cannot fill a pipe and stall.
-        let group = DispatchGroup()
-        let errHandle = err.fileHandleForReading
-        let stderrBox = DataBox()
-        DispatchQueue.global().async(group: group) { stderrBox.set(errHandle.readDataToEndOfFile()) }
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let stderrData = stderrBox.get()
-        process.waitUntilExit()
-        return CLIResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdoutData, as: UTF8.self),
-            stderr: String(decoding: stderrData, as: UTF8.self)
-        )
+        return running
+    }
+
+    /// Runs `command` to the end.
+    static func run(
+        _ command: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        asUser user: String? = nil
+    ) throws -> CLIResult {
+        try start(command, arguments, environment: environment, asUser: user).wait()
+    }
+
+    /// Runs a script or tool by path with the caller's environment plus `environment`.
+    ///
+    /// posix_spawn and waitpid directly, output through files: a script that leaves a daemon running
+    /// (`scripts/s3.sh start`) made Foundation's `Process` miss the script's own exit.
+    static func runTool(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult
+    {
+        let scratch = NSTemporaryDirectory() + "fleet-tool-" + UUID().uuidString
+        let (outPath, errPath) = (scratch + ".out", scratch + ".err")
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        let quoted = ([path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = quoted.joined(separator: " ") + " </dev/null >'\(outPath)' 2>'\(errPath)'"
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+        let argv = ["/bin/sh", "-c", command]
+        var pid: pid_t = 0
+        let status = withCStrings(argv) { cArgv in
+            withCStrings(env) { cEnv in posix_spawn(&pid, "/bin/sh", nil, nil, cArgv, cEnv) }
+        }
+        guard status == 0 else { throw CocoaError(.executableLoad) }
+        var exit: Int32 = 0
+        while waitpid(pid, &exit, 0) < 0 && errno == EINTR {}
+        let read = { (file: String) in (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+        return CLIResult(status: (exit >> 8) & 0xFF, stdout: read(outPath), stderr: read(errPath))
     }
 }
 
-private final class DataBox: @unchecked Sendable {
-    // Written once by the reader thread before `group.wait()` returns, read after: ordered by the group.
+/// A NULL-terminated `char *[]` of `strings`, alive while `body` runs.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+final class DataBox: @unchecked Sendable {
+    // Written once by the reader thread before the group is left, read after `group.wait()`: ordered by it.
     private var data = Data()
     func set(_ value: Data) { data = value }
     func get() -> Data { data }

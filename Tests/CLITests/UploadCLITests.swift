@@ -116,17 +116,6 @@ struct UploadCLITests {
         #expect(rows.int(0, 0) == 0)
     }
 
-    @Test func uploadingWithoutDryRunIsRefusedUntilItExists() throws {
-        let scratch = try Scratch()
-        defer { scratch.remove() }
-        let path = try scratch.write("ok.json", Self.validJSON)
-
-        let result = try CLI.run("upload", ["--config", path])
-
-        #expect(result.status == 2)
-        #expect(result.reason.contains("--dry-run"))
-    }
-
     @Test func unknownFlagExitsTwo() throws {
         let result = try CLI.run("upload", ["--config", "x.json", "--bogus"])
         #expect(result.status == 2)

@@ -26,7 +26,9 @@ package enum ConfigLoader {
         "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
         "keys.template",
         "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
-        "upload.multipart_threshold_mb", "upload.part_size_mb",
+        "upload.multipart_threshold_mb", "upload.part_size_mb", "upload.part_concurrency", "upload.max_attempts",
+        "upload.backoff_base_seconds", "upload.backoff_cap_seconds", "upload.give_up_after_seconds",
+        "upload.compare_with_bucket", "upload.delete_after_upload", "upload.remove_empty_directories",
     ]
 
     /// `FLEET_UPLOAD_WORKERS` for `upload.workers`.

@@ -95,6 +95,27 @@ extension FleetConfig {
         if let part = upload?.partSizeMb, !(5...5120).contains(part) {
             problem("upload.part_size_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(part)")
         }
+        if let value = upload?.partConcurrency, !(1...64).contains(value) {
+            problem("upload.part_concurrency", "must be 1…64, got \(value)")
+        }
+        if let value = upload?.maxAttempts, !(1...100).contains(value) {
+            problem("upload.max_attempts", "must be 1…100, got \(value)")
+        }
+        if let value = upload?.backoffBaseSeconds, !(value >= 0 && value <= 3600) {
+            problem("upload.backoff_base_seconds", "must be 0…3600, got \(value)")
+        }
+        if let value = upload?.backoffCapSeconds, !(value >= 0 && value <= 86_400) {
+            problem("upload.backoff_cap_seconds", "must be 0…86400, got \(value)")
+        }
+        if let base = upload?.backoffBaseSeconds, let cap = upload?.backoffCapSeconds, cap < base {
+            problem("upload.backoff_cap_seconds", "must be at least backoff_base_seconds (\(base)), got \(cap)")
+        }
+        if let value = upload?.giveUpAfterSeconds, !(value > 0 && value <= 604_800) {
+            problem("upload.give_up_after_seconds", "must be more than 0 and at most 604800, got \(value)")
+        }
+        if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
+            problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
+        }
         return found
     }
 

@@ -110,6 +110,24 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     package var multipartThresholdMb: Int?
     /// The size of each part; default 16 MiB.
     package var partSizeMb: Int?
+    /// Parts of one large file sent at once; default 4.
+    package var partConcurrency: Int?
+    /// Attempts per file within a run for transient errors (seed 001); default 10.
+    package var maxAttempts: Int?
+    /// Exponential backoff with full jitter between attempts: the first wait is up to this long; default 1 s.
+    package var backoffBaseSeconds: Double?
+    /// …and no wait is longer than this; default 60 s.
+    package var backoffCapSeconds: Double?
+    /// When nothing has uploaded for this long and errors keep coming, the run stops trying: remaining files
+    /// are recorded `failed` for `retry`; default 600 s.
+    package var giveUpAfterSeconds: Double?
+    /// Before uploading, list the bucket under the destination prefix and skip files already there with the
+    /// same size (uploaded by another tool); default false.
+    package var compareWithBucket: Bool?
+    /// Delete each local file once the ledger records it uploaded with a verified checksum; default false.
+    package var deleteAfterUpload: Bool?
+    /// With `delete_after_upload`, also remove directories left empty; default false.
+    package var removeEmptyDirectories: Bool?
 }
 
 // MARK: - Effective values
@@ -142,6 +160,15 @@ extension FleetConfig {
     package var effectiveWorkers: Int { upload?.workers ?? 15 }
     package var multipartThresholdBytes: Int64 { Int64(upload?.multipartThresholdMb ?? 64) * 1024 * 1024 }
     package var partSizeBytes: Int64 { Int64(upload?.partSizeMb ?? 16) * 1024 * 1024 }
+    package var partConcurrency: Int { upload?.partConcurrency ?? 4 }
+    package var maxAttempts: Int { upload?.maxAttempts ?? 10 }
+    package var backoff: Backoff {
+        Backoff(baseSeconds: upload?.backoffBaseSeconds ?? 1, capSeconds: upload?.backoffCapSeconds ?? 60)
+    }
+    package var giveUpAfterSeconds: Double { upload?.giveUpAfterSeconds ?? 600 }
+    package var compareWithBucket: Bool { upload?.compareWithBucket ?? false }
+    package var deleteAfterUpload: Bool { upload?.deleteAfterUpload ?? false }
+    package var removeEmptyDirectories: Bool { upload?.removeEmptyDirectories ?? false }
     package var minAgeSeconds: Int { scan?.minAgeSeconds ?? 0 }
     package var maxAgeDays: Double? { scan?.maxAgeDays }
     package var followSymlinks: Bool { scan?.followSymlinks ?? false }

@@ -45,6 +45,30 @@ package struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
 
     package func uses(_ placeholder: Placeholder) -> Bool { parts.contains(.placeholder(placeholder)) }
 
+    /// The fixed beginning every key of this template shares, for listing the destination: the template up to
+    /// the first placeholder that varies per file, cut back to a whole path segment.
+    package func listingPrefix(prefix: String, device: String, project: String) -> String {
+        var text = ""
+        for part in parts {
+            switch part {
+            case .literal(let literal): text += literal
+            case .placeholder(.prefix): text += prefix
+            case .placeholder(.device): text += device
+            case .placeholder(.project): text += project
+            case .placeholder: return KeyTemplate.wholeSegments(text)
+            }
+        }
+        return KeyTemplate.wholeSegments(text)
+    }
+
+    private static func wholeSegments(_ text: String) -> String {
+        let normalized = text.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+        guard !normalized.isEmpty else { return "" }
+        if text.hasSuffix("/") { return normalized + "/" }
+        guard let slash = normalized.lastIndex(of: "/") else { return "" }
+        return String(normalized[...slash])
+    }
+
     /// Fills the template and normalises the result: no empty segments (`//`), no leading or trailing `/`,
     /// no `.` segments.
     func render(_ value: (Placeholder) -> String) -> String {

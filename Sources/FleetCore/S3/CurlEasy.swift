@@ -88,6 +88,9 @@ package final class CurlEasy {
             if request.method == "PUT" || request.method == "POST" {
                 ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
                 set(CURLOPT_READDATA, pointer: userData)
+                // A reused connection the server had closed makes curl resend on a new one: it rewinds the body.
+                ok = ok && ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, curlSeek) == CURLE_OK
+                set(CURLOPT_SEEKDATA, pointer: userData)
             }
             guard ok else { return CURLE_BAD_FUNCTION_ARGUMENT }
             return curl_easy_perform(handle)
@@ -186,6 +189,15 @@ private let curlHeader: ccurl_data_callback = { pointer, size, count, userData i
     return length
 }
 
+private let curlSeek: ccurl_seek_callback = { userData, offset, origin in
+    let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    guard origin == SEEK_SET, offset >= 0, Int64(offset) <= context.body.length else {
+        return Int32(CURL_SEEKFUNC_CANTSEEK)
+    }
+    context.sent = Int64(offset)
+    return Int32(CURL_SEEKFUNC_OK)
+}
+
 private let curlRead: ccurl_data_callback = { pointer, size, count, userData in
     let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
     guard let pointer else { return 0 }
@@ -210,7 +222,11 @@ extension HTTPError {
             CURLE_SSL_CACERT_BADFILE:
             kind = .tls
         case CURLE_READ_ERROR, CURLE_ABORTED_BY_CALLBACK: kind = .bodyRead
-        default: kind = .invalidRequest
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_FUNCTION_ARGUMENT, CURLE_UNKNOWN_OPTION,
+            CURLE_NOT_BUILT_IN, CURLE_OUT_OF_MEMORY:
+            kind = .invalidRequest
+        // Anything else went wrong on the wire (a reply the server cut short, a rewind that failed): try again.
+        default: kind = .network
         }
         self.init(kind: kind, message: text, curlCode: Int(code.rawValue))
     }

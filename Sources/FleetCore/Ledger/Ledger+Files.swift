@@ -1,0 +1,352 @@
+import Foundation
+
+/// A scanned file on its way into `file_uploads`.
+package struct PlannedFile: Sendable {
+    package var source: String
+    /// Display form of the local path (invalid UTF-8 as `%XX`).
+    package var localPath: String
+    package var relativePath: String
+    /// The exact local path, only when it is not valid UTF-8.
+    package var pathBytes: [UInt8]?
+    package var bucket: String
+    package var key: String
+    package var size: Int64
+    package var mtime: Timestamp
+    /// Set for a file that cannot be uploaded at all (no valid key, unreadable): recorded as a permanent failure.
+    package var errorClass: String?
+    package var errorMessage: String?
+
+    package init(
+        source: String,
+        localPath: String,
+        relativePath: String,
+        pathBytes: [UInt8]?,
+        bucket: String,
+        key: String,
+        size: Int64,
+        mtime: Timestamp,
+        errorClass: String? = nil,
+        errorMessage: String? = nil
+    ) {
+        self.source = source
+        self.localPath = localPath
+        self.relativePath = relativePath
+        self.pathBytes = pathBytes
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+        self.mtime = mtime
+        self.errorClass = errorClass
+        self.errorMessage = errorMessage
+    }
+}
+
+/// A file claimed for upload.
+package struct UploadJob: Sendable {
+    package var id: Int64
+    package var createdAt: String
+    /// The bytes to open.
+    package var path: [UInt8]
+    package var displayPath: String
+    package var bucket: String
+    package var key: String
+    package var size: Int64
+    package var mtime: Timestamp
+}
+
+/// How one claimed file ended, written back in batches.
+package struct UploadOutcome: Sendable {
+    package enum Status: String, Sendable {
+        case uploaded
+        case failed
+        case permanentFailure = "permanent_failure"
+        /// Put back for another process or run (interrupted before it started).
+        case pending
+    }
+    package var job: UploadJob
+    package var status: Status
+    package var attempts: Int
+    package var etag: String?
+    package var sha256: String?
+    package var versionID: String?
+    package var multipartUploadID: String?
+    package var errorClass: String?
+    package var errorMessage: String?
+    package var httpStatus: Int?
+    package var startedAt: Timestamp
+    package var finishedAt: Timestamp
+    /// The size and mtime the upload read (equal to the job's unless the file changed since the scan).
+    package var size: Int64
+    package var mtime: Timestamp
+
+    package init(job: UploadJob, status: Status, attempts: Int, startedAt: Timestamp, finishedAt: Timestamp = .now()) {
+        self.job = job
+        self.status = status
+        self.attempts = attempts
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        size = job.size
+        mtime = job.mtime
+    }
+}
+
+extension Ledger {
+    /// Creates the connection-private staging tables the recording and result writing use.
+    package func prepareStaging() throws {
+        try connection.executeScript(
+            """
+            CREATE TEMPORARY TABLE IF NOT EXISTS staged_files (
+                seq bigserial, source text, local_path text, rel_path text, path_bytes bytea, bucket text,
+                s3_key text, size_bytes bigint, mtime timestamptz, error_class text, error_message text
+            ) ON COMMIT DELETE ROWS;
+            CREATE TEMPORARY TABLE IF NOT EXISTS staged_results (
+                id bigint, created_at timestamptz, status text, attempts integer, etag text, checksum text,
+                version_id text, upload_id text, error_class text, error_message text, http_status integer,
+                started_at timestamptz, finished_at timestamptz, size_bytes bigint, mtime timestamptz,
+                bucket text, s3_key text
+            ) ON COMMIT DELETE ROWS
+            """
+        )
+    }
+
+    /// Records one batch of scanned files in one transaction.
+    ///
+    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped`; a second
+    /// file mapping to a key already taken in this session, and a file that came with an error, as
+    /// `permanent_failure`; the rest as `pending`, ready to be claimed.
+    ///
+    /// - Returns: how many of the batch were skipped.
+    @discardableResult
+    package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
+        guard !files.isEmpty else { return 0 }
+        return try connection.transaction {
+            try connection.copyIn(
+                """
+                COPY staged_files (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes, mtime,
+                                   error_class, error_message) FROM STDIN
+                """
+            ) { rows in
+                for file in files {
+                    try rows.row([
+                        .text(file.source), .text(file.localPath), .text(file.relativePath),
+                        file.pathBytes.map { .bytes($0) } ?? .null, .text(file.bucket), .text(file.key),
+                        .text(String(file.size)), .text(file.mtime.iso8601), file.errorClass.map { .text($0) } ?? .null,
+                        file.errorMessage.map { .text($0) } ?? .null,
+                    ])
+                }
+            }
+            let result = try connection.execute(
+                """
+                WITH ranked AS (
+                    SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
+                    FROM staged_files s
+                ), judged AS (
+                    SELECT r.*,
+                        CASE WHEN r.error_class IS NOT NULL THEN r.error_class
+                             WHEN r.rank > 1 OR EXISTS (
+                                 SELECT 1 FROM file_uploads e
+                                 WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
+                                   AND e.session_id = \(sessionID)) THEN 'duplicate_key'
+                        END AS problem,
+                        o.s3_key IS NOT NULL AS stored
+                    FROM ranked r
+                    LEFT JOIN stored_objects o
+                      ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
+                     AND o.size_bytes = r.size_bytes AND o.mtime = r.mtime
+                )
+                INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
+                                          s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
+                                          finished_at)
+                SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
+                       mtime,
+                       CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
+                       CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
+                       problem,
+                       CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
+                            ELSE error_message END,
+                       CASE WHEN problem IS NOT NULL OR stored THEN now() END
+                FROM judged ORDER BY seq
+                RETURNING status = 'skipped'
+                """
+            )
+            return (0..<result.rowCount).filter { result.bool($0, 0) == true }.count
+        }
+    }
+
+    /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
+    /// remembers them in `stored_objects`.
+    ///
+    /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
+    /// - Returns: how many were skipped.
+    package func skipFilesInBucket(sessionID: Int64, projectID: Int64, listing: [(String, String, Int64)]) throws -> Int
+    {
+        guard !listing.isEmpty else { return 0 }
+        return try connection.transaction {
+            try connection.executeScript(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS bucket_listing (bucket text, s3_key text, size_bytes bigint) ON COMMIT DROP"
+            )
+            try connection.copyIn("COPY bucket_listing (bucket, s3_key, size_bytes) FROM STDIN") { rows in
+                for (bucket, key, size) in listing { try rows.row([.text(bucket), .text(key), .text(String(size))]) }
+            }
+            let updated = try connection.execute(
+                """
+                WITH skipped AS (
+                    UPDATE file_uploads f SET status = 'skipped', skip_reason = 'bucket', finished_at = now(), updated_at = now()
+                    FROM bucket_listing b
+                    WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
+                      AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes
+                    RETURNING f.project_id, f.bucket, f.s3_key, f.size_bytes, f.mtime, f.session_id
+                )
+                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, session_id)
+                SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
+                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
+                    mtime = EXCLUDED.mtime, session_id = EXCLUDED.session_id, uploaded_at = now()
+                """
+            )
+            _ = projectID
+            return updated.affectedRows
+        }
+    }
+
+    /// Claims up to `limit` pending files of the session for `worker`, skipping rows other processes hold.
+    package func claimFiles(sessionID: Int64, limit: Int, worker: String) throws -> [UploadJob] {
+        let rows = try connection.execute(
+            """
+            UPDATE file_uploads f SET status = 'uploading', claimed_by = \(worker), claimed_at = now(), updated_at = now()
+            FROM (SELECT id, created_at FROM file_uploads
+                  WHERE session_id = \(sessionID) AND status = 'pending'
+                  ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
+            WHERE f.id = c.id AND f.created_at = c.created_at
+            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime
+            """
+        )
+        var jobs: [UploadJob] = []
+        jobs.reserveCapacity(rows.rowCount)
+        for row in 0..<rows.rowCount {
+            let display = rows.string(row, 2) ?? ""
+            let path = rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8)
+            jobs.append(
+                UploadJob(
+                    id: rows.int64(row, 0) ?? 0,
+                    createdAt: rows.string(row, 1) ?? "",
+                    path: path,
+                    displayPath: display,
+                    bucket: rows.string(row, 4) ?? "",
+                    key: rows.string(row, 5) ?? "",
+                    size: rows.int64(row, 6) ?? 0,
+                    mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
+                )
+            )
+        }
+        return jobs.sorted { $0.id < $1.id }
+    }
+
+    /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
+    /// and the session's heartbeat.
+    package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64, projectID: Int64) throws {
+        guard !outcomes.isEmpty else { return }
+        try connection.transaction {
+            try connection.copyIn(
+                """
+                COPY staged_results (id, created_at, status, attempts, etag, checksum, version_id, upload_id,
+                                     error_class, error_message, http_status, started_at, finished_at, size_bytes,
+                                     mtime, bucket, s3_key) FROM STDIN
+                """
+            ) { rows in
+                func text(_ value: String?) -> PGCopyWriter.Field { value.map { .text($0) } ?? .null }
+                for outcome in outcomes {
+                    try rows.row([
+                        .text(String(outcome.job.id)), .text(outcome.job.createdAt), .text(outcome.status.rawValue),
+                        .text(String(outcome.attempts)), text(outcome.etag), text(outcome.sha256),
+                        text(outcome.versionID), text(outcome.multipartUploadID), text(outcome.errorClass),
+                        text(outcome.errorMessage), text(outcome.httpStatus.map(String.init)),
+                        .text(outcome.startedAt.iso8601), .text(outcome.finishedAt.iso8601),
+                        .text(String(outcome.size)), .text(outcome.mtime.iso8601), .text(outcome.job.bucket),
+                        .text(outcome.job.key),
+                    ])
+                }
+            }
+            try connection.execute(
+                """
+                UPDATE file_uploads f SET status = r.status, attempts = f.attempts + r.attempts, etag = r.etag,
+                    checksum_sha256 = r.checksum, version_id = r.version_id, multipart_upload_id = r.upload_id,
+                    error_class = r.error_class, error_message = r.error_message, http_status = r.http_status,
+                    started_at = CASE WHEN r.status = 'pending' THEN f.started_at ELSE r.started_at END,
+                    finished_at = CASE WHEN r.status = 'pending' THEN NULL ELSE r.finished_at END,
+                    size_bytes = r.size_bytes, mtime = r.mtime,
+                    claimed_by = CASE WHEN r.status = 'pending' THEN NULL ELSE f.claimed_by END, updated_at = now()
+                FROM staged_results r
+                WHERE f.session_id = \(sessionID) AND f.id = r.id AND f.created_at = r.created_at
+                """
+            )
+            try connection.execute(
+                """
+                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, etag,
+                                            session_id)
+                SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID)
+                FROM staged_results WHERE status = 'uploaded'
+                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
+                    mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
+                    session_id = EXCLUDED.session_id, uploaded_at = now()
+                """
+            )
+            try connection.execute("UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)")
+        }
+    }
+
+    /// Puts the session's rows still marked `uploading` back to `pending` (their outcome was never recorded).
+    package func releaseClaims(sessionID: Int64) throws -> Int {
+        try connection.execute(
+            """
+            UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
+            WHERE session_id = \(sessionID) AND status = 'uploading'
+            """
+        ).affectedRows
+    }
+
+    /// Records files the run gave up on before trying them (the store stayed unreachable).
+    package func abandonPendingFiles(sessionID: Int64, errorClass: String, message: String) throws -> Int {
+        let result = try connection.execute(
+            """
+            UPDATE file_uploads SET status = 'failed', error_class = \(errorClass), error_message = \(message),
+                finished_at = now(), updated_at = now()
+            WHERE session_id = \(sessionID) AND status = 'pending'
+            """
+        )
+        return result.affectedRows
+    }
+
+    /// Records that local files were deleted after their upload was recorded.
+    package func recordDeletions(_ jobs: [UploadJob], sessionID: Int64, deviceID: Int64) throws {
+        guard !jobs.isEmpty else { return }
+        try connection.transaction {
+            for job in jobs {
+                try connection.execute(
+                    """
+                    UPDATE file_uploads SET local_deleted_at = now(), updated_at = now()
+                    WHERE session_id = \(sessionID) AND id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
+                    """
+                )
+                try connection.execute(
+                    """
+                    INSERT INTO local_deletions (device_id, session_id, local_path, size_bytes, mtime, reason, was_uploaded)
+                    VALUES (\(deviceID), \(sessionID), \(job.displayPath), \(job.size), \(job.mtime), 'after_upload', true)
+                    """
+                )
+            }
+        }
+    }
+
+    /// `\x6162` (bytea's text output) → bytes.
+    static func decodeByteaHex(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        let digits = Array(text.utf8.dropFirst(2))
+        func value(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
+        var index = 0
+        while index + 1 < digits.count {
+            bytes.append(value(digits[index]) << 4 | value(digits[index + 1]))
+            index += 2
+        }
+        return bytes
+    }
+}

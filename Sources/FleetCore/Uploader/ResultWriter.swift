@@ -1,0 +1,163 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Collects outcomes from the workers and writes them to the ledger in batches on a thread of its own: one
+/// transaction per batch, never one round trip per file.
+///
+/// `@unchecked Sendable`: the ledger connection is used only by the writer thread; the shared buffer is
+/// behind a `Mutex`.
+package final class ResultWriter: @unchecked Sendable {
+    private let ledger: Ledger
+    private let sessionID: Int64
+    private let projectID: Int64
+    private let deviceID: Int64
+    private let deleteAfterUpload: Bool
+    private let removeEmptyDirectories: Bool
+    /// Directories never removed: the sources themselves.
+    private let sourceRoots: Set<[UInt8]>
+    private let logger: Logger
+    private let pending = Mutex<[UploadOutcome]>([])
+    private let finished = Mutex(false)
+    private let failure = Mutex<(any Error)?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+    /// A batch is written when this many outcomes wait, or every `interval`.
+    private let batchSize = 500
+    private let interval = 0.25
+    package let progress: UploadProgress
+
+    package init(
+        ledger: Ledger,
+        sessionID: Int64,
+        projectID: Int64,
+        deviceID: Int64,
+        config: FleetConfig,
+        progress: UploadProgress,
+        logger: Logger
+    ) {
+        self.ledger = ledger
+        self.sessionID = sessionID
+        self.projectID = projectID
+        self.deviceID = deviceID
+        deleteAfterUpload = config.deleteAfterUpload
+        removeEmptyDirectories = config.removeEmptyDirectories
+        sourceRoots = Set(config.effectiveSources.map { Array($0.path.utf8).trailingSlashRemoved })
+        self.progress = progress
+        self.logger = logger
+    }
+
+    /// The first error writing to the ledger, if any (the run stops on it).
+    package var error: (any Error)? { failure.withLock { $0 } }
+
+    package func start() {
+        Thread.detachNewThread { [self] in
+            run()
+            done.signal()
+        }
+    }
+
+    package func submit(_ outcome: UploadOutcome) { pending.withLock { $0.append(outcome) } }
+
+    /// Writes what is left and stops the writer thread.
+    package func finish() throws {
+        finished.withLock { $0 = true }
+        done.wait()
+        if let error { throw error }
+    }
+
+    private func run() {
+        while true {
+            let stop = finished.withLock { $0 }
+            let batch: [UploadOutcome] = pending.withLock { outcomes in
+                let count = stop ? outcomes.count : min(outcomes.count, batchSize)
+                defer { outcomes.removeFirst(count) }
+                return Array(outcomes.prefix(count))
+            }
+            if !batch.isEmpty {
+                write(batch)
+            } else if stop {
+                return
+            } else {
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+    }
+
+    /// Writes one batch, retrying a few times when the database hiccups.
+    private func write(_ batch: [UploadOutcome]) {
+        var attempt = 0
+        while true {
+            do {
+                try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID)
+                break
+            } catch {
+                attempt += 1
+                guard attempt < 5 else {
+                    logger.error("cannot record results in the ledger", metadata: ["error": "\(error)"])
+                    failure.withLock { $0 = $0 ?? error }
+                    return
+                }
+                logger.notice("recording results failed; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 0.5 * Double(attempt))
+            }
+        }
+        if deleteAfterUpload { deleteLocalFiles(batch.filter { $0.status == .uploaded && $0.sha256 != nil }) }
+    }
+
+    /// Deletes local files whose upload the ledger now records with a verified checksum, unless they changed
+    /// since they were read.
+    private func deleteLocalFiles(_ outcomes: [UploadOutcome]) {
+        var deleted: [UploadJob] = []
+        for outcome in outcomes {
+            guard let file = try? LocalFile(pathBytes: outcome.job.path), let now = try? file.status(),
+                now.size == outcome.size, now.mtime == outcome.mtime
+            else {
+                logger.notice(
+                    "not deleting a file that changed after upload",
+                    metadata: ["file.path": "\(outcome.job.displayPath)"]
+                )
+                continue
+            }
+            let removed = (outcome.job.path + [0]).withUnsafeBufferPointer {
+                $0.withMemoryRebound(to: CChar.self) { unlink($0.baseAddress!) }
+            }
+            if removed == 0 {
+                var job = outcome.job
+                job.size = outcome.size
+                job.mtime = outcome.mtime
+                deleted.append(job)
+                if removeEmptyDirectories { removeEmptyParents(of: outcome.job.path) }
+            }
+        }
+        do {
+            try ledger.recordDeletions(deleted, sessionID: sessionID, deviceID: deviceID)
+        } catch {
+            logger.error(
+                "deleted files could not be recorded",
+                metadata: ["error": "\(error)", "files": "\(deleted.count)"]
+            )
+        }
+    }
+
+    private func removeEmptyParents(of path: [UInt8]) {
+        var directory = path
+        // Upwards until a directory is not empty (rmdir refuses it) or is a source root.
+        while true {
+            guard let slash = directory.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
+            directory = Array(directory[..<slash])
+            if sourceRoots.contains(directory) { return }
+            let removed = (directory + [0]).withUnsafeBufferPointer {
+                $0.withMemoryRebound(to: CChar.self) { rmdir($0.baseAddress!) }
+            }
+            if removed != 0 { return }
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    var trailingSlashRemoved: [UInt8] {
+        var bytes = self
+        while bytes.count > 1, bytes.last == UInt8(ascii: "/") { bytes.removeLast() }
+        return bytes
+    }
+}

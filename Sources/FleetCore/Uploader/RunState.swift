@@ -1,0 +1,68 @@
+import Foundation
+import Synchronization
+
+/// What every thread of one run shares: whether to stop, and whether the store has been unreachable for too
+/// long to keep trying.
+package final class RunState: Sendable {
+    private struct State {
+        var stopRequested = false
+        var abandoned = false
+        var lastSuccess = Date()
+        var lastError: S3Error?
+    }
+    private let state = Mutex(State())
+    /// After this long without one success while errors keep coming, the run gives up.
+    package let giveUpAfter: TimeInterval
+
+    package init(giveUpAfter: TimeInterval) { self.giveUpAfter = giveUpAfter }
+
+    /// Asks every worker to stop after its current file (SIGINT, SIGTERM).
+    package func requestStop() { state.withLock { $0.stopRequested = true } }
+    package var stopRequested: Bool { state.withLock { $0.stopRequested } }
+    /// The run gave up on the store; remaining files are recorded failed.
+    package var abandoned: Bool { state.withLock { $0.abandoned } }
+    package var lastError: S3Error? { state.withLock { $0.lastError } }
+    /// Stop claiming: interrupted or abandoned.
+    package var shouldStop: Bool { state.withLock { $0.stopRequested || $0.abandoned } }
+
+    package func recordSuccess() { state.withLock { $0.lastSuccess = Date() } }
+
+    /// Notes a transient failure; returns true when nothing has succeeded for `giveUpAfter` (the run gives up).
+    package func recordTransientFailure(_ error: S3Error) -> Bool {
+        state.withLock { state in
+            state.lastError = error
+            if Date().timeIntervalSince(state.lastSuccess) >= giveUpAfter { state.abandoned = true }
+            return state.abandoned
+        }
+    }
+
+    /// Sleeps up to `seconds`, waking early when the run stops.
+    package func pause(_ seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while !shouldStop, Date() < end { Thread.sleep(forTimeInterval: min(0.05, max(0, end.timeIntervalSinceNow))) }
+    }
+}
+
+/// Counters for the progress display and the summary.
+package final class UploadProgress: Sendable {
+    package struct Snapshot: Sendable {
+        /// Files recorded `pending` so far (to upload), and their bytes.
+        package var plannedFiles = 0
+        package var plannedBytes: Int64 = 0
+        package var skippedFiles = 0
+        package var uploadedFiles = 0
+        package var uploadedBytes: Int64 = 0
+        package var failedFiles = 0
+        /// Bytes of files being sent right now.
+        package var inFlightBytes: Int64 = 0
+        package var scanFinished = false
+        package var retries = 0
+    }
+    private let state = Mutex(Snapshot())
+    package let started = Date()
+
+    package init() {}
+
+    package var snapshot: Snapshot { state.withLock { $0 } }
+    package func update(_ body: (inout Snapshot) -> Void) { state.withLock { body(&$0) } }
+}

@@ -1,0 +1,308 @@
+import Foundation
+import Logging
+
+/// What `upload` reports at the end (and prints with `--json`).
+package struct UploadSummary: Sendable, Codable {
+    package var sessionID: Int64
+    package var status: SessionStatus
+    package var project: String
+    package var device: String
+    package var bucket: String?
+    package var prefix: String
+    package var totals: SessionTotals
+    package var durationSeconds: Double
+    package var retries: Int
+    package var message: String?
+
+    package var filesPerSecond: Double { durationSeconds > 0 ? Double(totals.uploadedFiles) / durationSeconds : 0 }
+    package var bytesPerSecond: Double { durationSeconds > 0 ? Double(totals.uploadedBytes) / durationSeconds : 0 }
+}
+
+/// One upload session from start to end: record the project, configuration and session; scan every source
+/// into the ledger while workers claim and upload what is recorded; write outcomes in batches; close the
+/// session with its totals and status.
+package struct UploadSession {
+    package var config: FleetConfig
+    package var configPath: String?
+    package var databaseURL: String
+    package var kind = "upload"
+    package var environment: [String: String] = ProcessInfo.processInfo.environment
+    package var logger: Logger
+    /// Files recorded per COPY batch while scanning.
+    package var recordBatch = 2000
+    package var claimBatch = 256
+
+    package init(config: FleetConfig, configPath: String?, databaseURL: String, logger: Logger) {
+        self.config = config
+        self.configPath = configPath
+        self.databaseURL = databaseURL
+        self.logger = logger
+    }
+
+    /// Runs the session.
+    ///
+    /// - Throws: `ConfigError`, `LedgerError` or `S3Error` when the run cannot start (the environment is
+    ///   unusable: no session is opened); once the session is open, problems end up in its status instead.
+    package func run(state: RunState, progress: UploadProgress) throws -> UploadSummary {
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        let context = try S3Context(config: config, environment: environment)
+        let mapper = try KeyMapper(config: config)
+        try checkDestination(context)
+
+        let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
+        let deviceID = try ledger.upsertDevice(
+            name: config.effectiveDevice,
+            hostname: ProcessInfo.processInfo.hostName,
+            agentVersion: FleetVersion.number
+        )
+        let configID = try ledger.recordConfig(projectID: projectID, config: config, sourcePath: configPath)
+        let sources = config.effectiveSources
+        let sessionID = try ledger.openSession(
+            kind: kind,
+            projectID: projectID,
+            deviceID: deviceID,
+            configID: configID,
+            localDirectory: sources.map(\.path).joined(separator: ", "),
+            bucket: mapper.bucket,
+            prefix: config.effectivePrefix
+        )
+        var sessionLogger = logger
+        sessionLogger[metadataKey: "session.id"] = "\(sessionID)"
+        sessionLogger.info("session opened", metadata: ["project": "\(config.project.name)"])
+
+        let started = Date()
+        var failure: String?
+        do {
+            try ledger.prepareStaging()
+            let writerLedger = try Ledger(url: databaseURL, logger: logger)
+            try writerLedger.prepareStaging()
+            let writer = ResultWriter(
+                ledger: writerLedger,
+                sessionID: sessionID,
+                projectID: projectID,
+                deviceID: deviceID,
+                config: config,
+                progress: progress,
+                logger: sessionLogger
+            )
+            let jobs = JobSource(
+                ledger: try Ledger(url: databaseURL, logger: logger),
+                sessionID: sessionID,
+                batchSize: claimBatch,
+                state: state
+            )
+            writer.start()
+            if !config.compareWithBucket { jobs.release() }
+
+            let group = DispatchGroup()
+            for index in 0..<config.effectiveWorkers {
+                let worker = UploadWorker(
+                    index: index,
+                    context: context,
+                    config: config,
+                    source: jobs,
+                    writer: writer,
+                    state: state,
+                    progress: progress,
+                    logger: sessionLogger
+                )
+                DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }
+            }
+
+            do {
+                try record(
+                    sources: sources,
+                    mapper: mapper,
+                    ledger: ledger,
+                    sessionID: sessionID,
+                    projectID: projectID,
+                    state: state,
+                    progress: progress
+                )
+                if config.compareWithBucket {
+                    try skipWhatTheBucketHas(
+                        context: context,
+                        mapper: mapper,
+                        ledger: ledger,
+                        sessionID: sessionID,
+                        projectID: projectID,
+                        progress: progress
+                    )
+                }
+            } catch {
+                failure = "\(error)"
+                state.requestStop()
+            }
+            jobs.finishScan()
+            jobs.release()
+            group.wait()
+
+            for job in jobs.drain() {
+                writer.submit(UploadOutcome(job: job, status: .pending, attempts: 0, startedAt: .now()))
+            }
+            try writer.finish()
+            if state.abandoned {
+                let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
+                let count = try ledger.abandonPendingFiles(
+                    sessionID: sessionID,
+                    errorClass: state.lastError?.kind.rawValue ?? "network",
+                    message: "not attempted: nothing uploaded for \(Int(state.giveUpAfter)) s (\(reason))"
+                )
+                sessionLogger.error(
+                    "gave up: nothing uploaded for \(Int(state.giveUpAfter)) s",
+                    metadata: ["files.abandoned": "\(count)"]
+                )
+            }
+        } catch {
+            failure = failure ?? "\(error)"
+        }
+
+        // Rows still claimed were never recorded either way: put them back for `retry` or the next run.
+        let released = try ledger.releaseClaims(sessionID: sessionID)
+        if released > 0 { sessionLogger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
+        let status: SessionStatus
+        let interrupted = state.stopRequested && failure == nil
+        let totals = try ledger.sessionTotals(sessionID)
+        if failure != nil {
+            status = .failed
+        } else if interrupted {
+            status = .interrupted
+        } else {
+            status = totals.failedFiles > 0 || totals.unfinishedFiles > 0 ? .completedWithErrors : .completed
+        }
+        let closed = try ledger.closeSession(sessionID, status: status, errorMessage: failure)
+        sessionLogger.info("session closed", metadata: ["status": "\(status.rawValue)"])
+        return UploadSummary(
+            sessionID: sessionID,
+            status: status,
+            project: config.project.name,
+            device: config.effectiveDevice,
+            bucket: mapper.bucket,
+            prefix: config.effectivePrefix,
+            totals: closed,
+            durationSeconds: Date().timeIntervalSince(started),
+            retries: progress.snapshot.retries,
+            message: failure
+        )
+    }
+
+    /// Refuses to open a session when the configured bucket cannot be used (credentials, bucket, endpoint).
+    private func checkDestination(_ context: S3Context) throws {
+        guard !config.firstDirIsBucket, let bucket = config.s3.bucket else {
+            _ = try context.credentials.credentials()
+            return
+        }
+        let client = try context.client(
+            logger: logger,
+            timeouts: HTTPTimeouts(connectSeconds: 5, stallSeconds: 10, totalSeconds: 30)
+        )
+        try client.headBucket(bucket)
+    }
+
+    /// Scans every source and records the files in batches (each batch becomes claimable when committed).
+    private func record(
+        sources: [SourceSettings],
+        mapper: KeyMapper,
+        ledger: Ledger,
+        sessionID: Int64,
+        projectID: Int64,
+        state: RunState,
+        progress: UploadProgress
+    ) throws {
+        let planner = UploadPlanner(config: config, logger: logger)
+        let now = Timestamp.now()
+        var batch: [PlannedFile] = []
+        batch.reserveCapacity(recordBatch)
+        func flush() throws {
+            let skipped = try ledger.recordFiles(batch, sessionID: sessionID, projectID: projectID)
+            let problems = batch.filter { $0.errorClass != nil }.count
+            let planned = batch.filter { $0.errorClass == nil }
+            progress.update {
+                $0.skippedFiles += skipped
+                $0.failedFiles += problems
+                $0.plannedFiles += planned.count - skipped
+                $0.plannedBytes += planned.reduce(0) { $0 + $1.size }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+        for (index, source) in sources.enumerated() {
+            guard FileManager.default.isReadableDirectory(source.path) else {
+                let key = config.sources != nil ? "sources[\(index)].path" : "source.path"
+                throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
+            }
+            let name = source.name ?? ""
+            let root = Array(source.path.utf8).trailingSlashRemoved
+            let scanner = Scanner(
+                root: source.path,
+                rules: planner.rules(for: source),
+                followSymlinks: config.followSymlinks
+            )
+            _ = try scanner.run(
+                now: now,
+                problems: { logger.warning("\($0.kind.rawValue): \($0.message)", metadata: ["source": "\(name)"]) }
+            ) { file in
+                if state.stopRequested { throw CancellationError() }
+                let fullPath = root + [UInt8(ascii: "/")] + file.relativePath
+                let display = KeyMapper.keyText(fullPath)
+                var planned = PlannedFile(
+                    source: name,
+                    localPath: display,
+                    relativePath: KeyMapper.keyText(file.relativePath),
+                    pathBytes: String(validating: fullPath, as: UTF8.self) == nil ? fullPath : nil,
+                    bucket: mapper.bucket ?? "",
+                    key: "",
+                    size: file.size,
+                    mtime: file.mtime
+                )
+                do throws(KeyError) {
+                    let placement = try mapper.place(source: name, relativePath: file.relativePath, mtime: file.mtime)
+                    planned.bucket = placement.bucket
+                    planned.key = placement.key
+                } catch {
+                    planned.key = planned.relativePath
+                    planned.errorClass = "invalid_key"
+                    planned.errorMessage = error.description
+                }
+                if !file.readable {
+                    planned.errorClass = "file_unreadable"
+                    planned.errorMessage = "\(display): permission denied"
+                }
+                batch.append(planned)
+                if batch.count >= recordBatch { try flush() }
+            }
+        }
+        try flush()
+        progress.update { $0.scanFinished = true }
+    }
+
+    /// With `compare_with_bucket`: list the destination and skip files already there with the same size.
+    private func skipWhatTheBucketHas(
+        context: S3Context,
+        mapper: KeyMapper,
+        ledger: Ledger,
+        sessionID: Int64,
+        projectID: Int64,
+        progress: UploadProgress
+    ) throws {
+        guard let bucket = mapper.bucket else { return }
+        let client = try context.client(logger: logger)
+        let prefix = mapper.template.listingPrefix(
+            prefix: config.effectivePrefix,
+            device: config.effectiveDevice,
+            project: config.project.name
+        )
+        var listing: [(String, String, Int64)] = []
+        try client.listAllObjects(bucket: bucket, prefix: prefix) { objects in
+            listing += objects.map { (bucket, $0.key, $0.size) }
+        }
+        let skipped = try ledger.skipFilesInBucket(sessionID: sessionID, projectID: projectID, listing: listing)
+        progress.update {
+            $0.skippedFiles += skipped
+            $0.plannedFiles -= skipped
+        }
+        logger.info(
+            "compared with the bucket",
+            metadata: ["objects.listed": "\(listing.count)", "files.skipped": "\(skipped)"]
+        )
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+
+/// One upload thread: takes claimed files, uploads each with retries, hands the outcome to the writer.
+///
+/// Owns its `S3Client` (and so its libcurl handle) for the whole run; nothing it holds crosses threads.
+struct UploadWorker {
+    var index: Int
+    var context: S3Context
+    var config: FleetConfig
+    var source: JobSource
+    var writer: ResultWriter
+    var state: RunState
+    var progress: UploadProgress
+    var logger: Logger
+
+    func run() {
+        var logger = self.logger
+        logger[metadataKey: "worker"] = "\(index)"
+        let client: S3Client
+        do {
+            client = try context.client(logger: logger)
+        } catch {
+            logger.error("cannot create an S3 client", metadata: ["error": "\(error)"])
+            state.requestStop()
+            return
+        }
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            let job: UploadJob
+            do {
+                guard let next = try source.next() else { return }
+                job = next
+            } catch {
+                logger.error("cannot claim files from the ledger", metadata: ["error": "\(error)"])
+                state.requestStop()
+                return
+            }
+            writer.submit(upload(job, client: client, logger: logger, generator: &generator))
+        }
+    }
+
+    /// Uploads one file, retrying transient failures with backoff, and says how it ended.
+    func upload(
+        _ job: UploadJob,
+        client: S3Client,
+        logger: Logger,
+        generator: inout SystemRandomNumberGenerator
+    )
+        -> UploadOutcome
+    {
+        let started = Timestamp.now()
+        var attempts = 0
+        while true {
+            attempts += 1
+            do throws(S3Error) {
+                let file = try LocalFile(pathBytes: job.path)
+                let size = try file.status().size
+                progress.update { $0.inFlightBytes += size }
+                defer { progress.update { $0.inFlightBytes -= size } }
+                let uploaded: UploadedObject
+                if size >= config.multipartThresholdBytes {
+                    uploaded = try ParallelMultipart(
+                        context: context,
+                        partSize: config.partSizeBytes,
+                        concurrency: config.partConcurrency,
+                        timeouts: client.timeouts,
+                        logger: logger
+                    ).upload(file, bucket: job.bucket, key: job.key, client: client)
+                } else {
+                    uploaded = try client.uploadFile(
+                        file,
+                        bucket: job.bucket,
+                        key: job.key,
+                        multipartThreshold: .max,
+                        partSize: config.partSizeBytes
+                    )
+                }
+                state.recordSuccess()
+                progress.update {
+                    $0.uploadedFiles += 1
+                    $0.uploadedBytes += uploaded.size
+                }
+                logger.debug("uploaded", metadata: ["s3.key": "\(job.key)", "file.size": "\(uploaded.size)"])
+                var outcome = UploadOutcome(job: job, status: .uploaded, attempts: attempts, startedAt: started)
+                outcome.etag = uploaded.etag
+                outcome.sha256 = uploaded.sha256
+                outcome.versionID = uploaded.versionID
+                outcome.size = uploaded.size
+                outcome.mtime = uploaded.mtime
+                return outcome
+            } catch {
+                let givingUp = error.isTransient && state.recordTransientFailure(error)
+                if error.isTransient, attempts < config.maxAttempts, !givingUp, !state.stopRequested {
+                    let wait = config.backoff.delay(afterAttempt: attempts, using: &generator)
+                    progress.update { $0.retries += 1 }
+                    logger.notice(
+                        "retry \(attempts)/\(config.maxAttempts) in \(String(format: "%.1f", wait)) s",
+                        metadata: [
+                            "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)",
+                            "error": "\(error.message)",
+                        ]
+                    )
+                    state.pause(wait)
+                    continue
+                }
+                progress.update { $0.failedFiles += 1 }
+                logger.warning(
+                    "\(error.isTransient ? "failed" : "permanent failure"): \(error.message)",
+                    metadata: [
+                        "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)", "attempts": "\(attempts)",
+                    ]
+                )
+                var outcome = UploadOutcome(
+                    job: job,
+                    status: error.isTransient ? .failed : .permanentFailure,
+                    attempts: attempts,
+                    startedAt: started
+                )
+                outcome.errorClass = error.kind.rawValue
+                outcome.errorMessage = error.description
+                outcome.httpStatus = error.httpStatus
+                return outcome
+            }
+        }
+    }
+}

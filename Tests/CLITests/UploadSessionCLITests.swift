@@ -1,0 +1,360 @@
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetCore
+
+/// `upload` end to end, as a user runs it: real PostgreSQL, real S3 server, results checked in the bucket
+/// (read back with boto3, a different client) and in the ledger.
+struct UploadSessionCLITests {
+    private func configFile(
+        _ scratch: Scratch,
+        _ s3: TestS3,
+        upload: String = #"{ "workers": 4 }"#,
+        endpoint: String? = nil,
+        extraS3: String = ""
+    ) throws -> String {
+        try scratch.write(
+            "session.json",
+            """
+            {
+              "project": { "name": "e2e-\(UUID().uuidString.prefix(8))" },
+              "device": "test-rig",
+              "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(endpoint ?? s3.endpoint)",
+                      "region": "\(s3.region)" \(extraS3) },
+              "source": { "path": "data" },
+              "upload": \(upload)
+            }
+            """
+        )
+    }
+
+    /// key → (size, sha256) of everything under the test's prefix, read back with boto3.
+    private func bucketContents(_ s3: TestS3, endpoint: String? = nil) throws -> [String: (Int, String)] {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../scripts/testing/verify-bucket.py").standardizedFileURL.path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, endpoint ?? s3.endpoint, s3.bucket, s3.prefix]
+        process.environment = ProcessInfo.processInfo.environment.merging(s3.environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+            let json = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]]
+        else { throw TestEnvironmentError(description: "verify-bucket.py failed (is boto3 installed?)") }
+        return json.mapValues { (($0["size"] as? Int) ?? -1, ($0["sha256"] as? String) ?? "") }
+    }
+
+    private func sha256(_ url: URL) throws -> String { SHA256.hex(of: Array(try Data(contentsOf: url))) }
+
+    private func summary(_ result: CLIResult) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func awkwardTreeUploadsByteExactAndEveryRowIsUploaded() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let names = [
+            "plain.wav", "with space.wav", "plus+sign.jpg", "100%.json", "café/日本語.mp4", "zero-bytes.bin",
+            String(repeating: "deep/", count: 30) + "leaf.log", "a/b/c/d/e/f/g.txt",
+        ]
+        var expected: [String: URL] = [:]
+        for (index, name) in names.enumerated() {
+            let path = try scratch.write(
+                "data/" + name,
+                name == "zero-bytes.bin" ? "" : String(repeating: "x", count: 100 * index + 1)
+            )
+            expected[s3.prefix + name] = URL(fileURLWithPath: path)
+        }
+        let large = scratch.url.appendingPathComponent("data/large/200mib.bin")
+        try FileManager.default.createDirectory(
+            at: large.deletingLastPathComponent(),
+            withIntermediateDirectories: true
+        )
+        #expect(FileManager.default.createFile(atPath: large.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: large)
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        for megabyte in 0..<200 {
+            for index in stride(from: 0, to: block.count, by: 4096) {
+                block[index] = UInt8(truncatingIfNeeded: megabyte &+ index)
+            }
+            handle.write(Data(block))
+        }
+        try handle.close()
+        expected[s3.prefix + "large/200mib.bin"] = large
+        let config = try configFile(
+            scratch,
+            s3,
+            upload: #"{ "workers": 4, "multipart_threshold_mb": 64, "part_size_mb": 16 }"#
+        )
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let stored = try bucketContents(s3)
+        #expect(Set(stored.keys) == Set(expected.keys))
+        for (key, url) in expected {
+            let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? -2
+            #expect(stored[key]?.0 == size, "size of \(key)")
+            #expect(stored[key]?.1 == (try sha256(url)), "bytes of \(key)")
+        }
+        let rows = try database.connect().execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE status = 'uploaded' AND etag IS NOT NULL AND checksum_sha256 IS NOT NULL
+                                               AND attempts = 1),
+                   (SELECT count(*) FROM stored_objects), (SELECT status FROM sync_sessions)
+            FROM file_uploads
+            """
+        )
+        #expect(rows.int(0, 0) == expected.count)
+        #expect(rows.int(0, 1) == expected.count)
+        #expect(rows.int(0, 2) == expected.count)
+        #expect(rows.string(0, 3) == "completed")
+        let large256 = try database.connect().execute(
+            "SELECT checksum_sha256 FROM file_uploads WHERE s3_key = \(s3.prefix + "large/200mib.bin")"
+        )
+        #expect(large256.string(0, 0) == (try sha256(large)))
+    }
+
+    @Test func secondRunUploadsNothingAndSaysSo() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<40 { try scratch.write("data/d\(index % 4)/f\(index).wav", "x\(index)") }
+        let config = try configFile(scratch, s3)
+
+        let first = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+        let second = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(second.status == 0, "\(second.stderr)")
+        let totals = try #require(try summary(second)["totals"] as? [String: Any])
+        #expect(totals["uploaded_files"] as? Int == 0)
+        #expect(totals["skipped_files"] as? Int == 40)
+        let rows = try database.connect().execute(
+            "SELECT count(*) FROM file_uploads WHERE session_id = 2 AND status = 'skipped' AND skip_reason = 'ledger'"
+        )
+        #expect(rows.int(0, 0) == 40)
+        let plain = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+        #expect(plain.stderr.contains("Nothing to upload"))
+        #expect(plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    }
+
+    @Test func objectsAnotherToolUploadedAreSkippedWhenComparingWithTheBucket() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<10 { try scratch.write("data/f\(index).bin", String(repeating: "y", count: index + 1)) }
+        let client = try s3.client()
+        for index in 0..<4 {
+            let file = try LocalFile(path: scratch.url.appendingPathComponent("data/f\(index).bin").path)
+            _ = try client.uploadFile(file, bucket: s3.bucket, key: s3.prefix + "f\(index).bin")
+        }
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "compare_with_bucket": true }"#)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try database.connect().execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'skipped' AND skip_reason = 'bucket'),
+                   count(*) FILTER (WHERE status = 'uploaded') FROM file_uploads
+            """
+        )
+        #expect(rows.int(0, 0) == 4)
+        #expect(rows.int(0, 1) == 6)
+    }
+
+    @Test func deleteAfterUploadRemovesOnlyRecordedFiles() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<12 { try scratch.write("data/sub\(index % 3)/f\(index).log", "log \(index)") }
+        let config = try configFile(
+            scratch,
+            s3,
+            upload: #"{ "workers": 3, "delete_after_upload": true, "remove_empty_directories": true }"#
+        )
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: scratch.url.appendingPathComponent("data").path)
+        #expect(left.isEmpty, "left behind: \(left)")
+        #expect(FileManager.default.fileExists(atPath: scratch.url.appendingPathComponent("data").path))
+        #expect(try bucketContents(s3).count == 12)
+        let rows = try database.connect().execute(
+            """
+            SELECT count(*) FILTER (WHERE local_deleted_at IS NOT NULL),
+                   (SELECT count(*) FROM local_deletions WHERE reason = 'after_upload' AND was_uploaded)
+            FROM file_uploads
+            """
+        )
+        #expect(rows.int(0, 0) == 12)
+        #expect(rows.int(0, 1) == 12)
+    }
+
+    @Test func missingBucketExitsThreeWithoutOpeningASession() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("data/a.wav", "a")
+        let config = try configFile(scratch, s3)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--bucket", "fleet-no-such-bucket", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 3)
+        #expect(result.reason.contains("no_such_bucket"), "\(result.stderr)")
+        #expect(try database.connect().execute("SELECT count(*) FROM sync_sessions").int(0, 0) == 0)
+    }
+
+    @Test func serverKilledMidRunLeavesTransientFailuresAndExitOne() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        // A server of this test's own, to kill.
+        let serverDirectory = scratch.url.appendingPathComponent("s3").path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../scripts/s3.sh").standardizedFileURL.path
+        let start = try CLI.runTool(script, ["start", serverDirectory], environment: ["FLEET_S3_BUCKETS": s3.bucket])
+        defer { _ = try? CLI.runTool(script, ["stop", serverDirectory]) }
+        let endpoint = try #require(
+            start.stdout.split(separator: "\n").first { $0.contains("FLEET_TEST_S3_ENDPOINT") }
+                .map { String($0.split(separator: "'")[1]) }
+        )
+        for index in 0..<1500 { try scratch.write("data/d\(index % 10)/f\(index).bin", "z\(index)") }
+        let config = try configFile(
+            scratch,
+            s3,
+            upload:
+                #"{ "workers": 2, "max_attempts": 3, "backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.2, "give_up_after_seconds": 2 }"#,
+            endpoint: endpoint
+        )
+
+        let run = try CLI.start(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+        let connection = try database.connect()
+        var uploaded = 0
+        for _ in 0..<600 where uploaded < 100 {
+            Thread.sleep(forTimeInterval: 0.05)
+            uploaded =
+                (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
+        }
+        _ = try CLI.runTool(script, ["stop", serverDirectory])
+        let result = run.wait()
+
+        #expect(uploaded >= 100)
+        #expect(result.status == 1, "\(result.stderr)")
+        let transientClasses = S3Error.Kind.allCases.filter { S3Error($0, "").isTransient }.map { "'\($0.rawValue)'" }
+            .joined(separator: ", ")
+        let rows = try connection.execute(
+            PGQuery(
+                unsafeSQL: """
+                    SELECT (SELECT status FROM sync_sessions),
+                           count(*) FILTER (WHERE status = 'failed' AND error_class IN (\(transientClasses))),
+                           count(*) FILTER (WHERE status = 'failed' AND attempts >= 1),
+                           count(*) FILTER (WHERE status IN ('uploading', 'pending')),
+                           count(*) FILTER (WHERE status = 'uploaded')
+                    FROM file_uploads
+                    """
+            )
+        )
+        #expect(rows.string(0, 0) == "completed_with_errors")
+        #expect((rows.int(0, 1) ?? 0) > 0)
+        #expect((rows.int(0, 2) ?? 0) > 0)
+        #expect(rows.int(0, 3) == 0)
+        let breakdown = try connection.execute(
+            "SELECT status || '/' || coalesce(error_class, '-') || '=' || count(*) FROM file_uploads GROUP BY status, error_class"
+        )
+        #expect(
+            (rows.int(0, 4) ?? 0) + (rows.int(0, 1) ?? 0) == 1500,
+            "\((0..<breakdown.rowCount).compactMap { breakdown.string($0, 0) })"
+        )
+    }
+
+    @Test func interruptFinishesInFlightFilesAndLeavesNothingUploading() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<3000 { try scratch.write("data/d\(index % 10)/f\(index).bin", "i\(index)") }
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2 }"#)
+
+        let run = try CLI.start(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+        let connection = try database.connect()
+        var uploaded = 0
+        for _ in 0..<600 where uploaded < 50 {
+            Thread.sleep(forTimeInterval: 0.05)
+            uploaded =
+                (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
+        }
+        kill(run.process.processIdentifier, SIGINT)
+        let result = run.wait()
+
+        #expect(result.status == 1, "\(result.stderr)")
+        let rows = try connection.execute(
+            """
+            SELECT (SELECT status FROM sync_sessions), count(*) FILTER (WHERE status = 'uploading'),
+                   count(*) FILTER (WHERE status = 'uploaded'), count(*) FILTER (WHERE status = 'pending')
+            FROM file_uploads
+            """
+        )
+        #expect(rows.string(0, 0) == "interrupted")
+        #expect(rows.int(0, 1) == 0)
+        #expect((rows.int(0, 2) ?? 0) < 3000)
+        // Every uploaded row is in the bucket; nothing else is.
+        #expect(try bucketContents(s3).count == rows.int(0, 2))
+    }
+}
