@@ -129,6 +129,8 @@ package struct UploadSession {
                         progress: progress
                     )
                 }
+            } catch is CancellationError {
+                // Interrupted while scanning: what was recorded so far is uploaded or put back.
             } catch {
                 failure = "\(error)"
                 state.requestStop()
@@ -239,37 +241,42 @@ package struct UploadSession {
             )
             _ = try scanner.run(
                 now: now,
-                problems: { logger.warning("\($0.kind.rawValue): \($0.message)", metadata: ["source": "\(name)"]) }
-            ) { file in
-                if state.stopRequested { throw CancellationError() }
-                let fullPath = root + [UInt8(ascii: "/")] + file.relativePath
-                let display = KeyMapper.keyText(fullPath)
-                var planned = PlannedFile(
-                    source: name,
-                    localPath: display,
-                    relativePath: KeyMapper.keyText(file.relativePath),
-                    pathBytes: String(validating: fullPath, as: UTF8.self) == nil ? fullPath : nil,
-                    bucket: mapper.bucket ?? "",
-                    key: "",
-                    size: file.size,
-                    mtime: file.mtime
-                )
-                do throws(KeyError) {
-                    let placement = try mapper.place(source: name, relativePath: file.relativePath, mtime: file.mtime)
-                    planned.bucket = placement.bucket
-                    planned.key = placement.key
-                } catch {
-                    planned.key = planned.relativePath
-                    planned.errorClass = "invalid_key"
-                    planned.errorMessage = error.description
+                problems: { logger.warning("\($0.kind.rawValue): \($0.message)", metadata: ["source": "\(name)"]) },
+                accept: { file in
+                    if state.stopRequested { throw CancellationError() }
+                    let fullPath = root + [UInt8(ascii: "/")] + file.relativePath
+                    let display = KeyMapper.keyText(fullPath)
+                    var planned = PlannedFile(
+                        source: name,
+                        localPath: display,
+                        relativePath: KeyMapper.keyText(file.relativePath),
+                        pathBytes: String(validating: fullPath, as: UTF8.self) == nil ? fullPath : nil,
+                        bucket: mapper.bucket ?? "",
+                        key: "",
+                        size: file.size,
+                        mtime: file.mtime
+                    )
+                    do throws(KeyError) {
+                        let placement = try mapper.place(
+                            source: name,
+                            relativePath: file.relativePath,
+                            mtime: file.mtime
+                        )
+                        planned.bucket = placement.bucket
+                        planned.key = placement.key
+                    } catch {
+                        planned.key = planned.relativePath
+                        planned.errorClass = "invalid_key"
+                        planned.errorMessage = error.description
+                    }
+                    if !file.readable {
+                        planned.errorClass = "file_unreadable"
+                        planned.errorMessage = "\(display): permission denied"
+                    }
+                    batch.append(planned)
+                    if batch.count >= recordBatch { try flush() }
                 }
-                if !file.readable {
-                    planned.errorClass = "file_unreadable"
-                    planned.errorMessage = "\(display): permission denied"
-                }
-                batch.append(planned)
-                if batch.count >= recordBatch { try flush() }
-            }
+            )
         }
         try flush()
         progress.update { $0.scanFinished = true }
