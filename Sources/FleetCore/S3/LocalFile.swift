@@ -56,7 +56,8 @@ package final class LocalFile {
     /// parts are hashed in order).
     package func sha256(offset: Int64, length: Int64, also: SHA256? = nil) throws(S3Error) -> [UInt8] {
         let digest = SHA256()
-        let chunk = 1 << 20
+        // Sized to the data: most files are a few KiB, and a 1 MiB buffer would cost an mmap per file.
+        let chunk = Int(min(Int64(1 << 20), max(length, 1)))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buffer.deallocate() }
         var done: Int64 = 0
