@@ -15,7 +15,7 @@ struct FleetBench: FleetCommand {
 }
 
 extension FleetBench {
-    /// Uploads one file through the S3 client (multipart above the threshold) and prints a JSON line.
+    /// Uploads one file as the upload workers do (parallel multipart above the threshold) and prints a JSON line.
     struct Put: ParsableCommand {
         @OptionGroup var configOptions: ConfigOptions
         @Option(help: "The file to upload.") var file: String
@@ -24,15 +24,20 @@ extension FleetBench {
         func run() throws {
             let logger = LoggingBootstrap.logger(label: "fleet.bench", level: .warning)
             let config = try configOptions.load()
-            let client = try S3Context(config: config).client(logger: logger)
+            let context = try S3Context(config: config)
+            let client = try context.client(logger: logger)
+            let file = try LocalFile(path: file)
             let started = Date()
-            let uploaded = try client.uploadFile(
-                LocalFile(path: file),
-                bucket: config.s3.bucket ?? "",
-                key: key,
-                multipartThreshold: config.multipartThresholdBytes,
-                partSize: config.partSizeBytes
-            )
+            let uploaded =
+                try file.status().size >= config.multipartThresholdBytes
+                ? ParallelMultipart(
+                    context: context,
+                    partSize: config.partSizeBytes,
+                    concurrency: config.partConcurrency,
+                    timeouts: client.timeouts,
+                    logger: logger
+                ).upload(file, bucket: config.s3.bucket ?? "", key: key, client: client)
+                : client.uploadFile(file, bucket: config.s3.bucket ?? "", key: key)
             let seconds = Date().timeIntervalSince(started)
             print(
                 #"{"bytes": \#(uploaded.size), "seconds": \#(seconds), "parts": \#(uploaded.partCount), "sha256": "\#(uploaded.sha256)"}"#

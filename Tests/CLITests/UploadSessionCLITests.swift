@@ -48,6 +48,17 @@ struct UploadSessionCLITests {
         return json.mapValues { (($0["size"] as? Int) ?? -1, ($0["sha256"] as? String) ?? "") }
     }
 
+    /// Polls the ledger (up to 30 s) until at least `count` files are recorded uploaded; returns how many are.
+    private func waitForUploads(_ connection: PGConnection, atLeast count: Int) -> Int {
+        var uploaded = 0
+        for _ in 0..<600 where uploaded < count {
+            Thread.sleep(forTimeInterval: 0.05)
+            uploaded =
+                (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
+        }
+        return uploaded
+    }
+
     private func sha256(_ url: URL) throws -> String { SHA256.hex(of: Array(try Data(contentsOf: url))) }
 
     private func summary(_ result: CLIResult) throws -> [String: Any] {
@@ -281,12 +292,7 @@ struct UploadSessionCLITests {
             environment: s3.environment
         )
         let connection = try database.connect()
-        var uploaded = 0
-        for _ in 0..<600 where uploaded < 100 {
-            Thread.sleep(forTimeInterval: 0.05)
-            uploaded =
-                (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
-        }
+        let uploaded = waitForUploads(connection, atLeast: 100)
         _ = try CLI.runTool(script, ["stop", serverDirectory])
         let result = run.wait()
 
@@ -334,12 +340,7 @@ struct UploadSessionCLITests {
             environment: s3.environment
         )
         let connection = try database.connect()
-        var uploaded = 0
-        for _ in 0..<600 where uploaded < 50 {
-            Thread.sleep(forTimeInterval: 0.05)
-            uploaded =
-                (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
-        }
+        _ = waitForUploads(connection, atLeast: 50)
         kill(run.process.processIdentifier, SIGINT)
         let result = run.wait()
 

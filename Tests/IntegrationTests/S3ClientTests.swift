@@ -47,7 +47,7 @@ struct S3ClientTests {
         #expect(listed == [key])
     }
 
-    @Test func multipartUploadReassemblesThePartsExactly() throws {
+    @Test func parallelMultipartUploadReassemblesThePartsExactly() throws {
         let s3 = try TestS3()
         let tree = try TemporaryTree()
         defer { tree.remove() }
@@ -55,13 +55,13 @@ struct S3ClientTests {
         let client = try s3.client()
         let key = s3.prefix + "big.bin"
 
-        let uploaded = try client.uploadFile(
-            LocalFile(path: path.path),
-            bucket: s3.bucket,
-            key: key,
-            multipartThreshold: 5 << 20,
-            partSize: 5 << 20
-        )
+        let uploaded = try ParallelMultipart(
+            context: S3Context(config: s3.config(), environment: s3.environment, homeDirectory: "/nonexistent-home"),
+            partSize: 5 << 20,
+            concurrency: 2,
+            timeouts: client.timeouts,
+            logger: quietLogger
+        ).upload(LocalFile(path: path.path), bucket: s3.bucket, key: key, client: client)
 
         let bytes = try Data(contentsOf: path)
         #expect(uploaded.partCount == 3)

@@ -161,42 +161,18 @@ package final class S3Client {
 
     // MARK: - Uploads
 
-    /// Uploads a file as one object, in one request below `multipartThreshold` and in parts of `partSize`
-    /// from there.
+    /// Uploads a file as one object in one request (PutObject; large files go through `ParallelMultipart`).
     ///
-    /// The file's SHA-256 (and each part's) is computed first, then the bytes are streamed with the digest in
+    /// The file's SHA-256 is computed first, then the bytes are streamed with the digest in
     /// `x-amz-content-sha256` and `x-amz-checksum-sha256`, so S3 refuses anything that differs. A file whose
-    /// size or mtime changes meanwhile is reported as `.fileChanged`; a failed multipart upload is aborted so
-    /// no part is left behind.
+    /// size or mtime changes meanwhile is reported as `.fileChanged`.
     package func uploadFile(
         _ file: LocalFile,
         bucket: String,
         key: String,
-        multipartThreshold: Int64 = 64 << 20,
-        partSize: Int64 = 16 << 20,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
         let before = try file.status()
-        if before.size < multipartThreshold {
-            return try putObject(file, status: before, bucket: bucket, key: key, onBytesSent: onBytesSent)
-        }
-        return try multipartUpload(
-            file,
-            status: before,
-            bucket: bucket,
-            key: key,
-            partSize: partSize,
-            onBytesSent: onBytesSent
-        )
-    }
-
-    private func putObject(
-        _ file: LocalFile,
-        status before: LocalFile.Status,
-        bucket: String,
-        key: String,
-        onBytesSent: ((Int64) -> Void)?
-    ) throws(S3Error) -> UploadedObject {
         let digest = try file.sha256(offset: 0, length: before.size)
         try requireUnchanged(file, since: before, "while its checksum was computed")
         let response = try send(
@@ -222,65 +198,7 @@ package final class S3Client {
         )
     }
 
-    private func multipartUpload(
-        _ file: LocalFile,
-        status before: LocalFile.Status,
-        bucket: String,
-        key: String,
-        partSize: Int64,
-        onBytesSent: ((Int64) -> Void)?
-    ) throws(S3Error) -> UploadedObject {
-        let whole = SHA256()
-        let uploadID = try createMultipartUpload(bucket: bucket, key: key)
-        do {
-            var parts: [UploadedPart] = []
-            var offset: Int64 = 0
-            var number = 1
-            while offset < before.size || (before.size == 0 && number == 1) {
-                let length = min(partSize, before.size - offset)
-                let digest = try file.sha256(offset: offset, length: length, also: whole)
-                try requireUnchanged(file, since: before, "while its checksum was computed")
-                let sentBefore = offset
-                parts.append(
-                    try uploadPart(
-                        bucket: bucket,
-                        key: key,
-                        uploadID: uploadID,
-                        partNumber: number,
-                        region: FileRegion(descriptor: file.descriptor, offset: offset, length: length),
-                        sha256: digest,
-                        onBytesSent: onBytesSent.map { report in { report(sentBefore + $0) } }
-                    )
-                )
-                offset += length
-                number += 1
-            }
-            let etag = try completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
-            try requireUnchanged(file, since: before, "while it was sent")
-            return UploadedObject(
-                bucket: bucket,
-                key: key,
-                etag: etag,
-                sha256: whole.finalize().hexString,
-                versionID: nil,
-                size: before.size,
-                mtime: before.mtime,
-                partCount: parts.count
-            )
-        } catch {
-            do {
-                try abortMultipartUpload(bucket: bucket, key: key, uploadID: uploadID)
-            } catch let abortError {
-                logger.warning(
-                    "could not abort multipart upload",
-                    metadata: ["s3.key": "\(key)", "s3.upload_id": "\(uploadID)", "error": "\(abortError)"]
-                )
-            }
-            throw error
-        }
-    }
-
-    private func requireUnchanged(_ file: LocalFile, since before: LocalFile.Status, _ when: String) throws(S3Error) {
+    func requireUnchanged(_ file: LocalFile, since before: LocalFile.Status, _ when: String) throws(S3Error) {
         let now = try file.status()
         guard now == before else {
             throw S3Error(

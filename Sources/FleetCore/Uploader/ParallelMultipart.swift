@@ -7,14 +7,29 @@ import Synchronization
 /// One sequential read computes every part's SHA-256 and the whole file's; then `concurrency` threads, each
 /// with its own client, send parts as S3 verifies each against its checksum. A failure aborts the upload so
 /// no part is left behind.
-struct ParallelMultipart {
+package struct ParallelMultipart {
     var context: S3Context
     var partSize: Int64
     var concurrency: Int
     var timeouts: HTTPTimeouts
     var logger: Logger
 
-    func upload(_ file: LocalFile, bucket: String, key: String, client: S3Client) throws(S3Error) -> UploadedObject {
+    package init(context: S3Context, partSize: Int64, concurrency: Int, timeouts: HTTPTimeouts, logger: Logger) {
+        self.context = context
+        self.partSize = partSize
+        self.concurrency = concurrency
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    package func upload(
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        client: S3Client
+    ) throws(S3Error)
+        -> UploadedObject
+    {
         let before = try file.status()
         let whole = SHA256()
         var digests: [[UInt8]] = []
@@ -24,9 +39,7 @@ struct ParallelMultipart {
             digests.append(try file.sha256(offset: offset, length: length, also: whole))
             offset += length
         }
-        guard try file.status() == before else {
-            throw S3Error(.fileChanged, "\(file.displayPath) changed while its checksums were computed")
-        }
+        try client.requireUnchanged(file, since: before, "while its checksums were computed")
         let uploadID = try client.createMultipartUpload(bucket: bucket, key: key)
         let parts = Mutex<[UploadedPart?]>(Array(repeating: nil, count: digests.count))
         let next = Mutex(0)
@@ -71,9 +84,7 @@ struct ParallelMultipart {
             if let error = firstError.withLock({ $0 }) { throw error }
             let finished = parts.withLock { $0.compactMap { $0 } }
             let etag = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: finished)
-            guard try file.status() == before else {
-                throw S3Error(.fileChanged, "\(file.displayPath) changed while it was sent")
-            }
+            try client.requireUnchanged(file, since: before, "while it was sent")
             return UploadedObject(
                 bucket: bucket,
                 key: key,

@@ -68,13 +68,7 @@ struct UploadWorker {
                         logger: logger
                     ).upload(file, bucket: job.bucket, key: job.key, client: client)
                 } else {
-                    uploaded = try client.uploadFile(
-                        file,
-                        bucket: job.bucket,
-                        key: job.key,
-                        multipartThreshold: .max,
-                        partSize: config.partSizeBytes
-                    )
+                    uploaded = try client.uploadFile(file, bucket: job.bucket, key: job.key)
                 }
                 state.recordSuccess()
                 progress.update {
