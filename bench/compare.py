@@ -26,7 +26,6 @@ import random
 import select
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import sysconfig
@@ -297,15 +296,24 @@ def run_measured(argv, env, name, timeout):
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
     fd = os.pidfd_open(proc.pid)
-    timed_out = not select.select([fd], [], [], timeout)[0]
-    if timed_out:
-        os.killpg(proc.pid, signal.SIGKILL)
+    # Peak RSS: the child's VmHWM, sampled every 20 ms until it exits. wait4's ru_maxrss cannot be used:
+    # a child forked from this Python process starts out with the parent's pages, and exec() folds that
+    # high-water mark into ru_maxrss, so it never reads below this script's own RSS (~15 MiB). VmHWM is the
+    # high-water mark of the exec'd program alone, and monotonic, so only growth in the last 20 ms is missed.
+    hwm_kib, deadline, timed_out = 0, time.monotonic() + timeout, False
+    while not select.select([fd], [], [], 0.02)[0]:
+        hwm_kib = max(hwm_kib, _vm_hwm_kib(proc.pid))
+        if time.monotonic() > deadline:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     os.close(fd)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keeps Popen from waiting again
     m1 = machine_cpu()
-    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
+    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+              "rss_mib": (hwm_kib or usage.ru_maxrss) / 1024,
               "weed_cpu": weed_cpu() - w0, "pg_cpu": pg_cpu() - p0, "error": None}
     # Whatever else ran meanwhile (other builds and tests on a shared machine) shows up here.
     result["other_cpu"] = max(0.0, (m1 - m0) - result["cpu"] - result["weed_cpu"] - result["pg_cpu"])
@@ -314,6 +322,17 @@ def run_measured(argv, env, name, timeout):
     elif proc.returncode != 0:
         result["error"] = f"failed: exit {proc.returncode}: {_last_line(err_path) or _last_line(out_path) or '(no output)'}"
     return result
+
+
+def _vm_hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _last_line(path):
@@ -473,8 +492,9 @@ def print_table(clients, phases, results, failed, args, tools):
     print(fmt(head))
     print(fmt(["-" * (w or 6) for w in widths]))
 
-    def med(runs, key):
-        return statistics.median(r[key] for r in runs)
+    def median_run(runs):
+        """The run with the median wall time (the lower one of two), so a row's numbers come from one run."""
+        return sorted(runs, key=lambda r: r["wall"])[(len(runs) - 1) // 2]
 
     for phase in ("small", "large"):
         n, size = phases[phase]
@@ -482,20 +502,22 @@ def print_table(clients, phases, results, failed, args, tools):
             continue
         mib = size / (1 << 20)
         fleet_runs = results.get(("fleet", phase))
-        fleet_wall = med(fleet_runs, "wall") if fleet_runs and not any(r["error"] for r in fleet_runs) else None
+        fleet_ok = fleet_runs and not any(r["error"] for r in fleet_runs)
+        fleet_wall = median_run(fleet_runs)["wall"] if fleet_ok else None
         for client in clients:
             runs = results.get((client, phase))
             if not runs:
                 print(fmt([client, phase, f"{n:,}", f"{mib:,.0f}"] + ["-"] * 10 + [failed.get(client, "not run")]))
                 continue
             errors = [r["error"] for r in runs if r["error"]]
-            wall, cpu = med(runs, "wall"), med(runs, "cpu")
+            m = median_run(runs)
+            wall, cpu = m["wall"], m["cpu"]
             ok = not errors
             ratio = f"{fleet_wall / wall:.2f}" if fleet_wall and ok else "-"
             print(fmt([client, phase, f"{n:,}", f"{mib:,.0f}", f"{wall:.2f}", f"{cpu:.2f}",
                        f"{cpu * 1000 / n:.2f}", f"{max(r['rss_mib'] for r in runs):.1f}",
                        f"{n / wall:,.0f}" if ok else "-", f"{mib / wall:,.1f}" if ok else "-", ratio,
-                       f"{med(runs, 'weed_cpu'):.2f}", f"{med(runs, 'pg_cpu'):.2f}", f"{med(runs, 'other_cpu'):.2f}",
+                       f"{m['weed_cpu']:.2f}", f"{m['pg_cpu']:.2f}", f"{m['other_cpu']:.2f}",
                        errors[0] if errors else "ok"]))
     versions = []
     for client, argv in (("s5cmd", [tools.get("s5cmd"), "version"]), ("rclone", [tools.get("rclone"), "version"]),
@@ -503,7 +525,7 @@ def print_table(clients, phases, results, failed, args, tools):
         if client in clients and tools.get(client):
             v = tool_version(argv)
             versions.append(v if v.lower().startswith(("aws-cli", "rclone")) else f"{client} {v}")
-    print(f"\n(median of {args.repeat} run(s); {os.cpu_count()} cores, client and SeaweedFS share them; "
+    print(f"\n(the run with the median wall time of {args.repeat}; {os.cpu_count()} cores, client and SeaweedFS share them; "
           f"fleet ratio = fleet wall / client wall, < 1 means fleet is faster; page cache warm; "
           f"load average at the end {os.getloadavg()[0]:.2f})")
     if versions:
