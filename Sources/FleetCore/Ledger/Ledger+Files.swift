@@ -178,8 +178,7 @@ extension Ledger {
     ///
     /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
     /// - Returns: how many were skipped.
-    package func skipFilesInBucket(sessionID: Int64, projectID: Int64, listing: [(String, String, Int64)]) throws -> Int
-    {
+    package func skipFilesInBucket(sessionID: Int64, listing: [(String, String, Int64)]) throws -> Int {
         guard !listing.isEmpty else { return 0 }
         return try connection.transaction {
             try connection.executeScript(
@@ -203,7 +202,6 @@ extension Ledger {
                     mtime = EXCLUDED.mtime, session_id = EXCLUDED.session_id, uploaded_at = now()
                 """
             )
-            _ = projectID
             return updated.affectedRows
         }
     }

@@ -53,8 +53,6 @@ package final class UploadProgress: Sendable {
         package var uploadedFiles = 0
         package var uploadedBytes: Int64 = 0
         package var failedFiles = 0
-        /// Bytes of files being sent right now.
-        package var inFlightBytes: Int64 = 0
         package var scanFinished = false
         package var retries = 0
     }

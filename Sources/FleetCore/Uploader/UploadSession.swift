@@ -302,7 +302,7 @@ package struct UploadSession {
         try client.listAllObjects(bucket: bucket, prefix: prefix) { objects in
             listing += objects.map { (bucket, $0.key, $0.size) }
         }
-        let skipped = try ledger.skipFilesInBucket(sessionID: sessionID, projectID: projectID, listing: listing)
+        let skipped = try ledger.skipFilesInBucket(sessionID: sessionID, listing: listing)
         progress.update {
             $0.skippedFiles += skipped
             $0.plannedFiles -= skipped

@@ -56,8 +56,6 @@ struct UploadWorker {
             do throws(S3Error) {
                 let file = try LocalFile(pathBytes: job.path)
                 let size = try file.status().size
-                progress.update { $0.inFlightBytes += size }
-                defer { progress.update { $0.inFlightBytes -= size } }
                 let uploaded: UploadedObject
                 if size >= config.multipartThresholdBytes {
                     uploaded = try ParallelMultipart(
