@@ -20,9 +20,7 @@ package final class LocalFile {
     /// - Throws: `S3Error` `.fileMissing` or `.fileUnreadable`.
     package init(pathBytes: [UInt8]) throws(S3Error) {
         displayPath = KeyMapper.keyText(pathBytes)
-        let descriptor = (pathBytes + [0]).withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
-        }
+        let descriptor = pathBytes.withCPath { open($0, O_RDONLY | O_CLOEXEC) }
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
             switch errno {
@@ -79,6 +77,14 @@ package final class LocalFile {
 }
 
 extension Array where Element == UInt8 {
+    /// Runs `body` with these path bytes as a NUL-terminated C string (file names need not be UTF-8, so a
+    /// Swift `String` cannot carry them).
+    package func withCPath<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        (self + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) }
+        }
+    }
+
     /// Standard base64, as `x-amz-checksum-sha256` carries a digest.
     package var base64: String { Data(self).base64EncodedString() }
 }

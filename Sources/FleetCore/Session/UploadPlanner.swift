@@ -49,11 +49,6 @@ package struct UploadPlanner {
         plan.multipartThresholdBytes = threshold
         plan.workers = config.effectiveWorkers
 
-        for (index, source) in sources.enumerated() where !FileManager.default.isReadableDirectory(source.path) {
-            let key = config.sources != nil ? "sources[\(index)].path" : "source.path"
-            throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
-        }
-
         let connection = ledger.connection
         try connection.executeScript(
             "CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz)"
@@ -62,33 +57,25 @@ package struct UploadPlanner {
 
         let scanStarted = Date()
         try connection.copyIn("COPY plan_files (bucket, s3_key, size_bytes, mtime) FROM STDIN") { rows in
-            for source in sources {
-                let name = source.name ?? ""
-                let scanner = Scanner(
-                    root: source.path,
-                    rules: rules(for: source),
-                    followSymlinks: config.followSymlinks
-                )
-                let counts = try scanner.run(
-                    now: now,
-                    problems: { problem in
-                        logger.warning("\(problem.kind.rawValue): \(problem.message)", metadata: ["source": "\(name)"])
-                        if plan.scanProblems.count < listedProblemCount { plan.scanProblems.append(problem.message) }
-                    },
-                    progress: { progress(name, $0) }
-                ) { file in
-                    guard file.readable else { return }
-                    let localPath = source.path.appendingPathComponent(KeyMapper.keyText(file.relativePath))
+            plan.scan = try SourceWalk(config: config, mapper: mapper, logger: logger).run(
+                now: now,
+                problems: { problem in
+                    if plan.scanProblems.count < listedProblemCount { plan.scanProblems.append(problem.message) }
+                },
+                progress: progress,
+                accept: { walked in
+                    guard walked.file.readable else { return }
                     let placement: Placement
-                    do throws(KeyError) {
-                        placement = try mapper.place(source: name, relativePath: file.relativePath, mtime: file.mtime)
-                    } catch {
+                    switch walked.placement {
+                    case .success(let value): placement = value
+                    case .failure(let error):
                         plan.unplaceableCount += 1
                         if plan.unplaceable.count < listedProblemCount {
-                            plan.unplaceable.append(.init(localPath: localPath, reason: error.description))
+                            plan.unplaceable.append(.init(localPath: walked.displayPath, reason: error.description))
                         }
                         return
                     }
+                    let file = walked.file
                     try rows.row([
                         .text(placement.bucket), .text(placement.key), .text(String(file.size)),
                         .text(file.mtime.iso8601),
@@ -97,11 +84,12 @@ package struct UploadPlanner {
                     plan.toUploadBytes += file.size
                     if file.size >= threshold { plan.toUploadMultipart += 1 }
                     if plan.samples.count < sampleCount {
-                        plan.samples.append(.init(localPath: localPath, bucket: placement.bucket, key: placement.key))
+                        plan.samples.append(
+                            .init(localPath: walked.displayPath, bucket: placement.bucket, key: placement.key)
+                        )
                     }
                 }
-                plan.scan = plan.scan + counts
-            }
+            )
         }
         plan.scanSeconds = Date().timeIntervalSince(scanStarted)
 
@@ -135,17 +123,6 @@ package struct UploadPlanner {
             ]
         )
         return plan
-    }
-
-    /// The source's own patterns together with the scan-wide ones.
-    func rules(for source: SourceSettings) -> ScanRules {
-        let include = ((source.include ?? []) + (config.scan?.include ?? [])).compactMap { try? GlobPattern($0) }
-        let exclude = ((source.exclude ?? []) + (config.scan?.exclude ?? [])).compactMap { try? GlobPattern($0) }
-        return ScanRules(
-            filter: GlobFilter(include: include, exclude: exclude),
-            minAgeSeconds: config.minAgeSeconds,
-            maxAgeDays: config.maxAgeDays
-        )
     }
 }
 

@@ -118,9 +118,7 @@ package final class ResultWriter: @unchecked Sendable {
                 )
                 continue
             }
-            let removed = (outcome.job.path + [0]).withUnsafeBufferPointer {
-                $0.withMemoryRebound(to: CChar.self) { unlink($0.baseAddress!) }
-            }
+            let removed = outcome.job.path.withCPath { unlink($0) }
             if removed == 0 {
                 var job = outcome.job
                 job.size = outcome.size
@@ -146,9 +144,7 @@ package final class ResultWriter: @unchecked Sendable {
             guard let slash = directory.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
             directory = Array(directory[..<slash])
             if sourceRoots.contains(directory) { return }
-            let removed = (directory + [0]).withUnsafeBufferPointer {
-                $0.withMemoryRebound(to: CChar.self) { rmdir($0.baseAddress!) }
-            }
+            let removed = directory.withCPath { rmdir($0) }
             if removed != 0 { return }
         }
     }

@@ -111,7 +111,6 @@ package struct UploadSession {
 
             do {
                 try record(
-                    sources: sources,
                     mapper: mapper,
                     ledger: ledger,
                     sessionID: sessionID,
@@ -203,7 +202,6 @@ package struct UploadSession {
 
     /// Scans every source and records the files in batches (each batch becomes claimable when committed).
     private func record(
-        sources: [SourceSettings],
         mapper: KeyMapper,
         ledger: Ledger,
         sessionID: Int64,
@@ -211,7 +209,6 @@ package struct UploadSession {
         state: RunState,
         progress: UploadProgress
     ) throws {
-        let planner = UploadPlanner(config: config, logger: logger)
         let now = Timestamp.now()
         var batch: [PlannedFile] = []
         batch.reserveCapacity(recordBatch)
@@ -227,56 +224,34 @@ package struct UploadSession {
             }
             batch.removeAll(keepingCapacity: true)
         }
-        for (index, source) in sources.enumerated() {
-            guard FileManager.default.isReadableDirectory(source.path) else {
-                let key = config.sources != nil ? "sources[\(index)].path" : "source.path"
-                throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
+        _ = try SourceWalk(config: config, mapper: mapper, logger: logger).run(now: now) { walked in
+            if state.stopRequested { throw CancellationError() }
+            let file = walked.file
+            var planned = PlannedFile(
+                source: walked.source,
+                localPath: walked.displayPath,
+                relativePath: KeyMapper.keyText(file.relativePath),
+                pathBytes: String(validating: walked.fullPath, as: UTF8.self) == nil ? walked.fullPath : nil,
+                bucket: mapper.bucket ?? "",
+                key: "",
+                size: file.size,
+                mtime: file.mtime
+            )
+            switch walked.placement {
+            case .success(let placement):
+                planned.bucket = placement.bucket
+                planned.key = placement.key
+            case .failure(let error):
+                planned.key = planned.relativePath
+                planned.errorClass = "invalid_key"
+                planned.errorMessage = error.description
             }
-            let name = source.name ?? ""
-            let root = Array(source.path.utf8).trailingSlashRemoved
-            let scanner = Scanner(
-                root: source.path,
-                rules: planner.rules(for: source),
-                followSymlinks: config.followSymlinks
-            )
-            _ = try scanner.run(
-                now: now,
-                problems: { logger.warning("\($0.kind.rawValue): \($0.message)", metadata: ["source": "\(name)"]) },
-                accept: { file in
-                    if state.stopRequested { throw CancellationError() }
-                    let fullPath = root + [UInt8(ascii: "/")] + file.relativePath
-                    let display = KeyMapper.keyText(fullPath)
-                    var planned = PlannedFile(
-                        source: name,
-                        localPath: display,
-                        relativePath: KeyMapper.keyText(file.relativePath),
-                        pathBytes: String(validating: fullPath, as: UTF8.self) == nil ? fullPath : nil,
-                        bucket: mapper.bucket ?? "",
-                        key: "",
-                        size: file.size,
-                        mtime: file.mtime
-                    )
-                    do throws(KeyError) {
-                        let placement = try mapper.place(
-                            source: name,
-                            relativePath: file.relativePath,
-                            mtime: file.mtime
-                        )
-                        planned.bucket = placement.bucket
-                        planned.key = placement.key
-                    } catch {
-                        planned.key = planned.relativePath
-                        planned.errorClass = "invalid_key"
-                        planned.errorMessage = error.description
-                    }
-                    if !file.readable {
-                        planned.errorClass = "file_unreadable"
-                        planned.errorMessage = "\(display): permission denied"
-                    }
-                    batch.append(planned)
-                    if batch.count >= recordBatch { try flush() }
-                }
-            )
+            if !file.readable {
+                planned.errorClass = "file_unreadable"
+                planned.errorMessage = "\(walked.displayPath): permission denied"
+            }
+            batch.append(planned)
+            if batch.count >= recordBatch { try flush() }
         }
         try flush()
         progress.update { $0.scanFinished = true }

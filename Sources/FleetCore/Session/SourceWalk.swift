@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+
+/// One accepted file of a source and where it goes.
+package struct WalkedFile {
+    /// The source's name, for `{source}` and the ledger.
+    package var source: String
+    package var file: ScannedFile
+    /// The source directory and the relative path: the bytes to open.
+    package var fullPath: [UInt8]
+    /// `fullPath` as text (invalid UTF-8 as `%XX`), for messages and the ledger.
+    package var displayPath: String
+    /// The bucket and key, or why the file cannot have one.
+    package var placement: Result<Placement, KeyError>
+}
+
+/// Walks every configured source with its scan rules and maps each accepted file to its bucket and key:
+/// what `upload --dry-run` plans and what `upload` records.
+package struct SourceWalk {
+    package var config: FleetConfig
+    package var mapper: KeyMapper
+    package var logger: Logger
+
+    package init(config: FleetConfig, mapper: KeyMapper, logger: Logger) {
+        self.config = config
+        self.mapper = mapper
+        self.logger = logger
+    }
+
+    /// Scans the sources one after the other.
+    ///
+    /// - Parameters:
+    ///   - problems: called (after logging) for each problem `find` reports.
+    ///   - progress: called every 10,000 files found, with the source's name and its totals so far.
+    ///   - accept: called for every file the rules accept, readable or not (check `file.readable`).
+    /// - Returns: the scan totals of all sources.
+    /// - Throws: `ConfigError` naming the key of a source directory that cannot be read (checked for every
+    ///   source before any is scanned); `ScanError`; whatever `accept` throws.
+    package func run(
+        now: Timestamp,
+        problems: (ScanProblem) -> Void = { _ in },
+        progress: (String, ScanCounts) -> Void = { _, _ in },
+        accept: (WalkedFile) throws -> Void
+    ) throws -> ScanCounts {
+        let sources = config.effectiveSources
+        for (index, source) in sources.enumerated() where !FileManager.default.isReadableDirectory(source.path) {
+            let key = config.sources != nil ? "sources[\(index)].path" : "source.path"
+            throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
+        }
+        var total = ScanCounts()
+        for source in sources {
+            let name = source.name ?? ""
+            let root = Array(source.path.utf8).trailingSlashRemoved
+            let scanner = Scanner(root: source.path, rules: rules(for: source), followSymlinks: config.followSymlinks)
+            let counts = try scanner.run(
+                now: now,
+                problems: { problem in
+                    logger.warning("\(problem.kind.rawValue): \(problem.message)", metadata: ["source": "\(name)"])
+                    problems(problem)
+                },
+                progress: { progress(name, $0) },
+                accept: { file in
+                    let fullPath = root + [UInt8(ascii: "/")] + file.relativePath
+                    let placement: Result<Placement, KeyError>
+                    do throws(KeyError) {
+                        placement = .success(
+                            try mapper.place(source: name, relativePath: file.relativePath, mtime: file.mtime)
+                        )
+                    } catch {
+                        placement = .failure(error)
+                    }
+                    try accept(
+                        WalkedFile(
+                            source: name,
+                            file: file,
+                            fullPath: fullPath,
+                            displayPath: KeyMapper.keyText(fullPath),
+                            placement: placement
+                        )
+                    )
+                }
+            )
+            total = total + counts
+        }
+        return total
+    }
+
+    /// The source's own patterns together with the scan-wide ones.
+    func rules(for source: SourceSettings) -> ScanRules {
+        let include = ((source.include ?? []) + (config.scan?.include ?? [])).compactMap { try? GlobPattern($0) }
+        let exclude = ((source.exclude ?? []) + (config.scan?.exclude ?? [])).compactMap { try? GlobPattern($0) }
+        return ScanRules(
+            filter: GlobFilter(include: include, exclude: exclude),
+            minAgeSeconds: config.minAgeSeconds,
+            maxAgeDays: config.maxAgeDays
+        )
+    }
+}
