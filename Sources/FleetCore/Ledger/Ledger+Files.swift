@@ -241,6 +241,10 @@ extension Ledger {
 
     /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
     /// and the session's heartbeat.
+    ///
+    /// The rows are found by primary key alone: with a `session_id` condition too, the planner reads the whole
+    /// session through its index and hash-joins it with the batch, which made every batch cost as much as the
+    /// session is large.
     package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64, projectID: Int64) throws {
         guard !outcomes.isEmpty else { return }
         try connection.transaction {
@@ -274,7 +278,7 @@ extension Ledger {
                     size_bytes = r.size_bytes, mtime = r.mtime,
                     claimed_by = CASE WHEN r.status = 'pending' THEN NULL ELSE f.claimed_by END, updated_at = now()
                 FROM staged_results r
-                WHERE f.session_id = \(sessionID) AND f.id = r.id AND f.created_at = r.created_at
+                WHERE f.id = r.id AND f.created_at = r.created_at
                 """
             )
             try connection.execute(

@@ -17,7 +17,12 @@ extension Migration {
     /// Every migration this binary knows, in order. `sql/NNNN_name.sql` is compiled in by SwiftPM (see
     /// Package.swift); a new file must be listed here too, which a unit test checks.
     package static let all: [Migration] = [
-        Migration(version: 1, name: "init", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self))
+        Migration(version: 1, name: "init", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
+        Migration(
+            version: 2,
+            name: "claim_order",
+            sql: String(decoding: PackageResources._002_claim_order_sql, as: UTF8.self)
+        ),
     ]
 }
 

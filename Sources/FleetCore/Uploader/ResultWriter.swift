@@ -65,20 +65,26 @@ package final class ResultWriter: @unchecked Sendable {
         if let error { throw error }
     }
 
+    /// Writes a batch once `batchSize` outcomes wait or `interval` has passed since the last write, whichever
+    /// comes first: writing whatever arrived during the previous write made batches of a few dozen files, and
+    /// each batch costs the database a transaction and four statements.
     private func run() {
+        var lastWrite = ContinuousClock.now
         while true {
             let stop = finished.withLock { $0 }
+            let due = stop || lastWrite.duration(to: .now) >= .seconds(interval)
             let batch: [UploadOutcome] = pending.withLock { outcomes in
-                let count = stop ? outcomes.count : min(outcomes.count, batchSize)
+                let count = stop ? outcomes.count : outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
                 defer { outcomes.removeFirst(count) }
                 return Array(outcomes.prefix(count))
             }
             if !batch.isEmpty {
                 write(batch)
+                lastWrite = .now
             } else if stop {
                 return
             } else {
-                Thread.sleep(forTimeInterval: interval)
+                Thread.sleep(forTimeInterval: interval / 5)
             }
         }
     }
