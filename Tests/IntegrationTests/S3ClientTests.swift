@@ -6,21 +6,28 @@ import Testing
 
 /// Every S3 operation against a real server that checks signatures and checksums.
 struct S3ClientTests {
-    @Test func uploadedFileReadsBackByteForByteWithItsChecksum() throws {
+    /// Small files go out from memory in the request's first write, larger ones stream from disk: both sides of
+    /// the limit, and the empty file.
+    @Test(arguments: [0, 100_000, Int(S3Client.inMemoryUploadLimit), Int(S3Client.inMemoryUploadLimit) + 1, 3 << 20])
+    func uploadedFileReadsBackByteForByteWithItsChecksum(size: Int) throws {
         let s3 = try TestS3()
         let tree = try TemporaryTree()
         defer { tree.remove() }
-        let path = try tree.file("a.bin", size: 100_000)
+        let path = try tree.file("a.bin", size: size)
         let client = try s3.client()
+        var reported: Int64 = 0
 
-        let uploaded = try client.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: s3.prefix + "a.bin")
+        let uploaded = try client.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: s3.prefix + "a.bin") {
+            reported = $0
+        }
 
         let bytes = try Data(contentsOf: path)
         #expect(uploaded.sha256 == SHA256.hex(of: Array(bytes)))
-        #expect(uploaded.size == 100_000)
+        #expect(uploaded.size == Int64(size))
+        #expect(reported == Int64(size))
         #expect(try client.getObject(bucket: s3.bucket, key: s3.prefix + "a.bin") == Array(bytes))
         let info = try #require(try client.headObject(bucket: s3.bucket, key: s3.prefix + "a.bin"))
-        #expect(info.size == 100_000)
+        #expect(info.size == Int64(size))
         #expect(info.etag == uploaded.etag)
         if let checksum = info.checksumSHA256 { #expect(checksum == sha256(bytes).base64) }
     }

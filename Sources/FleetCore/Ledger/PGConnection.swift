@@ -183,24 +183,31 @@ package final class PGCopyWriter {
 
     /// Appends one row; fields are escaped as COPY's text format requires.
     package func row(_ fields: [Field]) throws {
+        Self.append(fields, to: &buffer)
+        if buffer.count >= flushThreshold { try flush() }
+    }
+
+    /// One access to the buffer per row, not one per byte (each access to a class's stored property is
+    /// checked for exclusivity).
+    private static func append(_ fields: [Field], to buffer: inout [UInt8]) {
         for (index, field) in fields.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: "\t")) }
             switch field {
             case .null:
-                buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
-            case .text(let text):
-                appendEscaped(text.utf8)
+                buffer.append(UInt8(ascii: "\\"))
+                buffer.append(UInt8(ascii: "N"))
+            case .text(var text):
+                text.withUTF8 { appendEscaped($0, to: &buffer) }
             case .bytes(let bytes):
                 // bytea's hex input form, with its backslash escaped for COPY: \\x0a1b…
-                buffer.append(contentsOf: Array("\\\\x".utf8))
+                buffer.append(contentsOf: "\\\\x".utf8)
                 for byte in bytes {
-                    buffer.append(PGCopyWriter.hexDigits[Int(byte >> 4)])
-                    buffer.append(PGCopyWriter.hexDigits[Int(byte & 0xF)])
+                    buffer.append(hexDigits[Int(byte >> 4)])
+                    buffer.append(hexDigits[Int(byte & 0xF)])
                 }
             }
         }
         buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= flushThreshold { try flush() }
     }
 
     fileprivate func flush() throws {
@@ -209,13 +216,21 @@ package final class PGCopyWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    private func appendEscaped(_ bytes: some Sequence<UInt8>) {
+    private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
+        func needsEscape(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n")
+                || byte == UInt8(ascii: "\r")
+        }
+        guard bytes.contains(where: needsEscape) else {
+            buffer.append(contentsOf: bytes)
+            return
+        }
         for byte in bytes {
             switch byte {
-            case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case UInt8(ascii: "\t"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case UInt8(ascii: "\n"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case UInt8(ascii: "\r"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\\"): buffer.append(contentsOf: "\\\\".utf8)
+            case UInt8(ascii: "\t"): buffer.append(contentsOf: "\\t".utf8)
+            case UInt8(ascii: "\n"): buffer.append(contentsOf: "\\n".utf8)
+            case UInt8(ascii: "\r"): buffer.append(contentsOf: "\\r".utf8)
             default: buffer.append(byte)
             }
         }

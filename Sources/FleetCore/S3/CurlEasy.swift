@@ -41,7 +41,12 @@ package final class CurlEasy {
         defer { curl_slist_free_all(headerList) }
         // curl adds `Expect: 100-continue` to large PUTs and waits up to a second for an answer many S3
         // servers never send; the empty value removes it.
-        for (name, value) in request.headers + [("Expect", "")] {
+        var extraHeaders = [("Expect", "")]
+        // Without a content type of its own, a request body from memory would go out as a form.
+        if context.inMemoryBody != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+            extraHeaders.append(("Content-Type", ""))
+        }
+        for (name, value) in request.headers + extraHeaders {
             headerList = curl_slist_append(headerList, value.isEmpty ? "\(name):" : "\(name): \(value)")
         }
 
@@ -68,29 +73,41 @@ package final class CurlEasy {
             ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, curlHeader) == CURLE_OK
             set(CURLOPT_HEADERDATA, pointer: userData)
 
-            switch request.method {
-            case "GET": break
-            case "HEAD": set(CURLOPT_NOBODY, 1)
-            case "PUT":
-                set(CURLOPT_UPLOAD, 1)
-                ok =
-                    ok
-                    && ccurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, Int(request.body.length)) == CURLE_OK
-            case "POST":
-                set(CURLOPT_POST, 1)
-                ok =
-                    ok
-                    && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, Int(request.body.length))
-                        == CURLE_OK
-            default:
-                request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
-            }
-            if request.method == "PUT" || request.method == "POST" {
-                ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
-                set(CURLOPT_READDATA, pointer: userData)
-                // A reused connection the server had closed makes curl resend on a new one: it rewinds the body.
-                ok = ok && ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, curlSeek) == CURLE_OK
-                set(CURLOPT_SEEKDATA, pointer: userData)
+            if let bytes = context.inMemoryBody {
+                // curl sends a body it holds in memory in the same write as the headers when it is small, and
+                // can resend it on a new connection by itself: one system call per small file instead of two.
+                ok = ok && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, bytes.count) == CURLE_OK
+                set(CURLOPT_POSTFIELDS, pointer: UnsafeRawPointer(bytes.baseAddress))
+                if request.method != "POST" {
+                    request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
+                }
+            } else {
+                switch request.method {
+                case "GET": break
+                case "HEAD": set(CURLOPT_NOBODY, 1)
+                case "PUT":
+                    set(CURLOPT_UPLOAD, 1)
+                    ok =
+                        ok
+                        && ccurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, Int(request.body.length))
+                            == CURLE_OK
+                case "POST":
+                    set(CURLOPT_POST, 1)
+                    ok =
+                        ok
+                        && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, Int(request.body.length))
+                            == CURLE_OK
+                default:
+                    request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
+                }
+                if request.method == "PUT" || request.method == "POST" {
+                    ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
+                    set(CURLOPT_READDATA, pointer: userData)
+                    // A reused connection the server had closed makes curl resend on a new one: it rewinds the
+                    // body.
+                    ok = ok && ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, curlSeek) == CURLE_OK
+                    set(CURLOPT_SEEKDATA, pointer: userData)
+                }
             }
             guard ok else { return CURLE_BAD_FUNCTION_ARGUMENT }
             return curl_easy_perform(handle)
@@ -100,6 +117,7 @@ package final class CurlEasy {
             throw HTTPError(kind: .bodyRead, message: readError, curlCode: Int(code.rawValue))
         }
         guard code == CURLE_OK else { throw HTTPError(code: code, detail: context.errorText) }
+        if let bytes = context.inMemoryBody { context.onBytesSent?(Int64(bytes.count)) }
         var status = 0
         _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return HTTPResponse(status: status, headers: context.headers, body: context.response)
@@ -123,14 +141,27 @@ private final class TransferContext {
     let maximumResponseBytes: Int
     var headers: [(name: String, value: String)] = []
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    /// A `.bytes` body at an address that stays put for the whole transfer (`CURLOPT_POSTFIELDS` keeps the
+    /// pointer); nil for other bodies and an empty one.
+    let inMemoryBody: UnsafeMutableRawBufferPointer?
 
     init(body: HTTPBody, maximumResponseBytes: Int) {
         self.body = body
         self.maximumResponseBytes = maximumResponseBytes
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        if case .bytes(let bytes) = body, !bytes.isEmpty {
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+            bytes.withUnsafeBytes { copy.copyMemory(from: $0) }
+            inMemoryBody = copy
+        } else {
+            inMemoryBody = nil
+        }
     }
 
-    deinit { errorBuffer.deallocate() }
+    deinit {
+        errorBuffer.deallocate()
+        inMemoryBody?.deallocate()
+    }
 
     var errorText: String { String(cString: errorBuffer) }
 
@@ -178,15 +209,28 @@ private let curlHeader: ccurl_data_callback = { pointer, size, count, userData i
     let context = Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
     let length = size * count
     guard let pointer else { return length }
-    let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-    if line.hasPrefix("HTTP/") {
+    // Bytes, not Foundation's trimming: this runs for every header of every response, and the NSString
+    // round trip cost a tenth of the client's CPU on small files.
+    let line = UnsafeRawBufferPointer(start: pointer, count: length)
+    if line.starts(with: "HTTP/".utf8) {
         context.headers.removeAll()  // a new status line (after 100 Continue or a redirect) starts over
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        context.headers.append((name, value))
+    } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+        let name = line[..<colon].trimmingHTTPWhitespace().map { $0 | ($0 &- 65 < 26 ? 0x20 : 0) }
+        let value = line[(colon + 1)...].trimmingHTTPWhitespace()
+        context.headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
     return length
+}
+
+extension Slice<UnsafeRawBufferPointer> {
+    /// Without leading and trailing spaces, tabs, CR and LF.
+    fileprivate func trimmingHTTPWhitespace() -> Self {
+        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return self[startIndex..<startIndex]
+        }
+        return self[first...last]
+    }
 }
 
 private let curlSeek: ccurl_seek_callback = { userData, offset, origin in

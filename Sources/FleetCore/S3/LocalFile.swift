@@ -50,6 +50,24 @@ package final class LocalFile {
         )
     }
 
+    /// The first `length` bytes of the file, read into memory (small files only).
+    package func contents(length: Int64) throws(S3Error) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        var done = 0
+        while done < bytes.count {
+            let got = bytes.withUnsafeMutableBytes {
+                pread(descriptor, $0.baseAddress! + done, $0.count - done, off_t(done))
+            }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw S3Error(.fileUnreadable, "\(displayPath): \(String(cString: strerror(errno)))")
+            }
+            if got == 0 { throw S3Error(.fileChanged, "\(displayPath): shrank while it was read") }
+            done += got
+        }
+        return bytes
+    }
+
     /// SHA-256 of `length` bytes from `offset`, each also fed to `also` (the whole file's digest while
     /// parts are hashed in order).
     package func sha256(offset: Int64, length: Int64, also: SHA256? = nil) throws(S3Error) -> [UInt8] {

@@ -161,9 +161,13 @@ package final class S3Client {
 
     // MARK: - Uploads
 
+    /// Files up to this size are read into memory once and sent from there; larger ones are streamed from
+    /// disk, so memory stays bounded by the number of workers.
+    static let inMemoryUploadLimit: Int64 = 256 * 1024
+
     /// Uploads a file as one object in one request (PutObject; large files go through `ParallelMultipart`).
     ///
-    /// The file's SHA-256 is computed first, then the bytes are streamed with the digest in
+    /// The file's SHA-256 is computed first, then the bytes are sent with the digest in
     /// `x-amz-content-sha256` and `x-amz-checksum-sha256`, so S3 refuses anything that differs. A file whose
     /// size or mtime changes meanwhile is reported as `.fileChanged`.
     package func uploadFile(
@@ -173,19 +177,32 @@ package final class S3Client {
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
         let before = try file.status()
-        let digest = try file.sha256(offset: 0, length: before.size)
-        try requireUnchanged(file, since: before, "while its checksum was computed")
+        let digest: [UInt8]
+        let body: HTTPBody
+        if before.size <= Self.inMemoryUploadLimit {
+            // Read once: the bytes hashed are the bytes sent, so the object is one consistent copy of the file.
+            let bytes = try file.contents(length: before.size)
+            let hash = SHA256()
+            hash.update(bytes)
+            digest = hash.finalize()
+            body = .bytes(bytes)
+            try requireUnchanged(file, since: before, "while it was read")
+        } else {
+            digest = try file.sha256(offset: 0, length: before.size)
+            body = .file(FileRegion(descriptor: file.descriptor, offset: 0, length: before.size))
+            try requireUnchanged(file, since: before, "while its checksum was computed")
+        }
         let response = try send(
             "PUT",
             bucket: bucket,
             key: key,
             headers: [("content-type", "application/octet-stream"), ("x-amz-checksum-sha256", digest.base64)],
-            body: .file(FileRegion(descriptor: file.descriptor, offset: 0, length: before.size)),
+            body: body,
             payloadHash: digest.hexString,
             resource: "s3://\(bucket)/\(key)",
             onBytesSent: onBytesSent
         )
-        try requireUnchanged(file, since: before, "while it was sent")
+        if case .file = body { try requireUnchanged(file, since: before, "while it was sent") }
         return UploadedObject(
             bucket: bucket,
             key: key,
