@@ -6,6 +6,17 @@ extension FleetConfig {
     package func problems() -> [ConfigError] {
         var found: [ConfigError] = []
         func problem(_ path: String, _ message: String) { found.append(ConfigError(keyPath: path, message)) }
+        /// `<prefix>_base_seconds` and `<prefix>_cap_seconds`: each 0…maximum, the cap at least the base.
+        func checkBackoff(_ prefix: String, base: Double?, cap: Double?, maximum: Double) {
+            for (suffix, value) in [("base", base), ("cap", cap)] {
+                if let value, !(value >= 0 && value <= maximum) {
+                    problem("\(prefix)_\(suffix)_seconds", "must be 0…\(Int(maximum)), got \(value)")
+                }
+            }
+            if let base, let cap, cap < base {
+                problem("\(prefix)_cap_seconds", "must be at least the base (\(base)), got \(cap)")
+            }
+        }
 
         if let reason = FleetConfig.nameProblem(project.name) { problem("project.name", reason) }
         if let device, let reason = FleetConfig.nameProblem(device) { problem("device", reason) }
@@ -116,6 +127,43 @@ extension FleetConfig {
         if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
             problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
         }
+
+        // Retry rounds
+        if let value = retry?.rounds, !(1...1000).contains(value) {
+            problem("retry.rounds", "must be 1…1000, got \(value)")
+        }
+        checkBackoff(
+            "retry.round_backoff",
+            base: retry?.roundBackoffBaseSeconds,
+            cap: retry?.roundBackoffCapSeconds,
+            maximum: 86_400
+        )
+        if let value = retry?.maxFileAttempts, !(1...100_000).contains(value) {
+            problem("retry.max_file_attempts", "must be 1…100000, got \(value)")
+        }
+
+        // Trigger
+        if let url = trigger?.url, TriggerSettings.urlProblem(url) != nil {
+            problem("trigger.url", TriggerSettings.urlProblem(url)!)
+        }
+        for (index, header) in (trigger?.headers ?? []).enumerated() where TriggerSettings.parseHeader(header) == nil {
+            problem("trigger.headers[\(index)]", "must be 'Name: value' with a header name of letters, digits and -")
+        }
+        if let value = trigger?.timeoutSeconds, !(value > 0 && value <= 3600) {
+            problem("trigger.timeout_seconds", "must be more than 0 and at most 3600, got \(value)")
+        }
+        if let value = trigger?.maxAttempts, !(1...100).contains(value) {
+            problem("trigger.max_attempts", "must be 1…100, got \(value)")
+        }
+        checkBackoff(
+            "trigger.backoff",
+            base: trigger?.backoffBaseSeconds,
+            cap: trigger?.backoffCapSeconds,
+            maximum: 3600
+        )
+        if let value = trigger?.onlyIf, !["always", "complete"].contains(value) {
+            problem("trigger.only_if", "must be always or complete, got '\(value)'")
+        }
         return found
     }
 
@@ -144,4 +192,26 @@ extension FleetConfig {
 
 extension Double {
     fileprivate func formatted() -> String { rounded() == self ? String(Int64(self)) : String(self) }
+}
+
+extension TriggerSettings {
+    /// Why `url` cannot be a trigger endpoint, or nil when it can: an absolute http or https URL with a host.
+    package static func urlProblem(_ url: String) -> String? {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", parsed.host?.isEmpty == false
+        else { return "must be an http:// or https:// URL with a host, got '\(url)'" }
+        return nil
+    }
+
+    /// `Name: value` → its parts, the value trimmed; nil when the name is not an HTTP token or the colon is
+    /// missing.
+    package static func parseHeader(_ text: String) -> (name: String, value: String)? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let name = String(text[..<colon])
+        let token = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_!#$%&'*+.^`|~")
+        guard !name.isEmpty, name.allSatisfy(token.contains) else { return nil }
+        let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        guard !value.contains(where: { $0 == "\r" || $0 == "\n" }) else { return nil }
+        return (name, value)
+    }
 }

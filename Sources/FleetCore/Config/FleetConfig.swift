@@ -17,6 +17,10 @@ package struct FleetConfig: Codable, Sendable, Equatable {
     package var keys: KeySettings?
     package var scan: ScanSettings?
     package var upload: UploadSettings?
+    /// Automatic retry rounds after a session (`retry --auto`, `master once`).
+    package var retry: RetrySettings?
+    /// Where to announce a finished session (`trigger`, `master once`).
+    package var trigger: TriggerSettings?
 
     package init(
         project: ProjectSettings,
@@ -26,7 +30,9 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         sources: [SourceSettings]? = nil,
         keys: KeySettings? = nil,
         scan: ScanSettings? = nil,
-        upload: UploadSettings? = nil
+        upload: UploadSettings? = nil,
+        retry: RetrySettings? = nil,
+        trigger: TriggerSettings? = nil
     ) {
         self.project = project
         self.device = device
@@ -36,6 +42,8 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         self.keys = keys
         self.scan = scan
         self.upload = upload
+        self.retry = retry
+        self.trigger = trigger
     }
 }
 
@@ -130,6 +138,70 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     package var removeEmptyDirectories: Bool?
 }
 
+package struct RetrySettings: Codable, Sendable, Equatable {
+    /// Rounds `retry --auto` runs at most; default 5.
+    package var rounds: Int?
+    /// Exponential backoff with full jitter between rounds: the first wait is up to this long; default 30 s.
+    package var roundBackoffBaseSeconds: Double?
+    /// …and no wait is longer than this; default 900 s.
+    package var roundBackoffCapSeconds: Double?
+    /// A file that has been attempted this many times in all (every run and round together) is out of
+    /// attempts: automatic rounds leave it failed; default 100.
+    package var maxFileAttempts: Int?
+
+    package init(
+        rounds: Int? = nil,
+        roundBackoffBaseSeconds: Double? = nil,
+        roundBackoffCapSeconds: Double? = nil,
+        maxFileAttempts: Int? = nil
+    ) {
+        self.rounds = rounds
+        self.roundBackoffBaseSeconds = roundBackoffBaseSeconds
+        self.roundBackoffCapSeconds = roundBackoffCapSeconds
+        self.maxFileAttempts = maxFileAttempts
+    }
+}
+
+package struct TriggerSettings: Codable, Sendable, Equatable {
+    /// The endpoint that receives the session summary by POST (http or https).
+    package var url: String?
+    /// Extra request headers, `Name: value`; `${VARIABLE}` in a value is replaced from the environment when
+    /// the request is sent, so a token never reaches the ledger's copy of the configuration.
+    package var headers: [String]?
+    /// Seconds one request may take; default 30.
+    package var timeoutSeconds: Double?
+    /// Requests at most, for network errors and 5xx answers (a 4xx is final); default 5.
+    package var maxAttempts: Int?
+    /// Exponential backoff with full jitter between requests: up to this long at first; default 1 s.
+    package var backoffBaseSeconds: Double?
+    /// …and no wait is longer than this; default 30 s.
+    package var backoffCapSeconds: Double?
+    /// `always` (default) or `complete`: fire only for a session without failed files.
+    package var onlyIf: String?
+    /// Also send every uploaded key (streamed); default false.
+    package var withKeys: Bool?
+
+    package init(
+        url: String? = nil,
+        headers: [String]? = nil,
+        timeoutSeconds: Double? = nil,
+        maxAttempts: Int? = nil,
+        backoffBaseSeconds: Double? = nil,
+        backoffCapSeconds: Double? = nil,
+        onlyIf: String? = nil,
+        withKeys: Bool? = nil
+    ) {
+        self.url = url
+        self.headers = headers
+        self.timeoutSeconds = timeoutSeconds
+        self.maxAttempts = maxAttempts
+        self.backoffBaseSeconds = backoffBaseSeconds
+        self.backoffCapSeconds = backoffCapSeconds
+        self.onlyIf = onlyIf
+        self.withKeys = withKeys
+    }
+}
+
 // MARK: - Effective values
 
 extension FleetConfig {
@@ -172,6 +244,11 @@ extension FleetConfig {
     package var minAgeSeconds: Int { scan?.minAgeSeconds ?? 0 }
     package var maxAgeDays: Double? { scan?.maxAgeDays }
     package var followSymlinks: Bool { scan?.followSymlinks ?? false }
+    package var retryRounds: Int { retry?.rounds ?? 5 }
+    package var retryRoundBackoff: Backoff {
+        Backoff(baseSeconds: retry?.roundBackoffBaseSeconds ?? 30, capSeconds: retry?.roundBackoffCapSeconds ?? 900)
+    }
+    package var maxFileAttempts: Int { retry?.maxFileAttempts ?? 100 }
 
     /// The zone for `{date}`, resolved from `keys.timezone`.
     package var dateTimeZone: TimeZone {

@@ -36,6 +36,12 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     package var description: String { iso8601 }
 
+    /// `2026-11-23T14:05:09.123Z`: RFC 3339 in UTC with milliseconds, for JSON.
+    package var rfc3339: String {
+        let (date, time) = civil(offsetSeconds: 0)
+        return date + "T" + time + "." + String(microseconds.floorMod(1_000_000) / 1000).leftPadded(to: 3) + "Z"
+    }
+
     /// `YYYY-MM-DD` of this instant in a zone `offsetSeconds` east of UTC.
     package func calendarDate(offsetSeconds: Int) -> String { civil(offsetSeconds: offsetSeconds).date }
 
