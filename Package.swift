@@ -17,6 +17,7 @@ let package = Package(
     name: "fleet-upload",
     products: [
         .executable(name: "upload", targets: ["upload"]),
+        .executable(name: "retry", targets: ["retry"]),
         .executable(name: "master", targets: ["master"]),
     ],
     dependencies: [
@@ -41,6 +42,11 @@ let package = Package(
         .target(name: "FleetCLI", dependencies: ["FleetCore", argumentParser, logging], swiftSettings: strict),
         .executableTarget(
             name: "upload",
+            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "retry",
             dependencies: ["FleetCLI", "FleetCore", argumentParser],
             swiftSettings: strict
         ),
@@ -72,7 +78,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["FleetCore", "FleetTestSupport", "upload", "master"],
+            dependencies: ["FleetCore", "FleetTestSupport", "upload", "retry", "master"],
             swiftSettings: strict
         ),
     ]

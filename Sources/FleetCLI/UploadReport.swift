@@ -32,6 +32,14 @@ package final class UploadProgressDisplay: @unchecked Sendable {
         }
     }
 
+    /// Runs `body`, which prints lines of its own, with the bar cleared so the two do not mix.
+    package func pause(_ body: () -> Void) {
+        queue.sync {
+            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+            body()
+        }
+    }
+
     private func tick() {
         let line = UploadProgressDisplay.line(progress.snapshot, elapsed: Date().timeIntervalSince(progress.started))
         if isTerminal {

@@ -52,6 +52,9 @@ package struct UploadJob: Sendable {
     package var key: String
     package var size: Int64
     package var mtime: Timestamp
+    /// The row's status before the claim (`pending`, or `failed`/`permanent_failure` for a retry): what it goes
+    /// back to when the run stops before trying it.
+    package var claimedFrom = "pending"
 }
 
 /// How one claimed file ended, written back in batches.
@@ -60,8 +63,8 @@ package struct UploadOutcome: Sendable {
         case uploaded
         case failed
         case permanentFailure = "permanent_failure"
-        /// Put back for another process or run (interrupted before it started).
-        case pending
+        /// Not tried (the run stopped first): the row goes back to the status it was claimed from, error kept.
+        case putBack = "put_back"
     }
     package var job: UploadJob
     package var status: Status
@@ -103,7 +106,7 @@ extension Ledger {
                 id bigint, created_at timestamptz, status text, attempts integer, etag text, checksum text,
                 version_id text, upload_id text, error_class text, error_message text, http_status integer,
                 started_at timestamptz, finished_at timestamptz, size_bytes bigint, mtime timestamptz,
-                bucket text, s3_key text
+                bucket text, s3_key text, claimed_from text
             ) ON COMMIT DELETE ROWS
             """
         )
@@ -206,16 +209,47 @@ extension Ledger {
         }
     }
 
-    /// Claims up to `limit` pending files of the session for `worker`, skipping rows other processes hold.
-    package func claimFiles(sessionID: Int64, limit: Int, worker: String) throws -> [UploadJob] {
+    /// The statuses `retry` takes files from: failed ones, files never tried (an interrupted run), and with
+    /// `includePermanent` permanent failures too — except those no upload can fix (an invalid or duplicate key).
+    package static func retryableStatuses(includePermanent: Bool) -> [String] {
+        includePermanent ? ["pending", "failed", "permanent_failure"] : ["pending", "failed"]
+    }
+
+    /// Error classes of permanent failures that a retry never takes: the key itself is wrong.
+    static let unfixableClasses = ["invalid_key", "duplicate_key"]
+
+    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`,
+    /// skipping rows other processes hold (`FOR UPDATE SKIP LOCKED`), so two processes never get the same file.
+    ///
+    /// One status per claim: the `(session_id, status, id)` index then hands the rows over in id order, with
+    /// no sort of everything that is left.
+    ///
+    /// - Parameters:
+    ///   - afterID: Claim only rows with a larger id: a run claims forward through the session, so a file that
+    ///     fails again is not taken twice in one round, and the index scan starts where the last claim ended.
+    ///   - maxAttempts: Leave files already attempted this often.
+    package func claimFiles(
+        sessionID: Int64,
+        limit: Int,
+        worker: String,
+        status: String = "pending",
+        afterID: Int64 = 0,
+        maxAttempts: Int? = nil
+    ) throws -> [UploadJob] {
         let rows = try connection.execute(
             """
+            WITH c AS (
+                SELECT id, created_at, status FROM file_uploads
+                WHERE session_id = \(sessionID) AND status = \(status) AND id > \(afterID)
+                  AND (status <> 'permanent_failure' OR error_class IS NULL
+                       OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
+                  AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
+                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
             UPDATE file_uploads f SET status = 'uploading', claimed_by = \(worker), claimed_at = now(), updated_at = now()
-            FROM (SELECT id, created_at FROM file_uploads
-                  WHERE session_id = \(sessionID) AND status = 'pending'
-                  ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED) AS c
+            FROM c
             WHERE f.id = c.id AND f.created_at = c.created_at
-            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime
+            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, c.status
             """
         )
         var jobs: [UploadJob] = []
@@ -223,20 +257,34 @@ extension Ledger {
         for row in 0..<rows.rowCount {
             let display = rows.string(row, 2) ?? ""
             let path = rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8)
-            jobs.append(
-                UploadJob(
-                    id: rows.int64(row, 0) ?? 0,
-                    createdAt: rows.string(row, 1) ?? "",
-                    path: path,
-                    displayPath: display,
-                    bucket: rows.string(row, 4) ?? "",
-                    key: rows.string(row, 5) ?? "",
-                    size: rows.int64(row, 6) ?? 0,
-                    mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
-                )
+            var job = UploadJob(
+                id: rows.int64(row, 0) ?? 0,
+                createdAt: rows.string(row, 1) ?? "",
+                path: path,
+                displayPath: display,
+                bucket: rows.string(row, 4) ?? "",
+                key: rows.string(row, 5) ?? "",
+                size: rows.int64(row, 6) ?? 0,
+                mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
             )
+            job.claimedFrom = rows.string(row, 8) ?? "pending"
+            jobs.append(job)
         }
         return jobs.sorted { $0.id < $1.id }
+    }
+
+    /// How many of the session's files a retry would take now.
+    package func countRetryable(sessionID: Int64, statuses: [String], maxAttempts: Int?) throws -> (Int, Int64) {
+        let rows = try connection.execute(
+            """
+            SELECT count(*), coalesce(sum(size_bytes), 0) FROM file_uploads
+            WHERE session_id = \(sessionID) AND status = ANY(\(PGTextArray(statuses))::text[])
+              AND (status <> 'permanent_failure' OR error_class IS NULL
+                   OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
+              AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
+            """
+        )
+        return (rows.int(0, 0) ?? 0, rows.int64(0, 1) ?? 0)
     }
 
     /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
@@ -252,7 +300,7 @@ extension Ledger {
                 """
                 COPY staged_results (id, created_at, status, attempts, etag, checksum, version_id, upload_id,
                                      error_class, error_message, http_status, started_at, finished_at, size_bytes,
-                                     mtime, bucket, s3_key) FROM STDIN
+                                     mtime, bucket, s3_key, claimed_from) FROM STDIN
                 """
             ) { rows in
                 func text(_ value: String?) -> PGCopyWriter.Field { value.map { .text($0) } ?? .null }
@@ -264,20 +312,28 @@ extension Ledger {
                         text(outcome.errorMessage), text(outcome.httpStatus.map(String.init)),
                         .text(outcome.startedAt.iso8601), .text(outcome.finishedAt.iso8601),
                         .text(String(outcome.size)), .text(outcome.mtime.iso8601), .text(outcome.job.bucket),
-                        .text(outcome.job.key),
+                        .text(outcome.job.key), .text(outcome.job.claimedFrom),
                     ])
                 }
             }
             try connection.execute(
                 """
-                UPDATE file_uploads f SET status = r.status, attempts = f.attempts + r.attempts, etag = r.etag,
-                    checksum_sha256 = r.checksum, version_id = r.version_id, multipart_upload_id = r.upload_id,
-                    error_class = r.error_class, error_message = r.error_message, http_status = r.http_status,
-                    started_at = CASE WHEN r.status = 'pending' THEN f.started_at ELSE r.started_at END,
-                    finished_at = CASE WHEN r.status = 'pending' THEN NULL ELSE r.finished_at END,
-                    size_bytes = r.size_bytes, mtime = r.mtime,
-                    claimed_by = CASE WHEN r.status = 'pending' THEN NULL ELSE f.claimed_by END, updated_at = now()
-                FROM staged_results r
+                WITH r AS (SELECT *, status = 'put_back' AS put_back FROM staged_results)
+                UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
+                    status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
+                    etag = CASE WHEN r.put_back THEN f.etag ELSE r.etag END,
+                    checksum_sha256 = CASE WHEN r.put_back THEN f.checksum_sha256 ELSE r.checksum END,
+                    version_id = CASE WHEN r.put_back THEN f.version_id ELSE r.version_id END,
+                    multipart_upload_id = CASE WHEN r.put_back THEN f.multipart_upload_id ELSE r.upload_id END,
+                    error_class = CASE WHEN r.put_back THEN f.error_class ELSE r.error_class END,
+                    error_message = CASE WHEN r.put_back THEN f.error_message ELSE r.error_message END,
+                    http_status = CASE WHEN r.put_back THEN f.http_status ELSE r.http_status END,
+                    started_at = CASE WHEN r.put_back THEN f.started_at ELSE r.started_at END,
+                    finished_at = CASE WHEN r.put_back THEN f.finished_at ELSE r.finished_at END,
+                    size_bytes = CASE WHEN r.put_back THEN f.size_bytes ELSE r.size_bytes END,
+                    mtime = CASE WHEN r.put_back THEN f.mtime ELSE r.mtime END,
+                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
+                FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at
                 """
             )

@@ -124,7 +124,8 @@ extension Ledger {
         return totals
     }
 
-    /// Closes the session with its final status and totals.
+    /// Closes the session with its final status and totals. A session closed before (a retry updates it) keeps
+    /// its first finish time.
     package func closeSession(
         _ sessionID: Int64,
         status: SessionStatus,
@@ -135,7 +136,8 @@ extension Ledger {
         let totals = try sessionTotals(sessionID)
         try connection.execute(
             """
-            UPDATE sync_sessions SET status = \(status.rawValue), finished_at = now(), heartbeat_at = now(),
+            UPDATE sync_sessions SET status = \(status.rawValue), finished_at = coalesce(finished_at, now()),
+                heartbeat_at = now(),
                 total_files = \(totals.files), total_bytes = \(totals.bytes),
                 files_uploaded = \(totals.uploadedFiles), bytes_uploaded = \(totals.uploadedBytes),
                 files_skipped = \(totals.skippedFiles), bytes_skipped = \(totals.skippedBytes),

@@ -71,3 +71,18 @@ extension Bool: PGEncodable { package var pgBind: PGBind { .text(self ? "t" : "f
 extension Array: PGEncodable where Element == UInt8 { package var pgBind: PGBind { .bytes(self) } }
 extension Timestamp: PGEncodable { package var pgBind: PGBind { .text(iso8601) } }
 extension Date: PGEncodable { package var pgBind: PGBind { .text(Timestamp(self).iso8601) } }
+
+/// A `text[]` parameter, sent in PostgreSQL's array literal form: `{"pending","failed"}`.
+package struct PGTextArray: PGEncodable {
+    package var elements: [String]
+
+    package init(_ elements: [String]) { self.elements = elements }
+
+    package var pgBind: PGBind {
+        let quoted = elements.map { element in
+            "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                + "\""
+        }
+        return .text("{" + quoted.joined(separator: ",") + "}")
+    }
+}

@@ -41,3 +41,19 @@ package struct S3Context: Sendable {
         try S3Client(endpoint: endpoint, credentials: credentials, timeouts: timeouts, logger: logger)
     }
 }
+
+extension S3Context {
+    /// Refuses to start when the configured bucket cannot be used (credentials, bucket, endpoint): HeadBucket,
+    /// or with the first directory naming the bucket, at least credentials that resolve.
+    package func checkDestination(config: FleetConfig, logger: Logger) throws {
+        guard !config.firstDirIsBucket, let bucket = config.s3.bucket else {
+            _ = try credentials.credentials()
+            return
+        }
+        let client = try client(
+            logger: logger,
+            timeouts: HTTPTimeouts(connectSeconds: 5, stallSeconds: 10, totalSeconds: 30)
+        )
+        try client.headBucket(bucket)
+    }
+}

@@ -13,17 +13,22 @@ package final class RunState: Sendable {
     private let state = Mutex(State())
     /// After this long without one success while errors keep coming, the run gives up.
     package let giveUpAfter: TimeInterval
+    /// A stop requested of the parent stops this run too (a retry round within the retry command).
+    private let parent: RunState?
 
-    package init(giveUpAfter: TimeInterval) { self.giveUpAfter = giveUpAfter }
+    package init(giveUpAfter: TimeInterval, parent: RunState? = nil) {
+        self.giveUpAfter = giveUpAfter
+        self.parent = parent
+    }
 
     /// Asks every worker to stop after its current file (SIGINT, SIGTERM).
     package func requestStop() { state.withLock { $0.stopRequested = true } }
-    package var stopRequested: Bool { state.withLock { $0.stopRequested } }
+    package var stopRequested: Bool { state.withLock { $0.stopRequested } || parent?.stopRequested == true }
     /// The run gave up on the store; remaining files are recorded failed.
     package var abandoned: Bool { state.withLock { $0.abandoned } }
     package var lastError: S3Error? { state.withLock { $0.lastError } }
     /// Stop claiming: interrupted or abandoned.
-    package var shouldStop: Bool { state.withLock { $0.stopRequested || $0.abandoned } }
+    package var shouldStop: Bool { stopRequested || abandoned }
 
     package func recordSuccess() { state.withLock { $0.lastSuccess = Date() } }
 

@@ -47,7 +47,7 @@ package struct UploadSession {
         let ledger = try Ledger(url: databaseURL, logger: logger)
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
-        try checkDestination(context)
+        try context.checkDestination(config: config, logger: logger)
 
         let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
         let deviceID = try ledger.upsertDevice(
@@ -74,40 +74,17 @@ package struct UploadSession {
         var failure: String?
         do {
             try ledger.prepareStaging()
-            let writerLedger = try Ledger(url: databaseURL, logger: logger)
-            try writerLedger.prepareStaging()
-            let writer = ResultWriter(
-                ledger: writerLedger,
-                sessionID: sessionID,
-                projectID: projectID,
-                deviceID: deviceID,
+            let pool = try UploadPool(
+                context: context,
                 config: config,
+                databaseURL: databaseURL,
+                ledger: ledger,
+                session: (sessionID, projectID, deviceID),
+                state: state,
                 progress: progress,
                 logger: sessionLogger
-            )
-            let jobs = JobSource(
-                ledger: try Ledger(url: databaseURL, logger: logger),
-                sessionID: sessionID,
-                batchSize: claimBatch,
-                state: state
-            )
-            writer.start()
-            if !config.compareWithBucket { jobs.release() }
-
-            let group = DispatchGroup()
-            for index in 0..<config.effectiveWorkers {
-                let worker = UploadWorker(
-                    index: index,
-                    context: context,
-                    config: config,
-                    source: jobs,
-                    writer: writer,
-                    state: state,
-                    progress: progress,
-                    logger: sessionLogger
-                )
-                DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }
-            }
+            ) { JobSource(ledger: $0, sessionID: sessionID, batchSize: claimBatch, state: state) }
+            if !config.compareWithBucket { pool.jobs.release() }
 
             do {
                 try record(
@@ -134,26 +111,9 @@ package struct UploadSession {
                 failure = "\(error)"
                 state.requestStop()
             }
-            jobs.finishScan()
-            jobs.release()
-            group.wait()
-
-            for job in jobs.drain() {
-                writer.submit(UploadOutcome(job: job, status: .pending, attempts: 0, startedAt: .now()))
-            }
-            try writer.finish()
-            if state.abandoned {
-                let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
-                let count = try ledger.abandonPendingFiles(
-                    sessionID: sessionID,
-                    errorClass: state.lastError?.kind.rawValue ?? "network",
-                    message: "not attempted: nothing uploaded for \(Int(state.giveUpAfter)) s (\(reason))"
-                )
-                sessionLogger.error(
-                    "gave up: nothing uploaded for \(Int(state.giveUpAfter)) s",
-                    metadata: ["files.abandoned": "\(count)"]
-                )
-            }
+            pool.jobs.finishScan()
+            pool.jobs.release()
+            try pool.finish()
         } catch {
             failure = failure ?? "\(error)"
         }
@@ -185,19 +145,6 @@ package struct UploadSession {
             retries: progress.snapshot.retries,
             message: failure
         )
-    }
-
-    /// Refuses to open a session when the configured bucket cannot be used (credentials, bucket, endpoint).
-    private func checkDestination(_ context: S3Context) throws {
-        guard !config.firstDirIsBucket, let bucket = config.s3.bucket else {
-            _ = try context.credentials.credentials()
-            return
-        }
-        let client = try context.client(
-            logger: logger,
-            timeouts: HTTPTimeouts(connectSeconds: 5, stallSeconds: 10, totalSeconds: 30)
-        )
-        try client.headBucket(bucket)
     }
 
     /// Scans every source and records the files in batches (each batch becomes claimable when committed).

@@ -1,0 +1,67 @@
+import FleetCore
+import Foundation
+
+/// Per-round lines and the final summary of `retry`.
+package enum RetryReport {
+    /// `round 2: 1,204 attempted, 1,200 uploaded, 4 failed in 0:12`
+    package static func roundLine(_ round: RetryRound) -> String {
+        let f = Formatting.self
+        var line =
+            "round \(round.round): \(f.count(round.attempted)) attempted, \(f.count(round.uploaded)) uploaded, "
+            + "\(f.count(round.failed)) failed in \(f.duration(round.durationSeconds))"
+        if round.notAttempted > 0 { line += " (\(f.count(round.notAttempted)) not attempted)" }
+        return line
+    }
+
+    package static func text(_ summary: RetrySummary) -> String {
+        let f = Formatting.self
+        let totals = summary.session.totals
+        var lines = ["Session \(summary.session.id): \(summary.session.status.rawValue) after retry"]
+        func row(_ label: String, _ value: String) {
+            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
+        }
+        row("rounds", summary.rounds.isEmpty ? "none" : f.count(summary.rounds.count))
+        row("attempted", f.count(summary.rounds.reduce(0) { $0 + $1.attempted }) + " files")
+        row("uploaded now", f.count(summary.rounds.reduce(0) { $0 + $1.uploaded }) + " files")
+        row(
+            "session",
+            "\(f.count(totals.uploadedFiles)) uploaded, \(f.count(totals.skippedFiles)) skipped, "
+                + "\(f.count(totals.failedFiles)) failed of \(f.count(totals.files)) files"
+        )
+        for (errorClass, count) in totals.failuresByClass.sorted(by: { $0.value > $1.value }) {
+            row("  \(errorClass)", f.count(count))
+        }
+        row("result", endingText(summary))
+        return lines.joined(separator: "\n")
+    }
+
+    private static func endingText(_ summary: RetrySummary) -> String {
+        let left = Formatting.count(summary.remaining)
+        switch summary.ending {
+        case .nothingToRetry: return "nothing to retry"
+        case .allUploaded: return "every retried file is uploaded"
+        case .filesRemain: return "\(left) files still to retry"
+        case .outOfAttempts: return "\(left) files are out of attempts (retry without --auto to try them again)"
+        case .interrupted: return "interrupted; \(left) files still to retry"
+        }
+    }
+
+    package static func json(_ summary: RetrySummary) -> String {
+        struct Document: Encodable {
+            var session: SessionRecord
+            var rounds: [RetryRound]
+            var ending: RetrySummary.Ending
+            var remaining: Int
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let document = Document(
+            session: summary.session,
+            rounds: summary.rounds,
+            ending: summary.ending,
+            remaining: summary.remaining
+        )
+        return String(decoding: (try? encoder.encode(document)) ?? Data(), as: UTF8.self)
+    }
+}

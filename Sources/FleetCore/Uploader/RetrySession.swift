@@ -1,0 +1,259 @@
+import Foundation
+import Logging
+
+/// What `retry` does, from the command line or `master once`.
+package struct RetryOptions: Sendable {
+    /// Also take permanent failures (after the user fixed permissions or credentials, say); never those whose
+    /// key is wrong.
+    package var includePermanent = false
+    /// Run rounds with backoff between them until nothing is left, rounds run out, or every file is out of
+    /// attempts; otherwise one round.
+    package var auto = false
+    package var rounds: Int
+    package var roundBackoff: Backoff
+    /// In automatic rounds, a file attempted this often in all is left failed.
+    package var maxFileAttempts: Int
+
+    package init(config: FleetConfig) {
+        rounds = config.retryRounds
+        roundBackoff = config.retryRoundBackoff
+        maxFileAttempts = config.maxFileAttempts
+    }
+}
+
+/// One round of a retry.
+package struct RetryRound: Sendable, Codable {
+    package var round: Int
+    package var attempted: Int
+    package var uploaded: Int
+    package var failed: Int
+    package var durationSeconds: Double
+    /// Files the round did not get to (it was interrupted).
+    package var notAttempted: Int
+}
+
+/// How a retry ended.
+package struct RetrySummary: Sendable {
+    package enum Ending: String, Sendable, Codable {
+        /// Nothing was left to retry when it started.
+        case nothingToRetry = "nothing_to_retry"
+        /// Every file the rounds took is uploaded.
+        case allUploaded = "all_uploaded"
+        /// Files remain, but the rounds ran out (`--auto`) or the one round is over.
+        case filesRemain = "files_remain"
+        /// The files that remain have used up their attempts.
+        case outOfAttempts = "out_of_attempts"
+        case interrupted
+    }
+    package var session: SessionRecord
+    package var rounds: [RetryRound]
+    package var ending: Ending
+    /// Files a further retry would take (with the same options).
+    package var remaining: Int
+}
+
+/// Re-attempts a finished session's failed files in the same parallel pool as `upload`, recording every
+/// attempt: one round, or with `auto` rounds separated by exponential backoff.
+///
+/// The files are claimed with `FOR UPDATE SKIP LOCKED`, so two retries of one session never upload the same
+/// file. A file that vanished since is recorded as a permanent failure (`file_missing`).
+package struct RetrySession {
+    package var databaseURL: String
+    package var logger: Logger
+    package var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Overrides of the session's recorded configuration (`--workers`, `FLEET_*`).
+    package var overrides: [ConfigOverride] = []
+    package var claimBatch = 256
+    /// Called when a round ends (per-round statistics on the terminal).
+    package var onRound: (@Sendable (RetryRound) -> Void)?
+
+    package init(databaseURL: String, logger: Logger) {
+        self.databaseURL = databaseURL
+        self.logger = logger
+    }
+
+    /// Loads the session and the configuration it ran with (with `overrides`).
+    ///
+    /// - Throws: `RetryError` when there is no such session or it is still running; `ConfigError` when its
+    ///   configuration cannot be used.
+    package func prepare(sessionID: Int64, ledger: Ledger) throws -> (SessionRecord, FleetConfig) {
+        guard let session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
+        let config = try ledger.sessionConfig(session, overrides: overrides)
+        return (session, config)
+    }
+
+    /// Runs the retry of `sessionID`.
+    ///
+    /// - Parameters:
+    ///   - options: Which files, how many rounds.
+    ///   - state: Stop requests (signals) and the give-up rule of the run.
+    ///   - progress: Counters across all rounds, for a progress display.
+    /// - Throws: `RetryError`, `ConfigError`, `LedgerError` or `S3Error` when the retry cannot start.
+    package func run(
+        sessionID: Int64,
+        options: RetryOptions? = nil,
+        state: RunState,
+        progress: UploadProgress
+    ) throws -> RetrySummary {
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        var (session, config) = try prepare(sessionID: sessionID, ledger: ledger)
+        let options = options ?? RetryOptions(config: config)
+        var logger = self.logger
+        logger[metadataKey: "session.id"] = "\(sessionID)"
+        try takeOver(&session, ledger: ledger, logger: logger)
+
+        let statuses = Ledger.retryableStatuses(includePermanent: options.includePermanent)
+        let cap = options.auto ? options.maxFileAttempts : nil
+        var (remaining, _) = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap)
+        guard remaining > 0 else {
+            return try summary(sessionID, ledger: ledger, rounds: [], ending: .nothingToRetry, remaining: 0, config)
+        }
+        let context = try S3Context(config: config, environment: environment)
+        try context.checkDestination(config: config, logger: logger)
+        guard let deviceID = session.deviceID else { throw RetryError.noDevice(sessionID) }
+
+        var rounds: [RetryRound] = []
+        var generator = SystemRandomNumberGenerator()
+        while remaining > 0, !state.stopRequested {
+            let (files, bytes) = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap)
+            let number = try ledger.startRetryRound(sessionID: sessionID)
+            logger.notice("retry round \(number): \(files) files")
+            progress.update {
+                $0.plannedFiles += files
+                $0.plannedBytes += bytes
+                $0.scanFinished = true
+            }
+            let before = progress.snapshot
+            let started = Date()
+            // Each round gets a fresh give-up clock: an outage that outlasted the last round may be over.
+            let roundState = RunState(giveUpAfter: config.giveUpAfterSeconds, parent: state)
+            let pool = try UploadPool(
+                context: context,
+                config: config,
+                databaseURL: databaseURL,
+                ledger: ledger,
+                session: (sessionID, session.projectID, deviceID),
+                state: roundState,
+                progress: progress,
+                logger: logger
+            ) {
+                JobSource.retry(
+                    ledger: $0,
+                    sessionID: sessionID,
+                    batchSize: claimBatch,
+                    state: roundState,
+                    statuses: statuses,
+                    maxAttempts: cap
+                )
+            }
+            try pool.finish()
+            let after = progress.snapshot
+            let uploaded = after.uploadedFiles - before.uploadedFiles
+            let failed = after.failedFiles - before.failedFiles
+            let round = RetryRound(
+                round: number,
+                attempted: uploaded + failed,
+                uploaded: uploaded,
+                failed: failed,
+                durationSeconds: Date().timeIntervalSince(started),
+                notAttempted: max(0, files - uploaded - failed)
+            )
+            try ledger.finishRetryRound(
+                sessionID: sessionID,
+                round: number,
+                attempted: round.attempted,
+                uploaded: uploaded,
+                failed: failed
+            )
+            rounds.append(round)
+            onRound?(round)
+            remaining = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap).0
+            guard options.auto, remaining > 0, rounds.count < options.rounds, !state.stopRequested else { break }
+            let wait = options.roundBackoff.delay(afterAttempt: rounds.count, using: &generator)
+            logger.notice("\(remaining) files left; next round in \(Formatting.duration(wait))")
+            state.pause(wait)
+        }
+
+        let ending: RetrySummary.Ending
+        if state.stopRequested {
+            ending = .interrupted
+        } else if remaining == 0 {
+            let left = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: nil).0
+            ending = left == 0 ? .allUploaded : .outOfAttempts
+            remaining = left
+        } else {
+            ending = .filesRemain
+        }
+        return try summary(sessionID, ledger: ledger, rounds: rounds, ending: ending, remaining: remaining, config)
+    }
+
+    /// A session still marked running is taken over only when its process is gone: on this host, when its pid
+    /// no longer exists; elsewhere, when its heartbeat is older than ten minutes. Files claimed by dead
+    /// processes on this host go back to `pending`.
+    private func takeOver(_ session: inout SessionRecord, ledger: Ledger, logger: Logger) throws {
+        let host = ProcessInfo.processInfo.hostName
+        if session.status == .running {
+            let silentFor = Double(Timestamp.now().microseconds - session.heartbeatAt.microseconds) / 1_000_000
+            let alive = session.hostname == host ? processExists(Int32(session.pid)) : silentFor < 600
+            guard !alive else { throw RetryError.stillRunning(session, silentFor: silentFor) }
+            logger.warning(
+                "session \(session.id) was left running by a process that is gone; closing it as interrupted"
+            )
+        }
+        let released = try ledger.releaseDeadClaims(sessionID: session.id, hostname: host, isAlive: processExists)
+        if released > 0 {
+            logger.notice("put back files claimed by a process that is gone", metadata: ["files": "\(released)"])
+        }
+        if session.status == .running {
+            _ = try ledger.closeSession(
+                session.id,
+                status: .interrupted,
+                errorMessage: "the process ended without closing the session"
+            )
+            session.status = .interrupted
+        }
+    }
+
+    private func summary(
+        _ sessionID: Int64,
+        ledger: Ledger,
+        rounds: [RetryRound],
+        ending: RetrySummary.Ending,
+        remaining: Int,
+        _ config: FleetConfig
+    ) throws -> RetrySummary {
+        // The session's status follows its files now: completed once nothing failed.
+        if !rounds.isEmpty, let before = try ledger.session(sessionID) {
+            let done = before.totals.failedFiles == 0 && before.totals.unfinishedFiles == 0
+            let status: SessionStatus =
+                done
+                ? .completed
+                : before.status == .interrupted && ending == .interrupted ? .interrupted : .completedWithErrors
+            _ = try ledger.closeSession(sessionID, status: status, errorMessage: before.errorMessage)
+        }
+        guard let session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
+        return RetrySummary(session: session, rounds: rounds, ending: ending, remaining: remaining)
+    }
+}
+
+/// Why a retry cannot start.
+package enum RetryError: Error, CustomStringConvertible {
+    case noSuchSession(Int64)
+    case stillRunning(SessionRecord, silentFor: Double)
+    case noDevice(Int64)
+
+    package var description: String {
+        switch self {
+        case .noSuchSession(let id): "no session \(id) in the ledger"
+        case .stillRunning(let session, let silentFor):
+            "session \(session.id) is still running (pid \(session.pid) on \(session.hostname), last heartbeat "
+                + "\(Formatting.duration(silentFor)) ago); retry it once it has finished"
+        case .noDevice(let id): "session \(id) has no device recorded"
+        }
+    }
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)`; a process of another user counts).
+func processExists(_ pid: Int32) -> Bool {
+    pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+}

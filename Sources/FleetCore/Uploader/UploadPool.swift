@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+
+/// The moving parts of one run over a session's rows: the workers, the job source that feeds them from the
+/// ledger, and the writer that records their outcomes in batches. `upload` starts one while it scans; `retry`
+/// starts one per round.
+package struct UploadPool {
+    package let jobs: JobSource
+    private let writer: ResultWriter
+    private let group = DispatchGroup()
+    private let state: RunState
+    private let ledger: Ledger
+    private let sessionID: Int64
+    private let logger: Logger
+
+    /// Opens the pool's connections and starts `config.effectiveWorkers` workers on `jobs`.
+    ///
+    /// - Parameters:
+    ///   - ledger: The caller's connection, used at the end to record abandoned files.
+    ///   - makeJobs: The job source, given a connection of its own.
+    package init(
+        context: S3Context,
+        config: FleetConfig,
+        databaseURL: String,
+        ledger: Ledger,
+        session: (id: Int64, projectID: Int64, deviceID: Int64),
+        state: RunState,
+        progress: UploadProgress,
+        logger: Logger,
+        makeJobs: (Ledger) -> JobSource
+    ) throws {
+        let writerLedger = try Ledger(url: databaseURL, logger: logger)
+        try writerLedger.prepareStaging()
+        writer = ResultWriter(
+            ledger: writerLedger,
+            sessionID: session.id,
+            projectID: session.projectID,
+            deviceID: session.deviceID,
+            config: config,
+            progress: progress,
+            logger: logger
+        )
+        jobs = makeJobs(try Ledger(url: databaseURL, logger: logger))
+        self.state = state
+        self.ledger = ledger
+        sessionID = session.id
+        self.logger = logger
+        writer.start()
+        for index in 0..<config.effectiveWorkers {
+            let worker = UploadWorker(
+                index: index,
+                context: context,
+                config: config,
+                source: jobs,
+                writer: writer,
+                state: state,
+                progress: progress,
+                logger: logger
+            )
+            DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }
+        }
+    }
+
+    /// Waits for the workers, puts back what they never started, writes the last outcomes, and when the run
+    /// gave up on an unreachable store, records the files it never tried as failed.
+    ///
+    /// - Throws: the writer's ledger error, if recording failed.
+    package func finish() throws {
+        group.wait()
+        for job in jobs.drain() {
+            writer.submit(UploadOutcome(job: job, status: .putBack, attempts: 0, startedAt: .now()))
+        }
+        try writer.finish()
+        guard state.abandoned else { return }
+        let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
+        let count = try ledger.abandonPendingFiles(
+            sessionID: sessionID,
+            errorClass: state.lastError?.kind.rawValue ?? "network",
+            message: "not attempted: nothing uploaded for \(Int(state.giveUpAfter)) s (\(reason))"
+        )
+        logger.error(
+            "gave up: nothing uploaded for \(Int(state.giveUpAfter)) s",
+            metadata: ["files.abandoned": "\(count)"]
+        )
+    }
+}

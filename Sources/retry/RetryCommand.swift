@@ -1,0 +1,104 @@
+import ArgumentParser
+import FleetCLI
+import FleetCore
+import Foundation
+import Logging
+
+@main
+struct RetryCommand: FleetCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Re-attempt a session's failed files, once or in automatic rounds.",
+        discussion: """
+            Takes the session's failed files (and files an interrupted run never tried) and uploads them again
+            in the same parallel pool as upload, with the configuration the session ran with (from the
+            ledger; --workers and FLEET_* variables override it). Every attempt is counted in the ledger.
+            Files are claimed with FOR UPDATE SKIP LOCKED, so two retries of one session never upload the
+            same file. A file that no longer exists is recorded as a permanent failure (file_missing).
+
+            --auto runs rounds until every file is uploaded, the rounds run out (retry.rounds, default 5), or
+            every remaining file has been attempted retry.max_file_attempts times (default 100); rounds are
+            separated by exponential backoff with full jitter (retry.round_backoff_base_seconds, default 30,
+            up to retry.round_backoff_cap_seconds, default 900).
+
+            The session's status follows: completed once no file is left failed. The summary goes to stderr,
+            the session id to stdout (--json: the summary as JSON on stdout).
+
+            Exit codes: 0 nothing left failed, 1 files still failed or interrupted, 2 bad usage or unknown
+            session, 3 environment unusable (database, credentials, bucket).
+            """,
+        version: FleetVersion.description
+    )
+
+    @Option(help: ArgumentHelp("The session to retry.", valueName: "id"))
+    var session: Int64
+
+    @Flag(help: "Run rounds with backoff until done, out of rounds, or out of attempts.")
+    var auto = false
+
+    @Flag(help: "Also retry permanent failures (not those with an invalid or duplicate key).")
+    var includePermanent = false
+
+    @Option(help: ArgumentHelp("With --auto: rounds at most (default retry.rounds, 5).", valueName: "n"))
+    var rounds: Int?
+
+    @Option(help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    var workers: String?
+
+    @Flag(help: "Print the result as JSON on stdout.")
+    var json = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if let rounds, !(1...1000).contains(rounds) { throw ValidationError("--rounds must be 1…1000, got \(rounds)") }
+        if rounds != nil, !auto { throw ValidationError("--rounds applies with --auto") }
+    }
+
+    func run() throws {
+        let logger = LoggingBootstrap.logger(label: "fleet.retry", level: common.logLevel)
+        var retry = RetrySession(databaseURL: common.databaseURL, logger: logger)
+        retry.overrides =
+            ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
+            + (workers.map { [ConfigOverride(keyPath: "upload.workers", value: $0, origin: "--workers")] } ?? [])
+        let (_, config) = try retry.prepare(
+            sessionID: session,
+            ledger: try Ledger(url: common.databaseURL, logger: logger)
+        )
+        var options = RetryOptions(config: config)
+        options.auto = auto
+        options.includePermanent = includePermanent
+        if let rounds { options.rounds = rounds }
+
+        let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
+        let progress = UploadProgress()
+        let signals = SignalWatcher { signal in
+            logger.notice("stopping after the files in flight (signal \(signal))")
+            state.requestStop()
+        }
+        let display = UploadProgressDisplay(progress: progress)
+        retry.onRound = { round in
+            display.pause { standardError(RetryReport.roundLine(round)) }
+        }
+        display.start()
+        let summary: RetrySummary
+        do {
+            summary = try retry.run(sessionID: session, options: options, state: state, progress: progress)
+        } catch {
+            display.stop()
+            throw error
+        }
+        display.stop()
+        withExtendedLifetime(signals) {}
+        if json {
+            print(RetryReport.json(summary))
+        } else {
+            standardError(RetryReport.text(summary))
+            print(summary.session.id)
+        }
+        // Files another retry of the session still holds are its business, not a failure of this one.
+        if summary.ending == .interrupted || summary.session.totals.failedFiles > 0 || summary.remaining > 0 {
+            throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetCore
+
+// Shared by the tests that run whole sessions (upload, retry, master once): a session config in a scratch
+// directory, the bucket read back with boto3, and polling the ledger.
+
+func configFile(
+    _ scratch: Scratch,
+    _ s3: TestS3,
+    upload: String = #"{ "workers": 4 }"#,
+    endpoint: String? = nil,
+    extraS3: String = "",
+    sections: String = ""
+) throws -> String {
+    try scratch.write(
+        "session.json",
+        """
+        {
+          "project": { "name": "e2e-\(UUID().uuidString.prefix(8))" },
+          "device": "test-rig",
+          "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(endpoint ?? s3.endpoint)",
+                  "region": "\(s3.region)" \(extraS3) },
+          "source": { "path": "data" },
+          "upload": \(upload)\(sections.isEmpty ? "" : ",\n  " + sections)
+        }
+        """
+    )
+}
+
+/// key → (size, sha256) of everything under the test's prefix, read back with boto3.
+func bucketContents(_ s3: TestS3, endpoint: String? = nil) throws -> [String: (Int, String)] {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../scripts/testing/verify-bucket.py").standardizedFileURL.path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script, endpoint ?? s3.endpoint, s3.bucket, s3.prefix]
+    process.environment = ProcessInfo.processInfo.environment.merging(s3.environment) { $1 }
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+        let json = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]]
+    else { throw TestEnvironmentError(description: "verify-bucket.py failed (is boto3 installed?)") }
+    return json.mapValues { (($0["size"] as? Int) ?? -1, ($0["sha256"] as? String) ?? "") }
+}
+
+/// Polls the ledger (up to 30 s) until at least `count` files are recorded uploaded; returns how many are.
+func waitForUploads(_ connection: PGConnection, atLeast count: Int) -> Int {
+    var uploaded = 0
+    for _ in 0..<600 where uploaded < count {
+        Thread.sleep(forTimeInterval: 0.05)
+        uploaded =
+            (try? connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)) ?? 0
+    }
+    return uploaded
+}
+
+func sha256(_ url: URL) throws -> String { SHA256.hex(of: Array(try Data(contentsOf: url))) }
+
+func summary(_ result: CLIResult) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+}
