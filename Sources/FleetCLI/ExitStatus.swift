@@ -47,6 +47,8 @@ extension FleetCommand {
             try runnable.run()
         } catch let error as ExitCode {
             exit(withError: error)
+        } catch  where exitCode(for: error) == .success {
+            exit(withError: error)  // --help and --version of a subcommand arrive as errors
         } catch {
             let name = configuration.commandName ?? "fleet-upload"
             standardError("\(name): \(String(describing: error).collapsedToOneLine)")
