@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "upload", targets: ["upload"]),
         .executable(name: "retry", targets: ["retry"]),
+        .executable(name: "trigger", targets: ["trigger"]),
         .executable(name: "master", targets: ["master"]),
     ],
     dependencies: [
@@ -51,6 +52,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "trigger",
+            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "master",
             dependencies: ["FleetCLI", "FleetCore", argumentParser],
             swiftSettings: strict
@@ -78,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["FleetCore", "FleetTestSupport", "upload", "retry", "master"],
+            dependencies: ["FleetCore", "FleetTestSupport", "upload", "retry", "trigger", "master"],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,92 @@
+import Testing
+
+@testable import FleetCore
+
+struct TriggerDeliveryTests {
+    @Test(arguments: [
+        (200, TriggerDelivery.Verdict.delivered), (201, .delivered), (204, .delivered), (500, .retry), (502, .retry),
+        (503, .retry), (504, .retry), (429, .retry), (400, .final), (401, .final), (403, .final), (404, .final),
+        (409, .final), (422, .final), (301, .final), (302, .final), (100, .final),
+    ])
+    func onlyServerErrorsAndThrottlingAreRetried(status: Int, verdict: TriggerDelivery.Verdict) {
+        #expect(TriggerDelivery.verdict(status: status) == verdict)
+    }
+
+    @Test(arguments: [
+        (HTTPError.Kind.dns, TriggerDelivery.Verdict.retry), (.connect, .retry), (.timeout, .retry),
+        (.stalled, .retry), (.network, .retry), (.tls, .final), (.invalidRequest, .final), (.bodyRead, .final),
+    ])
+    func networkErrorsAreRetriedButNotBrokenRequests(kind: HTTPError.Kind, verdict: TriggerDelivery.Verdict) {
+        let error = HTTPError(kind: kind, message: "test", curlCode: 7)
+        #expect(TriggerDelivery.verdict(error: error) == verdict)
+    }
+
+    private func session(
+        _ status: SessionStatus,
+        failed: Int = 0,
+        unfinished: Int = 0
+    ) -> SessionRecord {
+        var totals = SessionTotals()
+        totals.files = 10
+        totals.failedFiles = failed
+        totals.unfinishedFiles = unfinished
+        return SessionRecord(
+            id: 7,
+            project: "p",
+            projectID: 1,
+            device: nil,
+            deviceID: nil,
+            configID: nil,
+            kind: "upload",
+            status: status,
+            hostname: "h",
+            pid: 1,
+            localDirectory: "/d",
+            bucket: "b",
+            prefix: "",
+            startedAt: Timestamp(microseconds: 0),
+            heartbeatAt: Timestamp(microseconds: 1_000_000),
+            finishedAt: status == .running ? nil : Timestamp(microseconds: 1_000_000),
+            errorMessage: nil,
+            totals: totals
+        )
+    }
+
+    @Test func runningSessionIsNeverAnnounced() {
+        let reason = TriggerDelivery.refusal(of: session(.running), onlyIf: .always)
+        #expect(reason?.contains("still running") == true)
+    }
+
+    @Test func alwaysAnnouncesAFinishedSessionWithFailures() {
+        #expect(TriggerDelivery.refusal(of: session(.completedWithErrors, failed: 3), onlyIf: .always) == nil)
+        #expect(TriggerDelivery.refusal(of: session(.interrupted, unfinished: 2), onlyIf: .always) == nil)
+    }
+
+    @Test(arguments: [
+        (SessionStatus.completedWithErrors, 3, 0, "3 files failed"),
+        (.interrupted, 0, 2, "2 files not finished"),
+        (.failed, 0, 0, "ended failed"),
+    ])
+    func completeRefusesSessionsThatDidNotCompleteCleanly(
+        status: SessionStatus,
+        failed: Int,
+        unfinished: Int,
+        expected: String
+    ) {
+        let reason = TriggerDelivery.refusal(
+            of: session(status, failed: failed, unfinished: unfinished),
+            onlyIf: .complete
+        )
+        #expect(reason?.contains(expected) == true, "\(reason ?? "nil")")
+    }
+
+    @Test func completeAnnouncesACompletedSession() {
+        #expect(TriggerDelivery.refusal(of: session(.completed), onlyIf: .complete) == nil)
+    }
+
+    @Test func excerptIsTheFirstKibibyteAsTextWithoutNUL() {
+        #expect(TriggerDelivery.excerpt([]) == nil)
+        #expect(TriggerDelivery.excerpt(Array("ok\u{0}!".utf8)) == "ok!")
+        #expect(TriggerDelivery.excerpt([UInt8](repeating: UInt8(ascii: "x"), count: 5000))?.count == 1024)
+    }
+}
