@@ -1,10 +1,11 @@
 import FleetCore
 import Foundation
+import Logging
 
 /// Progress while uploading and the summary at the end.
 package final class UploadProgressDisplay: @unchecked Sendable {
     // `timer` and `lastLog` are only touched on `queue`.
-    private let progress: UploadProgress
+    package let progress: UploadProgress
     private let isTerminal = isatty(STDERR_FILENO) == 1
     private let queue = DispatchQueue(label: "fleet.progress")
     private var timer: (any DispatchSourceTimer)?
@@ -115,5 +116,28 @@ package enum UploadReport {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: (try? encoder.encode(summary)) ?? Data(), as: UTF8.self)
+    }
+}
+
+extension UploadProgressDisplay {
+    /// Runs `body` with the progress display on stderr and SIGINT/SIGTERM asking `state` to stop after the
+    /// files in flight; the display is cleared when `body` returns or throws.
+    package static func running<T>(
+        state: RunState,
+        progress: UploadProgress,
+        logger: Logger,
+        _ body: (UploadProgressDisplay) throws -> T
+    ) throws -> T {
+        let signals = SignalWatcher { signal in
+            logger.notice("stopping after the files in flight (signal \(signal))")
+            state.requestStop()
+        }
+        let display = UploadProgressDisplay(progress: progress)
+        display.start()
+        defer {
+            display.stop()
+            withExtendedLifetime(signals) {}
+        }
+        return try body(display)
     }
 }

@@ -6,9 +6,9 @@ import FleetCore
 struct MasterCommand: FleetCommand {
     static let configuration = CommandConfiguration(
         commandName: "master",
-        abstract: "Orchestrate fleet-upload: schema migrations (more subcommands arrive with the agent).",
+        abstract: "Orchestrate fleet-upload: one full cycle, fleet and session history, schema migrations.",
         version: FleetVersion.description,
-        subcommands: [Migrate.self]
+        subcommands: [Once.self, Status.self, Migrate.self]
     )
 }
 

@@ -72,24 +72,10 @@ struct RetryCommand: FleetCommand {
 
         let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
         let progress = UploadProgress()
-        let signals = SignalWatcher { signal in
-            logger.notice("stopping after the files in flight (signal \(signal))")
-            state.requestStop()
+        let summary = try UploadProgressDisplay.running(state: state, progress: progress, logger: logger) { display in
+            retry.onRound = { round in display.pause { standardError(RetryReport.roundLine(round)) } }
+            return try retry.run(sessionID: session, options: options, state: state, progress: progress)
         }
-        let display = UploadProgressDisplay(progress: progress)
-        retry.onRound = { round in
-            display.pause { standardError(RetryReport.roundLine(round)) }
-        }
-        display.start()
-        let summary: RetrySummary
-        do {
-            summary = try retry.run(sessionID: session, options: options, state: state, progress: progress)
-        } catch {
-            display.stop()
-            throw error
-        }
-        display.stop()
-        withExtendedLifetime(signals) {}
         if json {
             print(RetryReport.json(summary))
         } else {

@@ -69,26 +69,14 @@ struct UploadCommand: FleetCommand {
     private func upload(_ config: FleetConfig, logger: Logger) throws {
         let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
         let progress = UploadProgress()
-        let signals = SignalWatcher { signal in
-            logger.notice("stopping after the files in flight (signal \(signal))")
-            state.requestStop()
-        }
-        let display = UploadProgressDisplay(progress: progress)
-        display.start()
-        let summary: UploadSummary
-        do {
-            summary = try UploadSession(
+        let summary = try UploadProgressDisplay.running(state: state, progress: progress, logger: logger) { _ in
+            try UploadSession(
                 config: config,
                 configPath: configOptions.config,
                 databaseURL: common.databaseURL,
                 logger: logger
             ).run(state: state, progress: progress)
-        } catch {
-            display.stop()
-            throw error
         }
-        display.stop()
-        withExtendedLifetime(signals) {}
         if json {
             print(UploadReport.json(summary))
         } else {

@@ -40,4 +40,18 @@ package enum Formatting {
         if whole < 3600 { return String(format: "%d min %02d s", whole / 60, whole % 60) }
         return String(format: "%d h %02d min", whole / 3600, whole % 3600 / 60)
     }
+
+    /// `2026-11-23 14:05:09`: an instant in UTC to the second, for tables.
+    package static func utc(_ time: Timestamp) -> String { String(time.iso8601.prefix(19)) }
+
+    /// `just now`, `45s ago`, `3m ago`, `5h ago`, `12d ago`: how long ago something happened, in its largest
+    /// whole unit. Anything under a second, or in the future (clock skew), is `just now`.
+    package static func ago(_ seconds: Double) -> String {
+        guard seconds >= 1 else { return "just now" }
+        let whole = Int(seconds)
+        if whole < 60 { return "\(whole)s ago" }
+        if whole < 3600 { return "\(whole / 60)m ago" }
+        if whole < 86_400 { return "\(whole / 3600)h ago" }
+        return "\(whole / 86_400)d ago"
+    }
 }

@@ -109,12 +109,29 @@ package struct RetrySession {
             return try summary(sessionID, ledger: ledger, rounds: [], ending: .nothingToRetry, remaining: 0, config)
         }
         let context = try S3Context(config: config, environment: environment)
-        try context.checkDestination(config: config, logger: logger)
         guard let deviceID = session.deviceID else { throw RetryError.noDevice(sessionID) }
+        var generator = SystemRandomNumberGenerator()
 
         var rounds: [RetryRound] = []
-        var generator = SystemRandomNumberGenerator()
+        var destinationChecked = false
+        var unreachableWaits = 0
         while remaining > 0, !state.stopRequested {
+            if !destinationChecked {
+                do {
+                    try context.checkDestination(config: config, logger: logger)
+                    destinationChecked = true
+                } catch let error as S3Error where options.auto && error.isTransient {
+                    // The outage the rounds are for may not be over: wait for it like for a round that failed.
+                    unreachableWaits += 1
+                    guard rounds.count + unreachableWaits < options.rounds else { break }
+                    let wait = options.roundBackoff.delay(afterAttempt: unreachableWaits, using: &generator)
+                    logger.warning(
+                        "the store is unreachable (\(error.message)); trying again in \(Formatting.duration(wait))"
+                    )
+                    state.pause(wait)
+                    continue
+                }
+            }
             let (files, bytes) = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap)
             let number = try ledger.startRetryRound(sessionID: sessionID)
             logger.notice("retry round \(number): \(files) files")
@@ -168,8 +185,11 @@ package struct RetrySession {
             rounds.append(round)
             onRound?(round)
             remaining = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap).0
-            guard options.auto, remaining > 0, rounds.count < options.rounds, !state.stopRequested else { break }
-            let wait = options.roundBackoff.delay(afterAttempt: rounds.count, using: &generator)
+            guard options.auto, remaining > 0, rounds.count + unreachableWaits < options.rounds, !state.stopRequested
+            else { break }
+            // A round that gave up on the store checks it again before the next.
+            if roundState.abandoned { destinationChecked = false }
+            let wait = options.roundBackoff.delay(afterAttempt: rounds.count + unreachableWaits, using: &generator)
             logger.notice("\(remaining) files left; next round in \(Formatting.duration(wait))")
             state.pause(wait)
         }

@@ -1,0 +1,153 @@
+import ArgumentParser
+import FleetCLI
+import FleetCore
+import Foundation
+import Logging
+
+extension MasterCommand {
+    struct Once: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One full cycle: upload, automatic retry rounds, trigger; one exit code.",
+            discussion: """
+                Runs the upload session the configuration describes (session kind 'once'); when files failed,
+                runs retry rounds as retry --auto does (the retry section of the configuration); then, when a
+                URL is configured (trigger.url, or --url), announces the session as trigger does. Suitable for
+                cron or a systemd timer. The summary goes to stderr and the session id to stdout; --json prints
+                one JSON document instead: the session (as master status --session ID --json shows it), the
+                retry rounds, and the trigger result.
+
+                Exit codes: 0 every file uploaded or skipped and the trigger (if any) delivered, 1 files still
+                failed (or the run was interrupted, or only_if: complete held the trigger back), 2 bad usage or
+                configuration, 3 environment unusable (database, credentials, bucket) or the trigger was not
+                delivered.
+                """
+        )
+
+        @OptionGroup var configOptions: ConfigOptions
+        @OptionGroup var common: CommonOptions
+
+        @Option(help: ArgumentHelp("Override trigger.url.", valueName: "url"))
+        var url: String?
+
+        @Flag(help: "Print the result as JSON on stdout.")
+        var json = false
+
+        func run() throws {
+            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let config = try configOptions.load()
+            let trigger =
+                try url != nil || config.trigger?.url != nil
+                ? TriggerOptions(settings: config.trigger, overrides: TriggerSettings(url: url)) : nil
+
+            let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
+            let (upload, retry, delivery) = try UploadProgressDisplay.running(
+                state: state,
+                progress: UploadProgress(),
+                logger: logger
+            ) { display in
+                try cycle(config, trigger: trigger, state: state, display: display, logger: logger)
+            }
+            let ledger = try Ledger(url: common.databaseURL, logger: logger)
+            guard let record = try ledger.session(upload.sessionID) else {
+                throw RetryError.noSuchSession(upload.sessionID)
+            }
+            if json {
+                print(OnceReport.json(session: record, retry: retry, trigger: delivery))
+            } else {
+                standardError(OnceReport.text(session: record, retry: retry, trigger: delivery))
+                print(record.id)
+            }
+            if record.status == .failed { throw ExitCode(ExitStatus.environment.rawValue) }
+            if state.stopRequested || record.totals.failedFiles > 0 || record.totals.unfinishedFiles > 0 {
+                throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
+            }
+            switch delivery?.outcome {
+            case .failed?: throw ExitCode(ExitStatus.environment.rawValue)
+            case .refused?: throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
+            default: return
+            }
+        }
+
+        /// Upload, retry rounds when files failed, trigger: each step only when the one before left the session
+        /// in a state that calls for it.
+        private func cycle(
+            _ config: FleetConfig,
+            trigger: TriggerOptions?,
+            state: RunState,
+            display: UploadProgressDisplay,
+            logger: Logger
+        ) throws -> (UploadSummary, RetrySummary?, TriggerResult?) {
+            var session = UploadSession(
+                config: config,
+                configPath: configOptions.config,
+                databaseURL: common.databaseURL,
+                logger: logger
+            )
+            session.kind = "once"
+            let upload = try session.run(state: state, progress: display.progress)
+            display.pause { if !json { standardError(UploadReport.text(upload)) } }
+
+            var retry: RetrySummary?
+            if upload.status == .completedWithErrors, !state.stopRequested {
+                var retrySession = RetrySession(databaseURL: common.databaseURL, logger: logger)
+                retrySession.onRound = { round in
+                    display.pause { if !json { standardError(RetryReport.roundLine(round)) } }
+                }
+                var options = RetryOptions(config: config)
+                options.auto = true
+                // A fresh give-up clock: the upload's may have run out in the very outage the rounds wait for.
+                retry = try retrySession.run(
+                    sessionID: upload.sessionID,
+                    options: options,
+                    state: RunState(giveUpAfter: config.giveUpAfterSeconds, parent: state),
+                    progress: display.progress
+                )
+            }
+
+            var delivery: TriggerResult?
+            if let trigger, upload.status != .failed, !state.stopRequested {
+                let result = try TriggerDelivery(options: trigger, logger: logger)
+                    .deliver(sessionID: upload.sessionID, ledger: try Ledger(url: common.databaseURL, logger: logger))
+                display.pause { if !json { standardError("trigger: " + result.summary) } }
+                delivery = result
+            }
+            return (upload, retry, delivery)
+        }
+    }
+}
+
+/// The closing lines and the JSON document of `master once`.
+enum OnceReport {
+    static func text(session: SessionRecord, retry: RetrySummary?, trigger: TriggerResult?) -> String {
+        let f = Formatting.self
+        let totals = session.totals
+        var line =
+            "Session \(session.id): \(session.status.rawValue): \(f.count(totals.uploadedFiles)) uploaded, "
+            + "\(f.count(totals.skippedFiles)) skipped, \(f.count(totals.failedFiles)) failed of "
+            + "\(f.count(totals.files)) files"
+        if let retry { line += "; \(retry.rounds.count) retry rounds" }
+        line += trigger == nil ? "; no trigger" : "; trigger \(trigger!.outcome.rawValue)"
+        return line
+    }
+
+    static func json(session: SessionRecord, retry: RetrySummary?, trigger: TriggerResult?) -> String {
+        struct RetryPart: Encodable {
+            var rounds: [RetryRound]
+            var ending: RetrySummary.Ending
+            var remaining: Int
+        }
+        struct Document: Encodable {
+            var session: SessionRecord
+            var retry: RetryPart?
+            var trigger: TriggerResult?
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let document = Document(
+            session: session,
+            retry: retry.map { RetryPart(rounds: $0.rounds, ending: $0.ending, remaining: $0.remaining) },
+            trigger: trigger
+        )
+        return String(decoding: (try? encoder.encode(document)) ?? Data(), as: UTF8.self)
+    }
+}
