@@ -73,3 +73,14 @@ extension Array where Element == UInt8 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// MD5, for the `Content-MD5` header only (S3 and every S3-compatible server verify it); never for identity.
+package enum MD5 {
+    /// The 16-byte digest of `bytes`. The corresponding OpenSSL function is `EVP_Digest`.
+    package static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        bytes.withUnsafeBytes { _ = EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_md5(), nil) }
+        return digest
+    }
+}
