@@ -93,7 +93,7 @@ extension MasterCommand {
                 retrySession.onRound = { round in
                     display.pause { if !json { standardError(RetryReport.roundLine(round)) } }
                 }
-                var options = RetryOptions(config: config)
+                var options = RetryOptions()
                 options.auto = true
                 // A fresh give-up clock: the upload's may have run out in the very outage the rounds wait for.
                 retry = try retrySession.run(

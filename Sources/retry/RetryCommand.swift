@@ -61,16 +61,13 @@ struct RetryCommand: FleetCommand {
         retry.overrides =
             ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
             + (workers.map { [ConfigOverride(keyPath: "upload.workers", value: $0, origin: "--workers")] } ?? [])
-        let (_, config) = try retry.prepare(
-            sessionID: session,
-            ledger: try Ledger(url: common.databaseURL, logger: logger)
-        )
-        var options = RetryOptions(config: config)
+        var options = RetryOptions()
         options.auto = auto
         options.includePermanent = includePermanent
-        if let rounds { options.rounds = rounds }
+        options.rounds = rounds
 
-        let state = RunState(giveUpAfter: config.giveUpAfterSeconds)
+        // Carries stop requests only: every round has a give-up clock of its own.
+        let state = RunState(giveUpAfter: .infinity)
         let progress = UploadProgress()
         let summary = try UploadProgressDisplay.running(state: state, progress: progress, logger: logger) { display in
             retry.onRound = { round in display.pause { standardError(RetryReport.roundLine(round)) } }

@@ -21,8 +21,7 @@ struct RetryCLITests {
         let config = try configFile(
             scratch,
             s3,
-            upload:
-                #"{ "workers": 2, "max_attempts": 2, "backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.1, "give_up_after_seconds": 1 }"#,
+            upload: outageUploadSettings,
             endpoint: proxy.endpoint,
             sections: #""retry": { "rounds": 4, "round_backoff_base_seconds": 0.1, "round_backoff_cap_seconds": 0.2 }"#
         )

@@ -65,3 +65,8 @@ func sha256(_ url: URL) throws -> String { SHA256.hex(of: Array(try Data(content
 func summary(_ result: CLIResult) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
 }
+
+/// Upload settings for a run an outage cuts off: two workers, quick retries, and giving up after a second
+/// without a success, so the session ends with transient failures for `retry` to finish.
+let outageUploadSettings =
+    #"{ "workers": 2, "max_attempts": 2, "backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.1, "give_up_after_seconds": 1 }"#

@@ -9,16 +9,10 @@ package struct RetryOptions: Sendable {
     /// Run rounds with backoff between them until nothing is left, rounds run out, or every file is out of
     /// attempts; otherwise one round.
     package var auto = false
-    package var rounds: Int
-    package var roundBackoff: Backoff
-    /// In automatic rounds, a file attempted this often in all is left failed.
-    package var maxFileAttempts: Int
+    /// Rounds at most with `auto`; nil: the session configuration's `retry.rounds`.
+    package var rounds: Int?
 
-    package init(config: FleetConfig) {
-        rounds = config.retryRounds
-        roundBackoff = config.retryRoundBackoff
-        maxFileAttempts = config.maxFileAttempts
-    }
+    package init() {}
 }
 
 /// One round of a retry.
@@ -72,41 +66,38 @@ package struct RetrySession {
         self.logger = logger
     }
 
-    /// Loads the session and the configuration it ran with (with `overrides`).
-    ///
-    /// - Throws: `RetryError` when there is no such session or it is still running; `ConfigError` when its
-    ///   configuration cannot be used.
-    package func prepare(sessionID: Int64, ledger: Ledger) throws -> (SessionRecord, FleetConfig) {
-        guard let session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
-        let config = try ledger.sessionConfig(session, overrides: overrides)
-        return (session, config)
-    }
-
-    /// Runs the retry of `sessionID`.
+    /// Runs the retry of `sessionID` with the configuration the session ran with (and `overrides`): its
+    /// `retry` section sets the rounds, the backoff between them and the attempts a file may use.
     ///
     /// - Parameters:
     ///   - options: Which files, how many rounds.
-    ///   - state: Stop requests (signals) and the give-up rule of the run.
+    ///   - state: Stop requests (signals); each round has a give-up clock of its own.
     ///   - progress: Counters across all rounds, for a progress display.
     /// - Throws: `RetryError`, `ConfigError`, `LedgerError` or `S3Error` when the retry cannot start.
     package func run(
         sessionID: Int64,
-        options: RetryOptions? = nil,
+        options: RetryOptions,
         state: RunState,
         progress: UploadProgress
     ) throws -> RetrySummary {
         let ledger = try Ledger(url: databaseURL, logger: logger)
-        var (session, config) = try prepare(sessionID: sessionID, ledger: ledger)
-        let options = options ?? RetryOptions(config: config)
+        guard var session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
+        let config = try ledger.sessionConfig(session, overrides: overrides)
+        let maxRounds = options.rounds ?? config.retryRounds
         var logger = self.logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
         try takeOver(&session, ledger: ledger, logger: logger)
 
         let statuses = Ledger.retryableStatuses(includePermanent: options.includePermanent)
-        let cap = options.auto ? options.maxFileAttempts : nil
-        var (remaining, _) = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap)
+        let cap = options.auto ? config.maxFileAttempts : nil
+        // What the next round would take: counted before the first round and after each.
+        var (remaining, remainingBytes) = try ledger.countRetryable(
+            sessionID: sessionID,
+            statuses: statuses,
+            maxAttempts: cap
+        )
         guard remaining > 0 else {
-            return try summary(sessionID, ledger: ledger, rounds: [], ending: .nothingToRetry, remaining: 0, config)
+            return try summary(sessionID, ledger: ledger, rounds: [], ending: .nothingToRetry, remaining: 0)
         }
         let context = try S3Context(config: config, environment: environment)
         guard let deviceID = session.deviceID else { throw RetryError.noDevice(sessionID) }
@@ -123,8 +114,8 @@ package struct RetrySession {
                 } catch let error as S3Error where options.auto && error.isTransient {
                     // The outage the rounds are for may not be over: wait for it like for a round that failed.
                     unreachableWaits += 1
-                    guard rounds.count + unreachableWaits < options.rounds else { break }
-                    let wait = options.roundBackoff.delay(afterAttempt: unreachableWaits, using: &generator)
+                    guard rounds.count + unreachableWaits < maxRounds else { break }
+                    let wait = config.retryRoundBackoff.delay(afterAttempt: unreachableWaits, using: &generator)
                     logger.warning(
                         "the store is unreachable (\(error.message)); trying again in \(Formatting.duration(wait))"
                     )
@@ -132,12 +123,12 @@ package struct RetrySession {
                     continue
                 }
             }
-            let (files, bytes) = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap)
+            let files = remaining
             let number = try ledger.startRetryRound(sessionID: sessionID)
             logger.notice("retry round \(number): \(files) files")
             progress.update {
                 $0.plannedFiles += files
-                $0.plannedBytes += bytes
+                $0.plannedBytes += remainingBytes
                 $0.scanFinished = true
             }
             let before = progress.snapshot
@@ -184,12 +175,16 @@ package struct RetrySession {
             )
             rounds.append(round)
             onRound?(round)
-            remaining = try ledger.countRetryable(sessionID: sessionID, statuses: statuses, maxAttempts: cap).0
-            guard options.auto, remaining > 0, rounds.count + unreachableWaits < options.rounds, !state.stopRequested
+            (remaining, remainingBytes) = try ledger.countRetryable(
+                sessionID: sessionID,
+                statuses: statuses,
+                maxAttempts: cap
+            )
+            guard options.auto, remaining > 0, rounds.count + unreachableWaits < maxRounds, !state.stopRequested
             else { break }
             // A round that gave up on the store checks it again before the next.
             if roundState.abandoned { destinationChecked = false }
-            let wait = options.roundBackoff.delay(afterAttempt: rounds.count + unreachableWaits, using: &generator)
+            let wait = config.retryRoundBackoff.delay(afterAttempt: rounds.count + unreachableWaits, using: &generator)
             logger.notice("\(remaining) files left; next round in \(Formatting.duration(wait))")
             state.pause(wait)
         }
@@ -204,7 +199,7 @@ package struct RetrySession {
         } else {
             ending = .filesRemain
         }
-        return try summary(sessionID, ledger: ledger, rounds: rounds, ending: ending, remaining: remaining, config)
+        return try summary(sessionID, ledger: ledger, rounds: rounds, ending: ending, remaining: remaining)
     }
 
     /// A session still marked running is taken over only when its process is gone: on this host, when its pid
@@ -239,8 +234,7 @@ package struct RetrySession {
         ledger: Ledger,
         rounds: [RetryRound],
         ending: RetrySummary.Ending,
-        remaining: Int,
-        _ config: FleetConfig
+        remaining: Int
     ) throws -> RetrySummary {
         // The session's status follows its files now: completed once nothing failed.
         if !rounds.isEmpty, let before = try ledger.session(sessionID) {
