@@ -143,27 +143,7 @@ extension FleetConfig {
         }
 
         // Trigger
-        if let url = trigger?.url, TriggerSettings.urlProblem(url) != nil {
-            problem("trigger.url", TriggerSettings.urlProblem(url)!)
-        }
-        for (index, header) in (trigger?.headers ?? []).enumerated() where TriggerSettings.parseHeader(header) == nil {
-            problem("trigger.headers[\(index)]", "must be 'Name: value' with a header name of letters, digits and -")
-        }
-        if let value = trigger?.timeoutSeconds, !(value > 0 && value <= 3600) {
-            problem("trigger.timeout_seconds", "must be more than 0 and at most 3600, got \(value)")
-        }
-        if let value = trigger?.maxAttempts, !(1...100).contains(value) {
-            problem("trigger.max_attempts", "must be 1…100, got \(value)")
-        }
-        checkBackoff(
-            "trigger.backoff",
-            base: trigger?.backoffBaseSeconds,
-            cap: trigger?.backoffCapSeconds,
-            maximum: 3600
-        )
-        if let value = trigger?.onlyIf, !["always", "complete"].contains(value) {
-            problem("trigger.only_if", "must be always or complete, got '\(value)'")
-        }
+        for (key, message) in trigger?.problems() ?? [] { problem("trigger.\(key)", message) }
         return found
     }
 
@@ -195,6 +175,39 @@ extension Double {
 }
 
 extension TriggerSettings {
+    /// What is wrong with the values given here, as (key below `trigger.`, reason): the configuration's
+    /// validation and the command line's `trigger` flags apply the same rules.
+    package func problems() -> [(key: String, message: String)] {
+        var found: [(key: String, message: String)] = []
+        if let url, let reason = TriggerSettings.urlProblem(url) { found.append(("url", reason)) }
+        for (index, header) in (headers ?? []).enumerated() where TriggerSettings.parseHeader(header) == nil {
+            found.append(
+                (
+                    "headers[\(index)]",
+                    "must be 'Name: value' with a header name of letters, digits and -, got '\(header)'"
+                )
+            )
+        }
+        if let timeoutSeconds, !(timeoutSeconds > 0 && timeoutSeconds <= 3600) {
+            found.append(("timeout_seconds", "must be more than 0 and at most 3600, got \(timeoutSeconds)"))
+        }
+        if let maxAttempts, !(1...100).contains(maxAttempts) {
+            found.append(("max_attempts", "must be 1…100, got \(maxAttempts)"))
+        }
+        for (name, value) in [("base", backoffBaseSeconds), ("cap", backoffCapSeconds)] {
+            if let value, !(value >= 0 && value <= 3600) {
+                found.append(("backoff_\(name)_seconds", "must be 0…3600, got \(value)"))
+            }
+        }
+        if let base = backoffBaseSeconds, let cap = backoffCapSeconds, cap < base {
+            found.append(("backoff_cap_seconds", "must be at least the base (\(base)), got \(cap)"))
+        }
+        if let onlyIf, TriggerOptions.Condition(rawValue: onlyIf) == nil {
+            found.append(("only_if", "must be always or complete, got '\(onlyIf)'"))
+        }
+        return found
+    }
+
     /// Why `url` cannot be a trigger endpoint, or nil when it can: an absolute http or https URL with a host.
     package static func urlProblem(_ url: String) -> String? {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
