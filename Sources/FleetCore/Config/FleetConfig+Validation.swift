@@ -18,6 +18,16 @@ extension FleetConfig {
             }
         }
 
+        /// A time of day as `HH:MM`, parsed; nil (and a problem when given) if it is not one.
+        func clockTime(_ path: String, _ text: String?) -> ClockTime? {
+            guard let text else { return nil }
+            guard let time = ClockTime(parsing: text) else {
+                problem(path, "must be a time of day as HH:MM (00:00…23:59), got '\(text)'")
+                return nil
+            }
+            return time
+        }
+
         if let reason = FleetConfig.nameProblem(project.name) { problem("project.name", reason) }
         if let device, let reason = FleetConfig.nameProblem(device) { problem("device", reason) }
 
@@ -144,6 +154,101 @@ extension FleetConfig {
 
         // Trigger
         for (key, message) in trigger?.problems() ?? [] { problem("trigger.\(key)", message) }
+
+        // Agent
+        // 0 is allowed: a file is then ready the first time it is seen.
+        if let value = agent?.stabilitySeconds, !(value >= 0 && value <= 86_400) {
+            problem("agent.stability_seconds", "must be 0…86400 (a day), got \(value.formatted())")
+        }
+        if let value = agent?.rescanMinutes, !(value >= 0.1 && value <= 1440) {
+            problem("agent.rescan_minutes", "must be 0.1…1440 (6 seconds to a day), got \(value.formatted())")
+        }
+        if let value = agent?.heartbeatSeconds, !(value >= 1 && value <= 3600) {
+            problem("agent.heartbeat_seconds", "must be 1…3600, got \(value.formatted())")
+        }
+        if let value = agent?.stopTimeoutSeconds, !(value >= 1 && value <= 600) {
+            problem("agent.stop_timeout_seconds", "must be 1…600, got \(value.formatted())")
+        }
+        if let zone = agent?.timezone, !["UTC", "utc", "local"].contains(zone), TimeZone(identifier: zone) == nil {
+            problem("agent.timezone", "unknown time zone '\(zone)' (use local, UTC, or a name like Asia/Shanghai)")
+        }
+        if let schedule = agent?.schedule {
+            let given = [
+                ("daily_at", schedule.dailyAt != nil), ("every_minutes", schedule.everyMinutes != nil),
+                ("every_hours", schedule.everyHours != nil),
+            ].filter(\.1).map(\.0)
+            let keys = "daily_at, every_minutes and every_hours"
+            if given.isEmpty {
+                problem("agent.schedule", "give one of \(keys)")
+            } else if given.count > 1 {
+                let named = given.dropLast().joined(separator: ", ") + " and " + given[given.count - 1]
+                problem("agent.schedule", "give only one of \(keys), got \(named)")
+            }
+            _ = clockTime("agent.schedule.daily_at", schedule.dailyAt)
+            // The predecessor's range: at least 5 minutes, at most a day. Rounding slack lets every_hours 1/12
+            // written out as 0.08333333333333333 through.
+            if let minutes = schedule.everyMinutes, !(minutes >= 5 && minutes <= 1440) {
+                problem(
+                    "agent.schedule.every_minutes",
+                    "must be 5…1440 (5 minutes to 24 hours), got \(minutes.formatted())"
+                )
+            }
+            if let hours = schedule.everyHours, !(hours * 60 >= 5 - 1e-9 && hours <= 24) {
+                problem(
+                    "agent.schedule.every_hours",
+                    "must be 1/12…24 (5 minutes to 24 hours), got \(hours.formatted())"
+                )
+            }
+        }
+        if let hours = agent?.operationalHours {
+            let start = clockTime("agent.operational_hours.start", hours.start)
+            let end = clockTime("agent.operational_hours.end", hours.end)
+            if let start, start == end {
+                problem(
+                    "agent.operational_hours.end",
+                    "must differ from start (\(start)); to upload at any hour, set enabled: false"
+                )
+            }
+        }
+
+        // Deletion
+        if let days = deletion?.afterUpload?.keepDays, !(days >= 0 && days <= 3650) {
+            problem("deletion.after_upload.keep_days", "must be 0…3650 (ten years), got \(days.formatted())")
+        }
+        if let age = deletion?.age {
+            if !(age.maxAgeDays > 0 && age.maxAgeDays <= 36_500) {
+                problem(
+                    "deletion.age.max_age_days",
+                    "must be more than 0 and at most 36500, got \(age.maxAgeDays.formatted())"
+                )
+            }
+            _ = clockTime("deletion.age.at", age.at)
+        }
+        if let emergency = deletion?.emergency {
+            let percents = [
+                ("warn_percent", emergency.warnPercent), ("act_percent", emergency.actPercent),
+            ]
+            for case (let key, let value?) in percents where !(value >= 1 && value <= 100) {
+                problem("deletion.emergency.\(key)", "must be 1…100, got \(value.formatted())")
+            }
+            // Compared with the defaults (90 and 95) for the one not given.
+            let warn = emergency.warnPercent ?? 90
+            let act = emergency.actPercent ?? 95
+            if (1...100).contains(warn), (1...100).contains(act), warn > act {
+                if emergency.warnPercent != nil {
+                    let origin = emergency.actPercent == nil ? ", the default" : ""
+                    problem(
+                        "deletion.emergency.warn_percent",
+                        "must be at most act_percent (\(act.formatted())\(origin)), got \(warn.formatted())"
+                    )
+                } else {
+                    problem(
+                        "deletion.emergency.act_percent",
+                        "must be at least warn_percent (\(warn.formatted()), the default), got \(act.formatted())"
+                    )
+                }
+            }
+        }
         return found
     }
 
@@ -171,7 +276,10 @@ extension FleetConfig {
 }
 
 extension Double {
-    fileprivate func formatted() -> String { rounded() == self ? String(Int64(self)) : String(self) }
+    /// `2`, not `2.0`; `1e+20` stays as Swift prints it (it does not fit an `Int64`).
+    fileprivate func formatted() -> String {
+        rounded() == self && abs(self) < 1e15 ? String(Int64(self)) : String(self)
+    }
 }
 
 extension TriggerSettings {

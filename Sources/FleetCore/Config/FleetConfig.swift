@@ -21,6 +21,10 @@ package struct FleetConfig: Codable, Sendable, Equatable {
     package var retry: RetrySettings?
     /// Where to announce a finished session (`trigger`, `master once`).
     package var trigger: TriggerSettings?
+    /// The vehicle agent (`master run`): detection, schedule, operational hours.
+    package var agent: AgentSettings?
+    /// What the agent deletes locally, and when.
+    package var deletion: DeletionSettings?
 
     package init(
         project: ProjectSettings,
@@ -32,7 +36,9 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         scan: ScanSettings? = nil,
         upload: UploadSettings? = nil,
         retry: RetrySettings? = nil,
-        trigger: TriggerSettings? = nil
+        trigger: TriggerSettings? = nil,
+        agent: AgentSettings? = nil,
+        deletion: DeletionSettings? = nil
     ) {
         self.project = project
         self.device = device
@@ -44,6 +50,8 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         self.upload = upload
         self.retry = retry
         self.trigger = trigger
+        self.agent = agent
+        self.deletion = deletion
     }
 }
 
@@ -78,12 +86,23 @@ package struct SourceSettings: Codable, Sendable, Equatable {
     package var include: [String]?
     /// Globs that exclude a file even if it is included.
     package var exclude: [String]?
+    /// Each first-level directory is a run folder (ROS) kept whole under one `{date}`: the date its name
+    /// starts with (`2026-11-23-15-30-00-…`); files in folders without one use their own mtime. Default: true for a source named
+    /// `ros`, false otherwise.
+    package var runFolders: Bool?
 
-    package init(name: String? = nil, path: String, include: [String]? = nil, exclude: [String]? = nil) {
+    package init(
+        name: String? = nil,
+        path: String,
+        include: [String]? = nil,
+        exclude: [String]? = nil,
+        runFolders: Bool? = nil
+    ) {
         self.name = name
         self.path = path
         self.include = include
         self.exclude = exclude
+        self.runFolders = runFolders
     }
 }
 
@@ -202,6 +221,153 @@ package struct TriggerSettings: Codable, Sendable, Equatable {
     }
 }
 
+/// `master run`: how the agent notices files and when it uploads them (seed 000's daemon).
+package struct AgentSettings: Codable, Sendable, Equatable {
+    /// A file is ready when its size and mtime have not changed for this long; default 60.
+    package var stabilitySeconds: Double?
+    /// A full scan of every source as a safety net for missed inotify events; default 10 minutes.
+    package var rescanMinutes: Double?
+    /// On start, queue the files already on disk that are at most `scan.max_age_days` old (default 3 for the
+    /// agent); default true.
+    package var scanExistingFiles: Bool?
+    /// Upload the queue right after the start-up scan; default true.
+    package var uploadOnStart: Bool?
+    /// When a file becomes ready inside operational hours, upload the whole queue (true) or only that file;
+    /// default true.
+    package var batchUpload: Bool?
+    /// Uploads of the whole queue at fixed times; they run whatever the operational hours. Default: none.
+    package var schedule: ScheduleSettings?
+    /// When ready files go up at once; outside these hours they wait for the schedule. Default: always.
+    package var operationalHours: OperationalHoursSettings?
+    /// The zone schedule and operational hours are read in: `local` (default), `UTC` or an IANA name.
+    package var timezone: String?
+    /// Seconds between heartbeats (device row: disk usage, queue, last upload); default 60.
+    package var heartbeatSeconds: Double?
+    /// Seconds a stop (SIGTERM) waits for in-flight uploads before abandoning them; default 20.
+    package var stopTimeoutSeconds: Double?
+
+    package init(
+        stabilitySeconds: Double? = nil,
+        rescanMinutes: Double? = nil,
+        scanExistingFiles: Bool? = nil,
+        uploadOnStart: Bool? = nil,
+        batchUpload: Bool? = nil,
+        schedule: ScheduleSettings? = nil,
+        operationalHours: OperationalHoursSettings? = nil,
+        timezone: String? = nil,
+        heartbeatSeconds: Double? = nil,
+        stopTimeoutSeconds: Double? = nil
+    ) {
+        self.stabilitySeconds = stabilitySeconds
+        self.rescanMinutes = rescanMinutes
+        self.scanExistingFiles = scanExistingFiles
+        self.uploadOnStart = uploadOnStart
+        self.batchUpload = batchUpload
+        self.schedule = schedule
+        self.operationalHours = operationalHours
+        self.timezone = timezone
+        self.heartbeatSeconds = heartbeatSeconds
+        self.stopTimeoutSeconds = stopTimeoutSeconds
+    }
+}
+
+/// Exactly one of `daily_at` and `every_minutes`/`every_hours`.
+package struct ScheduleSettings: Codable, Sendable, Equatable {
+    /// `HH:MM`, once a day.
+    package var dailyAt: String?
+    /// Every N minutes from midnight (5…1440).
+    package var everyMinutes: Double?
+    /// Every N hours from midnight (1/12…24); `every_hours: 2` runs at 00:00, 02:00, 04:00…
+    package var everyHours: Double?
+
+    package init(dailyAt: String? = nil, everyMinutes: Double? = nil, everyHours: Double? = nil) {
+        self.dailyAt = dailyAt
+        self.everyMinutes = everyMinutes
+        self.everyHours = everyHours
+    }
+}
+
+/// `start`–`end` as `HH:MM`; an end before the start crosses midnight (22:00–06:00).
+package struct OperationalHoursSettings: Codable, Sendable, Equatable {
+    package var start: String
+    package var end: String
+    /// Default true; false means ready files go up at any hour.
+    package var enabled: Bool?
+
+    package init(start: String, end: String, enabled: Bool? = nil) {
+        self.start = start
+        self.end = end
+        self.enabled = enabled
+    }
+}
+
+/// The agent's three deletion policies. Each runs only when its section is present (and not `enabled: false`),
+/// and every deletion is recorded in the ledger's `local_deletions`.
+package struct DeletionSettings: Codable, Sendable, Equatable {
+    package var afterUpload: AfterUploadDeletion?
+    package var age: AgeDeletion?
+    package var emergency: EmergencyDeletion?
+
+    package init(afterUpload: AfterUploadDeletion? = nil, age: AgeDeletion? = nil, emergency: EmergencyDeletion? = nil)
+    {
+        self.afterUpload = afterUpload
+        self.age = age
+        self.emergency = emergency
+    }
+}
+
+/// Delete a file this many days after the ledger recorded it uploaded with a verified checksum.
+package struct AfterUploadDeletion: Codable, Sendable, Equatable {
+    package var enabled: Bool?
+    /// 0 deletes at once; default 0.
+    package var keepDays: Double?
+
+    package init(enabled: Bool? = nil, keepDays: Double? = nil) {
+        self.enabled = enabled
+        self.keepDays = keepDays
+    }
+}
+
+/// Once a day, delete files last modified more than `max_age_days` ago.
+package struct AgeDeletion: Codable, Sendable, Equatable {
+    package var enabled: Bool?
+    package var maxAgeDays: Double
+    /// `HH:MM` in the agent's zone; default `02:00`.
+    package var at: String?
+    /// Also delete files that were never uploaded; default false (they are kept and reported).
+    package var includeUnuploaded: Bool?
+
+    package init(enabled: Bool? = nil, maxAgeDays: Double, at: String? = nil, includeUnuploaded: Bool? = nil) {
+        self.enabled = enabled
+        self.maxAgeDays = maxAgeDays
+        self.at = at
+        self.includeUnuploaded = includeUnuploaded
+    }
+}
+
+/// When a source's file system is fuller than `act_percent`, delete the oldest uploaded files until it is below
+/// `warn_percent`; then, only with `include_unuploaded`, the oldest files never uploaded.
+package struct EmergencyDeletion: Codable, Sendable, Equatable {
+    package var enabled: Bool?
+    /// Default 90: a warning is logged above it, and deleting stops below it.
+    package var warnPercent: Double?
+    /// Default 95.
+    package var actPercent: Double?
+    package var includeUnuploaded: Bool?
+
+    package init(
+        enabled: Bool? = nil,
+        warnPercent: Double? = nil,
+        actPercent: Double? = nil,
+        includeUnuploaded: Bool? = nil
+    ) {
+        self.enabled = enabled
+        self.warnPercent = warnPercent
+        self.actPercent = actPercent
+        self.includeUnuploaded = includeUnuploaded
+    }
+}
+
 // MARK: - Effective values
 
 extension FleetConfig {
@@ -249,6 +415,25 @@ extension FleetConfig {
         Backoff(baseSeconds: retry?.roundBackoffBaseSeconds ?? 30, capSeconds: retry?.roundBackoffCapSeconds ?? 900)
     }
     package var maxFileAttempts: Int { retry?.maxFileAttempts ?? 100 }
+
+    package var stabilitySeconds: Double { agent?.stabilitySeconds ?? 60 }
+    package var rescanSeconds: Double { (agent?.rescanMinutes ?? 10) * 60 }
+    package var scanExistingFiles: Bool { agent?.scanExistingFiles ?? true }
+    package var uploadOnStart: Bool { agent?.uploadOnStart ?? true }
+    package var batchUpload: Bool { agent?.batchUpload ?? true }
+    package var heartbeatSeconds: Double { agent?.heartbeatSeconds ?? 60 }
+    package var stopTimeoutSeconds: Double { agent?.stopTimeoutSeconds ?? 20 }
+    /// The agent's start-up scan looks back this far: `scan.max_age_days`, default 3.
+    package var agentMaxAgeDays: Double { scan?.maxAgeDays ?? 3 }
+
+    /// The zone for schedules and operational hours, resolved from `agent.timezone`.
+    package var agentTimeZone: TimeZone {
+        switch agent?.timezone {
+        case nil, "local": TimeZone.current
+        case "UTC", "utc": TimeZone(identifier: "UTC")!
+        case let name?: TimeZone(identifier: name) ?? TimeZone.current
+        }
+    }
 
     /// The zone for `{date}`, resolved from `keys.timezone`.
     package var dateTimeZone: TimeZone {
