@@ -130,7 +130,9 @@ package final class ResultWriter: @unchecked Sendable {
                 job.size = outcome.size
                 job.mtime = outcome.mtime
                 deleted.append(job)
-                if removeEmptyDirectories { removeEmptyParents(of: outcome.job.path) }
+                if removeEmptyDirectories {
+                    LocalRemoval.removeEmptyParents(of: outcome.job.path, sourceRoots: sourceRoots)
+                }
             }
         }
         do {
@@ -140,18 +142,6 @@ package final class ResultWriter: @unchecked Sendable {
                 "deleted files could not be recorded",
                 metadata: ["error": "\(error)", "files": "\(deleted.count)"]
             )
-        }
-    }
-
-    private func removeEmptyParents(of path: [UInt8]) {
-        var directory = path
-        // Upwards until a directory is not empty (rmdir refuses it) or is a source root.
-        while true {
-            guard let slash = directory.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
-            directory = Array(directory[..<slash])
-            if sourceRoots.contains(directory) { return }
-            let removed = directory.withCPath { rmdir($0) }
-            if removed != 0 { return }
         }
     }
 }

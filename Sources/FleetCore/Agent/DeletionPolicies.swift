@@ -1,0 +1,742 @@
+import Foundation
+import Logging
+
+/// What one run of a deletion policy did.
+package struct DeletionReport: Sendable, Equatable {
+    /// `after_upload`, `age` or `emergency`: the `local_deletions.reason` of its deletions.
+    package var reason: String
+    package var deletedFiles = 0
+    package var deletedBytes: Int64 = 0
+    /// Deleted although the ledger could not confirm their upload (`include_unuploaded`); counted in
+    /// `deletedFiles` too.
+    package var deletedUnuploaded = 0
+    /// Files the policy would have deleted but kept because the ledger cannot confirm their upload.
+    package var keptUnuploaded = 0
+    /// Uploaded files kept because what is on disk now is not what was uploaded: another size or mtime, or no
+    /// longer a regular file reached without symbolic links.
+    package var changedSinceUpload = 0
+
+    package init(reason: String) { self.reason = reason }
+}
+
+/// The agent's three local deletion policies (`deletion.after_upload`, `deletion.age`, `deletion.emergency`).
+///
+/// The promise they keep: a file is deleted only once the ledger confirms its upload (S3 verified its
+/// SHA-256 and `stored_objects` still records that object with the file's size and mtime), unless
+/// `include_unuploaded` says otherwise. Each policy asks the ledger first, deletes second and records third, so
+/// a ledger that cannot be reached makes it throw before anything is deleted; a recording that fails after the
+/// deletions is logged as an error naming the files, then rethrown.
+///
+/// Only regular files inside the configured sources are deleted. Right before each `unlink` the file is
+/// examined again without following links (`fstatat` with `AT_SYMLINK_NOFOLLOW`, the `lstat` of the directory
+/// it is in), and the directories down to it are opened one at a time with `O_NOFOLLOW`: a file whose size or
+/// mtime differs, or that is reached through a symbolic link, stays. Directories are never deleted, except those
+/// left empty when `upload.remove_empty_directories` is on (never a source directory).
+///
+/// Every deletion is one `local_deletions` row and sets `file_uploads.local_deleted_at` on the rows that
+/// recorded the file. Each call logs one summary line (`info` when it deleted or kept something, `debug`
+/// otherwise).
+package struct DeletionPolicies {
+    package var config: FleetConfig
+    package let ledger: Ledger
+    package var projectID: Int64
+    package var deviceID: Int64
+    package var logger: Logger
+    private let diskUsage: (String) throws -> DiskUsage
+
+    /// `file_uploads` rows `afterUpload` examines per call, so one call stays short.
+    package static let afterUploadLimit = 5000
+    /// Deleted files recorded in the ledger per transaction.
+    static let recordBatch = 500
+    /// Files confirmed with the ledger per query (`age`, `emergency`).
+    static let confirmBatch = 1000
+    /// Emergency deletion measures the disk again after this many deleted files, or after 1 % of the disk.
+    static let emergencyCheckFiles = 50
+
+    /// - Parameters:
+    ///   - projectID: the project whose uploads confirm a file (`stored_objects`).
+    ///   - deviceID: this device: `after_upload` looks at its sessions' files, and deletions are recorded for it.
+    ///   - diskUsage: measures the file system holding a path (tests pass a fake one).
+    package init(
+        config: FleetConfig,
+        ledger: Ledger,
+        projectID: Int64,
+        deviceID: Int64,
+        logger: Logger,
+        diskUsage: @escaping (String) throws -> DiskUsage = { try DiskUsage.of(path: $0) }
+    ) {
+        self.config = config
+        self.ledger = ledger
+        self.projectID = projectID
+        self.deviceID = deviceID
+        self.logger = logger
+        self.diskUsage = diskUsage
+    }
+
+    /// The configured sources, named.
+    private var sources: [SourceSettings] { config.effectiveSources }
+
+    /// Each source directory as bytes, without a trailing slash (as `SourceWalk` joins paths).
+    private var sourceRoots: [[UInt8]] { sources.map { Array($0.path.utf8).trailingSlashRemoved } }
+
+    // MARK: - After upload
+
+    /// `deletion.after_upload`: deletes the files whose upload finished at least `keep_days` before `now`.
+    ///
+    /// It looks at the files of this device's sessions that the ledger records `uploaded` with a SHA-256 checksum,
+    /// that `stored_objects` still records as that same object, whose local copy is not known to be gone
+    /// (`local_deleted_at` null) and that lie in a configured source; at most `afterUploadLimit` of them per
+    /// call. Each is deleted when it is still the regular file that was uploaded (same size and mtime); the
+    /// deletion is recorded as `after_upload`, `was_uploaded` true, with the session that uploaded it.
+    ///
+    /// A file already gone from the disk (deleted by hand) gets `local_deleted_at` so it is not examined again,
+    /// but no `local_deletions` row: that table lists what fleet-upload deleted. A file kept (changed, reached
+    /// through a symbolic link, not deletable) goes to the back of the queue; once a changed file is uploaded
+    /// again, `stored_objects` records the new version and the old row no longer qualifies.
+    ///
+    /// - Returns: `nil` when the policy is off (no `deletion.after_upload`, or `enabled: false`).
+    /// - Throws: `LedgerError`; nothing is deleted when the candidates cannot be read.
+    package func afterUpload(now: Date) throws -> DeletionReport? {
+        guard let settings = config.deletion?.afterUpload, settings.enabled != false else { return nil }
+        var logger = self.logger
+        logger[metadataKey: "deletion.reason"] = "after_upload"
+        let keepDays = max(settings.keepDays ?? 0, 0)
+        let cutoff = Timestamp(microseconds: Timestamp(now).microseconds - Self.microseconds(days: keepDays))
+        let roots = sourceRoots
+        let candidates = try ledger.afterUploadCandidates(
+            projectID: projectID,
+            deviceID: deviceID,
+            finishedBefore: cutoff,
+            rootPrefixes: roots.map(Self.prefixText),
+            limit: Self.afterUploadLimit
+        )
+
+        var sweep = Sweep(policies: self, reason: "after_upload", logger: logger)
+        var gone: [AfterUploadCandidate] = []
+        var kept: [AfterUploadCandidate] = []
+        for candidate in candidates {
+            guard let root = LocalRemoval.root(containing: candidate.path, among: roots) else {
+                kept.append(candidate)
+                continue
+            }
+            let outcome = sweep.delete(
+                path: candidate.path,
+                displayPath: candidate.displayPath,
+                root: root,
+                size: candidate.size,
+                mtime: candidate.mtime,
+                uploaded: true,
+                bucket: candidate.bucket,
+                key: candidate.key,
+                sessionID: candidate.sessionID
+            )
+            switch outcome {
+            case .removed: break
+            case .vanished: gone.append(candidate)
+            default: kept.append(candidate)
+            }
+            if sweep.pendingFiles >= Self.recordBatch { try sweep.record() }
+        }
+        try sweep.record()
+        try ledger.markLocalCopiesGone(gone)
+        try ledger.deferAfterUploadCandidates(kept)
+        if !gone.isEmpty {
+            logger.debug("uploaded files already gone from the disk", metadata: ["files": "\(gone.count)"])
+        }
+        Self.logSummary(sweep.report, logger: logger)
+        return sweep.report
+    }
+
+    // MARK: - Age
+
+    /// `deletion.age`: deletes every file in the sources last modified more than `max_age_days` before `now`
+    /// (a file exactly that old stays), once the ledger confirms its upload.
+    ///
+    /// The sources are walked with their scan patterns but without `scan.max_age_days` and
+    /// `scan.min_age_seconds`. A file whose upload the ledger cannot confirm is kept (`keptUnuploaded`), or with
+    /// `include_unuploaded` deleted, recorded with `was_uploaded` false and logged as a warning (the operator
+    /// chose this retention for such files).
+    ///
+    /// - Returns: `nil` when the policy is off (no `deletion.age`, or `enabled: false`).
+    /// - Throws: `LedgerError` (nothing in the batch being confirmed is deleted), `ScanError`, `KeyTemplateError`.
+    package func ageBased(now: Date) throws -> DeletionReport? {
+        guard let settings = config.deletion?.age, settings.enabled != false else { return nil }
+        var logger = self.logger
+        logger[metadataKey: "deletion.reason"] = "age"
+        let includeUnuploaded = settings.includeUnuploaded ?? false
+        let cutoff = Timestamp(now).microseconds - Self.microseconds(days: settings.maxAgeDays)
+        let mapper = try KeyMapper(config: config)
+        let found = try collect(sources: Array(sources.indices), mapper: mapper, now: now, logger: logger) {
+            $0.mtime.microseconds < cutoff
+        }
+
+        let roots = sourceRoots
+        var sweep = Sweep(policies: self, reason: "age", logger: logger, unuploadedLevel: .warning)
+        for start in stride(from: 0, to: found.entries.count, by: Self.confirmBatch) {
+            let batch = Array(start..<min(start + Self.confirmBatch, found.entries.count))
+            let verdicts = try confirm(batch, in: found, mapper: mapper)
+            for (index, verdict) in zip(batch, verdicts) {
+                guard verdict.uploaded || includeUnuploaded else {
+                    sweep.report.keptUnuploaded += 1
+                    continue
+                }
+                sweep.delete(found, index, roots: roots, verdict: verdict)
+            }
+            try sweep.record()
+        }
+        if sweep.report.keptUnuploaded > 0 {
+            let days = settings.maxAgeDays.formatted()
+            logger.warning(
+                "kept \(sweep.report.keptUnuploaded) files older than \(days) days: never uploaded",
+                metadata: ["files.kept_unuploaded": "\(sweep.report.keptUnuploaded)"]
+            )
+        }
+        Self.logSummary(sweep.report, logger: logger)
+        return sweep.report
+    }
+
+    // MARK: - Emergency
+
+    /// `deletion.emergency`: frees space on each file system holding a source that is at least `act_percent`
+    /// full, down to below `warn_percent`.
+    ///
+    /// Sources are grouped by file system (`DiskUsage.fileSystemID`) and each group is handled once. Its files
+    /// (scan patterns apply, ages do not) are taken oldest mtime first: first those whose upload the ledger
+    /// confirms; the disk is measured again after every 50 deleted files or 1 % of the disk, and deleting stops
+    /// as soon as it is below `warn_percent`. Still at or above it, and only with `include_unuploaded`, the
+    /// oldest files never uploaded follow, each logged as an error. A file system at or above `warn_percent` but
+    /// below `act_percent` only gets a warning; so does any full file system when the policy is off.
+    ///
+    /// - Parameter now: the instant the sources are scanned at.
+    /// - Returns: `nil` when no file system is at or above `act_percent`, or the policy is off.
+    /// - Throws: `LedgerError` (nothing in the batch being confirmed is deleted), `ScanError`, `KeyTemplateError`.
+    package func emergency(now: Date) throws -> DeletionReport? {
+        let settings = config.deletion?.emergency
+        let active = settings != nil && settings?.enabled != false
+        let warn = settings?.warnPercent ?? 90
+        let act = settings?.actPercent ?? 95
+        var logger = self.logger
+        logger[metadataKey: "deletion.reason"] = "emergency"
+
+        var groups: [(usage: DiskUsage, sources: [Int])] = []
+        for (index, source) in sources.enumerated() {
+            let usage: DiskUsage
+            do {
+                usage = try diskUsage(source.path)
+            } catch {
+                logger.warning(
+                    "cannot measure the disk of a source",
+                    metadata: ["source": "\(source.path)", "error": "\(error)"]
+                )
+                continue
+            }
+            if let group = groups.firstIndex(where: { $0.usage.fileSystemID == usage.fileSystemID }) {
+                groups[group].sources.append(index)
+            } else {
+                groups.append((usage, [index]))
+            }
+        }
+
+        var report: DeletionReport?
+        var mapper: KeyMapper?
+        for group in groups where group.usage.usedPercent >= warn {
+            let paths = group.sources.map { sources[$0].path }.joined(separator: ", ")
+            let full = Self.percentText(group.usage.usedPercent)
+            let metadata: Logger.Metadata = [
+                "disk.used_percent": "\(Self.percentText(group.usage.usedPercent))", "sources": "\(paths)",
+            ]
+            guard active, group.usage.usedPercent >= act else {
+                let note =
+                    active
+                    ? "deleting starts at \(Self.percentText(act)) %"
+                    : "deletion.emergency is off, so nothing is deleted"
+                logger.warning(
+                    "disk \(full) % full (warning at \(Self.percentText(warn)) %); \(note)",
+                    metadata: metadata
+                )
+                continue
+            }
+            logger.warning(
+                "disk \(full) % full (act at \(Self.percentText(act)) %): deleting the oldest uploaded files",
+                metadata: metadata
+            )
+            let keyMapper = try mapper ?? KeyMapper(config: config)
+            mapper = keyMapper
+            var sweep = Sweep(policies: self, reason: "emergency", logger: logger, unuploadedLevel: .error)
+            sweep.report = report ?? DeletionReport(reason: "emergency")
+            try freeSpace(
+                group: group.sources,
+                usage: group.usage,
+                warn: warn,
+                includeUnuploaded: settings?.includeUnuploaded ?? false,
+                mapper: keyMapper,
+                now: now,
+                sweep: &sweep
+            )
+            report = sweep.report
+        }
+        if let report { Self.logSummary(report, logger: logger) }
+        return report
+    }
+
+    /// Deletes the oldest files of one file system's sources until it is below `warn` percent full.
+    private func freeSpace(
+        group: [Int],
+        usage: DiskUsage,
+        warn: Double,
+        includeUnuploaded: Bool,
+        mapper: KeyMapper,
+        now: Date,
+        sweep: inout Sweep
+    ) throws {
+        var found = try collect(sources: group, mapper: mapper, now: now, logger: sweep.logger) { _ in true }
+        found.sortOldestFirst()
+        let probe = sources[group[0]].path
+        let step = max(usage.totalBytes / 100, 1)
+        let roots = sourceRoots
+        var current = usage
+
+        /// Records what is pending and measures again; true once below `warn` (or when the disk cannot be
+        /// measured any more: no deleting blind).
+        func belowWarn() throws -> Bool {
+            try sweep.record()
+            do {
+                current = try diskUsage(probe)
+            } catch {
+                sweep.logger.warning(
+                    "cannot measure the disk again; stopping emergency deletion",
+                    metadata: ["error": "\(error)"]
+                )
+                return true
+            }
+            return current.usedPercent < warn
+        }
+
+        // Uploaded files, oldest first; the others are set aside in the same order.
+        var unconfirmed: [Int] = []
+        var done = false
+        var start = 0
+        while !done, start < found.entries.count {
+            let batch = Array(start..<min(start + Self.confirmBatch, found.entries.count))
+            let verdicts = try confirm(batch, in: found, mapper: mapper)
+            for (index, verdict) in zip(batch, verdicts) {
+                guard verdict.uploaded else {
+                    unconfirmed.append(index)
+                    continue
+                }
+                sweep.delete(found, index, roots: roots, verdict: verdict)
+                if sweep.pendingFiles >= Self.emergencyCheckFiles || sweep.pendingBytes >= step {
+                    done = try belowWarn()
+                    if done { break }
+                }
+            }
+            start = batch.last.map { $0 + 1 } ?? found.entries.count
+        }
+        if !done { done = try belowWarn() }
+
+        // Still too full: files never uploaded, oldest first, only when the configuration says so. They are
+        // confirmed again (an upload may have finished meanwhile), so `was_uploaded` says what is true.
+        var handled = 0
+        if !done, includeUnuploaded, !unconfirmed.isEmpty {
+            let full = Self.percentText(current.usedPercent)
+            sweep.logger.error(
+                "disk still \(full) % full after deleting the uploaded files: deleting files never uploaded",
+                metadata: ["files.unuploaded": "\(unconfirmed.count)"]
+            )
+            var offset = 0
+            while !done, offset < unconfirmed.count {
+                let batch = Array(unconfirmed[offset..<min(offset + Self.confirmBatch, unconfirmed.count)])
+                let verdicts = try confirm(batch, in: found, mapper: mapper)
+                for (index, verdict) in zip(batch, verdicts) {
+                    if sweep.delete(found, index, roots: roots, verdict: verdict) == .removed { handled += 1 }
+                    if sweep.pendingFiles >= Self.emergencyCheckFiles || sweep.pendingBytes >= step {
+                        done = try belowWarn()
+                        if done { break }
+                    }
+                }
+                offset += batch.count
+            }
+            if !done { done = try belowWarn() }
+        }
+        sweep.report.keptUnuploaded += unconfirmed.count - handled
+        if current.usedPercent >= warn {
+            let hint = includeUnuploaded ? "" : "; files never uploaded are kept (include_unuploaded is off)"
+            sweep.logger.error(
+                "disk still \(Self.percentText(current.usedPercent)) % full after emergency deletion\(hint)",
+                metadata: ["files.kept_unuploaded": "\(unconfirmed.count - handled)"]
+            )
+        }
+    }
+
+    // MARK: - Finding and confirming files
+
+    /// Walks the given sources with their scan patterns (not their age limits) and keeps the files `keep`
+    /// accepts, compactly. A source directory that cannot be read is skipped with a warning.
+    private func collect(
+        sources indices: [Int],
+        mapper: KeyMapper,
+        now: Date,
+        logger: Logger,
+        keep: (ScannedFile) -> Bool
+    ) throws -> FoundFiles {
+        var found = FoundFiles()
+        for index in indices {
+            let source = sources[index]
+            guard FileManager.default.isReadableDirectory(source.path) else {
+                logger.warning(
+                    "source directory cannot be read; nothing in it is deleted",
+                    metadata: ["source": "\(source.path)"]
+                )
+                continue
+            }
+            var walkConfig = config
+            walkConfig.scan?.maxAgeDays = nil
+            walkConfig.scan?.minAgeSeconds = nil
+            if walkConfig.sources != nil {
+                walkConfig.sources = [source]
+            } else {
+                walkConfig.source = source
+            }
+            let walk = SourceWalk(config: walkConfig, mapper: mapper, logger: logger)
+            _ = try walk.run(now: Timestamp(now)) { walked in
+                if keep(walked.file) {
+                    found.append(path: walked.fullPath, source: index, size: walked.file.size, mtime: walked.file.mtime)
+                }
+            }
+        }
+        return found
+    }
+
+    /// For each of `found`'s entries at `indices`, where it would be uploaded and whether the ledger confirms
+    /// that upload (`storedMatches`). A file that cannot have a key is never confirmed.
+    private func confirm(_ indices: [Int], in found: FoundFiles, mapper: KeyMapper) throws -> [Verdict] {
+        var verdicts: [Verdict] = []
+        var candidates: [StoredCandidate] = []
+        var asked: [Int] = []
+        verdicts.reserveCapacity(indices.count)
+        let names = sources.map { $0.name ?? "" }
+        let rootLengths = sourceRoots.map(\.count)
+        for index in indices {
+            let entry = found.entries[index]
+            let source = Int(entry.source)
+            let relative = Array(found.path(entry).dropFirst(rootLengths[source] + 1))
+            let placement = try? mapper.place(source: names[source], relativePath: relative, mtime: entry.mtime)
+            verdicts.append(Verdict(placement: placement, uploaded: false))
+            if let placement {
+                asked.append(verdicts.count - 1)
+                candidates.append(
+                    StoredCandidate(bucket: placement.bucket, key: placement.key, size: entry.size, mtime: entry.mtime)
+                )
+            }
+        }
+        for (position, stored) in zip(asked, try ledger.storedMatches(projectID: projectID, candidates)) {
+            verdicts[position].uploaded = stored
+        }
+        return verdicts
+    }
+
+    // MARK: - Helpers
+
+    private static func microseconds(days: Double) -> Int64 { Int64((days * 86_400 * 1_000_000).rounded()) }
+
+    /// The text a source's files' `local_path` starts with.
+    private static func prefixText(_ root: [UInt8]) -> String {
+        root == [UInt8(ascii: "/")] ? "/" : String(decoding: root, as: UTF8.self) + "/"
+    }
+
+    private static func percentText(_ percent: Double) -> String { String(format: "%.1f", percent) }
+
+    private static func logSummary(_ report: DeletionReport, logger: Logger) {
+        let acted = report.deletedFiles + report.keptUnuploaded + report.changedSinceUpload > 0
+        let bytes = Formatting.bytes(report.deletedBytes)
+        logger.log(
+            level: acted ? .info : .debug,
+            "\(report.reason) deletion: \(report.deletedFiles) files (\(bytes)) deleted",
+            metadata: [
+                "files.deleted": "\(report.deletedFiles)", "bytes.deleted": "\(report.deletedBytes)",
+                "files.deleted_unuploaded": "\(report.deletedUnuploaded)",
+                "files.kept_unuploaded": "\(report.keptUnuploaded)",
+                "files.changed": "\(report.changedSinceUpload)",
+            ]
+        )
+    }
+}
+
+// MARK: - Deleting and recording
+
+/// Where a found file would go and whether the ledger confirms it is there.
+private struct Verdict {
+    var placement: Placement?
+    var uploaded: Bool
+}
+
+/// Files found in the sources, kept compactly for sorting: every path's bytes in one buffer, and a small
+/// fixed-size entry per file (tens of thousands of files on a vehicle take a few MiB).
+private struct FoundFiles {
+    struct Entry {
+        var pathStart: Int
+        var pathCount: Int32
+        /// Index into the configured sources.
+        var source: Int32
+        var size: Int64
+        var mtime: Timestamp
+    }
+
+    private(set) var bytes: [UInt8] = []
+    var entries: [Entry] = []
+
+    mutating func append(path: [UInt8], source: Int, size: Int64, mtime: Timestamp) {
+        entries.append(
+            Entry(pathStart: bytes.count, pathCount: Int32(path.count), source: Int32(source), size: size, mtime: mtime)
+        )
+        bytes.append(contentsOf: path)
+    }
+
+    func path(_ entry: Entry) -> [UInt8] { Array(bytes[entry.pathStart..<entry.pathStart + Int(entry.pathCount)]) }
+
+    /// Oldest mtime first; the order found breaks ties.
+    mutating func sortOldestFirst() {
+        entries.sort { $0.mtime != $1.mtime ? $0.mtime < $1.mtime : $0.pathStart < $1.pathStart }
+    }
+}
+
+/// One policy run's deletions: unlinks files, counts them, and records them in the ledger in batches.
+private struct Sweep {
+    let policies: DeletionPolicies
+    let reason: String
+    let logger: Logger
+    /// How a deletion of a file never uploaded is logged.
+    var unuploadedLevel: Logger.Level = .error
+    var report: DeletionReport
+    private(set) var pending: [LocalDeletionRecord] = []
+    private(set) var pendingBytes: Int64 = 0
+    /// The source directories, never removed.
+    private let rootSet: Set<[UInt8]>
+    private let removeEmptyDirectories: Bool
+
+    var pendingFiles: Int { pending.count }
+
+    init(policies: DeletionPolicies, reason: String, logger: Logger, unuploadedLevel: Logger.Level = .error) {
+        self.policies = policies
+        self.reason = reason
+        self.logger = logger
+        self.unuploadedLevel = unuploadedLevel
+        report = DeletionReport(reason: reason)
+        rootSet = Set(policies.config.effectiveSources.map { Array($0.path.utf8).trailingSlashRemoved })
+        removeEmptyDirectories = policies.config.removeEmptyDirectories
+    }
+
+    /// Deletes one found file the ledger was asked about.
+    @discardableResult
+    mutating func delete(_ found: FoundFiles, _ index: Int, roots: [[UInt8]], verdict: Verdict) -> LocalRemoval.Outcome
+    {
+        let entry = found.entries[index]
+        let path = found.path(entry)
+        return delete(
+            path: path,
+            displayPath: KeyMapper.keyText(path),
+            root: roots[Int(entry.source)],
+            size: entry.size,
+            mtime: entry.mtime,
+            uploaded: verdict.uploaded,
+            bucket: verdict.placement?.bucket ?? "",
+            key: verdict.placement?.key ?? "",
+            sessionID: nil
+        )
+    }
+
+    /// Deletes one file if it is still the regular file of `size` and `mtime`, and queues its record.
+    ///
+    /// - Parameter uploaded: whether the ledger confirmed its upload (only then does a changed file count in
+    ///   `changedSinceUpload`).
+    mutating func delete(
+        path: [UInt8],
+        displayPath: String,
+        root: [UInt8],
+        size: Int64,
+        mtime: Timestamp,
+        uploaded: Bool,
+        bucket: String,
+        key: String,
+        sessionID: Int64?
+    ) -> LocalRemoval.Outcome {
+        let outcome = LocalRemoval.removeRegularFile(path, root: root, size: size, mtime: mtime)
+        let metadata: Logger.Metadata = ["file.path": "\(displayPath)"]
+        switch outcome {
+        case .removed:
+            pending.append(
+                LocalDeletionRecord(
+                    displayPath: displayPath,
+                    size: size,
+                    mtime: mtime,
+                    wasUploaded: uploaded,
+                    sessionID: sessionID,
+                    bucket: bucket,
+                    key: key
+                )
+            )
+            pendingBytes += size
+            report.deletedFiles += 1
+            report.deletedBytes += size
+            if uploaded {
+                logger.debug("deleted an uploaded file", metadata: metadata)
+            } else {
+                report.deletedUnuploaded += 1
+                logger.log(level: unuploadedLevel, "deleting a file that was never uploaded", metadata: metadata)
+            }
+            if removeEmptyDirectories { LocalRemoval.removeEmptyParents(of: path, sourceRoots: rootSet) }
+        case .vanished:
+            logger.debug("file already gone", metadata: metadata)
+        case .changed:
+            if uploaded { report.changedSinceUpload += 1 }
+            logger.log(
+                level: uploaded ? .notice : .debug,
+                "not deleting a file that changed since it was examined",
+                metadata: metadata
+            )
+        case .notRegularFile, .linkOnPath:
+            if uploaded { report.changedSinceUpload += 1 }
+            logger.warning(
+                outcome == .linkOnPath
+                    ? "not deleting a file reached through a symbolic link"
+                    : "not deleting: no longer a regular file",
+                metadata: metadata
+            )
+        case .rootUnavailable:
+            logger.warning("source directory cannot be opened; not deleting in it", metadata: metadata)
+        case .failed(let reason):
+            logger.warning("cannot delete a file: \(reason)", metadata: metadata)
+        }
+        return outcome
+    }
+
+    /// Records the queued deletions in one transaction.
+    ///
+    /// - Throws: the ledger's error, after logging one naming every file deleted but not recorded.
+    mutating func record() throws {
+        guard !pending.isEmpty else { return }
+        defer {
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+        }
+        do {
+            try policies.ledger.recordLocalDeletions(
+                pending,
+                reason: reason,
+                projectID: policies.projectID,
+                deviceID: policies.deviceID
+            )
+        } catch {
+            logger.error(
+                "deleted \(pending.count) files but cannot record the deletions in the ledger",
+                metadata: [
+                    "error": "\(error)", "files": "\(pending.count)",
+                    "file.paths": "\(pending.map(\.displayPath).joined(separator: ", "))",
+                ]
+            )
+            throw error
+        }
+    }
+}
+
+// MARK: - Removing files without following links
+
+/// Deleting local files safely: only regular files, only below a source directory, never through a symbolic
+/// link; and tidying the directories left empty.
+package enum LocalRemoval {
+    /// What happened to a file meant for deletion.
+    package enum Outcome: Sendable, Equatable {
+        case removed
+        /// Not there any more (nothing to delete).
+        case vanished
+        /// Another size or mtime than expected.
+        case changed
+        /// A symbolic link, directory or other non-regular file now has that name.
+        case notRegularFile
+        /// A directory on the way below the source directory is a symbolic link.
+        case linkOnPath
+        /// The source directory itself cannot be opened (unmounted, say).
+        case rootUnavailable
+        /// The path is not below the source directory, or the system refused; the reason says which.
+        case failed(String)
+    }
+
+    /// Removes `path` if it is a regular file of `size` and `mtime`, reached from `root` without following a
+    /// symbolic link.
+    ///
+    /// The source directory is opened as configured (it may itself be a link); each directory below it is
+    /// opened with `O_NOFOLLOW`, relative to the one before. The file is examined with `fstatat` and
+    /// `AT_SYMLINK_NOFOLLOW` (the `lstat` of that directory's entry) right before `unlinkat` removes it. The
+    /// corresponding C functions are `openat`, `fstatat` and `unlinkat`.
+    package static func removeRegularFile(_ path: [UInt8], root: [UInt8], size: Int64, mtime: Timestamp) -> Outcome {
+        guard let components = relativeComponents(of: path, under: root) else {
+            return .failed("not inside its source directory")
+        }
+        var directory = root.withCPath { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard directory >= 0 else { return .rootUnavailable }
+        defer { close(directory) }
+        for component in components.dropLast() {
+            let next = component.withCPath { openat(directory, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            guard next >= 0 else {
+                let code = errno
+                var info = stat()
+                let looked = component.withCPath { fstatat(directory, $0, &info, AT_SYMLINK_NOFOLLOW) }
+                if looked != 0 { return .vanished }
+                if (info.st_mode & S_IFMT) == S_IFLNK { return .linkOnPath }
+                if (info.st_mode & S_IFMT) != S_IFDIR { return .vanished }
+                return .failed(String(cString: strerror(code)))
+            }
+            close(directory)
+            directory = next
+        }
+        let name = components[components.count - 1]
+        var info = stat()
+        guard name.withCPath({ fstatat(directory, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+            return errno == ENOENT || errno == ENOTDIR ? .vanished : .failed(String(cString: strerror(errno)))
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return .notRegularFile }
+        let current = Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
+        guard Int64(info.st_size) == size, current == mtime else { return .changed }
+        guard name.withCPath({ unlinkat(directory, $0, 0) }) == 0 else {
+            return errno == ENOENT ? .vanished : .failed(String(cString: strerror(errno)))
+        }
+        return .removed
+    }
+
+    /// Removes the directories above `path` that are left empty, from the innermost up, stopping at the first
+    /// that is not empty (`rmdir` refuses it), at a source directory, or outside every source directory.
+    /// The corresponding C function is `rmdir`.
+    package static func removeEmptyParents(of path: [UInt8], sourceRoots: Set<[UInt8]>) {
+        var directory = path
+        while true {
+            guard let slash = directory.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
+            directory = Array(directory[..<slash])
+            if sourceRoots.contains(directory) { return }
+            guard sourceRoots.contains(where: { relativeComponents(of: directory, under: $0) != nil }) else { return }
+            guard directory.withCPath({ rmdir($0) }) == 0 else { return }
+        }
+    }
+
+    /// The longest of `roots` that `path` lies below.
+    package static func root(containing path: [UInt8], among roots: [[UInt8]]) -> [UInt8]? {
+        roots.filter { relativeComponents(of: path, under: $0) != nil }.max { $0.count < $1.count }
+    }
+
+    /// The names below `root` that lead to `path`; `nil` when it is not below `root` or takes a `.` or `..`
+    /// step.
+    static func relativeComponents(of path: [UInt8], under root: [UInt8]) -> [[UInt8]]? {
+        let slash = UInt8(ascii: "/")
+        let isFileSystemRoot = root == [slash]
+        guard path.count > root.count, path.starts(with: root), isFileSystemRoot || path[root.count] == slash else {
+            return nil
+        }
+        let components = path[(isFileSystemRoot ? 1 : root.count + 1)...]
+            .split(separator: slash)
+            .map { Array($0) }
+        let dot = UInt8(ascii: ".")
+        guard !components.isEmpty, !components.contains(where: { $0 == [dot] || $0 == [dot, dot] }) else {
+            return nil
+        }
+        return components
+    }
+}

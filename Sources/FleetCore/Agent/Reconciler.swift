@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+
+/// Settles what a dead process left behind, before anything is uploaded again: each row it left `uploading` is
+/// looked up in the bucket (HeadObject). An object of the recorded size whose checksum matches the local file
+/// is recorded `uploaded` (the upload finished, only its outcome was lost); anything else is recorded `failed`
+/// (class `interrupted`) so the file is uploaded again. The dead sessions are then closed `interrupted`.
+package struct Reconciler {
+    package var context: S3Context
+    package var logger: Logger
+
+    package init(context: S3Context, logger: Logger) {
+        self.context = context
+        self.logger = logger
+    }
+
+    package struct Report: Sendable, Equatable {
+        package var sessionsClosed = 0
+        package var confirmedUploaded = 0
+        package var toUploadAgain = 0
+    }
+
+    /// - Throws: `LedgerError`; an `S3Error` other than a missing object (the store cannot be asked: nothing is
+    ///   changed, the next start tries again).
+    package func run(ledger: Ledger, deviceID: Int64, hostname: String) throws -> Report {
+        var report = Report()
+        let claims = try ledger.deadClaims(deviceID: deviceID, hostname: hostname, isAlive: Reconciler.isAlive)
+        if !claims.isEmpty {
+            let client = try context.client(logger: logger)
+            try ledger.prepareStaging()
+            var outcomes: [(Int64, Int64, UploadOutcome)] = []
+            for claim in claims {
+                let info = try client.headObject(bucket: claim.job.bucket, key: claim.job.key)
+                var outcome: UploadOutcome
+                if let info, let sha256 = Reconciler.verifiedChecksum(of: claim.job, against: info) {
+                    outcome = UploadOutcome(job: claim.job, status: .uploaded, attempts: 1, startedAt: .now())
+                    outcome.etag = info.etag
+                    outcome.sha256 = sha256
+                    report.confirmedUploaded += 1
+                } else {
+                    outcome = UploadOutcome(job: claim.job, status: .failed, attempts: 1, startedAt: .now())
+                    outcome.errorClass = "interrupted"
+                    outcome.errorMessage =
+                        "the upload by \(claim.claimedBy) never finished"
+                        + (info == nil ? " (no object in the bucket)" : " (the object in the bucket does not match)")
+                    report.toUploadAgain += 1
+                }
+                outcomes.append((claim.sessionID, claim.projectID, outcome))
+            }
+            for (sessionID, group) in Dictionary(grouping: outcomes, by: { $0.0 }) {
+                try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
+            }
+        }
+        for sessionID in try ledger.deadSessions(deviceID: deviceID, hostname: hostname, isAlive: Reconciler.isAlive) {
+            _ = try ledger.releaseClaims(sessionID: sessionID)
+            _ = try ledger.closeSession(
+                sessionID,
+                status: .interrupted,
+                errorMessage: "the process stopped without closing the session"
+            )
+            report.sessionsClosed += 1
+        }
+        if report != Report() {
+            logger.notice(
+                "reconciled what a stopped process left",
+                metadata: [
+                    "sessions.closed": "\(report.sessionsClosed)", "files.confirmed": "\(report.confirmedUploaded)",
+                    "files.again": "\(report.toUploadAgain)",
+                ]
+            )
+        }
+        return report
+    }
+
+    /// The local file's SHA-256 (hex) when the object is provably its copy: same size, the file unchanged since it
+    /// was recorded, and the object's SHA-256 checksum (or, for a single-request upload without one, its ETag, the
+    /// MD5 of the bytes) equal to the file's. Nil when that cannot be shown.
+    static func verifiedChecksum(of job: UploadJob, against info: ObjectInfo) -> String? {
+        guard info.size == job.size, let file = try? LocalFile(pathBytes: job.path), let status = try? file.status(),
+            status.size == job.size, status.mtime == job.mtime
+        else { return nil }
+        if let checksum = info.checksumSHA256, !checksum.contains("-") {
+            guard let digest = try? file.sha256(offset: 0, length: job.size) else { return nil }
+            return digest.base64 == checksum ? digest.hexString : nil
+        }
+        let etag = info.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        guard !etag.contains("-"), job.size <= S3Client.inMemoryUploadLimit,
+            let bytes = try? file.contents(length: job.size)
+        else { return nil }
+        guard MD5.digest(bytes).hexString == etag.lowercased() else { return nil }
+        let hash = SHA256()
+        hash.update(bytes)
+        return hash.finalize().hexString
+    }
+
+    /// Whether a process with this id exists (`kill(pid, 0)`; EPERM means it exists but is not ours).
+    package static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+}
