@@ -6,9 +6,10 @@ import FleetCore
 struct MasterCommand: FleetCommand {
     static let configuration = CommandConfiguration(
         commandName: "master",
-        abstract: "Orchestrate fleet-upload: one full cycle, fleet and session history, schema migrations.",
+        abstract:
+            "Orchestrate fleet-upload: one full cycle, the vehicle agent, fleet and session history, schema migrations.",
         version: FleetVersion.description,
-        subcommands: [Once.self, Status.self, Migrate.self]
+        subcommands: [Once.self, Run.self, Status.self, Migrate.self]
     )
 }
 

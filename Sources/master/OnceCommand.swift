@@ -68,8 +68,7 @@ extension MasterCommand {
             }
         }
 
-        /// Upload, retry rounds when files failed, trigger: each step only when the one before left the session
-        /// in a state that calls for it.
+        /// The shared cycle, with this command's report lines between its steps.
         private func cycle(
             _ config: FleetConfig,
             trigger: TriggerOptions?,
@@ -84,34 +83,13 @@ extension MasterCommand {
                 logger: logger
             )
             session.kind = "once"
-            let upload = try session.run(state: state, progress: display.progress)
-            display.pause { if !json { standardError(UploadReport.text(upload)) } }
-
-            var retry: RetrySummary?
-            if upload.status == .completedWithErrors, !state.stopRequested {
-                var retrySession = RetrySession(databaseURL: common.databaseURL, logger: logger)
-                retrySession.onRound = { round in
-                    display.pause { if !json { standardError(RetryReport.roundLine(round)) } }
-                }
-                var options = RetryOptions()
-                options.auto = true
-                // A fresh give-up clock: the upload's may have run out in the very outage the rounds wait for.
-                retry = try retrySession.run(
-                    sessionID: upload.sessionID,
-                    options: options,
-                    state: RunState(giveUpAfter: config.giveUpAfterSeconds, parent: state),
-                    progress: display.progress
-                )
-            }
-
-            var delivery: TriggerResult?
-            if let trigger, upload.status != .failed, !state.stopRequested {
-                let result = try TriggerDelivery(options: trigger, logger: logger)
-                    .deliver(sessionID: upload.sessionID, ledger: try Ledger(url: common.databaseURL, logger: logger))
-                display.pause { if !json { standardError("trigger: " + result.summary) } }
-                delivery = result
-            }
-            return (upload, retry, delivery)
+            let json = json
+            var cycle = UploadCycle(session: session, trigger: trigger, logger: logger)
+            cycle.onUploaded = { upload in display.pause { if !json { standardError(UploadReport.text(upload)) } } }
+            cycle.onRound = { round in display.pause { if !json { standardError(RetryReport.roundLine(round)) } } }
+            cycle.onTrigger = { result in display.pause { if !json { standardError("trigger: " + result.summary) } } }
+            let result = try cycle.run(state: state, progress: display.progress)
+            return (result.upload, result.retry, result.trigger)
         }
     }
 }

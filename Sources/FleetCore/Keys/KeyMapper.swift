@@ -25,6 +25,8 @@ package struct KeyMapper: Sendable {
     package var device: String
     package var project: String
     package var timeZone: TimeZone
+    /// Sources whose first-level directories are run folders kept whole under one `{date}`.
+    package var runFolderSources: Set<String>
 
     /// S3's limit on a key's length in bytes.
     package static let maximumKeyBytes = 1024
@@ -36,6 +38,9 @@ package struct KeyMapper: Sendable {
         device = config.effectiveDevice
         project = config.project.name
         timeZone = config.dateTimeZone
+        runFolderSources = Set(
+            config.effectiveSources.filter { $0.runFolders ?? ($0.name == "ros") }.compactMap(\.name)
+        )
     }
 
     /// - Parameters:
@@ -67,7 +72,7 @@ package struct KeyMapper: Sendable {
             case .device: device
             case .project: project
             case .source: source
-            case .date: mtime.calendarDate(offsetSeconds: offset(at: mtime))
+            case .date: date(source: source, relativePath: path, mtime: mtime)
             }
         }
         guard !key.isEmpty else { throw KeyError("the key would be empty") }
@@ -76,6 +81,41 @@ package struct KeyMapper: Sendable {
             throw KeyError("the key would be \(length) bytes; S3 allows \(KeyMapper.maximumKeyBytes)")
         }
         return Placement(bucket: bucket, key: key)
+    }
+
+    /// `{date}`: the file's mtime as a calendar date, except in a run folder (a first-level directory of a
+    /// run-folder source) whose name starts with a date: then that date, so a run that crosses midnight stays
+    /// in one folder.
+    private func date(source: String, relativePath: ArraySlice<UInt8>, mtime: Timestamp) -> String {
+        if runFolderSources.contains(source), let slash = relativePath.firstIndex(of: UInt8(ascii: "/")),
+            let named = KeyMapper.leadingDate(relativePath[..<slash])
+        {
+            return named
+        }
+        return mtime.calendarDate(offsetSeconds: offset(at: mtime))
+    }
+
+    /// `2026-11-23` when a name starts with a plausible `YYYY-MM-DD` (ROS: `2026-11-23-15-30-00-123456-host`).
+    static func leadingDate(_ name: ArraySlice<UInt8>) -> String? {
+        let bytes = Array(name.prefix(10))
+        guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for byte in bytes[range] {
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            (1970...9999).contains(year), (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        if name.count > 10,
+            ![UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "T")].contains(name[name.startIndex + 10])
+        {
+            return nil
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func offset(at time: Timestamp) -> Int {

@@ -13,6 +13,9 @@ package final class PGResult {
     /// The number of rows returned. The corresponding libpq function is `PQntuples`.
     package var rowCount: Int { Int(PQntuples(handle)) }
 
+    /// The number of columns. The corresponding libpq function is `PQnfields`.
+    package var columnCount: Int { Int(PQnfields(handle)) }
+
     /// The number of rows an INSERT, UPDATE, DELETE or COPY touched. The corresponding libpq function is
     /// `PQcmdTuples`.
     package var affectedRows: Int { Int(String(cString: PQcmdTuples(handle))) ?? 0 }

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 
-/// Turns SIGINT and SIGTERM into a call on a queue of its own (libdispatch signal sources), so the run can
+/// Turns SIGINT and SIGTERM (and, for the agent, SIGHUP) into a call on a queue of its own (libdispatch signal sources), so the run can
 /// stop cleanly: in-flight files finish, nothing is left half-recorded.
 package final class SignalWatcher {
     private let sources: [any DispatchSourceSignal]
@@ -15,7 +15,8 @@ package final class SignalWatcher {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
-                if seen.increment() > 1, number == SIGINT { exit(130) }
+                let stopping = number == SIGINT || number == SIGTERM
+                if stopping, seen.increment() > 1, number == SIGINT { exit(130) }
                 handler(number)
             }
             source.resume()

@@ -26,6 +26,8 @@ package struct UploadSession {
     package var configPath: String?
     package var databaseURL: String
     package var kind = "upload"
+    /// The files to record, instead of scanning the sources (the agent passes the files that became ready).
+    package var files: [WalkedFile]?
     package var environment: [String: String] = ProcessInfo.processInfo.environment
     package var logger: Logger
     /// Files recorded per COPY batch while scanning.
@@ -171,7 +173,7 @@ package struct UploadSession {
             }
             batch.removeAll(keepingCapacity: true)
         }
-        _ = try SourceWalk(config: config, mapper: mapper, logger: logger).run(now: now) { walked in
+        func accept(_ walked: WalkedFile) throws {
             if state.stopRequested { throw CancellationError() }
             let file = walked.file
             var planned = PlannedFile(
@@ -199,6 +201,11 @@ package struct UploadSession {
             }
             batch.append(planned)
             if batch.count >= recordBatch { try flush() }
+        }
+        if let files {
+            for walked in files { try accept(walked) }
+        } else {
+            _ = try SourceWalk(config: config, mapper: mapper, logger: logger).run(now: now, accept: accept)
         }
         try flush()
         progress.update { $0.scanFinished = true }

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+
+/// One upload run of the agent, on its own thread: drop the files the ledger already records as stored, then
+/// upload the rest as one session (with retry rounds and the trigger) and report which files are settled.
+struct AgentRun: Sendable {
+    struct Outcome: Sendable {
+        var sessionID: Int64?
+        var status: String
+        var uploadedFiles = 0
+        /// Files the ledger already recorded as stored: no session row, nothing sent.
+        var alreadyStored = 0
+        /// Display paths of the files this run settled for good: uploaded, already stored, or refused for a
+        /// reason another attempt cannot fix. The rest stay in the queue.
+        var settled: Set<String> = []
+    }
+
+    var kind: String
+    var files: [WalkedFile]
+    var config: FleetConfig
+    var configPath: String
+    var databaseURL: String
+    var environment: [String: String]
+    var logger: Logger
+
+    /// - Throws: when the session cannot start (ledger, credentials, bucket): the files stay queued.
+    func perform(state: RunState) throws -> Outcome {
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        let context = try S3Context(config: config, environment: environment)
+        let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
+
+        var outcome = Outcome(status: "nothing to upload")
+        let placed = files.enumerated().compactMap { index, walked -> (Int, StoredCandidate)? in
+            guard case .success(let placement) = walked.placement else { return nil }
+            return (
+                index,
+                StoredCandidate(
+                    bucket: placement.bucket,
+                    key: placement.key,
+                    size: walked.file.size,
+                    mtime: walked.file.mtime
+                )
+            )
+        }
+        let stored = try ledger.storedMatches(projectID: projectID, placed.map(\.1))
+        var alreadyStored = Set<Int>()
+        for (position, (index, _)) in placed.enumerated() where stored[position] { alreadyStored.insert(index) }
+        outcome.alreadyStored = alreadyStored.count
+        outcome.settled = Set(alreadyStored.map { files[$0].displayPath })
+        let remaining = files.indices.filter { !alreadyStored.contains($0) }.map { files[$0] }
+        guard !remaining.isEmpty else { return outcome }
+
+        var session = UploadSession(config: config, configPath: configPath, databaseURL: databaseURL, logger: logger)
+        session.kind = kind
+        session.files = remaining
+        session.environment = environment
+        let trigger =
+            config.trigger?.url != nil
+            ? try TriggerOptions(settings: config.trigger, overrides: TriggerSettings()) : nil
+        var cycle = UploadCycle(session: session, trigger: trigger, logger: logger)
+        cycle.onRound = { [logger] round in
+            logger.info(
+                "retry round \(round.round): \(round.uploaded) uploaded, \(round.failed) failed",
+                metadata: ["attempted": "\(round.attempted)"]
+            )
+        }
+        let result = try cycle.run(state: state, progress: UploadProgress())
+        let sessionID = result.upload.sessionID
+        outcome.sessionID = sessionID
+        let record = try ledger.session(sessionID)
+        outcome.status = record?.status.rawValue ?? result.upload.status.rawValue
+        outcome.uploadedFiles = record?.totals.uploadedFiles ?? result.upload.totals.uploadedFiles
+        outcome.settled.formUnion(try ledger.settledPaths(sessionID: sessionID))
+        return outcome
+    }
+}
+
+extension Ledger {
+    /// Display paths of the session's files that need no further upload: uploaded, skipped, or refused for a
+    /// reason no retry fixes (an invalid or duplicate key, an unreadable file).
+    func settledPaths(sessionID: Int64) throws -> Set<String> {
+        let rows = try connection.execute(
+            """
+            SELECT local_path FROM file_uploads
+            WHERE session_id = \(sessionID)
+              AND (status IN ('uploaded', 'skipped')
+                   OR (status = 'permanent_failure'
+                       AND error_class = ANY(\(PGTextArray(Ledger.unfixableClasses + ["file_unreadable"]))::text[])))
+            """
+        )
+        return Set((0..<rows.rowCount).compactMap { rows.string($0, 0) })
+    }
+}
