@@ -54,6 +54,7 @@ struct AgentCLITests {
             ["run", "--config", config, "--database", database.url, "--log-level", "info"],
             environment: s3.environment
         )
+        defer { kill(agent.process.processIdentifier, SIGKILL) }  // a failed expectation must not leave it running
         let connection = try database.connect()
         try Self.write(scratch, "terminal/one.log", "one")
         #expect(waitForUploads(connection, atLeast: 1) == 1)
@@ -103,6 +104,7 @@ struct AgentCLITests {
         // Written before the agent starts, so one run takes them all and the kill surely lands inside it.
         try writeBatch(1, files: 1500)
         var agent = try CLI.start("master", arguments, environment: s3.environment)
+        defer { kill(agent.process.processIdentifier, SIGKILL) }  // a failed expectation must not leave it running
         let connection = try database.connect()
         // Kill it in the middle of a run: a session open and some of its files recorded uploaded.
         let midRun = try eventually {

@@ -209,6 +209,53 @@ struct RetryCLITests {
         #expect(again.stderr.contains("nothing to retry"), "\(again.stderr)")
     }
 
+    /// The agent's next run (or another upload) stored a file this session had failed: retrying the session
+    /// must not send it a second time.
+    @Test func filesALaterSessionStoredAreSkippedNotSentAgain() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<6 { try scratch.write("data/f\(index).log", "later-\(index)") }
+        let config = try configFile(scratch, s3)
+        let upload = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+        #expect(upload.status == 0, "\(upload.stderr)")
+        // As if three of them had failed here and session 2 had stored them since.
+        let connection = try database.connect()
+        try connection.executeScript(
+            """
+            INSERT INTO sync_sessions (project_id, device_id, kind, status, hostname, pid, local_directory, finished_at)
+            SELECT project_id, device_id, 'immediate', 'completed', hostname, pid, local_directory, now()
+            FROM sync_sessions WHERE id = 1;
+            UPDATE file_uploads SET status = 'failed', error_class = 'network', attempts = 3
+            WHERE session_id = 1 AND rel_path IN ('f0.log', 'f1.log', 'f2.log');
+            UPDATE stored_objects SET session_id = 2 WHERE s3_key LIKE '%/f0.log' OR s3_key LIKE '%/f1.log'
+                OR s3_key LIKE '%/f2.log';
+            """
+        )
+
+        let retry = try CLI.run(
+            "retry",
+            ["--session", "1", "--database", database.url],
+            environment: s3.environment
+        )
+        #expect(retry.status == 0, "\(retry.stderr)")
+        let rows = try connection.execute(
+            "SELECT status, skip_reason, attempts FROM file_uploads WHERE session_id = 1 AND rel_path < 'f3' ORDER BY rel_path"
+        )
+        for row in 0..<rows.rowCount {
+            #expect(rows.string(row, 0) == "skipped")
+            #expect(rows.string(row, 1) == "ledger")
+            #expect(rows.int(row, 2) == 3, "no new attempt")
+        }
+        #expect(rows.rowCount == 3)
+    }
+
     @Test func unknownSessionExitsTwoWithAOneLineReason() throws {
         let database = try TestDatabase()
         defer { database.drop() }

@@ -57,13 +57,13 @@ struct AgentTests {
             try Data(text.utf8).write(to: URL(fileURLWithPath: configPath))
         }
 
-        func start() throws {
+        func start(databaseURL: String? = nil) throws {
             let config = try ConfigLoader.load(path: configPath)
             let agent = try Agent(
                 configPath: configPath,
                 overrides: [],
                 config: config,
-                databaseURL: database.url,
+                databaseURL: databaseURL ?? database.url,
                 clock: clock ?? SystemClock(),
                 control: control,
                 logger: ProcessInfo.processInfo.environment["FLEET_TEST_AGENT_LOG"] != nil
@@ -337,6 +337,30 @@ struct AgentTests {
                 "SELECT count(*) FROM file_uploads WHERE status = 'uploaded' AND local_deleted_at IS NOT NULL"
             ) == 2
         )
+    }
+
+    @Test func withoutTheLedgerItKeepsDetectingDeletesNothingAndCatchesUpWhenItIsBack() throws {
+        let harness = try Harness(
+            agentSection: "stability_seconds: 0.3\nupload_on_start: false",
+            extra: "deletion: { after_upload: { keep_days: 0 } }"
+        )
+        defer { harness.finish() }
+        var url = try #require(URLComponents(string: harness.database.url))
+        let proxy = try OutageProxy(target: "http://127.0.0.1:\(try #require(url.port))")
+        try proxy.down()
+        url.port = Int(try #require(proxy.endpoint.split(separator: ":").last))
+        try harness.start(databaseURL: url.string)
+
+        let file = try harness.file("terminal/a.log", "kept until the ledger confirms its upload")
+        Thread.sleep(forTimeInterval: 2)
+        #expect(FileManager.default.fileExists(atPath: file.path))
+        #expect(try harness.count("SELECT count(*) FROM sync_sessions") == 0)
+
+        try proxy.up()
+        #expect(try eventually { try harness.count("SELECT count(*) FROM local_deletions") == 1 })
+        #expect(harness.stop())
+        #expect(!FileManager.default.fileExists(atPath: file.path))
+        #expect(try harness.bucket().values.first == "kept until the ledger confirms its upload")
     }
 
     @Test func startReconcilesWhatAKilledAgentLeftUploading() throws {

@@ -312,7 +312,8 @@ package final class Agent {
         wasInsideHours = inside
         if !inside { immediateBacklog.removeAll() }
 
-        guard running == nil, now >= nextRunAllowed else { return }
+        // Without the ledger a run could not open its session: the files stay queued until it is back.
+        guard running == nil, ledger != nil, now >= nextRunAllowed else { return }
         let ready = tracker.ready
         let kind: String
         var files: [(file: SourceFile, version: FileVersion)]

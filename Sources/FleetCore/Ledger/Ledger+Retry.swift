@@ -56,4 +56,18 @@ extension Ledger {
         }
         return released
     }
+
+    /// Marks the session's unfinished files that `stored_objects` now records (same bucket, key, size and
+    /// mtime, stored by a later session) as `skipped`; returns how many.
+    package func skipAlreadyStored(sessionID: Int64) throws -> Int {
+        try connection.execute(
+            """
+            UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', updated_at = now()
+            FROM stored_objects AS o
+            WHERE f.session_id = \(sessionID) AND f.status IN ('pending', 'failed', 'permanent_failure')
+              AND o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
+              AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.session_id <> f.session_id
+            """
+        ).affectedRows
+    }
 }

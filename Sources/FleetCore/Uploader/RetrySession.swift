@@ -87,6 +87,12 @@ package struct RetrySession {
         var logger = self.logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
         try takeOver(&session, ledger: ledger, logger: logger)
+        // A later session (the agent's next run, another upload) may have stored some of these files since:
+        // sending them again would upload them twice.
+        let stored = try ledger.skipAlreadyStored(sessionID: sessionID)
+        if stored > 0 {
+            logger.notice("files stored since by another session: skipped", metadata: ["files": "\(stored)"])
+        }
 
         let statuses = Ledger.retryableStatuses(includePermanent: options.includePermanent)
         let cap = options.auto ? config.maxFileAttempts : nil
