@@ -6,6 +6,8 @@
 #                               fleet-datasets") and print `export FLEET_TEST_S3_…=…` lines for eval
 #   scripts/s3.sh url [DIR]     print the endpoint of the running server
 #   scripts/s3.sh stop [DIR]    stop it and delete DIR
+#   scripts/s3.sh pause [DIR]   stop the server but keep DIR (its data, ports and buckets): an outage
+#   scripts/s3.sh resume [DIR]  start it again on the same ports with the same data
 #
 # Every port (S3, master, volume, filer, admin and their gRPC ports) is chosen free by binding port 0 and
 # listens on 127.0.0.1 only. Requests must be signed (SigV4, region us-east-1) with the fixed test key pair
@@ -180,9 +182,19 @@ PY
 
 start_server() {
     local ports
+    if [ "${1:-}" = reuse ]; then
+        ports=($(cat "$dir/ports"))
+    else
+        choose_ports
+        ports=("${chosen[@]}")
+    fi
+    launch_server
+}
+
+choose_ports() {
     # Ten distinct free ports. The last two are the admin server's HTTP port P and gRPC port P+10000: weed
     # 4.48's built-in worker dials admin HTTP port + 10000 whatever -admin.port.grpc says.
-    ports=($("$py" -c '
+    chosen=($("$py" -c '
 import random, socket
 socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
@@ -195,8 +207,11 @@ while True:
         continue
     break
 print(" ".join(str(s.getsockname()[1]) for s in socks + pair))'))
-    echo "${ports[*]}" >"$dir/ports"
-    echo "${ports[0]}" >"$dir/port"
+    echo "${chosen[*]}" >"$dir/ports"
+    echo "${chosen[0]}" >"$dir/port"
+}
+
+launch_server() {
     # AWS_* and S3_* variables would make weed mini create extra identities or buckets; keep them out.
     (
         cd "$dir"
@@ -273,8 +288,26 @@ stop)
     kill_server
     rm -rf "$dir"
     ;;
+pause)
+    lock
+    [ -f "$dir/ports" ] || die "no server under $dir; start one with: scripts/s3.sh start"
+    kill_server
+    ;;
+resume)
+    lock
+    [ -f "$dir/ports" ] || die "no server under $dir; start one with: scripts/s3.sh start"
+    if ! running; then
+        kill_server
+        python_info
+        ensure_weed
+        start_server reuse
+        wait_and_create_buckets "$(cat "$dir/pid")" "$(cat "$dir/port")" ||
+            { echo "s3.sh: the server did not come back, see $dir/server.log" >&2; exit 3; }
+    fi
+    exports
+    ;;
 *)
-    echo "usage: scripts/s3.sh start|url|stop [DIR]" >&2
+    echo "usage: scripts/s3.sh start|url|stop|pause|resume [DIR]" >&2
     exit 2
     ;;
 esac

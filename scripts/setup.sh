@@ -5,10 +5,11 @@
 #   libpq-dev, libcurl4-openssl-dev, libssl-dev   the C libraries behind CLibPQ, CCurl and COpenSSL
 #   postgresql                                     server binaries for the private test/demo cluster
 #   findutils, python3, python3-pip, util-linux    find -printf (scanner), port picking, pip, runuser
+#   the shellcheck package                         the deployment tests lint every script with it
 # Swift itself (6.2 or newer) must already be on PATH: https://www.swift.org/install/
 set -euo pipefail
 
-packages=(libpq-dev libcurl4-openssl-dev libssl-dev pkg-config postgresql findutils python3 python3-pip util-linux)
+packages=(libpq-dev libcurl4-openssl-dev libssl-dev pkg-config postgresql findutils python3 python3-pip util-linux shellcheck)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
