@@ -39,13 +39,9 @@ foreground=no
 follow=yes
 run_args=()
 
-die() {
-    local code=$1
-    shift
-    echo "agent.sh: $*" >&2
-    exit "$code"
-}
-usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; }
+me=agent.sh
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -44,15 +44,9 @@ systemd=yes
 apt=yes
 check=yes
 
-say() { echo "install: $*"; }
-warn() { echo "install: warning: $*" >&2; }
-die() {
-    local code=$1
-    shift
-    echo "install: $*" >&2
-    exit "$code"
-}
-usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; }
+me=install
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
 
 # An absolute path for DIR or FILE given relative to where the script was started.
 absolute() { realpath -m -- "$1"; }

@@ -24,15 +24,9 @@ state_dir=/var/lib/fleet-upload
 systemd=yes
 purge=no
 
-say() { echo "uninstall: $*"; }
-warn() { echo "uninstall: warning: $*" >&2; }
-die() {
-    local code=$1
-    shift
-    echo "uninstall: $*" >&2
-    exit "$code"
-}
-usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; }
+me=uninstall
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -1,8 +1,26 @@
+import ArgumentParser
 import FleetCore
 import Foundation
+import Logging
 
 /// `upload --check`'s checklist, for people or as JSON.
 package enum CheckReport {
+    /// Runs the checks, prints the checklist and, when one failed, its one-line reason on stderr with exit 3.
+    package static func run(
+        _ config: FleetConfig,
+        databaseURL: String,
+        json: Bool = false,
+        command: String,
+        logger: Logger
+    ) throws {
+        let items = Preflight(config: config, databaseURL: databaseURL, logger: logger).run()
+        print(json ? CheckReport.json(items) : CheckReport.text(items))
+        if let failure = CheckReport.failure(items) {
+            standardError("\(command): \(failure)")
+            throw ExitCode(ExitStatus.environment.rawValue)
+        }
+    }
+
     package static func text(_ items: [PreflightItem]) -> String {
         let width = max(14, (items.map(\.name.count).max() ?? 0) + 2)
         return items.map { item in

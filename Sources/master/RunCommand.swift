@@ -47,12 +47,7 @@ extension MasterCommand {
             let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
             let config = try configOptions.load()
             if check {
-                let items = Preflight(config: config, databaseURL: common.databaseURL, logger: logger).run()
-                print(CheckReport.text(items))
-                if let failure = CheckReport.failure(items) {
-                    standardError("master run: \(failure)")
-                    throw ExitCode(ExitStatus.environment.rawValue)
-                }
+                try CheckReport.run(config, databaseURL: common.databaseURL, command: "master run", logger: logger)
                 return
             }
             let control = AgentControl()

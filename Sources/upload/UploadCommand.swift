@@ -43,12 +43,7 @@ struct UploadCommand: FleetCommand {
         let logger = LoggingBootstrap.logger(label: "fleet.upload", level: common.logLevel)
         let config = try configOptions.load()
         if check {
-            let items = Preflight(config: config, databaseURL: common.databaseURL, logger: logger).run()
-            print(json ? CheckReport.json(items) : CheckReport.text(items))
-            if let failure = CheckReport.failure(items) {
-                standardError("upload: \(failure)")
-                throw ExitCode(ExitStatus.environment.rawValue)
-            }
+            try CheckReport.run(config, databaseURL: common.databaseURL, json: json, command: "upload", logger: logger)
             return
         }
         guard dryRun else {
