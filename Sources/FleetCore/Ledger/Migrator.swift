@@ -23,6 +23,7 @@ extension Migration {
             name: "claim_order",
             sql: String(decoding: PackageResources._002_claim_order_sql, as: UTF8.self)
         ),
+        Migration(version: 3, name: "grafana", sql: String(decoding: PackageResources._003_grafana_sql, as: UTF8.self)),
     ]
 }
 
