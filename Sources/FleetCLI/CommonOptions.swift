@@ -17,7 +17,20 @@ package struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     package var logLevel: Logger.Level = .notice
 
+    @Option(
+        help: ArgumentHelp(
+            "text or json: one JSON object per line, with every metadata key as a field.",
+            valueName: "format"
+        )
+    )
+    package var logFormat: LogFormat = .text
+
     package init() {}
+
+    /// Bootstraps logging with `--log-level` and `--log-format` (first call only) and returns a logger.
+    package func logger(label: String) -> Logger {
+        LoggingBootstrap.logger(label: label, level: logLevel, format: logFormat)
+    }
 
     /// `--database`, else `DATABASE_URL`, else empty (libpq reads `PG*`).
     package var databaseURL: String {
@@ -26,3 +39,4 @@ package struct CommonOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}

@@ -26,7 +26,7 @@ extension MasterCommand {
         @OptionGroup var common: CommonOptions
 
         func run() throws {
-            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let logger = common.logger(label: "fleet.master")
             let ledger = try Ledger(url: common.databaseURL, logger: logger)
             let version = try ledger.schemaVersion()
             let applied = ledger.appliedMigrations.map(\.fileName)

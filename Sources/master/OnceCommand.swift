@@ -33,7 +33,7 @@ extension MasterCommand {
         var json = false
 
         func run() throws {
-            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let logger = common.logger(label: "fleet.master")
             let config = try configOptions.load()
             let trigger =
                 try url != nil || config.trigger?.url != nil

@@ -44,7 +44,7 @@ extension MasterCommand {
         var check = false
 
         func run() throws {
-            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let logger = common.logger(label: "fleet.master")
             let config = try configOptions.load()
             if check {
                 try CheckReport.run(config, databaseURL: common.databaseURL, command: "master run", logger: logger)

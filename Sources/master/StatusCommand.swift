@@ -55,7 +55,7 @@ extension MasterCommand {
         }
 
         func run() throws {
-            let logger = LoggingBootstrap.logger(label: "fleet.master", level: common.logLevel)
+            let logger = common.logger(label: "fleet.master")
             let ledger = try Ledger(url: common.databaseURL, logger: logger)
             if let session {
                 guard let detail = try ledger.sessionDetail(session, failedLimit: failedLimit ?? 50) else {

@@ -56,7 +56,7 @@ struct RetryCommand: FleetCommand {
     }
 
     func run() throws {
-        let logger = LoggingBootstrap.logger(label: "fleet.retry", level: common.logLevel)
+        let logger = common.logger(label: "fleet.retry")
         var retry = RetrySession(databaseURL: common.databaseURL, logger: logger)
         retry.overrides =
             ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)

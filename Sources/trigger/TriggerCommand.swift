@@ -88,7 +88,7 @@ struct TriggerCommand: FleetCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let logger = LoggingBootstrap.logger(label: "fleet.trigger", level: common.logLevel)
+        let logger = common.logger(label: "fleet.trigger")
         let ledger = try Ledger(url: common.databaseURL, logger: logger)
         guard let record = try ledger.session(session) else {
             standardError("trigger: no session \(session) in the ledger at \(ledger.location)")

@@ -40,7 +40,7 @@ struct UploadCommand: FleetCommand {
     var json = false
 
     func run() throws {
-        let logger = LoggingBootstrap.logger(label: "fleet.upload", level: common.logLevel)
+        let logger = common.logger(label: "fleet.upload")
         let config = try configOptions.load()
         if check {
             try CheckReport.run(config, databaseURL: common.databaseURL, json: json, command: "upload", logger: logger)

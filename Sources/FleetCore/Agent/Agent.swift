@@ -61,6 +61,8 @@ package final class Agent {
     private var nextAgeDeletion: Date?
     private var nextDiskCheck = Date.distantPast
     private var generator = SystemRandomNumberGenerator()
+    /// CloudWatch metrics (`metrics.cloudwatch`), when enabled; started by `run()`.
+    private var metrics: MetricsPublisher?
 
     /// - Parameter config: the configuration `configPath` and `overrides` gave (already validated).
     package init(
@@ -95,6 +97,7 @@ package final class Agent {
                 "stability_seconds": "\(config.stabilitySeconds)",
             ]
         )
+        metrics = startMetrics()
         startWatching()
         if config.scanExistingFiles { rescan(reason: "start-up scan") } else { nextRescan = clock.now() }
         startupRunPending = config.uploadOnStart
@@ -400,6 +403,11 @@ package final class Agent {
                 tracker.markHandled(file, version)
             }
             if outcome.uploadedFiles > 0 { lastUploadAt = clock.now() }
+            metrics?.record(
+                uploadedBytes: outcome.uploadedBytes,
+                files: outcome.uploadedFiles,
+                failures: outcome.failedFiles
+            )
             logger.info(
                 "\(run.kind) upload finished",
                 metadata: [
@@ -475,6 +483,7 @@ package final class Agent {
             if now >= nextHeartbeat {
                 nextHeartbeat = now.addingTimeInterval(config.heartbeatSeconds)
                 let queue = tracker.queue
+                if let metrics, let disk = fullestDisk() { metrics.record(diskUsagePercent: disk.usedPercent) }
                 try ledger.recordHeartbeat(
                     deviceID: deviceID,
                     DeviceHeartbeat(
@@ -519,6 +528,7 @@ package final class Agent {
     // MARK: - Stopping
 
     private func stop() {
+        defer { metrics?.shutdown(timeout: min(5, config.stopTimeoutSeconds)) }
         guard let run = running else {
             logger.info("agent stopped")
             return
@@ -536,6 +546,28 @@ package final class Agent {
             )
         } else {
             logger.info("agent stopped")
+        }
+    }
+}
+
+// MARK: - Metrics
+
+extension Agent {
+    /// The CloudWatch publisher `metrics.cloudwatch` asks for, or nil (disabled, or it cannot be set up: then
+    /// the agent runs without metrics and says why).
+    fileprivate func startMetrics() -> MetricsPublisher? {
+        guard let settings = config.enabledCloudWatch else { return nil }
+        do {
+            let context = try S3Context(config: config, environment: environment)
+            let client = try CloudWatchClient(settings: settings, config: config, context: context)
+            logger.info(
+                "publishing metrics to CloudWatch",
+                metadata: ["cloudwatch.namespace": "\(client.namespace)", "cloudwatch.endpoint": "\(client.url)"]
+            )
+            return MetricsPublisher(client: client, flushInterval: settings.flushSeconds ?? 60, logger: logger)
+        } catch {
+            logger.error("CloudWatch metrics disabled: \(error)")
+            return nil
         }
     }
 }

@@ -8,6 +8,9 @@ struct AgentRun: Sendable {
         var sessionID: Int64?
         var status: String
         var uploadedFiles = 0
+        /// Bytes the session uploaded, and files that failed in it (for metrics).
+        var uploadedBytes: Int64 = 0
+        var failedFiles = 0
         /// Files the ledger already recorded as stored: no session row, nothing sent.
         var alreadyStored = 0
         /// Display paths of the files this run settled for good: uploaded, already stored, or refused for a
@@ -70,6 +73,8 @@ struct AgentRun: Sendable {
         let record = try ledger.session(sessionID)
         outcome.status = record?.status.rawValue ?? result.upload.status.rawValue
         outcome.uploadedFiles = record?.totals.uploadedFiles ?? result.upload.totals.uploadedFiles
+        outcome.uploadedBytes = record?.totals.uploadedBytes ?? result.upload.totals.uploadedBytes
+        outcome.failedFiles = record?.totals.failedFiles ?? result.upload.totals.failedFiles
         outcome.settled.formUnion(try ledger.settledPaths(sessionID: sessionID))
         return outcome
     }

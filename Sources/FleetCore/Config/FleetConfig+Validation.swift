@@ -249,6 +249,10 @@ extension FleetConfig {
                 }
             }
         }
+        // Metrics
+        if let cloudwatch = metrics?.cloudwatch {
+            for (key, message) in cloudwatch.problems() { problem("metrics.cloudwatch.\(key)", message) }
+        }
         return found
     }
 
@@ -334,5 +338,41 @@ extension TriggerSettings {
         let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         guard !value.contains(where: { $0 == "\r" || $0 == "\n" }) else { return nil }
         return (name, value)
+    }
+}
+
+extension CloudWatchSettings {
+    /// What is wrong with these values, as (key below `metrics.cloudwatch.`, reason).
+    package func problems() -> [(key: String, message: String)] {
+        var found: [(key: String, message: String)] = []
+        if let namespace {
+            // CloudWatch's own rules: 1…255 characters, not starting with ':' (reserved for AWS namespaces).
+            if namespace.isEmpty || namespace.utf8.count > 255 {
+                found.append(("namespace", "must be 1…255 characters, got \(namespace.utf8.count)"))
+            } else if namespace.hasPrefix(":") {
+                found.append(("namespace", "must not start with ':', got '\(namespace)'"))
+            } else if namespace.unicodeScalars.contains(where: {
+                !$0.isASCII || $0.properties.generalCategory == .control
+            }) {
+                found.append(("namespace", "must be printable ASCII, got '\(namespace)'"))
+            }
+        }
+        if let region,
+            region.isEmpty || !region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+        {
+            found.append(("region", "must look like us-east-1 or cn-north-1, got '\(region)'"))
+        }
+        if let endpoint, let reason = TriggerSettings.urlProblem(endpoint) { found.append(("endpoint", reason)) }
+        if let vehicleId {
+            if vehicleId.isEmpty || vehicleId.utf8.count > 1024 {
+                found.append(("vehicle_id", "must be 1…1024 characters, got \(vehicleId.utf8.count)"))
+            } else if vehicleId.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                found.append(("vehicle_id", "must not contain control characters"))
+            }
+        }
+        if let flushSeconds, !(flushSeconds >= 1 && flushSeconds <= 3600) {
+            found.append(("flush_seconds", "must be 1…3600, got \(flushSeconds)"))
+        }
+        return found
     }
 }

@@ -25,6 +25,8 @@ package struct FleetConfig: Codable, Sendable, Equatable {
     package var agent: AgentSettings?
     /// What the agent deletes locally, and when.
     package var deletion: DeletionSettings?
+    /// Metrics the agent publishes (CloudWatch); default: none.
+    package var metrics: MetricsSettings?
 
     package init(
         project: ProjectSettings,
@@ -38,7 +40,8 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         retry: RetrySettings? = nil,
         trigger: TriggerSettings? = nil,
         agent: AgentSettings? = nil,
-        deletion: DeletionSettings? = nil
+        deletion: DeletionSettings? = nil,
+        metrics: MetricsSettings? = nil
     ) {
         self.project = project
         self.device = device
@@ -52,6 +55,7 @@ package struct FleetConfig: Codable, Sendable, Equatable {
         self.trigger = trigger
         self.agent = agent
         self.deletion = deletion
+        self.metrics = metrics
     }
 }
 
@@ -368,6 +372,48 @@ package struct EmergencyDeletion: Codable, Sendable, Equatable {
     }
 }
 
+/// Where the agent publishes metrics.
+package struct MetricsSettings: Codable, Sendable, Equatable {
+    package var cloudwatch: CloudWatchSettings?
+
+    package init(cloudwatch: CloudWatchSettings? = nil) {
+        self.cloudwatch = cloudwatch
+    }
+}
+
+/// CloudWatch PutMetricData (seed 000): `BytesUploaded`, `FileCount`, `FailureCount` and `DiskUsagePercent`
+/// with the dimension `VehicleId`, signed with the same credentials as S3.
+package struct CloudWatchSettings: Codable, Sendable, Equatable {
+    /// Default false: nothing is sent unless this is true.
+    package var enabled: Bool?
+    /// Default `TVM/Upload`.
+    package var namespace: String?
+    /// Default: the S3 region (`s3.region`, else the environment and the shared config, as for S3).
+    package var region: String?
+    /// An http(s) URL to send to instead of `monitoring.<region>.amazonaws.com(.cn)` (tests, VPC endpoints).
+    package var endpoint: String?
+    /// The `VehicleId` dimension; default: `device`.
+    package var vehicleId: String?
+    /// Seconds between sends; default 60.
+    package var flushSeconds: Double?
+
+    package init(
+        enabled: Bool? = nil,
+        namespace: String? = nil,
+        region: String? = nil,
+        endpoint: String? = nil,
+        vehicleId: String? = nil,
+        flushSeconds: Double? = nil
+    ) {
+        self.enabled = enabled
+        self.namespace = namespace
+        self.region = region
+        self.endpoint = endpoint
+        self.vehicleId = vehicleId
+        self.flushSeconds = flushSeconds
+    }
+}
+
 // MARK: - Effective values
 
 extension FleetConfig {
@@ -425,6 +471,11 @@ extension FleetConfig {
     package var stopTimeoutSeconds: Double { agent?.stopTimeoutSeconds ?? 20 }
     /// The agent's start-up scan looks back this far: `scan.max_age_days`, default 3.
     package var agentMaxAgeDays: Double { scan?.maxAgeDays ?? 3 }
+
+    /// `metrics.cloudwatch` when it is present and enabled.
+    package var enabledCloudWatch: CloudWatchSettings? {
+        metrics?.cloudwatch.flatMap { $0.enabled == true ? $0 : nil }
+    }
 
     /// The zone for schedules and operational hours, resolved from `agent.timezone`.
     package var agentTimeZone: TimeZone {

@@ -51,7 +51,7 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
         }
         return S3Endpoint(
             scheme: "https",
-            authority: "s3.\(region).\(awsDomain(region))",
+            authority: awsHost(service: "s3", region: region),
             region: region,
             forcePathStyle: pathStyle ?? false,
             isAWS: true
@@ -61,6 +61,12 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
     /// `amazonaws.com.cn` for the China regions, `amazonaws.com` elsewhere.
     package static func awsDomain(_ region: String) -> String {
         region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
+    }
+
+    /// Where AWS serves a regional service: `<service>.<region>.amazonaws.com`, `.amazonaws.com.cn` in China
+    /// (`s3`, `sts`, `monitoring`).
+    package static func awsHost(service: String, region: String) -> String {
+        "\(service).\(region).\(awsDomain(region))"
     }
 
     /// Host, raw path and URL prefix for a bucket (and key).
@@ -74,7 +80,7 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// Where to ask STS: `sts.<region>.amazonaws.com(.cn)` on AWS; a custom endpoint itself (some
     /// S3-compatible servers answer GetCallerIdentity, others do not).
-    package var stsAuthority: String { isAWS ? "sts.\(region).\(S3Endpoint.awsDomain(region))" : authority }
+    package var stsAuthority: String { isAWS ? S3Endpoint.awsHost(service: "sts", region: region) : authority }
 
     /// Lowercase letters, digits and hyphens only (dots break TLS name matching on virtual hosts).
     static func isVirtualHostable(_ bucket: String, scheme: String) -> Bool {
