@@ -20,7 +20,12 @@ struct AgentTests {
         private let finished = DispatchSemaphore(value: 0)
         private var agent: Agent?
 
-        init(agentSection: String, extra: String = "", clock: (any AgentClock)? = nil) throws {
+        init(
+            agentSection: String,
+            extra: String = "",
+            clock: (any AgentClock)? = nil,
+            endpoint: String? = nil
+        ) throws {
             database = try TestDatabase()
             _ = try database.ledger()  // migrated before the test queries it
             s3 = try TestS3()
@@ -33,14 +38,22 @@ struct AgentTests {
                 )
             }
             configPath = tree.root.appendingPathComponent("agent.yaml").path
-            try write(config: Self.yaml(s3: s3, tree: tree, agentSection: agentSection, extra: extra))
+            try write(
+                config: Self.yaml(s3: s3, tree: tree, agentSection: agentSection, extra: extra, endpoint: endpoint)
+            )
         }
 
-        static func yaml(s3: TestS3, tree: TemporaryTree, agentSection: String, extra: String) -> String {
+        static func yaml(
+            s3: TestS3,
+            tree: TemporaryTree,
+            agentSection: String,
+            extra: String,
+            endpoint: String? = nil
+        ) -> String {
             """
             project: { name: fleet-agent }
             device: vehicle-7
-            s3: { bucket: \(s3.bucket), prefix: "\(s3.prefix.dropLast())", endpoint: "\(s3.endpoint)", region: \(s3.region) }
+            s3: { bucket: \(s3.bucket), prefix: "\(s3.prefix.dropLast())", endpoint: "\(endpoint ?? s3.endpoint)", region: \(s3.region) }
             sources:
               - { name: terminal, path: "\(tree.root.path)/terminal" }
               - { name: ros, path: "\(tree.root.path)/ros" }
@@ -293,6 +306,63 @@ struct AgentTests {
                 "evening.log scheduled", "night.log immediate", "morning.log immediate",
             ]
         )
+    }
+
+    @Test func scheduledRunThatCannotReachTheStoreRunsOnceItIsBack() throws {
+        let evening = Date(timeIntervalSince1970: 1_795_464_000)  // 2026-11-23T20:00:00Z
+        let clock = ManualClock(evening)
+        let s3 = try TestS3()
+        let proxy = try OutageProxy(target: s3.endpoint)
+        let harness = try Harness(
+            agentSection: """
+                stability_seconds: 1
+                upload_on_start: false
+                scan_existing_files: false
+                timezone: UTC
+                operational_hours: { start: "09:00", end: "16:00" }
+                schedule: { daily_at: "22:00" }
+                """,
+            clock: clock,
+            endpoint: proxy.endpoint
+        )
+        defer { harness.finish() }
+        try harness.start()
+        try harness.file("terminal/night.log", "waits for 22:00")
+        Thread.sleep(forTimeInterval: 0.5)
+        clock.advance(2)
+        Thread.sleep(forTimeInterval: 0.5)
+
+        try proxy.down()
+        clock.set(evening.addingTimeInterval(2 * 3600 + 1))  // 22:00:01, the store unreachable
+        Thread.sleep(forTimeInterval: 2)
+        try proxy.up()
+        clock.advance(60)  // past the backoff: the scheduled run is still due, outside the hours
+        #expect(
+            try eventually {
+                try harness.count("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'") == 1
+            }
+        )
+        #expect(harness.stop())
+        #expect(try harness.rows("SELECT kind FROM sync_sessions WHERE status = 'completed'") == [["scheduled"]])
+    }
+
+    @Test func oldFileWhoseAttributesChangeIsNotTakenUp() throws {
+        let harness = try Harness(
+            agentSection: "stability_seconds: 0.3\nupload_on_start: true",
+            extra: "scan: { max_age_days: 3 }"
+        )
+        defer { harness.finish() }
+        let old = try harness.file("terminal/old.log", "ten days old", mtime: Date().addingTimeInterval(-10 * 86_400))
+        try harness.start()
+        Thread.sleep(forTimeInterval: 0.5)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: old.path)  // chmod: IN_ATTRIB
+        try harness.file("terminal/new.log", "new")
+        #expect(
+            try eventually { try harness.count("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'") == 1 }
+        )
+        Thread.sleep(forTimeInterval: 1)
+        #expect(harness.stop())
+        #expect(try harness.rows("SELECT rel_path FROM file_uploads") == [["new.log"]])
     }
 
     @Test func reloadWithABrokenConfigurationKeepsTheRunningOne() throws {

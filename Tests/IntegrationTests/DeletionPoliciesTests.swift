@@ -110,6 +110,33 @@ struct DeletionPoliciesTests {
         #expect(try fixture.deletions().map(\.path) == [fixture.path("same.log")])
     }
 
+    /// A logger that paused longer than the stability time had its file uploaded; while it still holds the file
+    /// open, deleting it would lose whatever it writes next.
+    @Test func fileAnotherProcessHasOpenIsKeptUntilClosed() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        try fixture.tree.file("open.log", size: 100)
+        try fixture.tree.file("closed.log", size: 100)
+        _ = try fixture.upload()
+        let settings = DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0))
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/bin/sh")
+        writer.arguments = ["-c", "exec 3>>\"$0\"; sleep 30", fixture.path("open.log")]
+        try writer.run()
+        defer { writer.terminate() }
+        Thread.sleep(forTimeInterval: 0.3)
+
+        let first = try fixture.policies(settings).afterUpload(now: Date())
+        #expect(first?.deletedFiles == 1)
+        #expect(try fixture.remainingFiles() == ["open.log"])
+
+        writer.terminate()
+        writer.waitUntilExit()
+        let second = try fixture.policies(settings).afterUpload(now: Date())
+        #expect(second?.deletedFiles == 1)
+        #expect(try fixture.remainingFiles() == [])
+    }
+
     @Test func fileNeverUploadedIsNeverDeletedByAfterUploadOrAge() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }

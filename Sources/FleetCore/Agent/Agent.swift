@@ -44,6 +44,13 @@ package final class Agent {
     private var immediateBacklog: Set<SourceFile> = []
     private var nextScheduledRun: Date?
     private var wasInsideHours = false
+    /// Files a finished run left unsettled (failed after its retry rounds): offered again after a backoff.
+    private var unsettled: Set<SourceFile> = []
+    private var unsettledRounds = 0
+    private var nextUnsettledRetry = Date.distantFuture
+    /// Bumped when the sources change: source indices of a run started before then mean something else.
+    private var sourcesGeneration = 0
+    private var started = false
     private var running: RunningUpload?
     private var runFailures = 0
     private var nextRunAllowed = Date.distantPast
@@ -56,6 +63,7 @@ package final class Agent {
     private var connectFailures = 0
     private var nextConnectAttempt = Date.distantPast
     private var reconciled = false
+    private var nextReconcileAttempt = Date.distantPast
     private var nextHeartbeat = Date.distantPast
     private var nextAfterUploadDeletion = Date.distantPast
     private var nextAgeDeletion: Date?
@@ -98,6 +106,8 @@ package final class Agent {
             ]
         )
         metrics = startMetrics()
+        started = true
+        wasInsideHours = hours?.contains(clock.now(), timeZone: config.agentTimeZone) ?? true
         startWatching()
         if config.scanExistingFiles { rescan(reason: "start-up scan") } else { nextRescan = clock.now() }
         startupRunPending = config.uploadOnStart
@@ -111,6 +121,7 @@ package final class Agent {
             if now >= nextRescan { rescan(reason: "periodic rescan") }
             promoteStableFiles(now: now)
             connectIfNeeded(now: now)
+            reconcileIfNeeded(now: now)
             collectFinishedRun(now: now)
             decide(now: now)
             housekeeping(now: now)
@@ -145,8 +156,10 @@ package final class Agent {
             return UploadSchedule.daily(ClockTime(parsing: age.at ?? "02:00") ?? ClockTime(parsing: "02:00")!)
                 .nextRun(after: now, timeZone: new.agentTimeZone)
         }
-        wasInsideHours = hours?.contains(now, timeZone: new.agentTimeZone) ?? true
-        if sourcesChanged, watcher != nil {
+        if sourcesChanged, started {
+            sourcesGeneration += 1
+            unsettled.removeAll()
+            immediateBacklog.removeAll()
             tracker = StabilityTracker(stabilitySeconds: new.stabilitySeconds)
             startWatching()
             rescan(reason: "sources changed")
@@ -209,6 +222,9 @@ package final class Agent {
             case .changed(let path):
                 guard let file = sourceFile(at: path) else { continue }
                 if let version = FileVersion.current(at: path, followSymlinks: config.followSymlinks) {
+                    // A file older than scan.max_age_days that only had its attributes touched (chmod, chown,
+                    // a source coming back) is not new: the age limit holds for events as for scans.
+                    if !tracker.knows(file), version.mtime < ageCutoff(now) { continue }
                     tracker.observe(file, version, now: now)
                 } else {
                     tracker.forget(file)
@@ -247,7 +263,9 @@ package final class Agent {
             startWatching()
         }
         let stamp = Timestamp(now)
-        let cutoff = stamp.microseconds - Int64(config.agentMaxAgeDays * 86_400 * 1_000_000)
+        let cutoff = ageCutoff(now).microseconds
+        let inside = hours?.contains(now, timeZone: config.agentTimeZone) ?? true
+        let startup = reason == "start-up scan"
         var seen: Set<SourceFile> = []
         var counts = (found: 0, taken: 0)
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
@@ -259,12 +277,15 @@ package final class Agent {
                     counts.found += 1
                     guard scanned.mtime.microseconds >= cutoff else { return }
                     let age = Double(stamp.microseconds - scanned.mtime.microseconds) / 1_000_000
-                    tracker.observe(
+                    let ready = tracker.observe(
                         file,
                         FileVersion(size: scanned.size, mtime: scanned.mtime),
                         now: now,
                         settled: age >= StabilityTracker.settledAge
                     )
+                    // A rescan that finds a complete file nobody reported goes up like any ready file; the
+                    // start-up scan's files go with the start-up run (upload_on_start) or the schedule.
+                    if ready, !startup, inside { immediateBacklog.insert(file) }
                     counts.taken += 1
                 }
             } catch {
@@ -280,6 +301,11 @@ package final class Agent {
             "\(reason): \(counts.found) files, \(counts.taken) recent enough",
             metadata: ["queue.files": "\(tracker.queue.files)", "settling": "\(tracker.settlingCount)"]
         )
+    }
+
+    /// Files modified before this are left alone unless already known (`scan.max_age_days`, default 3).
+    private func ageCutoff(_ now: Date) -> Timestamp {
+        Timestamp(microseconds: Timestamp(now).microseconds - Int64(config.agentMaxAgeDays * 86_400 * 1_000_000))
     }
 
     private func promoteStableFiles(now: Date) {
@@ -313,25 +339,30 @@ package final class Agent {
             immediateBacklog.formUnion(tracker.ready.map(\.file))
         }
         wasInsideHours = inside
+        if now >= nextUnsettledRetry {
+            // What the last runs could not upload is offered again (inside the hours; else the schedule takes it).
+            nextUnsettledRetry = .distantFuture
+            if inside { immediateBacklog.formUnion(unsettled.filter { tracker.readyVersion(of: $0) != nil }) }
+            unsettled.removeAll()
+        }
         if !inside { immediateBacklog.removeAll() }
 
-        // Without the ledger a run could not open its session: the files stay queued until it is back.
-        guard running == nil, ledger != nil, now >= nextRunAllowed else { return }
-        let ready = tracker.ready
+        // Without the ledger a run could not open its session, and before what a dead predecessor left
+        // `uploading` is settled a run might send it twice: the files stay queued until then.
+        guard running == nil, ledger != nil, reconciled, now >= nextRunAllowed else { return }
         let kind: String
-        var files: [(file: SourceFile, version: FileVersion)]
         if startupRunPending {
             kind = "startup"
-            files = ready
         } else if scheduledRunPending {
             kind = "scheduled"
-            files = ready
         } else if !immediateBacklog.isEmpty {
             kind = "immediate"
-            files = config.batchUpload ? ready : ready.filter { immediateBacklog.contains($0.file) }
         } else {
             return
         }
+        let ready = tracker.ready
+        let files =
+            kind == "immediate" && !config.batchUpload ? ready.filter { immediateBacklog.contains($0.file) } : ready
         startupRunPending = false
         scheduledRunPending = false
         immediateBacklog.removeAll()
@@ -343,7 +374,12 @@ package final class Agent {
     }
 
     private func start(kind: String, files: [(file: SourceFile, version: FileVersion)]) {
-        let run = RunningUpload(kind: kind, files: files, state: RunState(giveUpAfter: config.giveUpAfterSeconds))
+        let run = RunningUpload(
+            kind: kind,
+            files: files,
+            generation: sourcesGeneration,
+            state: RunState(giveUpAfter: config.giveUpAfterSeconds)
+        )
         var walked: [WalkedFile] = []
         walked.reserveCapacity(files.count)
         for (file, version) in files {
@@ -395,12 +431,31 @@ package final class Agent {
     private func collectFinishedRun(now: Date) {
         guard let run = running, let result = run.finished.withLock({ $0 }) else { return }
         running = nil
+        // After a reload that changed the sources the run's indices name other files; the tracker was rebuilt
+        // from a rescan, and files the run settled are recognised as stored by the next one.
+        let current = run.generation == sourcesGeneration
         switch result {
         case .success(let outcome):
             runFailures = 0
             nextRunAllowed = .distantPast
-            for (file, version) in run.files where outcome.settled.contains(KeyMapper.keyText(fullPath(of: file))) {
-                tracker.markHandled(file, version)
+            var left: Set<SourceFile> = []
+            for (file, version) in run.files where current {
+                if outcome.settled.contains(KeyMapper.keyText(fullPath(of: file))) {
+                    tracker.markHandled(file, version)
+                } else if tracker.readyVersion(of: file) == version {
+                    left.insert(file)
+                }
+            }
+            if left.isEmpty {
+                unsettledRounds = 0
+            } else {
+                // Failed even after the run's retry rounds: offered again after a backoff, so an outage that
+                // outlasted the rounds does not leave them waiting for a file event that may never come.
+                unsettledRounds += 1
+                unsettled.formUnion(left)
+                let ceiling = config.retryRoundBackoff.ceiling(afterAttempt: unsettledRounds)
+                let wait = ceiling / 2 + Double.random(in: 0...(ceiling / 2), using: &generator)
+                nextUnsettledRetry = min(nextUnsettledRetry, now.addingTimeInterval(wait))
             }
             if outcome.uploadedFiles > 0 { lastUploadAt = clock.now() }
             metrics?.record(
@@ -422,8 +477,15 @@ package final class Agent {
             let ceiling = Backoff(baseSeconds: 15, capSeconds: 900).ceiling(afterAttempt: runFailures)
             let wait = ceiling / 2 + Double.random(in: 0...(ceiling / 2), using: &generator)
             nextRunAllowed = now.addingTimeInterval(wait)
-            // The files stay ready; whatever asked for the run asks again once the wait is over.
-            immediateBacklog.formUnion(run.files.map(\.file))
+            // The files stay ready, and whatever asked for the run asks again once the wait is over: a start-up or
+            // scheduled run stays pending (scheduled runs always run), an immediate one keeps its files.
+            switch run.kind {
+            case "startup": startupRunPending = true
+            case "scheduled": scheduledRunPending = true
+            default: if current { immediateBacklog.formUnion(run.files.map(\.file)) }
+            }
+            // Rows the failed run may have left claimed are settled before the next run.
+            reconciled = false
             logger.error(
                 "\(run.kind) upload could not run; trying again in \(Int(wait)) s",
                 metadata: ["error": "\(error)"]
@@ -451,13 +513,28 @@ package final class Agent {
             ledger = connection
             if connectFailures > 0 { logger.notice("ledger reachable again") }
             connectFailures = 0
-            if !reconciled {
-                _ = try Reconciler(context: context, logger: logger)
-                    .run(ledger: connection, deviceID: deviceID, hostname: hostname)
-                reconciled = true
-            }
         } catch {
             ledgerFailed(error, now: now)
+        }
+    }
+
+    /// Settles what a dead process (or a run of this one that failed) left `uploading`, before the next run. An
+    /// S3 problem here holds back runs only: heartbeat and deletions go on, and it is tried again in a minute.
+    private func reconcileIfNeeded(now: Date) {
+        guard let ledger, !reconciled, running == nil, now >= nextReconcileAttempt else { return }
+        do {
+            let context = try S3Context(config: config, environment: environment)
+            _ = try Reconciler(context: context, logger: logger)
+                .run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
+            reconciled = true
+        } catch let error as LedgerError {
+            ledgerFailed(error, now: now)
+        } catch {
+            nextReconcileAttempt = now.addingTimeInterval(60)
+            logger.warning(
+                "cannot check what an earlier run left in flight; uploads wait, retrying in 60 s",
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 
@@ -576,12 +653,14 @@ extension Agent {
 private final class RunningUpload: Sendable {
     let kind: String
     let files: [(file: SourceFile, version: FileVersion)]
+    let generation: Int
     let state: RunState
     let finished = Mutex<Result<AgentRun.Outcome, any Error>?>(nil)
 
-    init(kind: String, files: [(file: SourceFile, version: FileVersion)], state: RunState) {
+    init(kind: String, files: [(file: SourceFile, version: FileVersion)], generation: Int, state: RunState) {
         self.kind = kind
         self.files = files
+        self.generation = generation
         self.state = state
     }
 }

@@ -594,6 +594,8 @@ private struct Sweep {
                 "not deleting a file that changed since it was examined",
                 metadata: metadata
             )
+        case .inUse:
+            logger.info("not deleting a file another process has open; next time", metadata: metadata)
         case .notRegularFile, .linkOnPath:
             if uploaded { report.changedSinceUpload += 1 }
             logger.warning(
@@ -651,6 +653,9 @@ package enum LocalRemoval {
         case vanished
         /// Another size or mtime than expected.
         case changed
+        /// Another process has it open: a writer that paused may still append, and what it writes to a deleted
+        /// file would never reach S3.
+        case inUse
         /// A symbolic link, directory or other non-regular file now has that name.
         case notRegularFile
         /// A directory on the way below the source directory is a symbolic link.
@@ -697,6 +702,26 @@ package enum LocalRemoval {
         guard (info.st_mode & S_IFMT) == S_IFREG else { return .notRegularFile }
         let current = Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
         guard Int64(info.st_size) == size, current == mtime else { return .changed }
+        // A write lease is granted only while no other descriptor is open on the file; holding it, nobody can
+        // open it for writing before the unlink. Where leases are not available (another owner without
+        // CAP_LEASE, a file system without them) this check cannot tell and the size and mtime check stands.
+        let descriptor = name.withCPath { openat(directory, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        if descriptor >= 0 {
+            defer { close(descriptor) }
+            if fcntl(descriptor, LocalRemoval.setLease, F_WRLCK) != 0 {
+                if errno == EAGAIN || errno == EBUSY { return .inUse }
+            } else {
+                defer { _ = fcntl(descriptor, LocalRemoval.setLease, F_UNLCK) }
+                return unlink(name, in: directory)
+            }
+        }
+        return unlink(name, in: directory)
+    }
+
+    /// `F_SETLEASE` (`F_LINUX_SPECIFIC_BASE + 0`), which Glibc's headers only declare under `_GNU_SOURCE`.
+    static let setLease: Int32 = 1024
+
+    private static func unlink(_ name: [UInt8], in directory: Int32) -> Outcome {
         guard name.withCPath({ unlinkat(directory, $0, 0) }) == 0 else {
             return errno == ENOENT ? .vanished : .failed(String(cString: strerror(errno)))
         }

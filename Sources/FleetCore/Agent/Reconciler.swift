@@ -22,9 +22,14 @@ package struct Reconciler {
 
     /// - Throws: `LedgerError`; an `S3Error` other than a missing object (the store cannot be asked: nothing is
     ///   changed, the next start tries again).
-    package func run(ledger: Ledger, deviceID: Int64, hostname: String) throws -> Report {
+    /// - Parameter includeOwn: this process has no upload in flight, so rows and sessions it holds itself are
+    ///   leftovers too (a run whose end could not be recorded).
+    package func run(ledger: Ledger, deviceID: Int64, hostname: String, includeOwn: Bool = false) throws -> Report {
         var report = Report()
-        let claims = try ledger.deadClaims(deviceID: deviceID, hostname: hostname, isAlive: Reconciler.isAlive)
+        let isAlive = { (pid: Int32, since: Timestamp) in
+            pid == getpid() ? !includeOwn : Reconciler.isAlive(pid, since: since)
+        }
+        let claims = try ledger.deadClaims(deviceID: deviceID, hostname: hostname, isAlive: isAlive)
         if !claims.isEmpty {
             let client = try context.client(logger: logger)
             try ledger.prepareStaging()
@@ -51,7 +56,7 @@ package struct Reconciler {
                 try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
             }
         }
-        for sessionID in try ledger.deadSessions(deviceID: deviceID, hostname: hostname, isAlive: Reconciler.isAlive) {
+        for sessionID in try ledger.deadSessions(deviceID: deviceID, hostname: hostname, isAlive: isAlive) {
             _ = try ledger.releaseClaims(sessionID: sessionID)
             _ = try ledger.closeSession(
                 sessionID,
@@ -95,4 +100,28 @@ package struct Reconciler {
 
     /// Whether a process with this id exists (`kill(pid, 0)`; EPERM means it exists but is not ours).
     package static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
+    /// Whether the process with this id is the one that was running at `since`: it exists and started no later.
+    /// After a reboot (or a long time) the id may belong to another process, started after the claim.
+    package static func isAlive(_ pid: Int32, since: Timestamp) -> Bool {
+        guard isAlive(pid) else { return false }
+        guard let started = startTime(of: pid) else { return true }
+        return started.microseconds <= since.microseconds + 1_000_000
+    }
+
+    /// When a process started: `/proc/PID/stat` field 22 (clock ticks after boot) plus `btime` of `/proc/stat`.
+    static func startTime(of pid: Int32) -> Timestamp? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name (which may hold spaces) start with field 3, the state.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]),
+            let system = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = system.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+            let boot = Double(line.dropFirst(6))
+        else { return nil }
+        let hertz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return Timestamp(microseconds: Int64((boot + ticks / hertz) * 1_000_000))
+    }
 }

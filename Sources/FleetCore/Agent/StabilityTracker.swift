@@ -54,15 +54,22 @@ package struct StabilityTracker {
     ///
     /// - Parameter settled: the file comes from a scan and was last modified `settledAge` or more before `now`;
     ///   it is ready at once unless this version is known already.
-    package mutating func observe(_ file: SourceFile, _ version: FileVersion, now: Date, settled: Bool = false) {
-        if let entry = entries[file], entry.version == version { return }
+    /// - Returns: true when the file became ready by this call (a settled file not known in this version).
+    @discardableResult
+    package mutating func observe(_ file: SourceFile, _ version: FileVersion, now: Date, settled: Bool = false) -> Bool
+    {
+        if let entry = entries[file], entry.version == version { return false }
         entries[file] = Entry(version: version, state: settled ? .ready(since: now) : .settling(since: now))
+        return settled
     }
+
+    /// Whether the file is known in any state.
+    package func knows(_ file: SourceFile) -> Bool { entries[file] != nil }
 
     /// Forgets a file that is gone.
     package mutating func forget(_ file: SourceFile) { entries[file] = nil }
 
-    /// Forgets every file of `source` that `keep` says no longer exists (after a full rescan).
+    /// Forgets every file `gone` says no longer exists (after a full rescan).
     package mutating func forgetMissing(where gone: (SourceFile) -> Bool) {
         for file in entries.keys where gone(file) { entries[file] = nil }
     }
@@ -73,10 +80,14 @@ package struct StabilityTracker {
     /// - Returns: the files that became ready.
     package mutating func promote(now: Date, current: (SourceFile) -> FileVersion?) -> [SourceFile] {
         var promoted: [SourceFile] = []
-        for (file, entry) in entries {
+        // Collected first: changing the dictionary while iterating it would copy it whole.
+        let due = entries.compactMap { file, entry -> (SourceFile, Entry)? in
             guard case .settling(let since) = entry.state, now.timeIntervalSince(since) >= stabilitySeconds else {
-                continue
+                return nil
             }
+            return (file, entry)
+        }
+        for (file, entry) in due {
             guard let version = current(file) else {
                 entries[file] = nil
                 continue

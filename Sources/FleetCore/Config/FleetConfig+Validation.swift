@@ -166,8 +166,11 @@ extension FleetConfig {
         if let value = agent?.heartbeatSeconds, !(value >= 1 && value <= 3600) {
             problem("agent.heartbeat_seconds", "must be 1…3600, got \(value.formatted())")
         }
-        if let value = agent?.stopTimeoutSeconds, !(value >= 1 && value <= 600) {
-            problem("agent.stop_timeout_seconds", "must be 1…600, got \(value.formatted())")
+        if let value = agent?.stopTimeoutSeconds, !(value >= 1 && value <= 50) {
+            problem(
+                "agent.stop_timeout_seconds",
+                "must be 1…50 (systemd stops the agent for good after 60 s), got \(value.formatted())"
+            )
         }
         if let zone = agent?.timezone, !["UTC", "utc", "local"].contains(zone), TimeZone(identifier: zone) == nil {
             problem("agent.timezone", "unknown time zone '\(zone)' (use local, UTC, or a name like Asia/Shanghai)")

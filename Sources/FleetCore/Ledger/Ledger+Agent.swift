@@ -87,16 +87,22 @@ extension Ledger {
 
     /// Sessions of this device still marked running whose process on `hostname` is gone (killed, power lost):
     /// their ids, oldest first.
-    package func deadSessions(deviceID: Int64, hostname: String, isAlive: (Int32) -> Bool) throws -> [Int64] {
+    package func deadSessions(
+        deviceID: Int64,
+        hostname: String,
+        isAlive: (Int32, Timestamp) -> Bool
+    ) throws -> [Int64] {
         let rows = try connection.execute(
             """
-            SELECT id, pid FROM sync_sessions
+            SELECT id, pid, started_at FROM sync_sessions
             WHERE device_id = \(deviceID) AND status = 'running' AND hostname = \(hostname) ORDER BY id
             """
         )
         return (0..<rows.rowCount).compactMap { row in
-            guard let id = rows.int64(row, 0), let pid = rows.int(row, 1) else { return nil }
-            return pid == Int(getpid()) || isAlive(Int32(pid)) ? nil : id
+            guard let id = rows.int64(row, 0), let pid = rows.int(row, 1), let started = rows.timestamp(row, 2) else {
+                return nil
+            }
+            return isAlive(Int32(pid), started) ? nil : id
         }
     }
 }
@@ -116,11 +122,15 @@ package struct DeadClaim: Sendable {
 extension Ledger {
     /// The rows of this device's sessions still `uploading` for a process on `hostname` that is gone: their
     /// outcome was never recorded (SIGKILL, power loss, a stop that timed out).
-    package func deadClaims(deviceID: Int64, hostname: String, isAlive: (Int32) -> Bool) throws -> [DeadClaim] {
+    package func deadClaims(
+        deviceID: Int64,
+        hostname: String,
+        isAlive: (Int32, Timestamp) -> Bool
+    ) throws -> [DeadClaim] {
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,
-                   f.session_id, f.project_id, f.claimed_by
+                   f.session_id, f.project_id, f.claimed_by, f.claimed_at
             FROM file_uploads AS f JOIN sync_sessions AS s ON s.id = f.session_id
             WHERE s.device_id = \(deviceID) AND f.status = 'uploading' AND f.claimed_by LIKE \(hostname + ":%")
             ORDER BY f.id
@@ -130,7 +140,7 @@ extension Ledger {
         for row in 0..<rows.rowCount {
             guard let holder = rows.string(row, 10), let colon = holder.lastIndex(of: ":"),
                 holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]),
-                pid != getpid(), !isAlive(pid)
+                !isAlive(pid, rows.timestamp(row, 11) ?? Timestamp(microseconds: 0))
             else { continue }
             let display = rows.string(row, 2) ?? ""
             var job = UploadJob(

@@ -40,8 +40,14 @@ struct AgentConfigValidationTests {
         ("agent:\n  rescan_minutes: 1441\n", "agent.rescan_minutes: must be 0.1…1440 (6 seconds to a day), got 1441"),
         ("agent:\n  heartbeat_seconds: 0\n", "agent.heartbeat_seconds: must be 1…3600, got 0"),
         ("agent:\n  heartbeat_seconds: 3601\n", "agent.heartbeat_seconds: must be 1…3600, got 3601"),
-        ("agent:\n  stop_timeout_seconds: 0.5\n", "agent.stop_timeout_seconds: must be 1…600, got 0.5"),
-        ("agent:\n  stop_timeout_seconds: 601\n", "agent.stop_timeout_seconds: must be 1…600, got 601"),
+        (
+            "agent:\n  stop_timeout_seconds: 0.5\n",
+            "agent.stop_timeout_seconds: must be 1…50 (systemd stops the agent for good after 60 s), got 0.5"
+        ),
+        (
+            "agent:\n  stop_timeout_seconds: 51\n",
+            "agent.stop_timeout_seconds: must be 1…50 (systemd stops the agent for good after 60 s), got 51"
+        ),
         ("agent:\n  stability_seconds: 1e20\n", "agent.stability_seconds: must be 0…86400 (a day), got 1e+20"),
         (
             "agent:\n  timezone: Mars/Olympus\n",
@@ -152,7 +158,7 @@ struct AgentConfigValidationTests {
 
     private static let valid: [String] = [
         "agent:\n  stability_seconds: 0\n",
-        "agent:\n  stability_seconds: 86400\n  rescan_minutes: 0.1\n  heartbeat_seconds: 1\n  stop_timeout_seconds: 600\n",
+        "agent:\n  stability_seconds: 86400\n  rescan_minutes: 0.1\n  heartbeat_seconds: 1\n  stop_timeout_seconds: 50\n",
         "agent:\n  rescan_minutes: 1440\n  heartbeat_seconds: 3600\n  stop_timeout_seconds: 1\n",
         "agent:\n  timezone: local\n",
         "agent:\n  timezone: UTC\n",
