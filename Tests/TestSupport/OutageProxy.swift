@@ -41,6 +41,16 @@ package final class OutageProxy {
     /// The server is back.
     package func up() throws { try send("up") }
 
+    /// The bytes clients have sent through the proxy so far (requests, headers and bodies).
+    package func bytesSent() throws -> Int64 {
+        input.fileHandleForWriting.write(Data("sent\n".utf8))
+        let answer = try readLine()
+        guard answer.hasPrefix("ok "), let count = Int64(answer.dropFirst(3)) else {
+            throw TestEnvironmentError(description: "tcp-proxy.py: sent → \(answer)")
+        }
+        return count
+    }
+
     private func send(_ command: String) throws {
         input.fileHandleForWriting.write(Data((command + "\n").utf8))
         let answer = try readLine()

@@ -7,6 +7,7 @@ Prints "port N" once listening on a free port N, then reads commands from stdin,
 each with "ok":
     down   stop listening (new connections are refused) and drop every open connection
     up     listen on the same port again
+    sent   answer "ok N": the bytes forwarded from clients to the server so far
 It exits when stdin closes, so it never outlives the test that started it.
 """
 import socket
@@ -18,15 +19,20 @@ lock = threading.Lock()
 connections = set()
 listener = None
 port = 0
+sent = 0
 
 
-def pipe(source, sink):
+def pipe(source, sink, counted=False):
+    global sent
     try:
         while True:
             data = source.recv(65536)
             if not data:
                 break
             sink.sendall(data)
+            if counted:
+                with lock:
+                    sent += len(data)
     except OSError:
         pass
     for s in (source, sink):
@@ -49,7 +55,7 @@ def serve(sock):
             continue
         with lock:
             connections.update((client, upstream))
-        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(client, upstream, True), daemon=True).start()
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
 
 
@@ -88,6 +94,10 @@ for line in sys.stdin:
         down()
     elif command == "up":
         up()
+    elif command == "sent":
+        with lock:
+            print(f"ok {sent}", flush=True)
+        continue
     else:
         print(f"unknown command {command!r}", flush=True)
         continue

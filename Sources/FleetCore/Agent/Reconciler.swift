@@ -77,6 +77,22 @@ package struct Reconciler {
         return report
     }
 
+    /// Settles what dead processes of this machine left before `upload` or `retry` sends anything: a file whose
+    /// upload did finish is recorded `uploaded` instead of being sent twice. When the store cannot be asked, the
+    /// run goes on (its own files are claimed afresh; the leftovers wait for the next run) and a warning says so.
+    ///
+    /// - Throws: `LedgerError`.
+    package func settleBeforeRun(ledger: Ledger, deviceID: Int64) throws {
+        do {
+            _ = try run(ledger: ledger, deviceID: deviceID, hostname: ProcessInfo.processInfo.hostName)
+        } catch let error as S3Error {
+            logger.warning(
+                "cannot check what a stopped run left in flight; it is settled by the next run",
+                metadata: ["error": "\(error)"]
+            )
+        }
+    }
+
     /// The local file's SHA-256 (hex) when the object is provably its copy: same size, the file unchanged since it
     /// was recorded, and the object's SHA-256 checksum (or, for a single-request upload without one, its ETag, the
     /// MD5 of the bytes) equal to the file's. Nil when that cannot be shown.

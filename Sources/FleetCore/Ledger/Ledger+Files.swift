@@ -324,7 +324,8 @@ extension Ledger {
                     etag = CASE WHEN r.put_back THEN f.etag ELSE r.etag END,
                     checksum_sha256 = CASE WHEN r.put_back THEN f.checksum_sha256 ELSE r.checksum END,
                     version_id = CASE WHEN r.put_back THEN f.version_id ELSE r.version_id END,
-                    multipart_upload_id = CASE WHEN r.put_back THEN f.multipart_upload_id ELSE r.upload_id END,
+                    multipart_upload_id = CASE WHEN r.put_back THEN f.multipart_upload_id
+                                               ELSE coalesce(r.upload_id, f.multipart_upload_id) END,
                     error_class = CASE WHEN r.put_back THEN f.error_class ELSE r.error_class END,
                     error_message = CASE WHEN r.put_back THEN f.error_message ELSE r.error_message END,
                     http_status = CASE WHEN r.put_back THEN f.http_status ELSE r.http_status END,

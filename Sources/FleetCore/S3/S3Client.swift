@@ -21,6 +21,8 @@ package struct UploadedObject: Sendable, Equatable {
     package var size: Int64
     package var mtime: Timestamp
     package var partCount: Int
+    /// The multipart upload that made the object, when it was sent in parts.
+    package var multipartUploadID: String? = nil
 }
 
 /// One object of a listing.
@@ -302,6 +304,29 @@ package final class S3Client {
             marker = document["IsTruncated"] == "true" ? document["NextPartNumberMarker"] : nil
         } while marker != nil
         return parts
+    }
+
+    /// The multipart uploads started under `prefix` and neither completed nor aborted, all pages, as
+    /// (key, upload id). The S3 operation is ListMultipartUploads.
+    package func listMultipartUploads(
+        bucket: String,
+        prefix: String
+    ) throws(S3Error) -> [(key: String, uploadID: String)] {
+        var uploads: [(key: String, uploadID: String)] = []
+        var markers: (key: String, uploadID: String)? = nil
+        repeat {
+            var query = [("prefix", prefix), ("uploads", "")]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
+            let response = try send("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
+            let document = try parse(response, expecting: "ListMultipartUploadsResult")
+            for upload in document.all("Upload") {
+                uploads.append((upload["Key"] ?? "", upload["UploadId"] ?? ""))
+            }
+            markers =
+                document["IsTruncated"] == "true"
+                ? (document["NextKeyMarker"] ?? "", document["NextUploadIdMarker"] ?? "") : nil
+        } while markers != nil
+        return uploads
     }
 
     /// Joins the parts into the object. The S3 operation is CompleteMultipartUpload.

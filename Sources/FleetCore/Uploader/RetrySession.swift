@@ -86,6 +86,11 @@ package struct RetrySession {
         let maxRounds = options.rounds ?? config.retryRounds
         var logger = self.logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
+        if let deviceID = session.deviceID {
+            let context = try S3Context(config: config, environment: environment)
+            try Reconciler(context: context, logger: logger).settleBeforeRun(ledger: ledger, deviceID: deviceID)
+            session = try ledger.session(sessionID) ?? session
+        }
         try takeOver(&session, ledger: ledger, logger: logger)
         // A later session (the agent's next run, another upload) may have stored some of these files since:
         // sending them again would upload them twice.

@@ -46,6 +46,7 @@ package struct UploadPool {
         sessionID = session.id
         self.logger = logger
         writer.start()
+        let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
         for index in 0..<config.effectiveWorkers {
             let worker = UploadWorker(
                 index: index,
@@ -55,6 +56,7 @@ package struct UploadPool {
                 writer: writer,
                 state: state,
                 progress: progress,
+                journal: journal,
                 logger: logger
             )
             DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }

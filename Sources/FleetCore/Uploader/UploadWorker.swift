@@ -12,6 +12,7 @@ struct UploadWorker {
     var writer: ResultWriter
     var state: RunState
     var progress: UploadProgress
+    var journal: MultipartJournal
     var logger: Logger
 
     func run() {
@@ -51,6 +52,14 @@ struct UploadWorker {
     {
         let started = Timestamp.now()
         var attempts = 0
+        let multipart = ParallelMultipart(
+            context: context,
+            partSize: config.partSizeBytes,
+            concurrency: config.partConcurrency,
+            timeouts: client.timeouts,
+            logger: logger
+        )
+        let journaling = ParallelMultipart.Journaling(journal: journal, job: job)
         while true {
             attempts += 1
             do throws(S3Error) {
@@ -58,13 +67,13 @@ struct UploadWorker {
                 let size = try file.status().size
                 let uploaded: UploadedObject
                 if size >= config.multipartThresholdBytes {
-                    uploaded = try ParallelMultipart(
-                        context: context,
-                        partSize: config.partSizeBytes,
-                        concurrency: config.partConcurrency,
-                        timeouts: client.timeouts,
-                        logger: logger
-                    ).upload(file, bucket: job.bucket, key: job.key, client: client)
+                    uploaded = try multipart.upload(
+                        file,
+                        bucket: job.bucket,
+                        key: job.key,
+                        client: client,
+                        journaling: journaling
+                    )
                 } else {
                     uploaded = try client.uploadFile(file, bucket: job.bucket, key: job.key)
                 }
@@ -78,6 +87,7 @@ struct UploadWorker {
                 outcome.etag = uploaded.etag
                 outcome.sha256 = uploaded.sha256
                 outcome.versionID = uploaded.versionID
+                outcome.multipartUploadID = uploaded.multipartUploadID
                 outcome.size = uploaded.size
                 outcome.mtime = uploaded.mtime
                 return outcome
@@ -97,6 +107,10 @@ struct UploadWorker {
                     continue
                 }
                 progress.update { $0.failedFiles += 1 }
+                if !error.isTransient, job.size >= config.multipartThresholdBytes {
+                    // Parts earlier runs sent for this file can never be completed now.
+                    multipart.abandonRecorded(bucket: job.bucket, key: job.key, client: client, journaling: journaling)
+                }
                 logger.warning(
                     "\(error.isTransient ? "failed" : "permanent failure"): \(error.message)",
                     metadata: [
