@@ -2,7 +2,8 @@
 # The agent under fire: `master run` watches four sources while files are written into them for a few minutes;
 # meanwhile the S3 server is stopped and started twice and the agent is SIGKILLed once and restarted. At the
 # end every file must be in the bucket exactly once, byte for byte (read back with boto3, not with our client),
-# and the ledger must agree: one `uploaded` row per key, nothing left `uploading` or `running`.
+# and the ledger must agree: one `uploaded` row per key, nothing left `uploading` or `running`. The agent's RSS
+# is sampled every 15 s and reported: for the restarted agent, from 5 minutes after its start to the end.
 #
 #   scripts/agent-soak.sh [--minutes M] [--keep]
 #
@@ -25,8 +26,9 @@ work=$repo/.soak
 log() { echo "soak: $(date +%H:%M:%S) $*" >&2; }
 
 cleanup() {
-    [ -n "${agent_pid:-}" ] && kill -KILL "$agent_pid" 2>/dev/null || true
-    [ -n "${writer_pid:-}" ] && kill "$writer_pid" 2>/dev/null || true
+    if [ -n "${agent_pid:-}" ]; then kill -KILL "$agent_pid" 2>/dev/null || true; fi
+    if [ -n "${writer_pid:-}" ]; then kill "$writer_pid" 2>/dev/null || true; fi
+    if [ -n "${sampler_pid:-}" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
     if [ "$keep" = false ]; then
         "$repo/scripts/s3.sh" stop "$work/s3" >/dev/null 2>&1 || true
         "$repo/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
@@ -35,11 +37,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rm -rf "$work/sources" "$work/agent.log"
-mkdir -p "$work/sources"/{terminal,ros,syslog,ros2}
+rm -rf "$work/sources" "$work/agent.log" "$work/rss.log"
+mkdir -p "$work/sources"/{terminal,ros,syslog,ros2} "$work/bin"
 log "building"
 (cd "$repo" && swift build --product master >/dev/null)
-master=$(cd "$repo" && swift build --product master --show-bin-path)/master
+# A copy: a rebuild in the repository during a long soak must not change the agent that restarts.
+cp "$(cd "$repo" && swift build --product master --show-bin-path)/master" "$work/bin/master"
+master=$work/bin/master
 eval "$("$repo/scripts/pg.sh" start "$work/pg")"
 eval "$("$repo/scripts/s3.sh" start "$work/s3")"
 export DATABASE_URL=$FLEET_TEST_DATABASE_URL
@@ -65,7 +69,18 @@ EOF
 start_agent() {
     "$master" run --config "$work/agent.yaml" --log-level info >>"$work/agent.log" 2>&1 &
     agent_pid=$!
+    echo "$agent_pid" >"$work/agent.pid"
     log "agent started (pid $agent_pid)"
+}
+
+# One line every 15 s: seconds since the soak started, the agent's pid, its RSS in KiB.
+sample_rss() {
+    local started=$SECONDS pid rss
+    while sleep 15; do
+        pid=$(cat "$work/agent.pid" 2>/dev/null) || continue
+        rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ') || continue
+        [ -n "$rss" ] && echo "$((SECONDS - started)) $pid $rss" >>"$work/rss.log"
+    done
 }
 
 # The writer: new files in every source, some written in several pieces over seconds (growing logs), ROS run
@@ -100,6 +115,8 @@ PY
 writer_pid=$!
 cd "$work"
 start_agent
+sample_rss &
+sampler_pid=$!
 total=$((minutes * 60))
 sleep $((total / 5))
 log "S3 server stopped"; "$repo/scripts/s3.sh" pause "$work/s3"
@@ -133,6 +150,26 @@ done
 kill -TERM "$agent_pid"
 wait "$agent_pid" && stop_status=0 || stop_status=$?
 agent_pid=
+kill "$sampler_pid" 2>/dev/null || true
+sampler_pid=
+
+# Memory of the restarted agent (the longest-lived process): after 5 minutes of warm-up, to the end.
+python3 - "$work/rss.log" <<'PY'
+import sys
+samples = [tuple(map(int, line.split())) for line in open(sys.argv[1]) if len(line.split()) == 3]
+if not samples:
+    print("memory            no samples")
+    sys.exit(0)
+last_pid = samples[-1][1]
+mine = [(t, rss) for t, pid, rss in samples if pid == last_pid]
+start = mine[0][0]
+warm = [(t, rss) for t, rss in mine if t >= start + 300] or mine
+(t0, r0), (t1, r1) = warm[0], warm[-1]
+hours = (t1 - t0) / 3600
+growth = f"{(r1 - r0) / 1024 / hours:+.1f} MiB/hour over {hours * 60:.0f} min" if hours > 0 else "n/a (too short)"
+print(f"agent RSS         {r0 / 1024:.1f} MiB after warm-up, {r1 / 1024:.1f} MiB at the end, "
+      f"peak {max(r for _, r in mine) / 1024:.1f} MiB; growth {growth}")
+PY
 
 log "verifying the bucket with boto3 against the sources, and the ledger"
 python3 - "$work/sources" "$FLEET_TEST_S3_ENDPOINT" "$prefix" "$DATABASE_URL" "$stop_status" <<'PY'
