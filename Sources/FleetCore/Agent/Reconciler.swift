@@ -22,14 +22,27 @@ package struct Reconciler {
 
     /// - Throws: `LedgerError`; an `S3Error` other than a missing object (the store cannot be asked: nothing is
     ///   changed, the next start tries again).
-    /// - Parameter includeOwn: this process has no upload in flight, so rows and sessions it holds itself are
-    ///   leftovers too (a run whose end could not be recorded).
-    package func run(ledger: Ledger, deviceID: Int64, hostname: String, includeOwn: Bool = false) throws -> Report {
+    /// - Parameters:
+    ///   - projectID: Only this project's rows and sessions (the store at hand holds only its buckets).
+    ///   - includeOwn: this process has no upload in flight, so rows and sessions it holds itself are leftovers
+    ///     too (a run whose end could not be recorded).
+    package func run(
+        ledger: Ledger,
+        deviceID: Int64,
+        hostname: String,
+        projectID: Int64? = nil,
+        includeOwn: Bool = false
+    ) throws -> Report {
         var report = Report()
         let isAlive = { (pid: Int32, since: Timestamp) in
             pid == getpid() ? !includeOwn : Reconciler.isAlive(pid, since: since)
         }
-        let claims = try ledger.deadClaims(deviceID: deviceID, hostname: hostname, isAlive: isAlive)
+        let claims = try ledger.deadClaims(
+            deviceID: deviceID,
+            hostname: hostname,
+            projectID: projectID,
+            isAlive: isAlive
+        )
         if !claims.isEmpty {
             let client = try context.client(logger: logger)
             try ledger.prepareStaging()
@@ -56,7 +69,13 @@ package struct Reconciler {
                 try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
             }
         }
-        for sessionID in try ledger.deadSessions(deviceID: deviceID, hostname: hostname, isAlive: isAlive) {
+        let sessions = try ledger.deadSessions(
+            deviceID: deviceID,
+            hostname: hostname,
+            projectID: projectID,
+            isAlive: isAlive
+        )
+        for sessionID in sessions {
             _ = try ledger.releaseClaims(sessionID: sessionID)
             _ = try ledger.closeSession(
                 sessionID,
@@ -77,14 +96,19 @@ package struct Reconciler {
         return report
     }
 
-    /// Settles what dead processes of this machine left before `upload` or `retry` sends anything: a file whose
+    /// Settles what dead processes of this machine left in the project before `upload` or `retry` sends anything: a file whose
     /// upload did finish is recorded `uploaded` instead of being sent twice. When the store cannot be asked, the
     /// run goes on (its own files are claimed afresh; the leftovers wait for the next run) and a warning says so.
     ///
     /// - Throws: `LedgerError`.
-    package func settleBeforeRun(ledger: Ledger, deviceID: Int64) throws {
+    package func settleBeforeRun(ledger: Ledger, deviceID: Int64, projectID: Int64) throws {
         do {
-            _ = try run(ledger: ledger, deviceID: deviceID, hostname: ProcessInfo.processInfo.hostName)
+            _ = try run(
+                ledger: ledger,
+                deviceID: deviceID,
+                hostname: ProcessInfo.processInfo.hostName,
+                projectID: projectID
+            )
         } catch let error as S3Error {
             logger.warning(
                 "cannot check what a stopped run left in flight; it is settled by the next run",

@@ -90,12 +90,15 @@ extension Ledger {
     package func deadSessions(
         deviceID: Int64,
         hostname: String,
+        projectID: Int64? = nil,
         isAlive: (Int32, Timestamp) -> Bool
     ) throws -> [Int64] {
         let rows = try connection.execute(
             """
             SELECT id, pid, started_at FROM sync_sessions
-            WHERE device_id = \(deviceID) AND status = 'running' AND hostname = \(hostname) ORDER BY id
+            WHERE device_id = \(deviceID) AND status = 'running' AND hostname = \(hostname)
+              AND (\(projectID)::bigint IS NULL OR project_id = \(projectID)::bigint)
+            ORDER BY id
             """
         )
         return (0..<rows.rowCount).compactMap { row in
@@ -125,6 +128,7 @@ extension Ledger {
     package func deadClaims(
         deviceID: Int64,
         hostname: String,
+        projectID: Int64? = nil,
         isAlive: (Int32, Timestamp) -> Bool
     ) throws -> [DeadClaim] {
         let rows = try connection.execute(
@@ -133,6 +137,7 @@ extension Ledger {
                    f.session_id, f.project_id, f.claimed_by, f.claimed_at
             FROM file_uploads AS f JOIN sync_sessions AS s ON s.id = f.session_id
             WHERE s.device_id = \(deviceID) AND f.status = 'uploading' AND f.claimed_by LIKE \(hostname + ":%")
+              AND (\(projectID)::bigint IS NULL OR f.project_id = \(projectID)::bigint)
             ORDER BY f.id
             """
         )

@@ -57,7 +57,11 @@ package struct UploadSession {
             hostname: ProcessInfo.processInfo.hostName,
             agentVersion: FleetVersion.number
         )
-        try Reconciler(context: context, logger: logger).settleBeforeRun(ledger: ledger, deviceID: deviceID)
+        try Reconciler(context: context, logger: logger).settleBeforeRun(
+            ledger: ledger,
+            deviceID: deviceID,
+            projectID: projectID
+        )
         let configID = try ledger.recordConfig(projectID: projectID, config: config, sourcePath: configPath)
         let sources = config.effectiveSources
         let sessionID = try ledger.openSession(
