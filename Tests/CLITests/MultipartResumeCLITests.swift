@@ -71,7 +71,15 @@ import Testing
         kill(first.process.processIdentifier, SIGKILL)
         _ = first.wait()
         let recorded = try Self.count(connection, "SELECT count(*) FROM upload_parts")
-        let sentBeforeKill = try proxy.bytesSent()
+        // What the killed process wrote may still sit in socket buffers the proxy has not read: count it as sent
+        // before the kill, where it belongs, by waiting until the count stops moving.
+        var sentBeforeKill = try proxy.bytesSent()
+        while true {
+            Thread.sleep(forTimeInterval: 0.3)
+            let now = try proxy.bytesSent()
+            if now == sentBeforeKill { break }
+            sentBeforeKill = now
+        }
         #expect(recorded < parts, "the upload finished before it was killed")
 
         let second = try CLI.run("upload", arguments, environment: s3.environment)
