@@ -11,7 +11,7 @@ package struct ConfigOptions: ParsableArguments {
         name: .shortAndLong,
         help: ArgumentHelp("Session or agent configuration (.json, .yaml, .yml).", valueName: "file")
     )
-    package var config: String
+    package var config: String?
 
     @Option(help: ArgumentHelp("Override project.name.", valueName: "name"))
     package var project: String?
@@ -49,8 +49,21 @@ package struct ConfigOptions: ParsableArguments {
         }
     }
 
+    /// `--config`, which every command but `upload --join` needs.
+    ///
+    /// - Throws: `ValidationError` when it is missing.
+    package func requiredPath() throws -> String {
+        guard let config else { throw ValidationError("Missing expected argument '--config <file>'") }
+        return config
+    }
+
     /// Reads and validates the configuration with every override applied.
+    ///
+    /// - Throws: `ValidationError` without `--config`; `ConfigError`.
     package func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FleetConfig {
-        try ConfigLoader.load(path: config, overrides: ConfigLoader.environmentOverrides(environment) + flagOverrides)
+        try ConfigLoader.load(
+            path: try requiredPath(),
+            overrides: ConfigLoader.environmentOverrides(environment) + flagOverrides
+        )
     }
 }

@@ -16,7 +16,7 @@ package enum ExitStatus: Int32 {
     /// Which code an error ends the process with.
     package init(for error: any Error) {
         switch error {
-        case is ConfigError, is ValidationError, is RetryError: self = .usage
+        case is ConfigError, is ValidationError, is RetryError, is JoinError: self = .usage
         case is LedgerError, is ScanError: self = .environment
         default: self = .environment
         }

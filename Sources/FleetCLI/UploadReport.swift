@@ -111,11 +111,34 @@ package enum UploadReport {
         return lines.joined(separator: "\n")
     }
 
-    package static func json(_ summary: UploadSummary) -> String {
+    package static func json(_ summary: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: (try? encoder.encode(summary)) ?? Data(), as: UTF8.self)
+    }
+
+    /// What a process that joined a session did.
+    package static func text(_ summary: JoinSummary) -> String {
+        let f = Formatting.self
+        let rate = summary.durationSeconds > 0 ? Double(summary.uploadedFiles) / summary.durationSeconds : 0
+        let bytesRate = summary.durationSeconds > 0 ? Double(summary.uploadedBytes) / summary.durationSeconds : 0
+        var lines = ["Joined session \(summary.sessionID) (\(summary.project)) as \(summary.worker)"]
+        func row(_ label: String, _ value: String) {
+            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
+        }
+        row("uploaded", "\(f.count(summary.uploadedFiles)) files, \(f.bytes(summary.uploadedBytes))")
+        row("failed", "\(f.count(summary.failedFiles)) files")
+        row("retries", f.count(summary.retries))
+        row("duration", f.duration(summary.durationSeconds))
+        row("throughput", "\(String(format: "%.0f", rate)) files/s, \(f.bytes(Int64(bytesRate)))/s")
+        row(
+            "session",
+            summary.sessionStatus == .running
+                ? "running (its opener closes it when every file is recorded)" : summary.sessionStatus.rawValue
+        )
+        if summary.interrupted { row("stopped", "interrupted; the files it held went back to the session") }
+        return lines.joined(separator: "\n")
     }
 }
 

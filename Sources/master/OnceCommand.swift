@@ -32,6 +32,8 @@ extension MasterCommand {
         @Flag(help: "Print the result as JSON on stdout.")
         var json = false
 
+        func validate() throws { _ = try configOptions.requiredPath() }
+
         func run() throws {
             let logger = common.logger(label: "fleet.master")
             let config = try configOptions.load()
@@ -78,7 +80,7 @@ extension MasterCommand {
         ) throws -> (UploadSummary, RetrySummary?, TriggerResult?) {
             var session = UploadSession(
                 config: config,
-                configPath: configOptions.config,
+                configPath: try configOptions.requiredPath(),
                 databaseURL: common.databaseURL,
                 logger: logger
             )

@@ -43,6 +43,8 @@ extension MasterCommand {
         @Flag(help: "Check the configuration, ledger, credentials and bucket; then exit.")
         var check = false
 
+        func validate() throws { _ = try configOptions.requiredPath() }
+
         func run() throws {
             let logger = common.logger(label: "fleet.master")
             let config = try configOptions.load()
@@ -55,7 +57,7 @@ extension MasterCommand {
                 if number == SIGHUP { control.requestReload() } else { control.requestStop() }
             }
             let agent = try Agent(
-                configPath: configOptions.config,
+                configPath: try configOptions.requiredPath(),
                 overrides: ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
                     + configOptions.flagOverrides,
                 config: config,

@@ -21,6 +21,12 @@ struct UploadCommand: FleetCommand {
             came from), identity (STS on AWS), and HeadBucket on every destination bucket. It exits 0 only
             when everything passes.
 
+            --join SESSION adds this process to a running session (on this machine, or another one that sees
+            the same paths): it claims the session's pending files with FOR UPDATE SKIP LOCKED alongside the
+            process that opened it, with the configuration the session runs with (--workers and FLEET_*
+            override it), and leaves when the scan is over and nothing is left to claim. The opener closes the
+            session once every process's files are recorded. `master status` shows running sessions.
+
             Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
             unusable (database, credentials, bucket).
             """,
@@ -39,8 +45,29 @@ struct UploadCommand: FleetCommand {
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
+    @Option(help: ArgumentHelp("Join a running session and upload its pending files too.", valueName: "session"))
+    var join: Int64?
+
+    func validate() throws {
+        guard join != nil else {
+            _ = try configOptions.requiredPath()
+            return
+        }
+        if dryRun || check { throw ValidationError("--join cannot be combined with --dry-run or --check") }
+        let others = configOptions.flagOverrides.filter { $0.keyPath != "upload.workers" }
+        if configOptions.config != nil || !others.isEmpty {
+            throw ValidationError(
+                "--join uploads with the configuration the session runs with; of its keys only --workers applies"
+            )
+        }
+    }
+
     func run() throws {
         let logger = common.logger(label: "fleet.upload")
+        if let join {
+            try joinSession(join, logger: logger)
+            return
+        }
         let config = try configOptions.load()
         if check {
             try CheckReport.run(config, databaseURL: common.databaseURL, json: json, command: "upload", logger: logger)
@@ -57,6 +84,28 @@ struct UploadCommand: FleetCommand {
         }
         progress.finish()
         print(json ? PlanReport.json(plan) : PlanReport.text(plan))
+    }
+
+    /// Another process on a running session: exit 0 when every file it took is uploaded, 1 when some failed or
+    /// it was interrupted.
+    private func joinSession(_ sessionID: Int64, logger: Logger) throws {
+        var session = JoinSession(databaseURL: common.databaseURL, logger: logger)
+        session.overrides =
+            ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment) + configOptions.flagOverrides
+        let state = RunState(giveUpAfter: .infinity)
+        let progress = UploadProgress()
+        let summary = try UploadProgressDisplay.running(state: state, progress: progress, logger: logger) { _ in
+            try session.run(sessionID: sessionID, state: state, progress: progress)
+        }
+        if json {
+            print(UploadReport.json(summary))
+        } else {
+            standardError(UploadReport.text(summary))
+            print(summary.sessionID)
+        }
+        if summary.failedFiles > 0 || summary.interrupted {
+            throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
+        }
     }
 
     /// The session itself: exit 0 when everything is uploaded (or already was), 1 when files failed or the run

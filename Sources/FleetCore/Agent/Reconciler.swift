@@ -33,7 +33,6 @@ package struct Reconciler {
         projectID: Int64? = nil,
         includeOwn: Bool = false
     ) throws -> Report {
-        var report = Report()
         let isAlive = { (pid: Int32, since: Timestamp) in
             pid == getpid() ? !includeOwn : Reconciler.isAlive(pid, since: since)
         }
@@ -43,32 +42,7 @@ package struct Reconciler {
             projectID: projectID,
             isAlive: isAlive
         )
-        if !claims.isEmpty {
-            let client = try context.client(logger: logger)
-            try ledger.prepareStaging()
-            var outcomes: [(Int64, Int64, UploadOutcome)] = []
-            for claim in claims {
-                let info = try client.headObject(bucket: claim.job.bucket, key: claim.job.key)
-                var outcome: UploadOutcome
-                if let info, let sha256 = Reconciler.verifiedChecksum(of: claim.job, against: info) {
-                    outcome = UploadOutcome(job: claim.job, status: .uploaded, attempts: 1, startedAt: .now())
-                    outcome.etag = info.etag
-                    outcome.sha256 = sha256
-                    report.confirmedUploaded += 1
-                } else {
-                    outcome = UploadOutcome(job: claim.job, status: .failed, attempts: 1, startedAt: .now())
-                    outcome.errorClass = "interrupted"
-                    outcome.errorMessage =
-                        "the upload by \(claim.claimedBy) never finished"
-                        + (info == nil ? " (no object in the bucket)" : " (the object in the bucket does not match)")
-                    report.toUploadAgain += 1
-                }
-                outcomes.append((claim.sessionID, claim.projectID, outcome))
-            }
-            for (sessionID, group) in Dictionary(grouping: outcomes, by: { $0.0 }) {
-                try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
-            }
-        }
+        var report = try settle(claims, ledger: ledger)
         let sessions = try ledger.deadSessions(
             deviceID: deviceID,
             hostname: hostname,
@@ -76,7 +50,12 @@ package struct Reconciler {
             isAlive: isAlive
         )
         for sessionID in sessions {
-            _ = try ledger.releaseClaims(sessionID: sessionID)
+            // Files still claimed after the settling belong to processes that joined the session: those that
+            // are silent are gone too, the others are still uploading theirs.
+            for holder in try ledger.otherClaimHolders(sessionID: sessionID)
+            where !holder.isAlive(hostname: hostname, processAlive: isAlive) {
+                _ = try ledger.releaseClaims(sessionID: sessionID, heldBy: holder.holder)
+            }
             _ = try ledger.closeSession(
                 sessionID,
                 status: .interrupted,
@@ -94,6 +73,74 @@ package struct Reconciler {
             )
         }
         return report
+    }
+
+    /// Looks each claim of a process that is gone up in the bucket and records what it finds: `uploaded` when an
+    /// object of the recorded size with the file's checksum is there (the upload finished, only its outcome was
+    /// lost), else `failed` with class `interrupted`, to be uploaded again.
+    ///
+    /// - Parameter requeue: Put what is not in the bucket back to `pending` instead, for the run at hand to
+    ///   upload (the opener of a session, settling a process that joined it).
+    /// - Throws: `LedgerError`; an `S3Error` other than a missing object (nothing is recorded).
+    package func settle(_ claims: [DeadClaim], ledger: Ledger, requeue: Bool = false) throws -> Report {
+        var report = Report()
+        guard !claims.isEmpty else { return report }
+        let client = try context.client(logger: logger)
+        try ledger.prepareStaging()
+        var outcomes: [(Int64, Int64, UploadOutcome)] = []
+        for claim in claims {
+            let info = try client.headObject(bucket: claim.job.bucket, key: claim.job.key)
+            var outcome: UploadOutcome
+            if let info, let sha256 = Reconciler.verifiedChecksum(of: claim.job, against: info) {
+                outcome = UploadOutcome(job: claim.job, status: .uploaded, attempts: 1, startedAt: .now())
+                outcome.etag = info.etag
+                outcome.sha256 = sha256
+                report.confirmedUploaded += 1
+            } else if requeue {
+                var job = claim.job
+                job.claimedFrom = "pending"
+                outcome = UploadOutcome(job: job, status: .putBack, attempts: 1, startedAt: .now())
+                report.toUploadAgain += 1
+            } else {
+                outcome = UploadOutcome(job: claim.job, status: .failed, attempts: 1, startedAt: .now())
+                outcome.errorClass = "interrupted"
+                outcome.errorMessage =
+                    "the upload by \(claim.claimedBy) never finished"
+                    + (info == nil ? " (no object in the bucket)" : " (the object in the bucket does not match)")
+                report.toUploadAgain += 1
+            }
+            outcomes.append((claim.sessionID, claim.projectID, outcome))
+        }
+        for (sessionID, group) in Dictionary(grouping: outcomes, by: { $0.0 }) {
+            try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
+        }
+        return report
+    }
+
+    /// For the opener of a session: whether processes that joined it still have work in it. Those alive hold
+    /// files; the files of those that are gone are settled: recorded `uploaded` when the bucket has them, else
+    /// put back to `pending`, which is work left too (for the opener's workers).
+    ///
+    /// - Throws: `LedgerError`, `S3Error`.
+    package func othersStillAtWork(sessionID: Int64, ledger: Ledger) throws -> Bool {
+        var atWork = false
+        for holder in try ledger.otherClaimHolders(sessionID: sessionID) {
+            if holder.isAlive(hostname: ProcessInfo.processInfo.hostName, processAlive: Reconciler.isAlive) {
+                atWork = true
+                continue
+            }
+            let claims = try ledger.claims(sessionID: sessionID, heldBy: holder.holder)
+            let report = try settle(claims, ledger: ledger, requeue: true)
+            if report.toUploadAgain > 0 { atWork = true }
+            logger.warning(
+                "a process that joined the session is gone; its files were settled against the bucket",
+                metadata: [
+                    "worker": "\(holder.holder)", "files.uploaded": "\(report.confirmedUploaded)",
+                    "files.requeued": "\(report.toUploadAgain)",
+                ]
+            )
+        }
+        return atWork
     }
 
     /// Settles what dead processes of this machine left in the project before `upload` or `retry` sends anything: a file whose

@@ -141,33 +141,35 @@ extension Ledger {
             ORDER BY f.id
             """
         )
-        var claims: [DeadClaim] = []
-        for row in 0..<rows.rowCount {
+        return (0..<rows.rowCount).compactMap { row in
             guard let holder = rows.string(row, 10), let colon = holder.lastIndex(of: ":"),
                 holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]),
                 !isAlive(pid, rows.timestamp(row, 11) ?? Timestamp(microseconds: 0))
-            else { continue }
-            let display = rows.string(row, 2) ?? ""
-            var job = UploadJob(
-                id: rows.int64(row, 0) ?? 0,
-                createdAt: rows.string(row, 1) ?? "",
-                path: rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
-                displayPath: display,
-                bucket: rows.string(row, 4) ?? "",
-                key: rows.string(row, 5) ?? "",
-                size: rows.int64(row, 6) ?? 0,
-                mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
-            )
-            job.claimedFrom = "failed"
-            claims.append(
-                DeadClaim(
-                    sessionID: rows.int64(row, 8) ?? 0,
-                    projectID: rows.int64(row, 9) ?? 0,
-                    job: job,
-                    claimedBy: holder
-                )
-            )
+            else { return nil }
+            return Ledger.deadClaim(rows, row)
         }
-        return claims
+    }
+
+    /// A claim from a row of `id, created_at, local_path, path_bytes, bucket, s3_key, size_bytes, mtime,
+    /// session_id, project_id, claimed_by`; settled as a failure unless the bucket shows the upload finished.
+    static func deadClaim(_ rows: PGResult, _ row: Int) -> DeadClaim {
+        let display = rows.string(row, 2) ?? ""
+        var job = UploadJob(
+            id: rows.int64(row, 0) ?? 0,
+            createdAt: rows.string(row, 1) ?? "",
+            path: rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+            displayPath: display,
+            bucket: rows.string(row, 4) ?? "",
+            key: rows.string(row, 5) ?? "",
+            size: rows.int64(row, 6) ?? 0,
+            mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
+        )
+        job.claimedFrom = "failed"
+        return DeadClaim(
+            sessionID: rows.int64(row, 8) ?? 0,
+            projectID: rows.int64(row, 9) ?? 0,
+            job: job,
+            claimedBy: rows.string(row, 10) ?? ""
+        )
     }
 }

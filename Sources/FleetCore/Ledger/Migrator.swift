@@ -24,6 +24,11 @@ extension Migration {
             sql: String(decoding: PackageResources._002_claim_order_sql, as: UTF8.self)
         ),
         Migration(version: 3, name: "grafana", sql: String(decoding: PackageResources._003_grafana_sql, as: UTF8.self)),
+        Migration(
+            version: 4,
+            name: "session_workers",
+            sql: String(decoding: PackageResources._004_session_workers_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -4,7 +4,8 @@ import Logging
 /// Hands claimed files to workers, claiming the next batch from the ledger (FOR UPDATE SKIP LOCKED) when
 /// its buffer runs dry.
 ///
-/// An upload claims the session's `pending` files while the scan is still recording them; a retry claims
+/// An upload claims the session's `pending` files while the scan is still recording them; a process that joined
+/// the session (`upload --join`) does the same, learning from the ledger when the scan is over; a retry claims
 /// from each of its statuses in turn (never tried first, then failed). Claims move forward by id within each
 /// status, so a file that fails again in this run is not claimed twice.
 ///
@@ -25,10 +26,56 @@ package final class JobSource: @unchecked Sendable {
     /// Index into `statuses` of the one being claimed, and the last id claimed from it.
     private var statusIndex = 0
     private var afterID: Int64 = 0
+    /// Joined a session another process scans: its phase comes from the ledger.
+    private let joined: Bool
+    /// For the opener of a session: whether other processes still hold some of its files (files they put back
+    /// when they stop become claimable again, so the opener keeps its workers until they are done).
+    private let othersAtWork: ((Ledger) throws -> Bool)?
+    /// While waiting on the ledger (a scan in another process, other processes' files), ask it at most this often.
+    private var quietUntil: ContinuousClock.Instant?
 
     /// A source for an upload: the session's pending files, as the scan records them.
-    package convenience init(ledger: Ledger, sessionID: Int64, batchSize: Int, state: RunState) {
-        self.init(ledger: ledger, sessionID: sessionID, batchSize: batchSize, state: state, statuses: ["pending"])
+    ///
+    /// - Parameter othersAtWork: For a session other processes may join: asked, once this process finds
+    ///   nothing left to claim, whether others still hold files; the source ends when they do not.
+    package convenience init(
+        ledger: Ledger,
+        sessionID: Int64,
+        batchSize: Int,
+        state: RunState,
+        othersAtWork: ((Ledger) throws -> Bool)? = nil
+    ) {
+        self.init(
+            ledger: ledger,
+            sessionID: sessionID,
+            batchSize: batchSize,
+            state: state,
+            statuses: ["pending"],
+            othersAtWork: othersAtWork
+        )
+    }
+
+    /// A source for a process that joined a session another process opened: its pending files, until the
+    /// opener's scan is over and none is left, or the session ends.
+    ///
+    /// - Parameter afterScan: Claim only once the scan is over (the opener compares with the bucket first).
+    package static func joining(
+        ledger: Ledger,
+        sessionID: Int64,
+        batchSize: Int,
+        state: RunState,
+        afterScan: Bool
+    ) -> JobSource {
+        let source = JobSource(
+            ledger: ledger,
+            sessionID: sessionID,
+            batchSize: batchSize,
+            state: state,
+            statuses: ["pending"],
+            joined: true
+        )
+        if !afterScan { source.release() }
+        return source
     }
 
     /// A source for a retry: files in `statuses` (in that order) with fewer than `maxAttempts` attempts. Every
@@ -60,7 +107,9 @@ package final class JobSource: @unchecked Sendable {
         batchSize: Int,
         state: RunState,
         statuses: [String],
-        maxAttempts: Int? = nil
+        maxAttempts: Int? = nil,
+        joined: Bool = false,
+        othersAtWork: ((Ledger) throws -> Bool)? = nil
     ) {
         self.ledger = ledger
         self.sessionID = sessionID
@@ -68,7 +117,9 @@ package final class JobSource: @unchecked Sendable {
         self.state = state
         self.statuses = statuses
         self.maxAttempts = maxAttempts
-        worker = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+        self.joined = joined
+        self.othersAtWork = othersAtWork
+        worker = ClaimHolder.thisProcess
     }
 
     /// Lets workers start claiming (after bucket comparison, when configured).
@@ -85,7 +136,19 @@ package final class JobSource: @unchecked Sendable {
             if state.shouldStop { return nil }
             let (job, done): (UploadJob?, Bool) = try lock.withLock {
                 if !buffer.isEmpty { return (buffer.removeFirst(), false) }
-                guard released else { return (nil, false) }
+                if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
+                quietUntil = nil
+                if joined {
+                    switch try ledger.sessionPhase(sessionID) {
+                    case .closed: return (nil, true)
+                    case .scanned: (released, scanFinished) = (true, true)
+                    case .scanning: break
+                    }
+                }
+                guard released else {
+                    quietUntil = .now + .milliseconds(200)
+                    return (nil, false)
+                }
                 while statusIndex < statuses.count {
                     let finished = scanFinished  // read before claiming: rows recorded before this are visible
                     buffer = try ledger.claimFiles(
@@ -100,7 +163,19 @@ package final class JobSource: @unchecked Sendable {
                         afterID = last.id
                         return (buffer.removeFirst(), false)
                     }
-                    guard finished else { return (nil, false) }
+                    guard finished else {
+                        if joined { quietUntil = .now + .milliseconds(200) }
+                        return (nil, false)
+                    }
+                    if statuses == ["pending"], afterID > 0 {
+                        // Claimed rows leave `pending`, so starting over takes only files put back by others.
+                        afterID = 0
+                        continue
+                    }
+                    if let othersAtWork, try othersAtWork(ledger) {
+                        quietUntil = .now + .milliseconds(500)
+                        return (nil, false)
+                    }
                     statusIndex += 1
                     afterID = 0
                 }

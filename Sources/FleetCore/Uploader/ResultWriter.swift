@@ -24,6 +24,9 @@ package final class ResultWriter: @unchecked Sendable {
     /// A batch is written when this many outcomes wait, or every `interval`.
     private let batchSize = 500
     private let interval = 0.25
+    /// The session's heartbeat and this process's (as one at work on it) are renewed this often, even while
+    /// a long multipart upload records nothing: a process silent for a minute counts as gone.
+    private let heartbeatInterval: Duration = .seconds(5)
     package let progress: UploadProgress
 
     package init(
@@ -70,7 +73,16 @@ package final class ResultWriter: @unchecked Sendable {
     /// each batch costs the database a transaction and four statements.
     private func run() {
         var lastWrite = ContinuousClock.now
+        var lastHeartbeat = ContinuousClock.now
         while true {
+            if lastHeartbeat.duration(to: .now) >= heartbeatInterval {
+                lastHeartbeat = .now
+                do {
+                    try ledger.workerHeartbeat(sessionID: sessionID)
+                } catch {
+                    logger.debug("heartbeat not recorded", metadata: ["error": "\(error)"])
+                }
+            }
             let stop = finished.withLock { $0 }
             let due = stop || lastWrite.duration(to: .now) >= .seconds(interval)
             let batch: [UploadOutcome] = pending.withLock { outcomes in

@@ -12,11 +12,14 @@ package struct UploadPool {
     private let ledger: Ledger
     private let sessionID: Int64
     private let logger: Logger
+    private let recordsAbandoned: Bool
 
     /// Opens the pool's connections and starts `config.effectiveWorkers` workers on `jobs`.
     ///
     /// - Parameters:
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
+    ///   - recordsAbandoned: When the store stays unreachable, record the session's files never tried as
+    ///     failed (not for a process that joined the session: they are the opener's to record).
     ///   - makeJobs: The job source, given a connection of its own.
     package init(
         context: S3Context,
@@ -27,6 +30,7 @@ package struct UploadPool {
         state: RunState,
         progress: UploadProgress,
         logger: Logger,
+        recordsAbandoned: Bool = true,
         makeJobs: (Ledger) -> JobSource
     ) throws {
         let writerLedger = try Ledger(url: databaseURL, logger: logger)
@@ -45,6 +49,7 @@ package struct UploadPool {
         self.ledger = ledger
         sessionID = session.id
         self.logger = logger
+        self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
         for index in 0..<config.effectiveWorkers {
@@ -73,7 +78,7 @@ package struct UploadPool {
             writer.submit(UploadOutcome(job: job, status: .putBack, attempts: 0, startedAt: .now()))
         }
         try writer.finish()
-        guard state.abandoned else { return }
+        guard state.abandoned, recordsAbandoned else { return }
         let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
         let count = try ledger.abandonPendingFiles(
             sessionID: sessionID,

@@ -79,8 +79,10 @@ package struct UploadSession {
 
         let started = Date()
         var failure: String?
+        let reconciler = Reconciler(context: context, logger: sessionLogger)
         do {
             try ledger.prepareStaging()
+            try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.effectiveWorkers)
             let pool = try UploadPool(
                 context: context,
                 config: config,
@@ -90,7 +92,12 @@ package struct UploadSession {
                 state: state,
                 progress: progress,
                 logger: sessionLogger
-            ) { JobSource(ledger: $0, sessionID: sessionID, batchSize: claimBatch, state: state) }
+            ) {
+                // Processes may join the session (`upload --join`): it ends once the files they hold are recorded.
+                JobSource(ledger: $0, sessionID: sessionID, batchSize: claimBatch, state: state) { ledger in
+                    try reconciler.othersStillAtWork(sessionID: sessionID, ledger: ledger)
+                }
+            }
             if !config.compareWithBucket { pool.jobs.release() }
 
             do {
@@ -118,6 +125,7 @@ package struct UploadSession {
                 failure = "\(error)"
                 state.requestStop()
             }
+            try ledger.markScanFinished(sessionID)
             pool.jobs.finishScan()
             pool.jobs.release()
             try pool.finish()
@@ -125,8 +133,9 @@ package struct UploadSession {
             failure = failure ?? "\(error)"
         }
 
-        // Rows still claimed were never recorded either way: put them back for `retry` or the next run.
-        let released = try ledger.releaseClaims(sessionID: sessionID)
+        // Rows this process still claims were never recorded either way: put them back for `retry` or the next
+        // run. (Files other processes hold are theirs: after a stop or a failure they record them themselves.)
+        let released = try ledger.releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess)
         if released > 0 { sessionLogger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
         let status: SessionStatus
         let interrupted = state.stopRequested && failure == nil
@@ -139,6 +148,7 @@ package struct UploadSession {
             status = totals.failedFiles > 0 || totals.unfinishedFiles > 0 ? .completedWithErrors : .completed
         }
         let closed = try ledger.closeSession(sessionID, status: status, errorMessage: failure)
+        try ledger.leaveSession(sessionID)
         sessionLogger.info("session closed", metadata: ["status": "\(status.rawValue)"])
         return UploadSummary(
             sessionID: sessionID,
