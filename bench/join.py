@@ -55,23 +55,26 @@ def run(tool, tree, s3, db, name, workers, joiners):
         for i in range(joiners):
             procs.append(subprocess.Popen([tool, "--join", session, "--workers", str(workers), "--json"], env=env,
                                           stdout=subprocess.PIPE, stderr=logs[i + 1], stdin=subprocess.DEVNULL))
-    cpu, shares = 0.0, []
+    cpu = 0.0
     for proc in procs:
-        out = proc.stdout.read()
+        proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             sys.exit(f"join: {name}: a process exited {proc.returncode}; see {compare.LOGS}/join-{name}-*.err")
-        summary = json.loads(out)
-        shares.append(summary.get("uploaded_files", summary.get("totals", {}).get("uploaded_files", 0)))
     wall = time.perf_counter() - start
     for log in logs:
         log.close()
     uploaded, once = psql(db, f"SELECT count(*) FILTER (WHERE f.status = 'uploaded'), "
                               f"count(*) FILTER (WHERE f.attempts <> 1) FROM file_uploads f "
                               f"JOIN projects p ON p.id = f.project_id WHERE p.name = 'bench-join-{name}'").split("|")
-    return {"wall": wall, "cpu": cpu, "uploaded": int(uploaded), "retried": int(once), "shares": shares}
+    # Each process's share: the rows it claimed and uploaded (claimed_by is hostname:pid).
+    shares = psql(db, f"SELECT count(*) FROM file_uploads f JOIN projects p ON p.id = f.project_id "
+                      f"WHERE p.name = 'bench-join-{name}' AND f.status = 'uploaded' "
+                      f"GROUP BY f.claimed_by ORDER BY min(f.id)").split()
+    return {"wall": wall, "cpu": cpu, "uploaded": int(uploaded), "retried": int(once),
+            "shares": [int(n) for n in shares]}
 
 
 def main():

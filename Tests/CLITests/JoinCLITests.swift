@@ -6,57 +6,76 @@ import Testing
 
 /// `upload --join SESSION`: further processes on one session, as a user runs them.
 @Suite(.serialized) struct JoinCLITests {
-    /// The id of the one running session, once the opener has opened it.
-    private func runningSession(_ connection: PGConnection) throws -> Int64 {
-        for _ in 0..<400 {
-            let rows = try? connection.execute("SELECT id FROM sync_sessions WHERE status = 'running'")
-            if let rows, rows.rowCount == 1, let id = rows.int64(0, 0) { return id }
-            Thread.sleep(forTimeInterval: 0.025)
+    /// An opener (`upload` with one worker) at work on `files` under `data/`, and its session's id once open.
+    private struct Opened {
+        let s3: TestS3
+        let database: TestDatabase
+        let scratch: Scratch
+        let connection: PGConnection
+        let opener: RunningCommand
+        let sessionID: Int64
+
+        init(files: [String: String]) throws {
+            s3 = try TestS3()
+            database = try TestDatabase()
+            scratch = try Scratch()
+            for (path, text) in files { try scratch.write("data/" + path, text) }
+            let config = try configFile(scratch, s3, upload: #"{ "workers": 1 }"#)
+            opener = try CLI.start(
+                "upload",
+                ["--config", config, "--database", database.url],
+                environment: s3.environment
+            )
+            _ = try database.ledger()
+            connection = try database.connect()
+            var id: Int64?
+            for _ in 0..<400 where id == nil {
+                let rows = try? connection.execute("SELECT id FROM sync_sessions WHERE status = 'running'")
+                if let rows, rows.rowCount == 1 { id = rows.int64(0, 0) } else { Thread.sleep(forTimeInterval: 0.025) }
+            }
+            guard let id else { throw TestEnvironmentError(description: "no running session appeared") }
+            sessionID = id
         }
-        throw TestEnvironmentError(description: "no running session appeared")
+
+        /// `upload --join` on the session with two workers.
+        func join(_ extra: [String] = []) throws -> RunningCommand {
+            try CLI.start(
+                "upload",
+                ["--join", String(sessionID), "--workers", "2", "--database", database.url] + extra,
+                environment: s3.environment
+            )
+        }
+
+        func cleanUp() {
+            kill(opener.process.processIdentifier, SIGKILL)
+            database.drop()
+            scratch.remove()
+        }
     }
 
     /// Three processes on one session (the opener and two that joined it) upload every file exactly once: each
     /// object in the bucket is byte-exact, every row is `uploaded` after one attempt, and all three processes
     /// took a share. The opener closes the session `completed` once the others' files are recorded.
     @Test func threeProcessesOnOneSessionUploadEveryFileExactlyOnce() throws {
-        let s3 = try TestS3()
-        let database = try TestDatabase()
-        defer { database.drop() }
-        let scratch = try Scratch()
-        defer { scratch.remove() }
         let count = 3000
-        for index in 0..<count { try scratch.write("data/d\(index % 20)/f\(index).bin", "join-\(index)") }
-        let config = try configFile(scratch, s3, upload: #"{ "workers": 1 }"#)
-
-        let opener = try CLI.start(
-            "upload",
-            ["--config", config, "--database", database.url],
-            environment: s3.environment
+        let opened = try Opened(
+            files: Dictionary(uniqueKeysWithValues: (0..<count).map { ("d\($0 % 20)/f\($0).bin", "join-\($0)") })
         )
-        defer { kill(opener.process.processIdentifier, SIGKILL) }
-        _ = try database.ledger()
-        let connection = try database.connect()
-        let sessionID = try runningSession(connection)
-        let joiners = try (0..<2).map { _ in
-            try CLI.start(
-                "upload",
-                ["--join", String(sessionID), "--workers", "2", "--json", "--database", database.url],
-                environment: s3.environment
-            )
-        }
+        defer { opened.cleanUp() }
+        let (s3, connection, sessionID) = (opened.s3, opened.connection, opened.sessionID)
+        let joiners = try (0..<2).map { _ in try opened.join(["--json"]) }
         defer { for joiner in joiners { kill(joiner.process.processIdentifier, SIGKILL) } }
 
         let joined = joiners.map { $0.wait() }
-        let opened = opener.wait()
-        #expect(opened.status == 0, "\(opened.stderr)")
+        let opener = opened.opener.wait()
+        #expect(opener.status == 0, "\(opener.stderr)")
         for result in joined {
             #expect(result.status == 0, "\(result.stderr)")
             let summary = try summary(result)
             #expect(summary["session_id"] as? Int == Int(sessionID))
             #expect((summary["uploaded_files"] as? Int ?? 0) > 0)
         }
-        #expect(opened.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(sessionID))
+        #expect(opener.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(sessionID))
 
         let contents = try bucketContents(s3)
         #expect(contents.count == count)
@@ -88,29 +107,13 @@ import Testing
     /// bucket (recorded when there, uploaded itself when not) and still completes the session with every file
     /// in the bucket once and nothing left `uploading`.
     @Test func theOpenerSettlesTheFilesOfAJoinedProcessThatWasKilled() throws {
-        let s3 = try TestS3()
-        let database = try TestDatabase()
-        defer { database.drop() }
-        let scratch = try Scratch()
-        defer { scratch.remove() }
         let count = 2500
-        for index in 0..<count { try scratch.write("data/f\(index).bin", "killed-\(index)") }
-        let config = try configFile(scratch, s3, upload: #"{ "workers": 1 }"#)
-
-        let opener = try CLI.start(
-            "upload",
-            ["--config", config, "--database", database.url],
-            environment: s3.environment
+        let opened = try Opened(
+            files: Dictionary(uniqueKeysWithValues: (0..<count).map { ("f\($0).bin", "killed-\($0)") })
         )
-        defer { kill(opener.process.processIdentifier, SIGKILL) }
-        _ = try database.ledger()
-        let connection = try database.connect()
-        let sessionID = try runningSession(connection)
-        let joiner = try CLI.start(
-            "upload",
-            ["--join", String(sessionID), "--workers", "2", "--database", database.url],
-            environment: s3.environment
-        )
+        defer { opened.cleanUp() }
+        let (s3, connection, sessionID) = (opened.s3, opened.connection, opened.sessionID)
+        let joiner = try opened.join()
         let holder = "\(ProcessInfo.processInfo.hostName):\(joiner.process.processIdentifier)"
         var held = 0
         for _ in 0..<400 where held == 0 {
@@ -124,9 +127,9 @@ import Testing
         kill(joiner.process.processIdentifier, SIGKILL)
         _ = joiner.wait()
 
-        let opened = opener.wait()
-        #expect(opened.status == 0, "\(opened.stderr)")
-        #expect(opened.stderr.contains("a process that joined the session is gone"), "\(opened.stderr)")
+        let opener = opened.opener.wait()
+        #expect(opener.status == 0, "\(opener.stderr)")
+        #expect(opener.stderr.contains("a process that joined the session is gone"), "\(opener.stderr)")
         let contents = try bucketContents(s3)
         #expect(contents.count == count)
         for index in stride(from: 0, to: count, by: 97) {
