@@ -180,6 +180,26 @@ package enum StatusReport {
             }
         }
 
+        lines += ["", "Processes"]
+        if detail.processes.isEmpty {
+            lines.append("  none recorded")
+        } else {
+            var table = Table([
+                "PROCESS": .left, "ROLE": .left, "THREADS": .right, "JOINED (UTC)": .left, "LEFT (UTC)": .left,
+                "UPLOADED": .right,
+            ])
+            for process in detail.processes {
+                let left =
+                    process.leftAt.map(f.utc)
+                    ?? "at work (heartbeat \(f.duration(process.heartbeatAgeSeconds)) ago)"
+                table.append([
+                    process.worker, process.role, String(process.threads), f.utc(process.joinedAt), left,
+                    f.count(Int(process.filesUploaded)),
+                ])
+            }
+            lines += table.lines
+        }
+
         lines += ["", "Retry rounds"]
         if detail.retryRounds.isEmpty {
             lines.append("  none")
@@ -218,7 +238,7 @@ package enum StatusReport {
         return lines.joined(separator: "\n")
     }
 
-    /// `SessionRecord`'s object with `failed_files`, `retry_rounds` and `trigger_events` added.
+    /// `SessionRecord`'s object with `failed_files`, `retry_rounds`, `trigger_events` and `processes` added.
     package static func json(_ detail: SessionDetail) -> String { encode(detail) }
 
     /// `Failed files (120, the first 50 shown)`.

@@ -101,6 +101,17 @@ import Testing
         )
         #expect(workers.string(0, 0) == "joined" && workers.int(0, 1) == 2 && workers.bool(0, 2) == true)
         #expect(workers.string(1, 0) == "opener" && workers.int(1, 1) == 1 && workers.bool(1, 2) == true)
+
+        // `master status --session` shows the three processes and their shares.
+        let status = try CLI.run(
+            "master",
+            ["status", "--session", String(sessionID), "--json", "--database", opened.database.url]
+        )
+        #expect(status.status == 0, "\(status.stderr)")
+        let processes = try #require(try summary(status)["processes"] as? [[String: Any]])
+        #expect(processes.map { $0["role"] as? String } == ["opener", "joined", "joined"])
+        #expect(processes.reduce(0) { $0 + ($1["files_uploaded"] as? Int ?? 0) } == count)
+        #expect(processes.allSatisfy { ($0["files_uploaded"] as? Int ?? 0) > 0 && $0["left_at"] is String })
     }
 
     /// A process that joined and was killed holds files it never recorded: the opener settles them against the

@@ -72,7 +72,10 @@ struct MasterStatusCLITests {
         let expected = try #require(
             try JSONSerialization.jsonObject(with: try JSONEncoder().encode(record)) as? [String: Any]
         )
-        #expect(Set(object.keys) == Set(expected.keys).union(["failed_files", "retry_rounds", "trigger_events"]))
+        #expect(
+            Set(object.keys)
+                == Set(expected.keys).union(["failed_files", "retry_rounds", "trigger_events", "processes"])
+        )
         for (key, value) in expected {
             #expect(try canonical(object[key] ?? "absent") == canonical(value), "\(key)")
         }

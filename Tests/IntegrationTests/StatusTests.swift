@@ -284,7 +284,7 @@ struct StatusTests {
         #expect(try database.ledger().sessionDetail(42, failedLimit: 50) == nil)
     }
 
-    @Test func sessionDetailJSONIsTheSessionRecordWithThreeArraysBesideIt() throws {
+    @Test func sessionDetailJSONIsTheSessionRecordWithFourArraysBesideIt() throws {
         let database = try TestDatabase()
         defer { database.drop() }
         let fleet = try LedgerFixture(database)
@@ -300,7 +300,11 @@ struct StatusTests {
         let object = try jsonObject(detail)
         let record = try jsonObject(detail.record)
 
-        #expect(Set(object.keys).subtracting(record.keys) == ["failed_files", "retry_rounds", "trigger_events"])
+        #expect(
+            Set(object.keys).subtracting(record.keys) == [
+                "failed_files", "retry_rounds", "trigger_events", "processes",
+            ]
+        )
         for (key, value) in record {
             #expect(try canonical(object[key] ?? "absent") == canonical(value), "\(key)")
         }

@@ -116,6 +116,8 @@ package struct SessionDetail: Sendable {
     package var retryRounds: [RetryRound]
     /// Calls to the trigger endpoint, in the order they were made.
     package var triggerEvents: [TriggerEvent]
+    /// The processes that worked on the session (its opener and those that joined it), in the order they came.
+    package var processes: [Process]
 
     /// Failed files left out of `failedFiles` by the limit.
     package var failedFilesNotShown: Int { max(0, record.totals.failedFiles - failedFiles.count) }
@@ -131,6 +133,18 @@ package struct SessionDetail: Sendable {
         package var httpStatus: Int?
         package var errorMessage: String?
         package var finishedAt: Timestamp?
+    }
+
+    /// A process at work on the session (`session_workers`), with the files it uploaded.
+    package struct Process: Sendable, Equatable {
+        /// `hostname:pid`.
+        package var worker: String
+        package var role: String
+        package var threads: Int
+        package var joinedAt: Timestamp
+        package var leftAt: Timestamp?
+        package var heartbeatAgeSeconds: Double
+        package var filesUploaded: Int64
     }
 
     /// One round of `retry` within the session.
@@ -188,7 +202,8 @@ extension Ledger {
                 record: record,
                 failedFiles: try failedFiles(sessionID: id, limit: failedLimit),
                 retryRounds: try retryRounds(sessionID: id),
-                triggerEvents: try triggerEvents(sessionID: id)
+                triggerEvents: try triggerEvents(sessionID: id),
+                processes: try processes(sessionID: id)
             )
         }
     }
@@ -380,6 +395,33 @@ extension Ledger {
         }
     }
 
+    /// One pass over the session's uploaded rows counts every process's share (`claimed_by`).
+    private func processes(sessionID: Int64) throws -> [SessionDetail.Process] {
+        let rows = try connection.execute(
+            """
+            WITH shares AS (
+                SELECT claimed_by, count(*) AS files FROM file_uploads
+                WHERE session_id = \(sessionID) AND status = 'uploaded' GROUP BY claimed_by
+            )
+            SELECT w.worker, w.role, w.workers, w.joined_at, w.left_at,
+                   extract(epoch FROM now() - w.heartbeat_at)::float8, coalesce(s.files, 0)
+            FROM session_workers w LEFT JOIN shares s ON s.claimed_by = w.worker
+            WHERE w.session_id = \(sessionID) ORDER BY w.joined_at, w.worker
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            SessionDetail.Process(
+                worker: rows.string(row, 0) ?? "",
+                role: rows.string(row, 1) ?? "",
+                threads: rows.int(row, 2) ?? 0,
+                joinedAt: rows.timestamp(row, 3) ?? Timestamp(microseconds: 0),
+                leftAt: rows.timestamp(row, 4),
+                heartbeatAgeSeconds: rows.string(row, 5).flatMap(Double.init) ?? 0,
+                filesUploaded: rows.int64(row, 6) ?? 0
+            )
+        }
+    }
+
     private func triggerEvents(sessionID: Int64) throws -> [SessionDetail.TriggerEvent] {
         let rows = try connection.execute(
             """
@@ -532,16 +574,39 @@ extension SessionDetail: Encodable {
         case failedFiles = "failed_files"
         case retryRounds = "retry_rounds"
         case triggerEvents = "trigger_events"
+        case processes
     }
 
-    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds` and `trigger_events` beside them
-    /// in the same object.
+    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds`, `trigger_events` and
+    /// `processes` beside them in the same object.
     package func encode(to encoder: any Encoder) throws {
         try record.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(failedFiles, forKey: .failedFiles)
         try container.encode(retryRounds, forKey: .retryRounds)
         try container.encode(triggerEvents, forKey: .triggerEvents)
+        try container.encode(processes, forKey: .processes)
+    }
+}
+
+extension SessionDetail.Process: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case worker, role, threads
+        case joinedAt = "joined_at"
+        case leftAt = "left_at"
+        case heartbeatAgeSeconds = "heartbeat_age_seconds"
+        case filesUploaded = "files_uploaded"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(worker, forKey: .worker)
+        try container.encode(role, forKey: .role)
+        try container.encode(threads, forKey: .threads)
+        try container.encode(joinedAt.rfc3339, forKey: .joinedAt)
+        try container.encode(leftAt?.rfc3339, forKey: .leftAt)
+        try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
+        try container.encode(filesUploaded, forKey: .filesUploaded)
     }
 }
 
