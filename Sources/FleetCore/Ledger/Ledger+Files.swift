@@ -110,6 +110,7 @@ extension Ledger {
             ) ON COMMIT DELETE ROWS
             """
         )
+        stagingPrepared = true
     }
 
     /// Records one batch of scanned files in one transaction.

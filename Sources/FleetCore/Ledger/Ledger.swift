@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// The PostgreSQL ledger: projects, devices, sessions and every file, as the commands and Grafana see it.
@@ -9,6 +10,8 @@ package final class Ledger {
     package let logger: Logger
     /// The migrations this connection applied when it opened (empty when the schema was current).
     package let appliedMigrations: [Migration]
+    /// This connection made the staging tables (they are made again after a reconnect).
+    var stagingPrepared = false
 
     /// Connects and migrates.
     ///
@@ -26,6 +29,37 @@ package final class Ledger {
 
     /// The newest applied migration.
     package func schemaVersion() throws -> Int { try Migrator(logger: logger).currentVersion(connection) }
+
+    /// Runs `body`; when it fails because the connection is gone (the server restarted, the network
+    /// dropped), connects again, every second until `patience` runs out, and runs it again. Use it for work
+    /// that may safely run twice: a transaction that rolled back, a claim, a status update.
+    ///
+    /// - Throws: `body`'s error when the connection is fine (the statement itself failed), or the last error
+    ///   once `patience` is over.
+    package func reconnecting<T>(patience: Duration = .seconds(60), _ body: () throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            do {
+                return try body()
+            } catch {
+                guard connection.isBroken, ContinuousClock.now < deadline else { throw error }
+                logger.warning(
+                    "the ledger connection was lost; connecting again",
+                    metadata: ["ledger": "\(location)", "error": "\(error)"]
+                )
+                while true {
+                    Thread.sleep(forTimeInterval: 1)
+                    do {
+                        try connection.reset()
+                        if stagingPrepared { try prepareStaging() }
+                        break
+                    } catch  where ContinuousClock.now < deadline {
+                        continue
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A project as the ledger records it.

@@ -37,11 +37,35 @@ package final class PGConnection {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         self.handle = connection
         self.location = location
-        // Timestamps are exchanged as text: fix the form and zone whatever the server's defaults are.
-        try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'")
+        try configureSession()
     }
 
     deinit { PQfinish(handle) }
+
+    /// Timestamps are exchanged as text: fix the form and zone whatever the server's defaults are.
+    private func configureSession() throws {
+        try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'")
+    }
+
+    /// Whether the connection to the server is gone (the server restarted, the network dropped).
+    /// The corresponding libpq function is `PQstatus`.
+    package var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+
+    /// Connects again with the same parameters and restores the session settings; what lived in the old
+    /// session (temporary tables, an open transaction) is gone. The corresponding libpq function is `PQreset`.
+    ///
+    /// - Throws: `LedgerError.Kind.connectionFailed` while the server cannot be reached.
+    package func reset() throws {
+        PQreset(handle)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            throw LedgerError(
+                .connectionFailed,
+                location: location,
+                message: String(cString: PQerrorMessage(handle)).collapsedToOneLine
+            )
+        }
+        try configureSession()
+    }
 
     /// The server's version as an integer, for example 150018. The corresponding libpq function is
     /// `PQserverVersion`.

@@ -139,7 +139,7 @@ package final class JobSource: @unchecked Sendable {
                 if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
                 quietUntil = nil
                 if joined {
-                    switch try ledger.sessionPhase(sessionID) {
+                    switch try ledger.reconnecting({ try ledger.sessionPhase(sessionID) }) {
                     case .closed: return (nil, true)
                     case .scanned: (released, scanFinished) = (true, true)
                     case .scanning: break
@@ -151,14 +151,17 @@ package final class JobSource: @unchecked Sendable {
                 }
                 while statusIndex < statuses.count {
                     let finished = scanFinished  // read before claiming: rows recorded before this are visible
-                    buffer = try ledger.claimFiles(
-                        sessionID: sessionID,
-                        limit: batchSize,
-                        worker: worker,
-                        status: statuses[statusIndex],
-                        afterID: afterID,
-                        maxAttempts: maxAttempts
-                    )
+                    // A claim that fails with the connection is rolled back: after a reconnect it runs again.
+                    buffer = try ledger.reconnecting {
+                        try ledger.claimFiles(
+                            sessionID: sessionID,
+                            limit: batchSize,
+                            worker: worker,
+                            status: statuses[statusIndex],
+                            afterID: afterID,
+                            maxAttempts: maxAttempts
+                        )
+                    }
                     if let last = buffer.last {
                         afterID = last.id
                         return (buffer.removeFirst(), false)

@@ -101,12 +101,13 @@ package final class ResultWriter: @unchecked Sendable {
         }
     }
 
-    /// Writes one batch, retrying a few times when the database hiccups.
+    /// Writes one batch, retrying a few times when the database hiccups, and connecting again (for up to a
+    /// minute) when the connection is gone: a restarted server does not lose the run's results.
     private func write(_ batch: [UploadOutcome]) {
         var attempt = 0
         while true {
             do {
-                try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID)
+                try ledger.reconnecting { try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID) }
                 break
             } catch {
                 attempt += 1

@@ -125,7 +125,7 @@ package struct UploadSession {
                 failure = "\(error)"
                 state.requestStop()
             }
-            try ledger.markScanFinished(sessionID)
+            try ledger.reconnecting { try ledger.markScanFinished(sessionID) }
             pool.jobs.finishScan()
             pool.jobs.release()
             try pool.finish()
@@ -135,11 +135,13 @@ package struct UploadSession {
 
         // Rows this process still claims were never recorded either way: put them back for `retry` or the next
         // run. (Files other processes hold are theirs: after a stop or a failure they record them themselves.)
-        let released = try ledger.releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess)
+        let released = try ledger.reconnecting {
+            try ledger.releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess)
+        }
         if released > 0 { sessionLogger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
         let status: SessionStatus
         let interrupted = state.stopRequested && failure == nil
-        let totals = try ledger.sessionTotals(sessionID)
+        let totals = try ledger.reconnecting { try ledger.sessionTotals(sessionID) }
         if failure != nil {
             status = .failed
         } else if interrupted {
@@ -147,8 +149,10 @@ package struct UploadSession {
         } else {
             status = totals.failedFiles > 0 || totals.unfinishedFiles > 0 ? .completedWithErrors : .completed
         }
-        let closed = try ledger.closeSession(sessionID, status: status, errorMessage: failure)
-        try ledger.leaveSession(sessionID)
+        let closed = try ledger.reconnecting {
+            try ledger.closeSession(sessionID, status: status, errorMessage: failure)
+        }
+        try ledger.reconnecting { try ledger.leaveSession(sessionID) }
         sessionLogger.info("session closed", metadata: ["status": "\(status.rawValue)"])
         return UploadSummary(
             sessionID: sessionID,
@@ -177,7 +181,9 @@ package struct UploadSession {
         var batch: [PlannedFile] = []
         batch.reserveCapacity(recordBatch)
         func flush() throws {
-            let skipped = try ledger.recordFiles(batch, sessionID: sessionID, projectID: projectID)
+            let skipped = try ledger.reconnecting {
+                try ledger.recordFiles(batch, sessionID: sessionID, projectID: projectID)
+            }
             let problems = batch.filter { $0.errorClass != nil }.count
             let planned = batch.filter { $0.errorClass == nil }
             progress.update {
