@@ -45,7 +45,15 @@ package struct S3Context: Sendable {
 extension S3Context {
     /// Refuses to start when the configured bucket cannot be used (credentials, bucket, endpoint): HeadBucket,
     /// or with the first directory naming the bucket, at least credentials that resolve.
-    package func checkDestination(config: FleetConfig, logger: Logger) throws {
+    ///
+    /// A transient failure (the network dropped, the store is throttling) is tried again for up to `patience`,
+    /// so a link that drops for a moment at the start does not end the run; a permanent one (no such bucket,
+    /// access denied) is reported at once.
+    package func checkDestination(
+        config: FleetConfig,
+        logger: Logger,
+        patience: Duration = .seconds(10)
+    ) throws {
         guard !config.firstDirIsBucket, let bucket = config.s3.bucket else {
             _ = try credentials.credentials()
             return
@@ -54,6 +62,23 @@ extension S3Context {
             logger: logger,
             timeouts: HTTPTimeouts(connectSeconds: 5, stallSeconds: 10, totalSeconds: 30)
         )
-        try client.headBucket(bucket)
+        let deadline = ContinuousClock.now + patience
+        var wait = 0.5
+        while true {
+            let failure: S3Error
+            do {
+                try client.headBucket(bucket)
+                return
+            } catch {
+                failure = error
+            }
+            guard failure.isTransient, ContinuousClock.now + .seconds(wait) < deadline else { throw failure }
+            logger.warning(
+                "the bucket could not be reached; trying again",
+                metadata: ["bucket": "\(bucket)", "error": "\(failure)", "wait_seconds": "\(wait)"]
+            )
+            Thread.sleep(forTimeInterval: wait)
+            wait = min(wait * 2, 4)
+        }
     }
 }

@@ -121,7 +121,12 @@ package struct RetrySession {
         while remaining > 0, !state.stopRequested {
             if !destinationChecked {
                 do {
-                    try context.checkDestination(config: config, logger: logger)
+                    // With --auto the rounds below wait out an outage; without it, the check rides out a blip.
+                    try context.checkDestination(
+                        config: config,
+                        logger: logger,
+                        patience: options.auto ? .zero : .seconds(10)
+                    )
                     destinationChecked = true
                 } catch let error as S3Error where options.auto && error.isTransient {
                     // The outage the rounds are for may not be over: wait for it like for a round that failed.
