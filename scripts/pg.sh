@@ -4,6 +4,7 @@
 #   scripts/pg.sh start [DIR]   start (or reuse) a cluster under DIR (default: .pg in the repo) and print
 #                               `export FLEET_TEST_DATABASE_URL=…` for eval
 #   scripts/pg.sh url [DIR]     print the URL of the running cluster
+#   scripts/pg.sh restart [DIR] restart it (fast shutdown), same port and data
 #   scripts/pg.sh stop [DIR]    stop it and delete DIR
 #
 # The cluster listens on 127.0.0.1 only, on a free port chosen by binding port 0, with trust authentication
@@ -13,6 +14,13 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=${2:-$repo/.pg}
+
+# The server outlives this script: it must not inherit the caller's descriptors, or a pipe the caller handed
+# to another child (whose end of file the caller waits for) stays open as long as the server runs.
+for fd in "/proc/$$/fd"/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 bindir() {
     local d
@@ -66,6 +74,11 @@ url)
     running || { echo "pg.sh: no cluster running under $dir; start one with: scripts/pg.sh start" >&2; exit 3; }
     url
     ;;
+restart)
+    # A server restart under a running client (the fault-injection tests): same port, same data.
+    running || { echo "pg.sh: no cluster running under $dir; start one with: scripts/pg.sh start" >&2; exit 3; }
+    as_owner "$(bindir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     if [ -d "$dir/data" ]; then
         as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
@@ -73,7 +86,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: scripts/pg.sh start|url|stop [DIR]" >&2
+    echo "usage: scripts/pg.sh start|url|restart|stop [DIR]" >&2
     exit 2
     ;;
 esac

@@ -1,8 +1,9 @@
 import Foundation
 
-/// A TCP proxy in front of the test S3 server that a test can cut and restore (`scripts/testing/tcp-proxy.py`):
-/// down refuses new connections and drops open ones, as a server that went away; up serves again on the same
-/// port. The proxy exits when the test drops it (its stdin closes).
+/// A proxy in front of the test S3 server that a test can break (`scripts/testing/tcp-proxy.py`): down refuses
+/// new connections and drops open ones, as a server that went away; up serves again on the same port; and the
+/// faults of a bad network or a struggling store: flapping, latency, connections reset mid-body, 500 and 503
+/// SlowDown answers. The proxy exits when the test drops it (its stdin closes).
 package final class OutageProxy {
     private let process = Process()
     private let input = Pipe()
@@ -12,14 +13,16 @@ package final class OutageProxy {
     package private(set) var endpoint = ""
 
     /// Starts a proxy to `target` (an `http://127.0.0.1:<port>` endpoint).
-    package init(target: String) throws {
+    ///
+    /// - Parameter requestLog: Where the proxy appends every request it forwarded whole (`time METHOD target`).
+    package init(target: String, requestLog: URL? = nil) throws {
         guard let port = target.split(separator: ":").last.flatMap({ Int($0) }) else {
             throw TestEnvironmentError(description: "OutageProxy: no port in \(target)")
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../scripts/testing/tcp-proxy.py").standardizedFileURL.path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, String(port)]
+        process.arguments = ["python3", script, String(port)] + (requestLog.map { [$0.path] } ?? [])
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -41,14 +44,45 @@ package final class OutageProxy {
     /// The server is back.
     package func up() throws { try send("up") }
 
+    /// Down and up by turns, each state lasting `seconds` (WiFi that drops every few seconds).
+    package func flap(_ seconds: ClosedRange<Double>) throws {
+        try send("flap \(seconds.lowerBound) \(seconds.upperBound)")
+    }
+
+    /// Every request waits this long before it is forwarded.
+    package func latency(milliseconds: Int) throws { try send("latency \(milliseconds)") }
+
+    /// This fraction of requests with a body is reset (RST) halfway through the body.
+    package func resetMidBody(fraction: Double) throws { try send("reset \(fraction)") }
+
+    /// This fraction of requests (of `method` only, when given) is answered by the proxy with `status` (503:
+    /// SlowDown, 500: InternalError).
+    package func errors(fraction: Double, status: Int, method: String? = nil) throws {
+        try send("errors \(fraction) \(status)" + (method.map { " " + $0 } ?? ""))
+    }
+
+    /// No faults any more: up, no flapping, latency, resets or errors.
+    package func clear() throws { try send("clear") }
+
     /// The bytes clients have sent through the proxy so far (requests, headers and bodies).
-    package func bytesSent() throws -> Int64 {
-        input.fileHandleForWriting.write(Data("sent\n".utf8))
+    package func bytesSent() throws -> Int64 { try ask("sent")[0] }
+
+    /// The requests reset mid-body, the requests answered with errors, and the times the proxy went down so far.
+    package func faults() throws -> (resets: Int64, errors: Int64, downs: Int64) {
+        let counts = try ask("faults")
+        guard counts.count == 3 else { throw TestEnvironmentError(description: "tcp-proxy.py: faults → \(counts)") }
+        return (counts[0], counts[1], counts[2])
+    }
+
+    /// A command answered with `ok N …`.
+    private func ask(_ command: String) throws -> [Int64] {
+        input.fileHandleForWriting.write(Data((command + "\n").utf8))
         let answer = try readLine()
-        guard answer.hasPrefix("ok "), let count = Int64(answer.dropFirst(3)) else {
-            throw TestEnvironmentError(description: "tcp-proxy.py: sent → \(answer)")
+        let numbers = answer.split(separator: " ").dropFirst().compactMap { Int64($0) }
+        guard answer.hasPrefix("ok "), !numbers.isEmpty else {
+            throw TestEnvironmentError(description: "tcp-proxy.py: \(command) → \(answer)")
         }
-        return count
+        return numbers
     }
 
     private func send(_ command: String) throws {

@@ -1,45 +1,164 @@
 #!/usr/bin/env python3
-"""A TCP proxy on 127.0.0.1 that a test can cut and restore, to stage a server outage.
+"""A proxy on 127.0.0.1 in front of the test S3 server that a test can break on purpose.
 
-    tcp-proxy.py TARGET_PORT
+    tcp-proxy.py TARGET_PORT [REQUEST_LOG]
 
 Prints "port N" once listening on a free port N, then reads commands from stdin, one per line, and answers
 each with "ok":
-    down   stop listening (new connections are refused) and drop every open connection
-    up     listen on the same port again
-    sent   answer "ok N": the bytes forwarded from clients to the server so far
+    down              stop listening (new connections are refused) and drop every open connection
+    up                listen on the same port again
+    sent              answer "ok N": the bytes forwarded from clients to the server so far
+    flap MIN MAX      stay up, then go down and up by turns, each state lasting a random MIN…MAX seconds
+                      (WiFi that drops)
+    latency MS        hold every request MS milliseconds before forwarding it
+    reset FRACTION    reset (RST) that fraction of requests with a body halfway through the body
+    errors FRACTION CODE [METHOD]
+                      answer that fraction of requests (of that METHOD only, when given) itself with CODE
+                      (503: S3's SlowDown, 500: InternalError) and close the connection; the server never
+                      sees them
+    clear             no faults: stop flapping, be up, no latency, resets or errors
+    faults            answer "ok R E D": the requests reset, answered with errors, and the times it went
+                      down (with connections dropped) so far
 It exits when stdin closes, so it never outlives the test that started it.
+
+Requests are parsed as HTTP/1.1 from the client (head, then Content-Length bytes of body; the uploader
+never pipelines), so faults hit whole requests. With REQUEST_LOG, every request forwarded whole to the
+server is appended there as "unix-time METHOD TARGET", which lets a test see whether an object was sent
+again after the ledger recorded it.
 """
+import random
 import socket
+import struct
 import sys
 import threading
+import time
 
 target = ("127.0.0.1", int(sys.argv[1]))
+request_log = open(sys.argv[2], "a", buffering=1) if len(sys.argv) > 2 else None
 lock = threading.Lock()
+switch = threading.RLock()  # up and down, from the commands and the flapping thread
 connections = set()
 listener = None
 port = 0
 sent = 0
+latency = 0.0
+reset_fraction = 0.0
+error_fraction, error_code, error_method = 0.0, 503, None
+resets = errors = drops = 0
+flapping = None  # the Event that stops the flapping thread
+rng = random.Random()
+
+ERROR_BODIES = {
+    503: ("Service Unavailable", "SlowDown", "Please reduce your request rate."),
+    500: ("Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
+}
 
 
-def pipe(source, sink, counted=False):
-    global sent
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-            if counted:
-                with lock:
-                    sent += len(data)
-    except OSError:
-        pass
-    for s in (source, sink):
+def close(*socks, hard=False):
+    for s in socks:
         try:
-            s.shutdown(socket.SHUT_RDWR)
+            if hard:  # RST instead of FIN: the peer sees "connection reset by peer"
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        try:
+            s.close()
+        except OSError:
+            pass
+    with lock:
+        connections.difference_update(socks)
+
+
+def count(n):
+    global sent
+    with lock:
+        sent += n
+
+
+def requests(client, upstream):
+    """Client to server, a request at a time, with the faults applied."""
+    global resets, errors
+    buffer = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = client.recv(65536)
+                if not data:
+                    raise EOFError
+                buffer += data
+            head, buffer = buffer.split(b"\r\n\r\n", 1)
+            head += b"\r\n\r\n"
+            lines = head.split(b"\r\n")
+            method, target_path = (lines[0].split(b" ") + [b"", b""])[:2]
+            length, expects = 0, False
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip() or 0)
+                elif name.strip().lower() == b"expect":
+                    expects = b"100-continue" in value.lower()
+            with lock:
+                wait, reset_p, error_p, code = latency, reset_fraction, error_fraction, error_code
+                if error_method is not None and method.decode() != error_method:
+                    error_p = 0.0
+            if wait:
+                time.sleep(wait)
+            if error_p and rng.random() < error_p:
+                if not expects:  # read the body the client sends, so it sees the answer, not a broken pipe
+                    remaining = length - len(buffer)
+                    while remaining > 0:
+                        data = client.recv(min(65536, remaining))
+                        if not data:
+                            break
+                        remaining -= len(data)
+                reason, s3code, message = ERROR_BODIES.get(code, ERROR_BODIES[503])
+                body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{s3code}</Code>'
+                        f"<Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>").encode()
+                client.sendall(f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\n"
+                               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                with lock:
+                    errors += 1
+                raise EOFError
+            cut = length // 2 if length > 1 and reset_p and rng.random() < reset_p else None
+            upstream.sendall(head)
+            count(len(head))
+            remaining = length
+            while remaining > 0:
+                if not buffer:
+                    buffer = client.recv(65536)
+                    if not buffer:
+                        raise EOFError
+                chunk, buffer = buffer[:remaining], buffer[remaining:]
+                if cut is not None and length - remaining + len(chunk) >= cut:
+                    chunk = chunk[:cut - (length - remaining)]
+                    upstream.sendall(chunk)
+                    count(len(chunk))
+                    with lock:
+                        resets += 1
+                    close(client, upstream, hard=True)
+                    return
+                upstream.sendall(chunk)
+                count(len(chunk))
+                remaining -= len(chunk)
+            if request_log is not None:
+                request_log.write(f"{time.time():.6f} {method.decode()} {target_path.decode()}\n")
+    except (OSError, EOFError, ValueError):
+        pass
+    close(client, upstream)
+
+
+def responses(upstream, client):
+    try:
+        while True:
+            data = upstream.recv(65536)
+            if not data:
+                break
+            client.sendall(data)
+    except OSError:
+        pass
+    close(upstream, client)
 
 
 def serve(sock):
@@ -55,12 +174,19 @@ def serve(sock):
             continue
         with lock:
             connections.update((client, upstream))
-        threading.Thread(target=pipe, args=(client, upstream, True), daemon=True).start()
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        threading.Thread(target=requests, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=responses, args=(upstream, client), daemon=True).start()
 
 
 def up():
+    with switch:
+        _up()
+
+
+def _up():
     global listener, port
+    if listener is not None:
+        return
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -71,34 +197,79 @@ def up():
 
 
 def down():
-    global listener
+    with switch:
+        _down()
+
+
+def _down():
+    global listener, drops
     if listener is not None:
+        drops += 1
         listener.shutdown(socket.SHUT_RDWR)
         listener.close()
         listener = None
     with lock:
-        for s in connections:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        connections.clear()
+        open_now = list(connections)
+    close(*open_now)
+
+
+def flap(low, high, stop):
+    while not stop.wait(rng.uniform(low, high)):
+        down()
+        if stop.wait(rng.uniform(low, high)):
+            break
+        up()
+
+
+def stop_flapping():
+    global flapping
+    if flapping is not None:
+        flapping.set()
+        flapping = None
 
 
 up()
 print(f"port {port}", flush=True)
 for line in sys.stdin:
-    command = line.strip()
-    if command == "down":
-        down()
-    elif command == "up":
-        up()
-    elif command == "sent":
-        with lock:
-            print(f"ok {sent}", flush=True)
-        continue
-    else:
-        print(f"unknown command {command!r}", flush=True)
+    words = line.split()
+    command, args = (words[0], words[1:]) if words else ("", [])
+    try:
+        if command == "down":
+            down()
+        elif command == "up":
+            up()
+        elif command == "sent":
+            with lock:
+                print(f"ok {sent}", flush=True)
+            continue
+        elif command == "faults":
+            with lock:
+                print(f"ok {resets} {errors} {drops}", flush=True)
+            continue
+        elif command == "flap":
+            stop_flapping()
+            flapping = threading.Event()
+            threading.Thread(target=flap, args=(float(args[0]), float(args[1]), flapping), daemon=True).start()
+        elif command == "latency":
+            with lock:
+                latency = float(args[0]) / 1000
+        elif command == "reset":
+            with lock:
+                reset_fraction = float(args[0])
+        elif command == "errors":
+            with lock:
+                error_fraction, error_code = float(args[0]), int(args[1])
+                error_method = args[2] if len(args) > 2 else None
+        elif command == "clear":
+            stop_flapping()
+            time.sleep(0.05)
+            up()
+            with lock:
+                latency, reset_fraction, error_fraction = 0.0, 0.0, 0.0
+        else:
+            print(f"unknown command {command!r}", flush=True)
+            continue
+    except (IndexError, ValueError):
+        print(f"bad arguments for {command!r}", flush=True)
         continue
     print("ok", flush=True)
