@@ -356,11 +356,13 @@ extension Ledger {
 
     /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
     /// their outcome was never recorded.
-    package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil) throws -> Int {
+    package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
+    {
         try connection.execute(
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
+              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
             """
         ).affectedRows
     }

@@ -70,6 +70,7 @@ package struct JoinSession {
         try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.effectiveWorkers)
         logger.info("joined the session", metadata: ["worker": "\(ClaimHolder.thisProcess)"])
         var failure: (any Error)?
+        var uploadedButUnrecorded: [Int64] = []
         do {
             let pool = try UploadPool(
                 context: context,
@@ -90,12 +91,18 @@ package struct JoinSession {
                     afterScan: config.compareWithBucket
                 )
             }
+            defer { uploadedButUnrecorded = pool.uploadedButUnrecorded }
             try pool.finish()
         } catch {
             failure = error
         }
-        // What this process still holds was never recorded: it goes back for the opener (or `retry`).
-        let released = try ledger.releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess)
+        // What this process still holds was never recorded: it goes back for the opener (or `retry`); files
+        // uploaded whose result the ledger refused stay claimed, for the opener to find in the bucket.
+        let released = try ledger.releaseClaims(
+            sessionID: sessionID,
+            heldBy: ClaimHolder.thisProcess,
+            keeping: uploadedButUnrecorded
+        )
         if released > 0 { logger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
         try ledger.leaveSession(sessionID)
         if let failure { throw failure }

@@ -20,6 +20,8 @@ package final class ResultWriter: @unchecked Sendable {
     private let pending = Mutex<[UploadOutcome]>([])
     private let finished = Mutex(false)
     private let failure = Mutex<(any Error)?>(nil)
+    /// Rows whose upload finished but could not be recorded.
+    private let unrecorded = Mutex<[Int64]>([])
     private let done = DispatchSemaphore(value: 0)
     /// A batch is written when this many outcomes wait, or every `interval`.
     private let batchSize = 500
@@ -51,6 +53,10 @@ package final class ResultWriter: @unchecked Sendable {
 
     /// The first error writing to the ledger, if any (the run stops on it).
     package var error: (any Error)? { failure.withLock { $0 } }
+
+    /// Rows whose file is in the bucket but whose result the ledger refused: they must stay claimed, so that
+    /// the next run looks them up in the bucket instead of sending them again.
+    package var uploadedButUnrecorded: [Int64] { unrecorded.withLock { $0 } }
 
     package func start() {
         Thread.detachNewThread { [self] in
@@ -114,6 +120,7 @@ package final class ResultWriter: @unchecked Sendable {
                 guard attempt < 5 else {
                     logger.error("cannot record results in the ledger", metadata: ["error": "\(error)"])
                     failure.withLock { $0 = $0 ?? error }
+                    unrecorded.withLock { $0 += batch.filter { $0.status == .uploaded }.map(\.job.id) }
                     return
                 }
                 logger.notice("recording results failed; retrying", metadata: ["error": "\(error)"])

@@ -68,6 +68,9 @@ package struct UploadPool {
         }
     }
 
+    /// Rows uploaded but not recorded (the ledger refused the result): see `ResultWriter.uploadedButUnrecorded`.
+    package var uploadedButUnrecorded: [Int64] { writer.uploadedButUnrecorded }
+
     /// Waits for the workers, puts back what they never started, writes the last outcomes, and when the run
     /// gave up on an unreachable store, records the files it never tried as failed.
     ///

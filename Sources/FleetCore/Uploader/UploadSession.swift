@@ -79,6 +79,7 @@ package struct UploadSession {
 
         let started = Date()
         var failure: String?
+        var uploadedButUnrecorded: [Int64] = []
         let reconciler = Reconciler(context: context, logger: sessionLogger)
         do {
             try ledger.prepareStaging()
@@ -125,6 +126,7 @@ package struct UploadSession {
                 failure = "\(error)"
                 state.requestStop()
             }
+            defer { uploadedButUnrecorded = pool.uploadedButUnrecorded }
             try ledger.reconnecting { try ledger.markScanFinished(sessionID) }
             pool.jobs.finishScan()
             pool.jobs.release()
@@ -135,8 +137,19 @@ package struct UploadSession {
 
         // Rows this process still claims were never recorded either way: put them back for `retry` or the next
         // run. (Files other processes hold are theirs: after a stop or a failure they record them themselves.)
+        // Files uploaded whose result the ledger refused stay claimed: the next run finds them in the bucket.
         let released = try ledger.reconnecting {
-            try ledger.releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess)
+            try ledger.releaseClaims(
+                sessionID: sessionID,
+                heldBy: ClaimHolder.thisProcess,
+                keeping: uploadedButUnrecorded
+            )
+        }
+        if !uploadedButUnrecorded.isEmpty {
+            sessionLogger.warning(
+                "uploaded files whose result the ledger refused stay claimed; the next run checks them in the bucket",
+                metadata: ["files": "\(uploadedButUnrecorded.count)"]
+            )
         }
         if released > 0 { sessionLogger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
         let status: SessionStatus
