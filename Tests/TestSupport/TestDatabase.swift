@@ -15,14 +15,15 @@ package struct TestDatabase {
         "FLEET_TEST_DATABASE_URL unset: start a private PostgreSQL with `eval \"$(scripts/pg.sh start)\"`, "
         + "or run the whole suite with scripts/test.sh"
 
-    package init() throws {
+    /// - Parameter tablespace: Where the database's tables live (the default tablespace when nil).
+    package init(tablespace: String? = nil) throws {
         guard let admin = ProcessInfo.processInfo.environment["FLEET_TEST_DATABASE_URL"] else {
             throw TestEnvironmentError(description: TestDatabase.startHint)
         }
         adminURL = admin
         name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = try PGConnection(conninfo: admin)
-        try connection.executeScript("CREATE DATABASE \(name)")
+        try connection.executeScript("CREATE DATABASE \(name)" + (tablespace.map { " TABLESPACE \($0)" } ?? ""))
         guard var components = URLComponents(string: admin) else {
             throw TestEnvironmentError(description: "FLEET_TEST_DATABASE_URL is not a URL: \(admin)")
         }
@@ -45,7 +46,8 @@ package struct TestDatabase {
 package struct TemporaryTree {
     package let root: URL
 
-    package init() throws {
+    /// - Parameter tablespace: Where the database's tables live (the default tablespace when nil).
+    package init(tablespace: String? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-test-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
