@@ -57,6 +57,30 @@ import Testing
         #expect(try bucketContents(s3).isEmpty)
     }
 
+    /// A source directory that is not there (an unmounted disk): the session is recorded `failed` with the
+    /// reason, so the fleet's dashboards see it, and the exit code says the environment is wrong.
+    @Test func missingSourceDirectoryFailsTheSessionWithTheReason() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let config = try configFile(scratch, s3)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("source.path: no readable directory at '\(scratch.url.path)/data'"))
+        let session = try database.connect().execute("SELECT status, error_message FROM sync_sessions")
+        #expect(session.string(0, 0) == "failed")
+        #expect(session.string(0, 1)?.contains("no readable directory") == true)
+        try expectSettled(database)
+    }
+
     /// A file the uploading user may not read is a permanent failure of its own; the rest uploads.
     @Test func unreadableFileIsRecordedAndTheRestUploads() throws {
         let s3 = try TestS3()
@@ -295,7 +319,7 @@ import Testing
         disk.fill()
         let stopped = first.wait()
 
-        #expect(stopped.status != 0, "\(stopped.stderr)")
+        #expect(stopped.status == 3, "\(stopped.stderr)")
         #expect(stopped.stderr.contains("No space left on device"), "\(stopped.stderr)")
         // Only files the ledger records as uploaded may be gone from the disk.
         let recorded = try connection.execute(
