@@ -43,11 +43,7 @@ import Testing
         var environment = s3.environment
         environment["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-not-the-secret-not-the-se"
 
-        let result = try CLI.run(
-            "upload",
-            ["--config", try configFile(scratch, s3), "--database", database.url],
-            environment: environment
-        )
+        let result = try runUpload(try configFile(scratch, s3), database, s3, environment: environment)
 
         #expect(result.status == 3)
         #expect(result.reason.contains("signature_mismatch"), "\(result.stderr)")
@@ -67,11 +63,7 @@ import Testing
         defer { scratch.remove() }
         let config = try configFile(scratch, s3)
 
-        let result = try CLI.run(
-            "upload",
-            ["--config", config, "--database", database.url],
-            environment: s3.environment
-        )
+        let result = try runUpload(config, database, s3)
 
         #expect(result.status == 3)
         #expect(result.stderr.contains("source.path: no readable directory at '\(scratch.url.path)/data'"))
@@ -132,11 +124,7 @@ import Testing
             endpoint: proxy.endpoint
         )
         try proxy.errors(fraction: 1, status: 503, method: "PUT")
-        let upload = try CLI.run(
-            "upload",
-            ["--config", config, "--json", "--database", database.url],
-            environment: s3.environment
-        )
+        let upload = try runUpload(config, database, s3, ["--json"])
         #expect(upload.status == 1, "\(upload.stderr)")
         let session = try #require(try summary(upload)["session_id"] as? Int)
         #expect(try bucketContents(s3).isEmpty)
@@ -197,11 +185,7 @@ import Testing
         try scratch.write("data/\(deep)/long.log", "too long a key")
         let config = try configFile(scratch, s3)
 
-        let result = try CLI.run(
-            "upload",
-            ["--config", config, "--database", database.url],
-            environment: s3.environment
-        )
+        let result = try runUpload(config, database, s3)
 
         #expect(result.status == 1, "\(result.stderr)")
         let stored = try bucketContents(s3)
@@ -333,11 +317,7 @@ import Testing
         #expect(deleted.filter { !recordedPaths.contains($0) }.isEmpty, "deleted without an uploaded row")
 
         disk.empty()
-        let second = try CLI.run(
-            "upload",
-            ["--config", config, "--database", database.url],
-            environment: s3.environment
-        )
+        let second = try runUpload(config, database, s3)
 
         #expect(second.status == 0, "\(second.stderr)")
         let stored = try bucketContents(s3)

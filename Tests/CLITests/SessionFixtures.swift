@@ -70,3 +70,18 @@ func summary(_ result: CLIResult) throws -> [String: Any] {
 /// without a success, so the session ends with transient failures for `retry` to finish.
 let outageUploadSettings =
     #"{ "workers": 2, "max_attempts": 2, "backoff_base_seconds": 0.05, "backoff_cap_seconds": 0.1, "give_up_after_seconds": 1 }"#
+
+/// Runs `upload --config CONFIG --database URL` (then `extra`) to the end with the test server's credentials.
+func runUpload(
+    _ config: String,
+    _ database: TestDatabase,
+    _ s3: TestS3,
+    _ extra: [String] = [],
+    environment: [String: String]? = nil
+) throws -> CLIResult {
+    try CLI.run(
+        "upload",
+        ["--config", config, "--database", database.url] + extra,
+        environment: environment ?? s3.environment
+    )
+}
