@@ -126,7 +126,9 @@ import Testing
                 guard fields.count == 3, fields[1] == "PUT", let time = Double(fields[0]) else { continue }
                 let path = fields[2].split(separator: "?", maxSplits: 1)[0]
                 let key = String(path.dropFirst(s3.bucket.count + 2)).removingPercentEncoding ?? ""
-                if let recorded = recordedAt[key], time > recorded + 0.001 { sentAgain.append(key) }
+                if let recorded = recordedAt[key], time > recorded {
+                    sentAgain.append("\(key) (sent \(time), recorded \(recorded))")
+                }
             }
             #expect(
                 sentAgain.count == 0,

@@ -22,9 +22,10 @@ each with "ok":
 It exits when stdin closes, so it never outlives the test that started it.
 
 Requests are parsed as HTTP/1.1 from the client (head, then Content-Length bytes of body; the uploader
-never pipelines), so faults hit whole requests. With REQUEST_LOG, every request forwarded whole to the
-server is appended there as "unix-time METHOD TARGET", which lets a test see whether an object was sent
-again after the ledger recorded it.
+never pipelines), so faults hit whole requests. A connection that does not start like an HTTP request (the
+PostgreSQL protocol) is forwarded byte for byte; only down and up apply to it. With REQUEST_LOG, every request forwarded whole to the
+server is appended there as "unix-time METHOD TARGET", the time being when it started to go to the server,
+which lets a test see whether an object was sent again after the ledger recorded it.
 """
 import random
 import socket
@@ -82,6 +83,10 @@ def requests(client, upstream):
     global resets, errors
     buffer = b""
     try:
+        buffer = client.recv(65536)
+        if buffer and not buffer[:1].isupper():
+            raw(client, upstream, buffer)  # not HTTP (PostgreSQL's protocol starts with a length)
+            return
         while True:
             while b"\r\n\r\n" not in buffer:
                 data = client.recv(65536)
@@ -122,6 +127,7 @@ def requests(client, upstream):
                     errors += 1
                 raise EOFError
             cut = length // 2 if length > 1 and reset_p and rng.random() < reset_p else None
+            started = time.time()  # before the server can have seen it, so before any answer to it
             upstream.sendall(head)
             count(len(head))
             remaining = length
@@ -143,8 +149,21 @@ def requests(client, upstream):
                 count(len(chunk))
                 remaining -= len(chunk)
             if request_log is not None:
-                request_log.write(f"{time.time():.6f} {method.decode()} {target_path.decode()}\n")
+                request_log.write(f"{started:.6f} {method.decode()} {target_path.decode()}\n")
     except (OSError, EOFError, ValueError):
+        pass
+    close(client, upstream)
+
+
+def raw(client, upstream, first):
+    """Another protocol: bytes forwarded as they come; only down and up apply."""
+    data = first
+    try:
+        while data:
+            upstream.sendall(data)
+            count(len(data))
+            data = client.recv(65536)
+    except OSError:
         pass
     close(client, upstream)
 
