@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// A scanned file on its way into `file_uploads`.
 package struct PlannedFile: Sendable {
@@ -365,6 +366,20 @@ extension Ledger {
               AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
             """
         ).affectedRows
+    }
+
+    /// At the end of this process's work on a session: puts back what it still claims but never recorded, except
+    /// `uploaded` (files in the bucket whose result the ledger refused), which stay claimed so that the next run
+    /// finds them in the bucket instead of sending them again; logs both.
+    package func releaseOwnClaims(sessionID: Int64, uploaded: [Int64], logger: Logger) throws {
+        let released = try releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess, keeping: uploaded)
+        if !uploaded.isEmpty {
+            logger.warning(
+                "uploaded files whose result the ledger refused stay claimed; the next run checks them in the bucket",
+                metadata: ["files": "\(uploaded.count)"]
+            )
+        }
+        if released > 0 { logger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
     }
 
     /// Records files the run gave up on before trying them (the store stayed unreachable).

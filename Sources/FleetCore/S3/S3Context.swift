@@ -63,8 +63,8 @@ extension S3Context {
             timeouts: HTTPTimeouts(connectSeconds: 5, stallSeconds: 10, totalSeconds: 30)
         )
         let deadline = ContinuousClock.now + patience
-        var wait = 0.5
-        while true {
+        let backoff = Backoff(baseSeconds: 0.5, capSeconds: 4)
+        for attempt in 1... {
             let failure: S3Error
             do {
                 try client.headBucket(bucket)
@@ -72,13 +72,13 @@ extension S3Context {
             } catch {
                 failure = error
             }
+            let wait = backoff.ceiling(afterAttempt: attempt)
             guard failure.isTransient, ContinuousClock.now + .seconds(wait) < deadline else { throw failure }
             logger.warning(
                 "the bucket could not be reached; trying again",
                 metadata: ["bucket": "\(bucket)", "error": "\(failure)", "wait_seconds": "\(wait)"]
             )
             Thread.sleep(forTimeInterval: wait)
-            wait = min(wait * 2, 4)
         }
     }
 }

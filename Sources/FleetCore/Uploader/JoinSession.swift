@@ -98,12 +98,7 @@ package struct JoinSession {
         }
         // What this process still holds was never recorded: it goes back for the opener (or `retry`); files
         // uploaded whose result the ledger refused stay claimed, for the opener to find in the bucket.
-        let released = try ledger.releaseClaims(
-            sessionID: sessionID,
-            heldBy: ClaimHolder.thisProcess,
-            keeping: uploadedButUnrecorded
-        )
-        if released > 0 { logger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
+        try ledger.releaseOwnClaims(sessionID: sessionID, uploaded: uploadedButUnrecorded, logger: logger)
         try ledger.leaveSession(sessionID)
         if let failure { throw failure }
 

@@ -138,20 +138,9 @@ package struct UploadSession {
         // Rows this process still claims were never recorded either way: put them back for `retry` or the next
         // run. (Files other processes hold are theirs: after a stop or a failure they record them themselves.)
         // Files uploaded whose result the ledger refused stay claimed: the next run finds them in the bucket.
-        let released = try ledger.reconnecting {
-            try ledger.releaseClaims(
-                sessionID: sessionID,
-                heldBy: ClaimHolder.thisProcess,
-                keeping: uploadedButUnrecorded
-            )
+        try ledger.reconnecting {
+            try ledger.releaseOwnClaims(sessionID: sessionID, uploaded: uploadedButUnrecorded, logger: sessionLogger)
         }
-        if !uploadedButUnrecorded.isEmpty {
-            sessionLogger.warning(
-                "uploaded files whose result the ledger refused stay claimed; the next run checks them in the bucket",
-                metadata: ["files": "\(uploadedButUnrecorded.count)"]
-            )
-        }
-        if released > 0 { sessionLogger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
         let status: SessionStatus
         let interrupted = state.stopRequested && failure == nil
         let totals = try ledger.reconnecting { try ledger.sessionTotals(sessionID) }
