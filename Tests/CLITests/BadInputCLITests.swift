@@ -70,7 +70,7 @@ import Testing
         let session = try database.connect().execute("SELECT status, error_message FROM sync_sessions")
         #expect(session.string(0, 0) == "failed")
         #expect(session.string(0, 1)?.contains("no readable directory") == true)
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
     }
 
     /// A file the uploading user may not read is a permanent failure of its own; the rest uploads.
@@ -102,7 +102,7 @@ import Testing
         #expect(row.string(0, 0) == "permanent_failure")
         #expect(row.string(0, 1) == "file_unreadable")
         #expect(row.string(0, 2)?.contains("secret.log: permission denied") == true, "\(row.string(0, 2) ?? "")")
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
     }
 
     /// The scan recorded the files, the uploads failed (the store refused every PUT), and before `retry` one
@@ -165,7 +165,7 @@ import Testing
             #expect(stored[s3.prefix + name]?.0 == size, "\(name): object size")
             #expect(stored[s3.prefix + name]?.1 == (try sha256(file)), "\(name): object bytes")
         }
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
     }
 
     /// A name that is not UTF-8 (Latin-1 from an old logger) uploads under a key that spells each invalid byte
@@ -198,7 +198,7 @@ import Testing
         #expect(long.string(0, 0) == "permanent_failure")
         #expect(long.string(0, 1) == "invalid_key")
         #expect(long.string(0, 2)?.contains("1024") == true, "\(long.string(0, 2) ?? "")")
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
     }
 
     /// Directories removed while the run scans and uploads (a log rotation, an operator cleaning up): the run
@@ -251,7 +251,7 @@ import Testing
         #expect(removed.int(0, 1) == 0, "a removed file recorded other than uploaded or file_missing")
         // What was uploaded before its directory went is in the bucket, and nothing else of theirs is.
         #expect(stored.count == 1000 + removedUploaded)
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
     }
 
     /// The ledger's disk fills up in the middle of a run that deletes uploaded files: the run stops with the
@@ -323,24 +323,10 @@ import Testing
         let stored = try bucketContents(s3)
         #expect(stored.count == expected.count, "objects in the bucket")
         #expect(expected.filter { stored[$0.key]?.1 != $0.value }.count == 0, "objects whose bytes differ")
-        try expectSettled(database)
+        try expectNothingLeftHalfDone(database.connect())
         // Each key sent once: the second run settled what the first left `uploading` without sending it again.
-        let log = try String(contentsOf: requestLog, encoding: .utf8)
-        let puts = log.split(separator: "\n").filter { $0.split(separator: " ").dropFirst().first == "PUT" }
+        let puts = try OutageProxy.forwardedRequests(loggedIn: requestLog).filter { $0.method == "PUT" }
         #expect(puts.count == expected.count, "PUT requests for \(expected.count) files")
-    }
-
-    /// Nothing left half-done: no row `uploading`, no session `running`. (Rows an interrupted session never
-    /// tried stay `pending` in it, for `retry`.)
-    private func expectSettled(_ database: TestDatabase) throws {
-        let state = try database.connect().execute(
-            """
-            SELECT (SELECT count(*) FROM file_uploads WHERE status = 'uploading'),
-                   (SELECT count(*) FROM sync_sessions WHERE status = 'running')
-            """
-        )
-        #expect(state.int(0, 0) == 0, "rows left uploading")
-        #expect(state.int(0, 1) == 0, "sessions left running")
     }
 
     /// Writes a file whose name is given as bytes (it need not be UTF-8).

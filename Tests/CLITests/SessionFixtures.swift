@@ -32,8 +32,7 @@ func configFile(
 
 /// key → (size, sha256) of everything under the test's prefix, read back with boto3.
 func bucketContents(_ s3: TestS3, endpoint: String? = nil) throws -> [String: (Int, String)] {
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../scripts/testing/verify-bucket.py").standardizedFileURL.path
+    let script = repositoryScript("testing/verify-bucket.py")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", script, endpoint ?? s3.endpoint, s3.bucket, s3.prefix]
@@ -84,4 +83,17 @@ func runUpload(
         ["--config", config, "--database", database.url] + extra,
         environment: environment ?? s3.environment
     )
+}
+
+/// Nothing left half-done by a process that ended: no row `uploading`, no session `running`. (Rows an interrupted
+/// session never tried stay `pending` in it, for `retry`.)
+func expectNothingLeftHalfDone(_ connection: PGConnection) throws {
+    let state = try connection.execute(
+        """
+        SELECT (SELECT count(*) FROM file_uploads WHERE status = 'uploading'),
+               (SELECT count(*) FROM sync_sessions WHERE status = 'running')
+        """
+    )
+    #expect(state.int(0, 0) == 0, "rows left uploading")
+    #expect(state.int(0, 1) == 0, "sessions left running")
 }

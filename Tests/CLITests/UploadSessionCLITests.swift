@@ -211,8 +211,7 @@ struct UploadSessionCLITests {
         defer { scratch.remove() }
         // A server of this test's own, to kill.
         let serverDirectory = scratch.url.appendingPathComponent("s3").path
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../scripts/s3.sh").standardizedFileURL.path
+        let script = repositoryScript("s3.sh")
         let start = try CLI.runTool(script, ["start", serverDirectory], environment: ["FLEET_S3_BUCKETS": s3.bucket])
         defer { _ = try? CLI.runTool(script, ["stop", serverDirectory]) }
         let endpoint = try #require(

@@ -10,8 +10,7 @@ struct InstanceMetadataTests {
     /// Starts the stand-in and returns its base URL and process.
     private func startServer(_ arguments: [String] = []) throws -> (url: String, process: Process) {
         let port = try unusedPort()
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../scripts/testing/imds-server.py").standardizedFileURL.path
+        let script = repositoryScript("testing/imds-server.py")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script, String(port)] + arguments

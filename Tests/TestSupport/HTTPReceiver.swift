@@ -35,8 +35,7 @@ package final class HTTPReceiver {
     )
 
     package init(statuses: [Int] = [200], delays: [Double] = [0], body: String? = nil) throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../scripts/testing/http-receiver.py").standardizedFileURL.path
+        let script = repositoryScript("testing/http-receiver.py")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
             [

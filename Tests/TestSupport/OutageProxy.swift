@@ -19,8 +19,7 @@ package final class OutageProxy {
         guard let port = target.split(separator: ":").last.flatMap({ Int($0) }) else {
             throw TestEnvironmentError(description: "OutageProxy: no port in \(target)")
         }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../scripts/testing/tcp-proxy.py").standardizedFileURL.path
+        let script = repositoryScript("testing/tcp-proxy.py")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script, String(port)] + (requestLog.map { [$0.path] } ?? [])
         process.standardInput = input
@@ -72,6 +71,18 @@ package final class OutageProxy {
         let counts = try ask("faults")
         guard counts.count == 3 else { throw TestEnvironmentError(description: "tcp-proxy.py: faults → \(counts)") }
         return (counts[0], counts[1], counts[2])
+    }
+
+    /// The requests a proxy started with `requestLog` forwarded to the server, in order: when each started to go
+    /// to the server (Unix time), its method, and its target (path and query).
+    package static func forwardedRequests(
+        loggedIn requestLog: URL
+    ) throws -> [(time: Double, method: String, target: String)] {
+        try String(contentsOf: requestLog, encoding: .utf8).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", maxSplits: 2)
+            guard fields.count == 3, let time = Double(fields[0]) else { return nil }
+            return (time, String(fields[1]), String(fields[2]))
+        }
     }
 
     /// A command answered with `ok N …`.

@@ -46,8 +46,7 @@ package struct TestDatabase {
 package struct TemporaryTree {
     package let root: URL
 
-    /// - Parameter tablespace: Where the database's tables live (the default tablespace when nil).
-    package init(tablespace: String? = nil) throws {
+    package init() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-test-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
