@@ -145,7 +145,7 @@ extension Ledger {
                 WITH ranked AS (
                     SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
                     FROM staged_files s
-                ), judged AS (
+                ), judged AS MATERIALIZED (
                     SELECT r.*,
                         CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                              WHEN r.rank > 1 OR EXISTS (

@@ -55,13 +55,15 @@ package struct CallerIdentity: Sendable, Equatable {
 
 /// The S3 REST API over one reused libcurl handle: one client per worker thread (not Sendable).
 ///
-/// Every request is signed with SigV4 and carries the real payload hash; uploads also carry
-/// `x-amz-checksum-sha256`, so S3 verifies every byte. Files are streamed from disk, never loaded whole.
+/// Every request is signed with SigV4 and carries the real payload hash; uploads also carry a checksum S3
+/// verifies (`Content-MD5` for small files, `x-amz-checksum-sha256` for larger ones and parts), so S3 checks every
+/// byte. Files above 256 KiB are streamed from disk, never loaded whole.
 package final class S3Client {
     package let endpoint: S3Endpoint
     package var timeouts: HTTPTimeouts
     private let credentials: CredentialProvider
     private let curl: CurlEasy
+    private var signingKeys = SigV4KeyCache()
     private let logger: Logger
 
     package init(
@@ -450,7 +452,8 @@ package final class S3Client {
                     headers: allHeaders,
                     payloadHash: hash
                 ),
-                at: Date()
+                at: Date(),
+                keys: &signingKeys
             )
             allHeaders += signature.headersToAdd
             let response: HTTPResponse

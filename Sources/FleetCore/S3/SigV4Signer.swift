@@ -113,6 +113,13 @@ package struct SigV4Signer: Sendable, CustomStringConvertible, CustomReflectable
     ///   - date: The signing time; only whole seconds count, in UTC.
     /// - Returns: The signature, its intermediate texts and the headers to send.
     package func sign(_ request: SigV4Request, at date: Date) -> SigV4Signature {
+        var keys = SigV4KeyCache()
+        return sign(request, at: date, keys: &keys)
+    }
+
+    /// Signs `request` as of `date`, taking the signing key from `keys` when it holds the one for this day (a
+    /// client that signs request after request derives it once a day instead of every time).
+    package func sign(_ request: SigV4Request, at date: Date, keys: inout SigV4KeyCache) -> SigV4Signature {
         let amzDate = Self.amzDate(date)
         let day = String(amzDate.prefix(8))
 
@@ -147,7 +154,7 @@ package struct SigV4Signer: Sendable, CustomStringConvertible, CustomReflectable
             Self.algorithm, amzDate, scope, SHA256.hex(of: Array(canonicalRequest.utf8)),
         ].joined(separator: "\n")
 
-        let key = Self.signingKey(secret: credentials.secretAccessKey, date: day, region: region, service: service)
+        let key = keys.key(secret: credentials.secretAccessKey, date: day, region: region, service: service)
         let signature = SHA256.hmac(key: key, message: Array(stringToSign.utf8)).hexString
         let authorization =
             "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), "
@@ -264,4 +271,27 @@ package struct SigV4Signer: Sendable, CustomStringConvertible, CustomReflectable
         return digits(year, 4) + digits(month, 2) + digits(day, 2) + "T" + digits(secondOfDay / 3600, 2)
             + digits(secondOfDay % 3600 / 60, 2) + digits(secondOfDay % 60, 2) + "Z"
     }
+}
+
+/// The signing key last derived and what it was derived from: a key depends only on the secret, the day, the
+/// region and the service, so a client signing request after request needs one HMAC per request instead of five.
+///
+/// Holds a secret: `dump` and debuggers see only the day.
+package struct SigV4KeyCache: CustomReflectable {
+    private var inputs: [String] = []
+    private var cached: [UInt8] = []
+
+    package init() {}
+
+    /// The signing key for these inputs, derived only when they differ from the last ones.
+    mutating func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
+        let wanted = [secret, date, region, service]
+        if wanted != inputs {
+            cached = SigV4Signer.signingKey(secret: secret, date: date, region: region, service: service)
+            inputs = wanted
+        }
+        return cached
+    }
+
+    package var customMirror: Mirror { Mirror(self, children: ["date": inputs.count > 1 ? inputs[1] : ""]) }
 }

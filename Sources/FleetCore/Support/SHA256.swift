@@ -8,7 +8,9 @@ package final class SHA256 {
 
     package init() {
         guard let context = EVP_MD_CTX_new() else { fatalError("OpenSSL: EVP_MD_CTX_new failed (out of memory)") }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { fatalError("OpenSSL: SHA-256 unavailable") }
+        guard EVP_DigestInit_ex(context, FetchedDigest.sha256.method, nil) == 1 else {
+            fatalError("OpenSSL: SHA-256 unavailable")
+        }
         self.context = context
     }
 
@@ -31,30 +33,28 @@ package final class SHA256 {
     }
 
     /// The lowercase hex SHA-256 of `bytes`.
-    package static func hex(of bytes: [UInt8]) -> String {
-        let hash = SHA256()
-        hash.update(bytes)
-        return hash.finalize().hexString
+    package static func hex(of bytes: [UInt8]) -> String { digest(bytes).hexString }
+
+    /// HMAC-SHA256 of `message` under `key` (RFC 2104), as two digests of the method fetched once: OpenSSL 3's
+    /// one-shot `HMAC` looks the MAC and the digest up by name on every call.
+    package static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        let blockSize = 64
+        var block = key.count > blockSize ? digest(key) : key
+        block += [UInt8](repeating: 0, count: blockSize - block.count)
+        let inner = SHA256()
+        inner.update(block.map { $0 ^ 0x36 })
+        inner.update(message)
+        let outer = SHA256()
+        outer.update(block.map { $0 ^ 0x5c })
+        outer.update(inner.finalize())
+        return outer.finalize()
     }
 
-    /// HMAC-SHA256 of `message` under `key`. The corresponding OpenSSL function is `HMAC`.
-    package static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        key.withUnsafeBufferPointer { keyBuffer in
-            message.withUnsafeBufferPointer { messageBuffer in
-                _ = HMAC(
-                    EVP_sha256(),
-                    keyBuffer.baseAddress,
-                    Int32(keyBuffer.count),
-                    messageBuffer.baseAddress,
-                    messageBuffer.count,
-                    &out,
-                    &length
-                )
-            }
-        }
-        return out
+    /// The 32-byte SHA-256 of `bytes`.
+    package static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        let hash = SHA256()
+        hash.update(bytes)
+        return hash.finalize()
     }
 
     /// The OpenSSL library's version text, for `--version`.
@@ -80,7 +80,27 @@ package enum MD5 {
     package static func digest(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 16)
         var length: UInt32 = 0
-        bytes.withUnsafeBytes { _ = EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_md5(), nil) }
+        bytes.withUnsafeBytes {
+            _ = EVP_Digest($0.baseAddress, $0.count, &digest, &length, FetchedDigest.md5.method, nil)
+        }
         return digest
     }
+}
+
+/// A digest algorithm looked up in OpenSSL's default provider once for the whole process. Passing `EVP_sha256()`
+/// instead makes OpenSSL 3 fetch the implementation again on every `EVP_DigestInit_ex`, under a lock all upload
+/// threads share.
+///
+/// The corresponding OpenSSL function is `EVP_MD_fetch`; the method is never freed (it lives as long as the process).
+/// `@unchecked Sendable`: a fetched `EVP_MD` is immutable and OpenSSL allows using it from any thread.
+private final class FetchedDigest: @unchecked Sendable {
+    let method: OpaquePointer
+
+    private init(_ name: String) {
+        guard let method = EVP_MD_fetch(nil, name, nil) else { fatalError("OpenSSL: \(name) unavailable") }
+        self.method = method
+    }
+
+    static let sha256 = FetchedDigest("SHA256")
+    static let md5 = FetchedDigest("MD5")
 }

@@ -367,6 +367,35 @@ struct SigV4SignerTests {
         #expect(signature.canonicalRequest.hasSuffix("\nUNSIGNED-PAYLOAD"))
     }
 
+    @Test func aKeyCacheSignsAsFreshKeysDoAcrossDaysAndSecrets() {
+        func signer(_ secret: String) -> SigV4Signer {
+            SigV4Signer(
+                credentials: AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: secret, source: "test"),
+                region: "cn-north-1",
+                service: "s3"
+            )
+        }
+        let request = SigV4Request(
+            method: "GET",
+            host: "example.com",
+            path: "/",
+            query: [],
+            headers: [("Host", "example.com")],
+            payloadHash: SHA256.emptyHex
+        )
+        var keys = SigV4KeyCache()
+        let nextDay = Self.exampleDate.addingTimeInterval(86_400)
+        for (secret, date) in [
+            ("one", Self.exampleDate), ("one", Self.exampleDate), ("one", nextDay), ("two", nextDay),
+        ] {
+            #expect(
+                signer(secret).sign(request, at: date, keys: &keys).authorization
+                    == signer(secret).sign(request, at: date).authorization
+            )
+        }
+        #expect(!String(reflecting: keys).contains("two"))
+    }
+
     @Test func contentHashHeaderIsOnlyAddedForS3ByDefault() {
         let signer = SigV4Signer(
             credentials: AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret", source: "test"),
