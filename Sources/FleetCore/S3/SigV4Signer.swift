@@ -278,14 +278,21 @@ package struct SigV4Signer: Sendable, CustomStringConvertible, CustomReflectable
 ///
 /// Holds a secret: `dump` and debuggers see only the day.
 package struct SigV4KeyCache: CustomReflectable {
-    private var inputs: [String] = []
+    private struct Inputs: Equatable {
+        var secret: String
+        var date: String
+        var region: String
+        var service: String
+    }
+
+    private var inputs: Inputs?
     private var cached: [UInt8] = []
 
     package init() {}
 
     /// The signing key for these inputs, derived only when they differ from the last ones.
     mutating func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
-        let wanted = [secret, date, region, service]
+        let wanted = Inputs(secret: secret, date: date, region: region, service: service)
         if wanted != inputs {
             cached = SigV4Signer.signingKey(secret: secret, date: date, region: region, service: service)
             inputs = wanted
@@ -293,5 +300,5 @@ package struct SigV4KeyCache: CustomReflectable {
         return cached
     }
 
-    package var customMirror: Mirror { Mirror(self, children: ["date": inputs.count > 1 ? inputs[1] : ""]) }
+    package var customMirror: Mirror { Mirror(self, children: ["date": inputs?.date ?? ""]) }
 }
