@@ -12,6 +12,9 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let inMemoryLogging = Target.Dependency.product(name: "InMemoryLogging", package: "swift-log")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+/// The library layers, bottom to top.
+let layers: [Target.Dependency] = ["FleetSystem", "FleetAWS", "FleetLedger", "FleetCore"]
+let commandDependencies: [Target.Dependency] = layers + ["FleetCLI", argumentParser]
 
 let package = Package(
     name: "fleet-upload",
@@ -32,59 +35,58 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
+        // The layers, each a target so the compiler keeps them apart; dependencies run one way, top to bottom
+        // (docs/architecture.md). Only FleetSystem imports the C bridges; only FleetLedger holds SQL.
+        .target(name: "FleetSystem", dependencies: ["CLibPQ", "CCurl", "COpenSSL", logging], swiftSettings: strict),
+        .target(name: "FleetAWS", dependencies: ["FleetSystem", logging], swiftSettings: strict),
+        .target(
+            name: "FleetLedger",
+            dependencies: ["FleetSystem", logging],
+            // sql/ at the package root is linked in as Migrations and compiled into the binary, so a deployed
+            // executable carries its own schema.
+            resources: [.embedInCode("Migrations")],
+            swiftSettings: strict
+        ),
         .target(
             name: "FleetCore",
-            dependencies: ["CLibPQ", "CCurl", "COpenSSL", yams, logging],
-            // sql/ at the package root is linked in as Ledger/Migrations and compiled into the binary, so a
-            // deployed executable carries its own schema.
-            resources: [.embedInCode("Ledger/Migrations")],
+            dependencies: ["FleetSystem", "FleetAWS", "FleetLedger", yams, logging],
             swiftSettings: strict
         ),
-        .target(name: "FleetCLI", dependencies: ["FleetCore", argumentParser, logging], swiftSettings: strict),
-        .executableTarget(
-            name: "upload",
-            dependencies: ["FleetCLI", "FleetCore", argumentParser],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "retry",
-            dependencies: ["FleetCLI", "FleetCore", argumentParser],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "trigger",
-            dependencies: ["FleetCLI", "FleetCore", argumentParser],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "master",
-            dependencies: ["FleetCLI", "FleetCore", argumentParser],
-            swiftSettings: strict
-        ),
+        .target(name: "FleetCLI", dependencies: layers + [argumentParser, logging], swiftSettings: strict),
+        .executableTarget(name: "upload", dependencies: commandDependencies, swiftSettings: strict),
+        .executableTarget(name: "retry", dependencies: commandDependencies, swiftSettings: strict),
+        .executableTarget(name: "trigger", dependencies: commandDependencies, swiftSettings: strict),
+        .executableTarget(name: "master", dependencies: commandDependencies, swiftSettings: strict),
         // Drives single core operations for bench/run.py, each in a process of its own.
-        .executableTarget(
-            name: "fleet-bench",
-            dependencies: ["FleetCLI", "FleetCore", argumentParser],
+        .executableTarget(name: "fleet-bench", dependencies: commandDependencies, swiftSettings: strict),
+
+        // Unit tests, one target per layer; they need no server.
+        .testTarget(name: "FleetSystemTests", dependencies: ["FleetSystem", inMemoryLogging], swiftSettings: strict),
+        // The SigV4 vectors in Fixtures/ are read from the source tree.
+        .testTarget(
+            name: "FleetAWSTests",
+            dependencies: ["FleetAWS"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
-
-        .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore", inMemoryLogging], swiftSettings: strict),
+        .testTarget(name: "FleetLedgerTests", dependencies: ["FleetLedger"], swiftSettings: strict),
+        .testTarget(name: "FleetCoreTests", dependencies: layers + [inMemoryLogging], swiftSettings: strict),
         // Integration and CLI tests run against a real PostgreSQL (scripts/pg.sh) and, with the S3 layer, a real
         // S3-compatible server; FleetTestSupport gives each test its own database.
         .target(
             name: "FleetTestSupport",
-            dependencies: ["FleetCore", logging],
+            dependencies: layers + [logging],
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["FleetCore", "FleetTestSupport", logging],
+            dependencies: layers + ["FleetTestSupport", logging],
             swiftSettings: strict
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["FleetCore", "FleetTestSupport", "upload", "retry", "trigger", "master"],
+            dependencies: layers + ["FleetTestSupport", "upload", "retry", "trigger", "master"],
             swiftSettings: strict
         ),
     ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetCore
+import FleetLedger
 import Foundation
 import Logging
 

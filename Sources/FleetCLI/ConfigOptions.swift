@@ -1,4 +1,5 @@
 import ArgumentParser
+import FleetAWS
 import FleetCore
 import Foundation
 

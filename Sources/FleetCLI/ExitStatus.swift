@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetCore
+import FleetSystem
 import Foundation
 
 /// The exit codes scripts can act on (DESIGN.md).

@@ -1,4 +1,5 @@
 import FleetCore
+import FleetLedger
 import Foundation
 
 /// `upload --dry-run`'s output: the plan for people, or as JSON.

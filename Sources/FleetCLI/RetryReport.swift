@@ -1,4 +1,5 @@
 import FleetCore
+import FleetLedger
 import Foundation
 
 /// Per-round lines and the final summary of `retry`.

@@ -1,4 +1,6 @@
 import FleetCore
+import FleetLedger
+import FleetSystem
 import Foundation
 
 /// `master status`'s output: the fleet or one session, as aligned tables for people or as JSON.

@@ -1,6 +1,8 @@
 import ArgumentParser
+import FleetAWS
 import FleetCLI
 import FleetCore
+import FleetSystem
 import Foundation
 
 /// Drives single operations of the core for `bench/run.py`, so speed and memory are measured on the real

@@ -1,6 +1,8 @@
 import ArgumentParser
 import FleetCLI
 import FleetCore
+import FleetLedger
+import FleetSystem
 
 @main
 struct MasterCommand: FleetCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
+import FleetAWS
 import FleetCLI
 import FleetCore
+import FleetSystem
 import Foundation
 import Logging
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FleetCLI
 import FleetCore
+import FleetLedger
 
 extension MasterCommand {
     struct Status: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FleetCLI
 import FleetCore
+import FleetSystem
 import Foundation
 import Logging
 

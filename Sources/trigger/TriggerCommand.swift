@@ -1,6 +1,9 @@
 import ArgumentParser
+import FleetAWS
 import FleetCLI
 import FleetCore
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 

@@ -1,3 +1,4 @@
+import FleetAWS
 import FleetCore
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import FleetLedger
 import FleetTestSupport
 import Foundation
 import Synchronization

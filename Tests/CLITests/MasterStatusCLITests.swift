@@ -1,8 +1,10 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 /// `master status` as a user runs it, against ledger contents recorded through the Ledger API.
 struct MasterStatusCLITests {

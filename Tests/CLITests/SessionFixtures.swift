@@ -1,3 +1,4 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing

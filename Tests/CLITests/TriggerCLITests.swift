@@ -1,3 +1,5 @@
+import FleetLedger
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing

@@ -1,9 +1,12 @@
+import FleetAWS
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Logging
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 /// The agent (`master run`) against the real ledger and S3 server, driven through its control and, where the
 /// time of day matters, a manual clock.

@@ -1,3 +1,4 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Logging
@@ -622,7 +623,7 @@ private struct Fixture {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Array(data).split(separator: 0).map { KeyMapper.keyText($0) }.sorted()
+        return Array(data).split(separator: 0).map { PathText.escaped($0) }.sorted()
     }
 
     func deletions() throws -> [DeletionRow] {

@@ -1,3 +1,4 @@
+import FleetAWS
 import FleetTestSupport
 import Foundation
 import Testing

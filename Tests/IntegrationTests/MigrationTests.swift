@@ -1,3 +1,4 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Logging
@@ -5,6 +6,7 @@ import Synchronization
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 struct MigrationTests {
     @Test func freshDatabaseGetsEveryTableAndRecordsTheVersion() throws {

@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing
@@ -262,7 +264,9 @@ struct S3ClientTests {
     }
 
     @Test func vanishedFileIsAPermanentFileMissing() throws {
-        let error = try #require(throws: S3Error.self) { try LocalFile(path: "/nonexistent/fleet/file.bin") }
+        let error = try #require(throws: S3Error.self) {
+            try S3Error.reading { try LocalFile(path: "/nonexistent/fleet/file.bin") }
+        }
         #expect(error.kind == .fileMissing)
         #expect(!error.isTransient)
     }

@@ -1,8 +1,10 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 struct StatusTests {
     // MARK: - Fleet

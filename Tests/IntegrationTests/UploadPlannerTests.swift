@@ -1,9 +1,11 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Logging
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 struct UploadPlannerTests {
     private func config(_ tree: TemporaryTree, _ extra: String = "") throws -> FleetConfig {

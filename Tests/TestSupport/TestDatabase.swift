@@ -1,4 +1,6 @@
 import FleetCore
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 

@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 import Synchronization
@@ -404,7 +407,7 @@ package final class Agent {
                         readable: readable
                     ),
                     fullPath: path,
-                    displayPath: KeyMapper.keyText(path),
+                    displayPath: PathText.escaped(path),
                     placement: placement
                 )
             )
@@ -440,7 +443,7 @@ package final class Agent {
             nextRunAllowed = .distantPast
             var left: Set<SourceFile> = []
             for (file, version) in run.files where current {
-                if outcome.settled.contains(KeyMapper.keyText(fullPath(of: file))) {
+                if outcome.settled.contains(PathText.escaped(fullPath(of: file))) {
                     tracker.markHandled(file, version)
                 } else if tracker.readyVersion(of: file) == version {
                     left.insert(file)

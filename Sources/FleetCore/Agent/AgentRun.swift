@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -77,22 +80,5 @@ struct AgentRun: Sendable {
         outcome.failedFiles = record?.totals.failedFiles ?? result.upload.totals.failedFiles
         outcome.settled.formUnion(try ledger.settledPaths(sessionID: sessionID))
         return outcome
-    }
-}
-
-extension Ledger {
-    /// Display paths of the session's files that need no further upload: uploaded, skipped, or refused for a
-    /// reason no retry fixes (an invalid or duplicate key, an unreadable file).
-    func settledPaths(sessionID: Int64) throws -> Set<String> {
-        let rows = try connection.execute(
-            """
-            SELECT local_path FROM file_uploads
-            WHERE session_id = \(sessionID)
-              AND (status IN ('uploaded', 'skipped')
-                   OR (status = 'permanent_failure'
-                       AND error_class = ANY(\(PGTextArray(Ledger.unfixableClasses + ["file_unreadable"]))::text[])))
-            """
-        )
-        return Set((0..<rows.rowCount).compactMap { rows.string($0, 0) })
     }
 }

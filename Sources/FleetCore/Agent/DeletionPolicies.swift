@@ -1,3 +1,5 @@
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -534,7 +536,7 @@ private struct Sweep {
         let path = found.path(entry)
         return delete(
             path: path,
-            displayPath: KeyMapper.keyText(path),
+            displayPath: PathText.escaped(path),
             root: roots[Int(entry.source)],
             size: entry.size,
             mtime: entry.mtime,

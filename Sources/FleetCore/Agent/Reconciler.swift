@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -34,7 +37,7 @@ package struct Reconciler {
         includeOwn: Bool = false
     ) throws -> Report {
         let isAlive = { (pid: Int32, since: Timestamp) in
-            pid == getpid() ? !includeOwn : Reconciler.isAlive(pid, since: since)
+            pid == getpid() ? !includeOwn : LocalProcess.isAlive(pid, since: since)
         }
         let claims = try ledger.deadClaims(
             deviceID: deviceID,
@@ -125,7 +128,7 @@ package struct Reconciler {
     package func othersStillAtWork(sessionID: Int64, ledger: Ledger) throws -> Bool {
         var atWork = false
         for holder in try ledger.otherClaimHolders(sessionID: sessionID) {
-            if holder.isAlive(hostname: ProcessInfo.processInfo.hostName, processAlive: Reconciler.isAlive) {
+            if holder.isAlive(hostname: ProcessInfo.processInfo.hostName, processAlive: LocalProcess.isAlive) {
                 atWork = true
                 continue
             }
@@ -183,32 +186,5 @@ package struct Reconciler {
         let hash = SHA256()
         hash.update(bytes)
         return hash.finalize().hexString
-    }
-
-    /// Whether a process with this id exists (`kill(pid, 0)`; EPERM means it exists but is not ours).
-    package static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
-
-    /// Whether the process with this id is the one that was running at `since`: it exists and started no later.
-    /// After a reboot (or a long time) the id may belong to another process, started after the claim.
-    package static func isAlive(_ pid: Int32, since: Timestamp) -> Bool {
-        guard isAlive(pid) else { return false }
-        guard let started = startTime(of: pid) else { return true }
-        return started.microseconds <= since.microseconds + 1_000_000
-    }
-
-    /// When a process started: `/proc/PID/stat` field 22 (clock ticks after boot) plus `btime` of `/proc/stat`.
-    static func startTime(of pid: Int32) -> Timestamp? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        // Fields after the command name (which may hold spaces) start with field 3, the state.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let ticks = Double(fields[19]),
-            let system = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-            let line = system.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
-            let boot = Double(line.dropFirst(6))
-        else { return nil }
-        let hertz = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return Timestamp(microseconds: Int64((boot + ticks / hertz) * 1_000_000))
     }
 }

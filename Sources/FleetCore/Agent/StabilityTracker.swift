@@ -1,3 +1,4 @@
+import FleetSystem
 import Foundation
 
 /// A file in one of the agent's sources: the source's index in the configuration and the path below it.

@@ -1,3 +1,5 @@
+import FleetSystem
+
 /// Decodes a `ConfigValue` into the Codable schema, strictly.
 ///
 /// - Keys are written in snake_case in files (`min_age_seconds`) and camelCase in Swift (`minAgeSeconds`).

@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Foundation
 
 /// One value that replaces what the file says: from an environment variable or a command-line flag.

@@ -1,3 +1,4 @@
+import FleetSystem
 import Foundation
 import Yams
 

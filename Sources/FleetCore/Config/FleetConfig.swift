@@ -1,3 +1,5 @@
+import FleetLedger
+import FleetSystem
 import Foundation
 
 /// The one configuration schema, for a data-set session (`source`) and a vehicle (`sources`) alike.
@@ -69,7 +71,8 @@ package struct S3Settings: Codable, Sendable, Equatable {
     package var bucket: String?
     /// Prepended to every key through `{prefix}`; default empty.
     package var prefix: String?
-    /// Default `us-east-1`. `cn-north-1` and `cn-northwest-1` are AWS China.
+    /// `cn-north-1` and `cn-northwest-1` are AWS China. Unset: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+    /// profile's region in the shared config file, else `us-east-1`.
     package var region: String?
     /// An S3-compatible endpoint such as `http://127.0.0.1:8333`; default: `AWS_ENDPOINT_URL_S3`, else
     /// `AWS_ENDPOINT_URL`, else AWS's endpoint for the region.
@@ -438,7 +441,6 @@ extension FleetConfig {
         keys?.template ?? (sources != nil ? "{device}/{date}/{source}/{relpath}" : "{prefix}/{relpath}")
     }
 
-    package var effectiveRegion: String { s3.region ?? "us-east-1" }
     package var effectivePrefix: String { s3.prefix ?? "" }
     package var firstDirIsBucket: Bool { keys?.firstDirIsBucket ?? false }
     package var effectiveWorkers: Int { upload?.workers ?? 15 }

@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Foundation
 
 /// Where one file lands: the bucket and the key.
@@ -63,7 +65,7 @@ package struct KeyMapper: Sendable {
             bucket = name
             path = path[(slash + 1)...]
         }
-        let relpath = KeyMapper.keyText(path)
+        let relpath = PathText.escaped(path)
         let key = template.render { placeholder in
             switch placeholder {
             case .prefix: self.prefix
@@ -120,60 +122,5 @@ package struct KeyMapper: Sendable {
 
     private func offset(at time: Timestamp) -> Int {
         timeZone.identifier == "UTC" ? 0 : timeZone.secondsFromGMT(for: time.date)
-    }
-
-    /// A path's bytes as key text: unchanged when valid UTF-8, escaped otherwise (see the type's notes).
-    package static func keyText(_ bytes: some Collection<UInt8>) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        var out = ""
-        var rest = Array(bytes)[...]
-        while !rest.isEmpty {
-            let length = validSequenceLength(rest)
-            if length > 0 {
-                let scalarText = String(decoding: rest.prefix(length), as: UTF8.self)
-                out += scalarText == "%" ? "%25" : scalarText
-                rest = rest.dropFirst(length)
-            } else {
-                out += "%" + String(rest.first!, radix: 16, uppercase: true).leftPadded(to: 2)
-                rest = rest.dropFirst()
-            }
-        }
-        return out
-    }
-
-    /// The length of the valid UTF-8 sequence at the start, 0 if it is not valid.
-    private static func validSequenceLength(_ bytes: ArraySlice<UInt8>) -> Int {
-        guard let lead = bytes.first else { return 0 }
-        let length: Int
-        switch lead {
-        case 0x00...0x7F: return 1
-        case 0xC2...0xDF: length = 2
-        case 0xE0...0xEF: length = 3
-        case 0xF0...0xF4: length = 4
-        default: return 0
-        }
-        guard bytes.count >= length else { return 0 }
-        return String(validating: bytes.prefix(length), as: UTF8.self) == nil ? 0 : length
-    }
-}
-
-/// S3's bucket naming rules.
-package enum BucketName {
-    /// Why `name` cannot be a bucket, or `nil` if it can.
-    package static func problem(with name: String) -> String? {
-        let bytes = Array(name.utf8)
-        guard (3...63).contains(bytes.count) else { return "must be 3 to 63 characters long" }
-        let allowed = bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45 }
-        guard allowed else { return "only lowercase letters, digits, '.' and '-' are allowed" }
-        let alphanumeric: (UInt8) -> Bool = { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) }
-        guard alphanumeric(bytes.first!), alphanumeric(bytes.last!) else {
-            return "must begin and end with a letter or digit"
-        }
-        guard !name.contains(".."), !name.contains(".-"), !name.contains("-.") else {
-            return "'..', '.-' and '-.' are not allowed"
-        }
-        let parts = name.split(separator: ".")
-        if parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) { return "must not look like an IP address" }
-        return nil
     }
 }

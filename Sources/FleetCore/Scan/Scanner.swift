@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Foundation
 import Logging
 import Synchronization

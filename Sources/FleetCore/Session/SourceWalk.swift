@@ -1,3 +1,4 @@
+import FleetSystem
 import Foundation
 import Logging
 
@@ -74,7 +75,7 @@ package struct SourceWalk {
                             source: name,
                             file: file,
                             fullPath: fullPath,
-                            displayPath: KeyMapper.keyText(fullPath),
+                            displayPath: PathText.escaped(fullPath),
                             placement: placement
                         )
                     )

@@ -1,11 +1,13 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
 /// Works out what an upload session would do, without uploading or recording anything.
 ///
-/// Every source is scanned and every accepted file mapped to its bucket and key; the placements stream
-/// through COPY into a temporary table that lives only in this connection, and one query compares them with
-/// what the ledger records as stored. Memory stays flat however many files there are.
+/// Every source is scanned and every accepted file mapped to its bucket and key; the ledger compares the
+/// placements, as they stream in, with what it records as stored. Memory stays flat however many files there are.
 package struct UploadPlanner {
     package var config: FleetConfig
     package var logger: Logger
@@ -31,6 +33,8 @@ package struct UploadPlanner {
     {
         let started = Date()
         let mapper = try KeyMapper(config: config)
+        // The same region and endpoint a real upload would use.
+        let endpoint = try S3Context(config: config).endpoint
         let sources = config.effectiveSources
         let threshold = config.multipartThresholdBytes
         var plan = UploadPlan(
@@ -41,7 +45,7 @@ package struct UploadPlanner {
             schemaVersion: try ledger.schemaVersion(),
             bucket: mapper.bucket,
             prefix: config.effectivePrefix,
-            region: config.effectiveRegion,
+            region: endpoint.region,
             endpoint: config.s3.endpoint,
             keyTemplate: mapper.template.description,
             sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) }
@@ -49,14 +53,11 @@ package struct UploadPlanner {
         plan.multipartThresholdBytes = threshold
         plan.workers = config.effectiveWorkers
 
-        let connection = ledger.connection
-        try connection.executeScript(
-            "CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz)"
-        )
-        defer { try? connection.executeScript("DROP TABLE IF EXISTS plan_files") }
-
-        let scanStarted = Date()
-        try connection.copyIn("COPY plan_files (bucket, s3_key, size_bytes, mtime) FROM STDIN") { rows in
+        var scanSeconds = 0.0
+        let comparison = try ledger.comparePlan(projectName: config.project.name, multipartThreshold: threshold) {
+            rows in
+            let scanStarted = Date()
+            defer { scanSeconds = Date().timeIntervalSince(scanStarted) }
             plan.scan = try SourceWalk(config: config, mapper: mapper, logger: logger).run(
                 now: now,
                 problems: { problem in
@@ -76,10 +77,7 @@ package struct UploadPlanner {
                         return
                     }
                     let file = walked.file
-                    try rows.row([
-                        .text(placement.bucket), .text(placement.key), .text(String(file.size)),
-                        .text(file.mtime.iso8601),
-                    ])
+                    try rows.add(bucket: placement.bucket, key: placement.key, size: file.size, mtime: file.mtime)
                     plan.toUploadFiles += 1
                     plan.toUploadBytes += file.size
                     if file.size >= threshold { plan.toUploadMultipart += 1 }
@@ -91,29 +89,13 @@ package struct UploadPlanner {
                 }
             )
         }
-        plan.scanSeconds = Date().timeIntervalSince(scanStarted)
-
-        let duplicates = try connection.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM plan_files GROUP BY bucket, s3_key HAVING count(*) > 1) AS d"
-        )
-        plan.duplicateKeys = duplicates.int(0, 0) ?? 0
-
-        if let project = try ledger.project(named: config.project.name) {
-            let stored = try connection.execute(
-                """
-                SELECT count(*), coalesce(sum(p.size_bytes), 0), count(*) FILTER (WHERE p.size_bytes >= \(threshold))
-                FROM plan_files AS p
-                JOIN stored_objects AS o
-                  ON o.project_id = \(project.id) AND o.bucket = p.bucket AND o.s3_key = p.s3_key
-                 AND o.size_bytes = p.size_bytes AND o.mtime = p.mtime
-                """
-            )
-            plan.alreadyUploadedFiles = stored.int(0, 0) ?? 0
-            plan.alreadyUploadedBytes = stored.int64(0, 1) ?? 0
-            plan.toUploadFiles -= plan.alreadyUploadedFiles
-            plan.toUploadBytes -= plan.alreadyUploadedBytes
-            plan.toUploadMultipart -= stored.int(0, 2) ?? 0
-        }
+        plan.scanSeconds = scanSeconds
+        plan.duplicateKeys = comparison.duplicateKeys
+        plan.alreadyUploadedFiles = comparison.storedFiles
+        plan.alreadyUploadedBytes = comparison.storedBytes
+        plan.toUploadFiles -= comparison.storedFiles
+        plan.toUploadBytes -= comparison.storedBytes
+        plan.toUploadMultipart -= comparison.storedMultipartFiles
         plan.totalSeconds = Date().timeIntervalSince(started)
         logger.info(
             "planned upload",

@@ -1,3 +1,4 @@
+import FleetSystem
 import Foundation
 
 /// Numbers as people read them in summaries and progress lines.

@@ -1,3 +1,4 @@
+import FleetSystem
 import Foundation
 
 /// An unlinked temporary file: written once from the start, then read by offset as often as needed.

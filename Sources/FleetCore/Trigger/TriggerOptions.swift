@@ -1,3 +1,5 @@
+import FleetSystem
+
 /// How to announce a session: the `trigger` section of a configuration with command-line values applied
 /// and the defaults filled in.
 package struct TriggerOptions: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import FleetLedger
+
 /// The JSON document `trigger` posts: the session's summary and, when asked, every uploaded key.
 ///
 /// Fields, in this order:

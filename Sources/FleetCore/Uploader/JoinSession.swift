@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetLedger
 import Foundation
 import Logging
 
@@ -61,7 +63,7 @@ package struct JoinSession {
         guard let deviceID = session.deviceID else { throw JoinError.noDevice(sessionID) }
         let config = try ledger.sessionConfig(session, overrides: overrides)
         let context = try S3Context(config: config, environment: environment)
-        try context.checkDestination(config: config, logger: logger)
+        try context.checkDestination(bucket: config.destinationBucket, logger: logger)
         var logger = self.logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
 

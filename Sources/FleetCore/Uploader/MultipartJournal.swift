@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -41,7 +44,7 @@ package final class MultipartJournal: @unchecked Sendable {
     }
 
     func finished(_ part: UploadedPart, of job: UploadJob, uploadID: String) {
-        attempt("record a part", job.key) { try $0.recordPart(part, of: job, uploadID: uploadID) }
+        attempt("record a part", job.key) { try $0.recordPart(RecordedPart(part), of: job, uploadID: uploadID) }
     }
 
     func forget(bucket: String, key: String, uploadID: String) {
@@ -58,7 +61,7 @@ package final class MultipartJournal: @unchecked Sendable {
             claimedBy[..<colon] == hostname, let pid = Int32(claimedBy[claimedBy.index(after: colon)...])
         else { return true }
         if pid == getpid() { return true }
-        return Reconciler.isAlive(pid, since: holder.claimedAt ?? Timestamp(microseconds: 0))
+        return LocalProcess.isAlive(pid, since: holder.claimedAt ?? Timestamp(microseconds: 0))
     }
 
     /// Runs `body` on the journal's connection, opening it on first use and again after a failure.
@@ -77,5 +80,24 @@ package final class MultipartJournal: @unchecked Sendable {
                 return nil
             }
         }
+    }
+}
+
+extension UploadedPart {
+    /// A part as the ledger recorded it.
+    init(_ recorded: RecordedPart) {
+        self.init(
+            partNumber: recorded.partNumber,
+            etag: recorded.etag,
+            checksumSHA256: recorded.checksumSHA256,
+            size: recorded.size
+        )
+    }
+}
+
+extension RecordedPart {
+    /// A part S3 acknowledged, for the ledger.
+    init(_ part: UploadedPart) {
+        self.init(partNumber: part.partNumber, etag: part.etag, checksumSHA256: part.checksumSHA256, size: part.size)
     }
 }

@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 import Synchronization
@@ -50,13 +53,13 @@ package struct ParallelMultipart {
     ) throws(S3Error)
         -> UploadedObject
     {
-        let before = try file.status()
+        let before = try S3Error.reading { try file.status() }
         let whole = SHA256()
         var digests: [[UInt8]] = []
         var offset: Int64 = 0
         while offset < before.size {
             let length = min(partSize, before.size - offset)
-            digests.append(try file.sha256(offset: offset, length: length, also: whole))
+            digests.append(try S3Error.reading { try file.sha256(offset: offset, length: length, also: whole) })
             offset += length
         }
         try client.requireUnchanged(file, since: before, "while its checksums were computed")
@@ -183,7 +186,7 @@ package struct ParallelMultipart {
                         Self.sameETag(there.etag, part.etag),
                         part.checksumSHA256 == digests[part.partNumber - 1].base64
                     else { continue }
-                    parts[part.partNumber] = part
+                    parts[part.partNumber] = UploadedPart(part)
                 }
                 chosen = (recorded.uploadID, parts)
                 continue

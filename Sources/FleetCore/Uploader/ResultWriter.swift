@@ -1,3 +1,5 @@
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 import Synchronization

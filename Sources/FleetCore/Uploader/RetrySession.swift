@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -123,7 +126,7 @@ package struct RetrySession {
                 do {
                     // With --auto the rounds below wait out an outage; without it, the check rides out a blip.
                     try context.checkDestination(
-                        config: config,
+                        bucket: config.destinationBucket,
                         logger: logger,
                         patience: options.auto ? .zero : .seconds(10)
                     )

@@ -1,3 +1,4 @@
+import FleetAWS
 import Foundation
 import Synchronization
 

@@ -1,3 +1,4 @@
+import FleetLedger
 import Foundation
 import Logging
 

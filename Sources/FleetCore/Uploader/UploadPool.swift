@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetLedger
 import Foundation
 import Logging
 

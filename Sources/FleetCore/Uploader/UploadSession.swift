@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -49,7 +52,7 @@ package struct UploadSession {
         let ledger = try Ledger(url: databaseURL, logger: logger)
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
-        try context.checkDestination(config: config, logger: logger)
+        try context.checkDestination(bucket: config.destinationBucket, logger: logger)
 
         let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
         let deviceID = try ledger.upsertDevice(
@@ -202,7 +205,7 @@ package struct UploadSession {
             var planned = PlannedFile(
                 source: walked.source,
                 localPath: walked.displayPath,
-                relativePath: KeyMapper.keyText(file.relativePath),
+                relativePath: PathText.escaped(file.relativePath),
                 pathBytes: String(validating: walked.fullPath, as: UTF8.self) == nil ? walked.fullPath : nil,
                 bucket: mapper.bucket ?? "",
                 key: "",

@@ -1,3 +1,6 @@
+import FleetAWS
+import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -63,8 +66,8 @@ struct UploadWorker {
         while true {
             attempts += 1
             do throws(S3Error) {
-                let file = try LocalFile(pathBytes: job.path)
-                let size = try file.status().size
+                let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
+                let size = try S3Error.reading { try file.status() }.size
                 let uploaded: UploadedObject
                 if size >= config.multipartThresholdBytes {
                     uploaded = try multipart.upload(

@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Foundation
 import Testing
 
@@ -104,7 +106,7 @@ struct ConfigLoaderTests {
         #expect(config.source?.path == "/data")
         #expect(config.effectiveWorkers == 15)
         #expect(config.effectiveKeyTemplate == "{prefix}/{relpath}")
-        #expect(config.effectiveRegion == "us-east-1")
+        #expect(config.s3.region == nil)
         #expect(config.effectiveSources.map(\.name) == ["data"])
         #expect(config.multipartThresholdBytes == 64 * 1024 * 1024)
     }

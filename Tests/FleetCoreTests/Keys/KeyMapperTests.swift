@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Foundation
 import Testing
 
@@ -117,15 +119,15 @@ struct KeyMapperTests {
         var bytes = Array("é日😀".utf8)
         bytes.append(0x80)
         bytes += Array(" +x".utf8)
-        #expect(KeyMapper.keyText(bytes) == "é日😀%80 +x")
-        #expect(KeyMapper.keyText([0x01, 0xFE]) == "\u{01}%FE")
-        #expect(KeyMapper.keyText([0xE6, 0x97]) == "%E6%97")  // a truncated sequence
+        #expect(PathText.escaped(bytes) == "é日😀%80 +x")
+        #expect(PathText.escaped([0x01, 0xFE]) == "\u{01}%FE")
+        #expect(PathText.escaped([0xE6, 0x97]) == "%E6%97")  // a truncated sequence
     }
 
     @Test(arguments: ["a+b.wav", "100%.wav", "a%20b.wav", "with space.wav", "日本/データ.bag", "é😀.txt"])
     func validUTF8NamesAreUnchanged(name: String) throws {
         #expect(try Self.key(Self.mapper(), "dir/\(name)") == "dir/\(name)")
-        #expect(KeyMapper.keyText(Array(name.utf8)) == name)
+        #expect(PathText.escaped(Array(name.utf8)) == name)
     }
 
     // MARK: - Limits

@@ -1,6 +1,8 @@
+import FleetSystem
 import Foundation
 import Testing
 
+@testable import FleetAWS
 @testable import FleetCore
 
 struct CloudWatchRequestTests {

@@ -1,3 +1,5 @@
+import FleetAWS
+import FleetSystem
 import Testing
 
 @testable import FleetCore

@@ -1,3 +1,4 @@
+import FleetSystem
 import Testing
 
 @testable import FleetCore

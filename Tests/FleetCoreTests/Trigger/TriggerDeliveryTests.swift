@@ -1,6 +1,8 @@
+import FleetSystem
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 struct TriggerDeliveryTests {
     @Test(arguments: [

@@ -1,7 +1,9 @@
+import FleetSystem
 import Foundation
 import Testing
 
 @testable import FleetCore
+@testable import FleetLedger
 
 struct TriggerPayloadTests {
     private func session(bucket: String? = "fleet-data", finished: Bool = true) -> SessionRecord {

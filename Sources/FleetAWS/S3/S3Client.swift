@@ -1,0 +1,549 @@
+import FleetSystem
+import Foundation
+import Logging
+
+/// An object as HeadObject describes it.
+package struct ObjectInfo: Sendable, Equatable {
+    package var size: Int64
+    package var etag: String
+    /// Base64 SHA-256 as S3 stores it (for multipart objects, the checksum of the part checksums with `-N`).
+    package var checksumSHA256: String?
+}
+
+/// A finished upload, for the ledger.
+package struct UploadedObject: Sendable, Equatable {
+    package var bucket: String
+    package var key: String
+    package var etag: String
+    /// Hex SHA-256 of the whole file as it was sent (S3 verified every byte against it or its parts).
+    package var sha256: String
+    package var versionID: String?
+    /// The file's size and mtime when it was read; unchanged until the upload finished.
+    package var size: Int64
+    package var mtime: Timestamp
+    package var partCount: Int
+    /// The multipart upload that made the object, when it was sent in parts.
+    package var multipartUploadID: String?
+
+    package init(
+        bucket: String,
+        key: String,
+        etag: String,
+        sha256: String,
+        versionID: String?,
+        size: Int64,
+        mtime: Timestamp,
+        partCount: Int,
+        multipartUploadID: String? = nil
+    ) {
+        self.bucket = bucket
+        self.key = key
+        self.etag = etag
+        self.sha256 = sha256
+        self.versionID = versionID
+        self.size = size
+        self.mtime = mtime
+        self.partCount = partCount
+        self.multipartUploadID = multipartUploadID
+    }
+}
+
+/// One object of a listing.
+package struct ListedObject: Sendable, Equatable {
+    package var key: String
+    package var size: Int64
+    package var etag: String
+}
+
+/// One page of ListObjectsV2.
+package struct ListPage: Sendable {
+    package var objects: [ListedObject]
+    package var nextContinuationToken: String?
+}
+
+/// A part S3 has stored.
+package struct UploadedPart: Sendable, Equatable {
+    package var partNumber: Int
+    package var etag: String
+    package var checksumSHA256: String?
+    package var size: Int64
+
+    package init(partNumber: Int, etag: String, checksumSHA256: String?, size: Int64) {
+        self.partNumber = partNumber
+        self.etag = etag
+        self.checksumSHA256 = checksumSHA256
+        self.size = size
+    }
+}
+
+/// Who the credentials belong to, from STS GetCallerIdentity.
+package struct CallerIdentity: Sendable, Equatable {
+    package var account: String
+    package var arn: String
+    package var userID: String
+}
+
+/// The S3 REST API over one reused libcurl handle: one client per worker thread (not Sendable).
+///
+/// Every request is signed with SigV4 and carries the real payload hash; uploads also carry a checksum S3
+/// verifies (`Content-MD5` for small files, `x-amz-checksum-sha256` for larger ones and parts), so S3 checks every
+/// byte. Files above 256 KiB are streamed from disk, never loaded whole.
+package final class S3Client {
+    package let endpoint: S3Endpoint
+    package var timeouts: HTTPTimeouts
+    private let credentials: CredentialProvider
+    private let curl: CurlEasy
+    private var signingKeys = SigV4KeyCache()
+    private let logger: Logger
+
+    package init(
+        endpoint: S3Endpoint,
+        credentials: CredentialProvider,
+        timeouts: HTTPTimeouts = HTTPTimeouts(),
+        logger: Logger
+    )
+        throws(S3Error)
+    {
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.timeouts = timeouts
+        self.logger = logger
+        do {
+            curl = try CurlEasy()
+        } catch {
+            throw S3Error(error)
+        }
+    }
+
+    // MARK: - Buckets and objects
+
+    /// Checks that the bucket exists and these credentials may use it. The S3 operation is HeadBucket.
+    ///
+    /// A refused HEAD carries no body to say why; then a one-key listing asks again, so a wrong secret reads as
+    /// `signature_mismatch` rather than a bare 403.
+    package func headBucket(_ bucket: String) throws(S3Error) {
+        do {
+            _ = try send("HEAD", bucket: bucket, resource: "bucket \(bucket)")
+        } catch  where error.httpStatus == 403 {
+            _ = try listObjects(bucket: bucket, maxKeys: 1)
+            throw error
+        }
+    }
+
+    /// The object's size, ETag and stored checksum; `nil` when there is no such key. The S3 operation is
+    /// HeadObject.
+    package func headObject(bucket: String, key: String) throws(S3Error) -> ObjectInfo? {
+        do {
+            let response = try send(
+                "HEAD",
+                bucket: bucket,
+                key: key,
+                headers: [("x-amz-checksum-mode", "ENABLED")],
+                resource: "s3://\(bucket)/\(key)"
+            )
+            return ObjectInfo(
+                size: Int64(response.header("content-length") ?? "") ?? 0,
+                etag: response.header("etag") ?? "",
+                checksumSHA256: response.header("x-amz-checksum-sha256")
+            )
+        } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
+            return nil
+        }
+    }
+
+    /// The object's bytes (for verification and small documents; the client caps a response at
+    /// `CurlEasy.maximumResponseBytes`). The S3 operation is GetObject.
+    package func getObject(bucket: String, key: String) throws(S3Error) -> [UInt8] {
+        try send("GET", bucket: bucket, key: key, resource: "s3://\(bucket)/\(key)").body
+    }
+
+    /// One page of keys under `prefix`. The S3 operation is ListObjectsV2 (with `encoding-type=url`, so any
+    /// key survives the XML).
+    package func listObjects(
+        bucket: String,
+        prefix: String = "",
+        continuationToken: String? = nil,
+        maxKeys: Int = 1000
+    )
+        throws(S3Error) -> ListPage
+    {
+        var query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", String(maxKeys))]
+        if !prefix.isEmpty { query.append(("prefix", prefix)) }
+        if let continuationToken { query.append(("continuation-token", continuationToken)) }
+        let response = try send("GET", bucket: bucket, query: query, resource: "bucket \(bucket)")
+        let document = try parse(response, expecting: "ListBucketResult")
+        let objects = document.all("Contents").map { item in
+            ListedObject(
+                key: S3Client.urlDecoded(item["Key"] ?? ""),
+                size: Int64(item["Size"] ?? "") ?? 0,
+                etag: item["ETag"] ?? ""
+            )
+        }
+        let truncated = document["IsTruncated"] == "true"
+        return ListPage(objects: objects, nextContinuationToken: truncated ? document["NextContinuationToken"] : nil)
+    }
+
+    /// Every key under `prefix`, page by page; `body` sees each page as it arrives.
+    package func listAllObjects(bucket: String, prefix: String = "", _ body: ([ListedObject]) throws -> Void) throws {
+        var token: String? = nil
+        repeat {
+            let page = try listObjects(bucket: bucket, prefix: prefix, continuationToken: token)
+            try body(page.objects)
+            token = page.nextContinuationToken
+        } while token != nil
+    }
+
+    // MARK: - Uploads
+
+    /// Files up to this size are read into memory once and sent from there; larger ones are streamed from
+    /// disk, so memory stays bounded by the number of workers.
+    package static let inMemoryUploadLimit: Int64 = 256 * 1024
+
+    /// Uploads a file as one object in one request (PutObject; large files go through `ParallelMultipart`).
+    ///
+    /// The file's SHA-256 is computed first, then the bytes are sent with it in the signed
+    /// `x-amz-content-sha256` and, for a file above `inMemoryUploadLimit`, in `x-amz-checksum-sha256`; a small
+    /// file carries `Content-MD5` instead. Either way S3 refuses bytes that differ, and the ledger records the
+    /// SHA-256. A file whose size or mtime changes meanwhile is reported as `.fileChanged`.
+    package func uploadFile(
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        onBytesSent: ((Int64) -> Void)? = nil
+    ) throws(S3Error) -> UploadedObject {
+        let before = try S3Error.reading { try file.status() }
+        let digest: [UInt8]
+        let body: HTTPBody
+        var headers = [("content-type", "application/octet-stream")]
+        if before.size <= Self.inMemoryUploadLimit {
+            // Read once: the bytes hashed are the bytes sent, so the object is one consistent copy of the file.
+            let bytes = try S3Error.reading { try file.contents(length: before.size) }
+            let hash = SHA256()
+            hash.update(bytes)
+            digest = hash.finalize()
+            body = .bytes(bytes)
+            // Content-MD5 rather than x-amz-checksum-sha256 for small files: every server verifies it, and
+            // SeaweedFS spent a third more CPU per small object verifying and storing the SHA-256 checksum.
+            headers.append(("content-md5", MD5.digest(bytes).base64))
+            try requireUnchanged(file, since: before, "while it was read")
+        } else {
+            digest = try S3Error.reading { try file.sha256(offset: 0, length: before.size) }
+            body = .file(FileRegion(descriptor: file.descriptor, offset: 0, length: before.size))
+            headers.append(("x-amz-checksum-sha256", digest.base64))
+            try requireUnchanged(file, since: before, "while its checksum was computed")
+        }
+        let response = try send(
+            "PUT",
+            bucket: bucket,
+            key: key,
+            headers: headers,
+            body: body,
+            payloadHash: digest.hexString,
+            resource: "s3://\(bucket)/\(key)",
+            onBytesSent: onBytesSent
+        )
+        if case .file = body { try requireUnchanged(file, since: before, "while it was sent") }
+        return UploadedObject(
+            bucket: bucket,
+            key: key,
+            etag: response.header("etag") ?? "",
+            sha256: digest.hexString,
+            versionID: response.header("x-amz-version-id"),
+            size: before.size,
+            mtime: before.mtime,
+            partCount: 0
+        )
+    }
+
+    package func requireUnchanged(_ file: LocalFile, since before: LocalFile.Status, _ when: String) throws(S3Error) {
+        let now = try S3Error.reading { try file.status() }
+        guard now == before else {
+            throw S3Error(
+                .fileChanged,
+                "\(file.displayPath) changed \(when) (size \(before.size) → \(now.size), mtime \(before.mtime) → \(now.mtime))"
+            )
+        }
+    }
+
+    // MARK: - Multipart operations
+
+    /// Starts a multipart upload whose parts carry SHA-256 checksums. The S3 operation is
+    /// CreateMultipartUpload.
+    package func createMultipartUpload(bucket: String, key: String) throws(S3Error) -> String {
+        let response = try send(
+            "POST",
+            bucket: bucket,
+            key: key,
+            query: [("uploads", "")],
+            headers: [("content-type", "application/octet-stream"), ("x-amz-checksum-algorithm", "SHA256")],
+            resource: "s3://\(bucket)/\(key)"
+        )
+        let document = try parse(response, expecting: "InitiateMultipartUploadResult")
+        guard let uploadID = document["UploadId"], !uploadID.isEmpty else {
+            throw S3Error(.other, "CreateMultipartUpload for s3://\(bucket)/\(key) returned no UploadId")
+        }
+        return uploadID
+    }
+
+    /// Sends one part, streamed from the file. The S3 operation is UploadPart.
+    package func uploadPart(
+        bucket: String,
+        key: String,
+        uploadID: String,
+        partNumber: Int,
+        region: FileRegion,
+        sha256: [UInt8],
+        onBytesSent: ((Int64) -> Void)? = nil
+    ) throws(S3Error) -> UploadedPart {
+        let response = try send(
+            "PUT",
+            bucket: bucket,
+            key: key,
+            query: [("partNumber", String(partNumber)), ("uploadId", uploadID)],
+            headers: [("x-amz-checksum-sha256", sha256.base64)],
+            body: .file(region),
+            payloadHash: sha256.hexString,
+            resource: "part \(partNumber) of s3://\(bucket)/\(key)",
+            onBytesSent: onBytesSent
+        )
+        return UploadedPart(
+            partNumber: partNumber,
+            etag: response.header("etag") ?? "",
+            checksumSHA256: sha256.base64,
+            size: region.length
+        )
+    }
+
+    /// The parts S3 holds for an upload, all pages. The S3 operation is ListParts.
+    package func listParts(bucket: String, key: String, uploadID: String) throws(S3Error) -> [UploadedPart] {
+        var parts: [UploadedPart] = []
+        var marker: String? = nil
+        repeat {
+            var query = [("uploadId", uploadID)]
+            if let marker { query.append(("part-number-marker", marker)) }
+            let response = try send("GET", bucket: bucket, key: key, query: query, resource: "s3://\(bucket)/\(key)")
+            let document = try parse(response, expecting: "ListPartsResult")
+            for part in document.all("Part") {
+                parts.append(
+                    UploadedPart(
+                        partNumber: Int(part["PartNumber"] ?? "") ?? 0,
+                        etag: part["ETag"] ?? "",
+                        checksumSHA256: part["ChecksumSHA256"],
+                        size: Int64(part["Size"] ?? "") ?? 0
+                    )
+                )
+            }
+            marker = document["IsTruncated"] == "true" ? document["NextPartNumberMarker"] : nil
+        } while marker != nil
+        return parts
+    }
+
+    /// The multipart uploads started under `prefix` and neither completed nor aborted, all pages, as
+    /// (key, upload id). The S3 operation is ListMultipartUploads.
+    package func listMultipartUploads(
+        bucket: String,
+        prefix: String
+    ) throws(S3Error) -> [(key: String, uploadID: String)] {
+        var uploads: [(key: String, uploadID: String)] = []
+        var markers: (key: String, uploadID: String)? = nil
+        repeat {
+            var query = [("prefix", prefix), ("uploads", "")]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
+            let response = try send("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
+            let document = try parse(response, expecting: "ListMultipartUploadsResult")
+            for upload in document.all("Upload") {
+                uploads.append((upload["Key"] ?? "", upload["UploadId"] ?? ""))
+            }
+            markers =
+                document["IsTruncated"] == "true"
+                ? (document["NextKeyMarker"] ?? "", document["NextUploadIdMarker"] ?? "") : nil
+        } while markers != nil
+        return uploads
+    }
+
+    /// Joins the parts into the object. The S3 operation is CompleteMultipartUpload.
+    ///
+    /// - Returns: the object's ETag.
+    package func completeMultipartUpload(
+        bucket: String,
+        key: String,
+        uploadID: String,
+        parts: [UploadedPart]
+    )
+        throws(S3Error) -> String
+    {
+        var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        for part in parts.sorted(by: { $0.partNumber < $1.partNumber }) {
+            xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(xmlEscaped(part.etag))</ETag>"
+            if let checksum = part.checksumSHA256 { xml += "<ChecksumSHA256>\(checksum)</ChecksumSHA256>" }
+            xml += "</Part>"
+        }
+        xml += "</CompleteMultipartUpload>"
+        let body = Array(xml.utf8)
+        let response = try send(
+            "POST",
+            bucket: bucket,
+            key: key,
+            query: [("uploadId", uploadID)],
+            headers: [("content-type", "application/xml")],
+            body: .bytes(body),
+            payloadHash: SHA256.hex(of: body),
+            resource: "s3://\(bucket)/\(key)"
+        )
+        // S3 can answer 200 and still fail: the error then arrives in the body.
+        let document = try parse(response, expecting: "CompleteMultipartUploadResult")
+        return document["ETag"] ?? response.header("etag") ?? ""
+    }
+
+    /// Discards an upload and its parts. The S3 operation is AbortMultipartUpload.
+    package func abortMultipartUpload(bucket: String, key: String, uploadID: String) throws(S3Error) {
+        do {
+            _ = try send(
+                "DELETE",
+                bucket: bucket,
+                key: key,
+                query: [("uploadId", uploadID)],
+                resource: "s3://\(bucket)/\(key)"
+            )
+        } catch  where error.kind == .noSuchUpload {
+            return  // already gone
+        }
+    }
+
+    // MARK: - STS
+
+    /// The account and identity of the credentials. The STS operation is GetCallerIdentity; it exists on
+    /// AWS's endpoints only (`endpoint.stsAuthority`).
+    package func getCallerIdentity(authority: String, scheme: String = "https") throws(S3Error) -> CallerIdentity {
+        let body = Array("Action=GetCallerIdentity&Version=2011-06-15".utf8)
+        let response = try send(
+            "POST",
+            authority: authority,
+            scheme: scheme,
+            service: "sts",
+            headers: [("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+            body: .bytes(body),
+            payloadHash: SHA256.hex(of: body),
+            resource: "STS at \(authority)"
+        )
+        let document = try parse(response, expecting: "GetCallerIdentityResponse")
+        let result = document.child("GetCallerIdentityResult")
+        return CallerIdentity(
+            account: result?["Account"] ?? "",
+            arn: result?["Arn"] ?? "",
+            userID: result?["UserId"] ?? ""
+        )
+    }
+
+    // MARK: - Signing and sending
+
+    private func send(
+        _ method: String,
+        bucket: String? = nil,
+        key: String? = nil,
+        authority: String? = nil,
+        scheme: String? = nil,
+        service: String = "s3",
+        query: [(String, String)] = [],
+        headers: [(String, String)] = [],
+        body: HTTPBody = .none,
+        payloadHash: String? = nil,
+        resource: String,
+        onBytesSent: ((Int64) -> Void)? = nil
+    ) throws(S3Error) -> HTTPResponse {
+        let (host, path) =
+            bucket.map { endpoint.address(bucket: $0, key: key) } ?? (authority ?? endpoint.authority, "/")
+        let hash = payloadHash ?? SHA256.emptyHex
+        var url = "\(scheme ?? endpoint.scheme)://\(host)\(SigV4Signer.uriEncode(path, encodingSlash: false))"
+        if !query.isEmpty {
+            url +=
+                "?"
+                + query.map {
+                    SigV4Signer.uriEncode($0.0, encodingSlash: true) + "="
+                        + SigV4Signer.uriEncode($0.1, encodingSlash: true)
+                }
+                .joined(separator: "&")
+        }
+        for attempt in 1...2 {
+            let current: AWSCredentials
+            do {
+                current = try credentials.credentials()
+            } catch {
+                throw S3Error(.invalidCredentials, "\(error)")
+            }
+            let signer = SigV4Signer(credentials: current, region: endpoint.region, service: service)
+            var allHeaders = [(name: "host", value: host)] + headers.map { (name: $0.0, value: $0.1) }
+            let signature = signer.sign(
+                SigV4Request(
+                    method: method,
+                    host: host,
+                    path: path,
+                    query: query.map { (name: $0.0, value: $0.1) },
+                    headers: allHeaders,
+                    payloadHash: hash
+                ),
+                at: Date(),
+                keys: &signingKeys
+            )
+            allHeaders += signature.headersToAdd
+            let response: HTTPResponse
+            do {
+                response = try curl.perform(
+                    HTTPRequest(
+                        method: method,
+                        url: url,
+                        headers: allHeaders,
+                        body: body,
+                        timeouts: timeouts,
+                        onBytesSent: onBytesSent
+                    )
+                )
+            } catch {
+                throw S3Error(error)
+            }
+            if (200..<300).contains(response.status) { return response }
+            let document = XMLTree.parse(response.body)
+            // HEAD responses have no body: the status and what was asked for say which error it is.
+            let code = document?["Code"] ?? (response.status == 404 ? (key == nil ? "NoSuchBucket" : "NoSuchKey") : nil)
+            let error = S3Error(
+                status: response.status,
+                code: code,
+                message: document?["Message"],
+                requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
+                resource: resource
+            )
+            if error.kind == .expiredToken, attempt == 1 {
+                logger.notice("credentials expired; refreshing", metadata: ["credentials.source": "\(current.source)"])
+                credentials.invalidate()
+                continue
+            }
+            throw error
+        }
+        throw S3Error(.expiredToken, "credentials were still expired after a refresh")
+    }
+
+    /// Parses a response document, turning an `<Error>` body (S3 sends some with status 200) into an error.
+    private func parse(_ response: HTTPResponse, expecting root: String) throws(S3Error) -> XMLTree {
+        guard let document = XMLTree.parse(response.body) else {
+            throw S3Error(.other, "unreadable response (HTTP \(response.status)): \(response.bodyText.prefix(200))")
+        }
+        if document.name == "Error" {
+            throw S3Error(
+                status: 500,
+                code: document["Code"],
+                message: document["Message"],
+                requestID: document["RequestId"],
+                resource: "request"
+            )
+        }
+        guard document.name == root else {
+            throw S3Error(.other, "expected <\(root)> in the response, got <\(document.name)>")
+        }
+        return document
+    }
+
+    /// ListObjectsV2 with `encoding-type=url` encodes keys as forms do: `+` for space, `%XX` for the rest.
+    static func urlDecoded(_ text: String) -> String {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
+    }
+}

@@ -1,0 +1,140 @@
+import FleetSystem
+
+/// A failed S3 (or STS) operation, classified for retries and the ledger.
+///
+/// `kind.rawValue` is the error class stored in `file_uploads.error_class` and shown in Grafana; transient
+/// kinds are retried with backoff, permanent ones are recorded at once; `AWSErrorClass` reads the error codes.
+package struct S3Error: Error, Sendable, CustomStringConvertible {
+    package enum Kind: String, Sendable, CaseIterable {
+        // Transient: the same request can succeed later.
+        case network
+        case timeout
+        case throttled
+        case server
+        case expiredToken = "expired_token"
+        case fileChanged = "file_changed"
+        case badDigest = "bad_digest"
+        // Permanent: something must change first.
+        case accessDenied = "access_denied"
+        case invalidCredentials = "invalid_credentials"
+        case signatureMismatch = "signature_mismatch"
+        case noSuchBucket = "no_such_bucket"
+        case noSuchKey = "no_such_key"
+        case noSuchUpload = "no_such_upload"
+        case fileMissing = "file_missing"
+        case fileUnreadable = "file_unreadable"
+        case invalidRequest = "invalid_request"
+        case tls
+        case other
+    }
+
+    package var kind: Kind
+    package var httpStatus: Int?
+    /// The S3 error code: `SlowDown`, `AccessDenied`, `NoSuchBucket`.
+    package var awsCode: String?
+    package var requestID: String?
+    package var message: String
+
+    package init(
+        _ kind: Kind,
+        _ message: String,
+        httpStatus: Int? = nil,
+        awsCode: String? = nil,
+        requestID: String? = nil
+    ) {
+        self.kind = kind
+        self.message = message
+        self.httpStatus = httpStatus
+        self.awsCode = awsCode
+        self.requestID = requestID
+    }
+
+    /// Worth retrying with backoff. A bad digest means the bytes sent did not match the checksum computed
+    /// just before: the file changed while it was read, so it is tried again once it is stable.
+    package var isTransient: Bool {
+        switch kind {
+        case .network, .timeout, .throttled, .server, .expiredToken, .fileChanged, .badDigest: true
+        default: false
+        }
+    }
+
+    package var description: String {
+        var text = "S3 \(kind.rawValue)"
+        if let httpStatus { text += " (HTTP \(httpStatus)\(awsCode.map { " \($0)" } ?? ""))" }
+        text += ": \(message)"
+        if let requestID { text += " [request \(requestID)]" }
+        return text
+    }
+}
+
+extension S3Error {
+    /// Classifies an HTTP error response from its status and the `<Error>` document S3 sends.
+    init(status: Int, code: String?, message: String?, requestID: String?, resource: String) {
+        let kind: Kind =
+            switch AWSErrorClass(status: status, code: code) {
+            case .throttled: .throttled
+            case .timeout: .timeout
+            case .expiredToken: .expiredToken
+            case .badDigest: .badDigest
+            case .invalidCredentials: .invalidCredentials
+            case .signatureMismatch: .signatureMismatch
+            case .noSuchBucket: .noSuchBucket
+            case .noSuchKey: .noSuchKey
+            case .noSuchUpload: .noSuchUpload
+            case .accessDenied: .accessDenied
+            case .server: .server
+            case .invalidRequest: .invalidRequest
+            }
+        let text =
+            message.flatMap { $0.isEmpty ? nil : $0 } ?? S3Error.defaultMessage(status: status, resource: resource)
+        self.init(kind, text, httpStatus: status, awsCode: code, requestID: requestID)
+    }
+
+    /// HEAD responses carry no body: say what the status means.
+    private static func defaultMessage(status: Int, resource: String) -> String {
+        switch status {
+        case 301, 307: "\(resource) is in another region or needs another endpoint"
+        case 400: "\(resource): bad request"
+        case 403: "access to \(resource) denied"
+        case 404: "\(resource) not found"
+        case 500..<600: "\(resource): server error"
+        default: "\(resource): HTTP \(status)"
+        }
+    }
+
+    /// A local file that could not be read as it was: missing or unreadable is permanent, a file that changed
+    /// while it was read is tried again once it is stable.
+    package init(_ error: LocalFileError) {
+        switch error.kind {
+        case .missing: self.init(.fileMissing, error.message)
+        case .unreadable: self.init(.fileUnreadable, error.message)
+        case .changed: self.init(.fileChanged, error.message)
+        }
+    }
+
+    /// A transport failure as an S3 error of the matching class.
+    init(_ error: HTTPError) {
+        let kind: Kind
+        switch error.kind {
+        case .dns, .connect, .network: kind = .network
+        case .timeout, .stalled: kind = .timeout
+        case .tls: kind = .tls
+        case .bodyRead: kind = .fileChanged
+        case .invalidRequest: kind = .invalidRequest
+        }
+        self.init(kind, error.message)
+    }
+}
+
+extension S3Error {
+    /// Runs one read of a local file, its failure as the matching S3 error.
+    package static func reading<T>(_ read: () throws -> T) throws(S3Error) -> T {
+        do {
+            return try read()
+        } catch let error as LocalFileError {
+            throw S3Error(error)
+        } catch {
+            throw S3Error(.fileUnreadable, "\(error)")
+        }
+    }
+}

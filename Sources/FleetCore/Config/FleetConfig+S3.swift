@@ -1,0 +1,43 @@
+import FleetAWS
+import FleetSystem
+import Foundation
+
+extension S3Context {
+    /// Resolves region, endpoint and the credentials chain from the `s3.*` settings and the environment.
+    ///
+    /// - Throws: `ConfigError` for an `s3.endpoint` that cannot be used.
+    package init(
+        config: FleetConfig,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        homeDirectory: String = NSHomeDirectory()
+    ) throws(ConfigError) {
+        try self.init(
+            region: config.s3.region,
+            endpoint: config.s3.endpoint,
+            pathStyle: config.s3.pathStyle,
+            profile: config.s3.profile,
+            environment: environment,
+            homeDirectory: homeDirectory
+        )
+    }
+}
+
+extension FleetConfig {
+    /// The bucket every file goes to; `nil` when the first directory names each file's bucket.
+    package var destinationBucket: String? { firstDirIsBucket ? nil : s3.bucket }
+}
+
+extension CloudWatchClient {
+    /// The client `metrics.cloudwatch` describes, sharing `context`'s credentials and, by default, its region.
+    ///
+    /// - Throws: `ConfigError` for a bad endpoint.
+    package init(settings: CloudWatchSettings, config: FleetConfig, context: S3Context) throws(ConfigError) {
+        try self.init(
+            endpoint: settings.endpoint,
+            region: settings.region ?? context.endpoint.region,
+            namespace: settings.namespace ?? "TVM/Upload",
+            vehicleID: settings.vehicleId ?? config.effectiveDevice,
+            credentials: context.credentials
+        )
+    }
+}

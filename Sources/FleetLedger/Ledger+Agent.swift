@@ -1,0 +1,176 @@
+import FleetSystem
+import Foundation
+
+/// A local file's object as the ledger would record it once uploaded.
+package struct StoredCandidate: Sendable, Equatable {
+    package var bucket: String
+    package var key: String
+    package var size: Int64
+    package var mtime: Timestamp
+
+    package init(bucket: String, key: String, size: Int64, mtime: Timestamp) {
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+        self.mtime = mtime
+    }
+}
+
+/// What a heartbeat records about a device.
+package struct DeviceHeartbeat: Sendable, Equatable {
+    package var disk: DiskUsage?
+    /// Files ready (stable) but not uploaded yet, and their bytes.
+    package var queueFiles: Int
+    package var queueBytes: Int64
+    package var agentVersion: String
+    /// When this agent last recorded an uploaded file, if it has since it started.
+    package var lastUploadAt: Date?
+
+    package init(disk: DiskUsage?, queueFiles: Int, queueBytes: Int64, agentVersion: String, lastUploadAt: Date?) {
+        self.disk = disk
+        self.lastUploadAt = lastUploadAt
+        self.queueFiles = queueFiles
+        self.queueBytes = queueBytes
+        self.agentVersion = agentVersion
+    }
+}
+
+extension Ledger {
+    /// For each candidate, in order, whether `stored_objects` records that object for the project with the same
+    /// size and mtime and a SHA-256 checksum: an upload S3 verified. One round trip for the whole list.
+    package func storedMatches(projectID: Int64, _ candidates: [StoredCandidate]) throws -> [Bool] {
+        guard !candidates.isEmpty else { return [] }
+        var found = [Bool](repeating: false, count: candidates.count)
+        // Chunks keep each statement's parameters a few MiB at most.
+        for start in stride(from: 0, to: candidates.count, by: 5000) {
+            let chunk = candidates[start..<min(start + 5000, candidates.count)]
+            let rows = try connection.execute(
+                """
+                SELECT c.ord FROM unnest(\(PGTextArray(chunk.map(\.bucket)))::text[],
+                                         \(PGTextArray(chunk.map(\.key)))::text[],
+                                         \(PGTextArray(chunk.map { String($0.size) }))::bigint[],
+                                         \(PGTextArray(chunk.map(\.mtime.iso8601)))::timestamptz[])
+                     WITH ORDINALITY AS c (bucket, s3_key, size_bytes, mtime, ord)
+                JOIN stored_objects AS o
+                  ON o.project_id = \(projectID) AND o.bucket = c.bucket AND o.s3_key = c.s3_key
+                 AND o.size_bytes = c.size_bytes AND o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL
+                """
+            )
+            for row in 0..<rows.rowCount {
+                if let ordinal = rows.int(row, 0) { found[start + ordinal - 1] = true }
+            }
+        }
+        return found
+    }
+
+    /// Updates the device's row and appends to its heartbeat history.
+    package func recordHeartbeat(deviceID: Int64, _ beat: DeviceHeartbeat) throws {
+        let percent = beat.disk.map { (($0.usedPercent * 100).rounded() / 100).clamped(0, 100) }
+        try connection.transaction {
+            try connection.execute(
+                """
+                UPDATE devices SET last_heartbeat_at = now(), agent_version = \(beat.agentVersion),
+                    disk_total_bytes = \(beat.disk?.totalBytes), disk_used_bytes = \(beat.disk?.usedBytes),
+                    disk_used_percent = \(percent), queue_files = \(beat.queueFiles), queue_bytes = \(beat.queueBytes),
+                    last_upload_at = greatest(last_upload_at, \(beat.lastUploadAt)::timestamptz)
+                WHERE id = \(deviceID)
+                """
+            )
+            try connection.execute(
+                """
+                INSERT INTO device_heartbeats (device_id, disk_used_percent, queue_files, queue_bytes)
+                VALUES (\(deviceID), \(percent), \(beat.queueFiles), \(beat.queueBytes))
+                ON CONFLICT (device_id, at) DO NOTHING
+                """
+            )
+        }
+    }
+
+    /// Sessions of this device still marked running whose process on `hostname` is gone (killed, power lost):
+    /// their ids, oldest first.
+    package func deadSessions(
+        deviceID: Int64,
+        hostname: String,
+        projectID: Int64? = nil,
+        isAlive: (Int32, Timestamp) -> Bool
+    ) throws -> [Int64] {
+        let rows = try connection.execute(
+            """
+            SELECT id, pid, started_at FROM sync_sessions
+            WHERE device_id = \(deviceID) AND status = 'running' AND hostname = \(hostname)
+              AND (\(projectID)::bigint IS NULL OR project_id = \(projectID)::bigint)
+            ORDER BY id
+            """
+        )
+        return (0..<rows.rowCount).compactMap { row in
+            guard let id = rows.int64(row, 0), let pid = rows.int(row, 1), let started = rows.timestamp(row, 2) else {
+                return nil
+            }
+            return isAlive(Int32(pid), started) ? nil : id
+        }
+    }
+}
+
+extension Double {
+    fileprivate func clamped(_ low: Double, _ high: Double) -> Double { Swift.min(Swift.max(self, low), high) }
+}
+
+/// A row left `uploading` by a process that no longer exists.
+package struct DeadClaim: Sendable {
+    package var sessionID: Int64
+    package var projectID: Int64
+    package var job: UploadJob
+    package var claimedBy: String
+}
+
+extension Ledger {
+    /// The rows of this device's sessions still `uploading` for a process on `hostname` that is gone: their
+    /// outcome was never recorded (SIGKILL, power loss, a stop that timed out).
+    package func deadClaims(
+        deviceID: Int64,
+        hostname: String,
+        projectID: Int64? = nil,
+        isAlive: (Int32, Timestamp) -> Bool
+    ) throws -> [DeadClaim] {
+        let rows = try connection.execute(
+            """
+            SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,
+                   f.session_id, f.project_id, f.claimed_by, f.claimed_at
+            FROM file_uploads AS f JOIN sync_sessions AS s ON s.id = f.session_id
+            WHERE s.device_id = \(deviceID) AND f.status = 'uploading' AND f.claimed_by LIKE \(hostname + ":%")
+              AND (\(projectID)::bigint IS NULL OR f.project_id = \(projectID)::bigint)
+            ORDER BY f.id
+            """
+        )
+        return (0..<rows.rowCount).compactMap { row in
+            guard let holder = rows.string(row, 10), let colon = holder.lastIndex(of: ":"),
+                holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]),
+                !isAlive(pid, rows.timestamp(row, 11) ?? Timestamp(microseconds: 0))
+            else { return nil }
+            return Ledger.deadClaim(rows, row)
+        }
+    }
+
+    /// A claim from a row of `id, created_at, local_path, path_bytes, bucket, s3_key, size_bytes, mtime,
+    /// session_id, project_id, claimed_by`; settled as a failure unless the bucket shows the upload finished.
+    static func deadClaim(_ rows: PGResult, _ row: Int) -> DeadClaim {
+        let display = rows.string(row, 2) ?? ""
+        var job = UploadJob(
+            id: rows.int64(row, 0) ?? 0,
+            createdAt: rows.string(row, 1) ?? "",
+            path: rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+            displayPath: display,
+            bucket: rows.string(row, 4) ?? "",
+            key: rows.string(row, 5) ?? "",
+            size: rows.int64(row, 6) ?? 0,
+            mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
+        )
+        job.claimedFrom = "failed"
+        return DeadClaim(
+            sessionID: rows.int64(row, 8) ?? 0,
+            projectID: rows.int64(row, 9) ?? 0,
+            job: job,
+            claimedBy: rows.string(row, 10) ?? ""
+        )
+    }
+}

@@ -1,0 +1,191 @@
+import FleetSystem
+import Foundation
+
+/// An uploaded file `deletion.after_upload` may remove: one `file_uploads` row whose upload S3 verified and
+/// `stored_objects` still records.
+package struct AfterUploadCandidate: Sendable, Equatable {
+    package var id: Int64
+    package var createdAt: String
+    /// The session that uploaded it.
+    package var sessionID: Int64
+    /// The bytes to open.
+    package var path: [UInt8]
+    /// The path as the ledger shows it (invalid UTF-8 as `%XX`).
+    package var displayPath: String
+    package var bucket: String
+    package var key: String
+    /// Size and mtime when it was uploaded.
+    package var size: Int64
+    package var mtime: Timestamp
+}
+
+/// One local file a deletion policy removed, as `local_deletions` records it.
+package struct LocalDeletionRecord: Sendable, Equatable {
+    package var displayPath: String
+    package var size: Int64
+    package var mtime: Timestamp
+    /// Whether the ledger confirmed its upload before it was deleted.
+    package var wasUploaded: Bool
+    /// The session that uploaded it; `nil` to take it from `stored_objects` (uploaded files) or leave it empty.
+    package var sessionID: Int64?
+    /// Where it went or would go; empty when the file cannot have a key.
+    package var bucket: String
+    package var key: String
+
+    package init(
+        displayPath: String,
+        size: Int64,
+        mtime: Timestamp,
+        wasUploaded: Bool,
+        sessionID: Int64?,
+        bucket: String,
+        key: String
+    ) {
+        self.displayPath = displayPath
+        self.size = size
+        self.mtime = mtime
+        self.wasUploaded = wasUploaded
+        self.sessionID = sessionID
+        self.bucket = bucket
+        self.key = key
+    }
+}
+
+extension Ledger {
+    /// The files of this device's sessions that `deletion.after_upload` may remove now, oldest examined first.
+    ///
+    /// A row qualifies when it is `uploaded` with a SHA-256 checksum, finished at or before `finishedBefore`, its
+    /// local copy is not known to be gone (`local_deleted_at` null), its path lies under one of `rootPrefixes`,
+    /// and `stored_objects` still records the same object (size, mtime and checksum): a key overwritten since by
+    /// another file no longer holds these bytes, so the local copy is all there is.
+    ///
+    /// Rows come in `updated_at` order: rows examined and kept (`deferAfterUploadCandidates`) go to the back, so a
+    /// pile of files that cannot be deleted never hides the others from the `limit`.
+    ///
+    /// - Parameter rootPrefixes: each source directory with a trailing `/`.
+    package func afterUploadCandidates(
+        projectID: Int64,
+        deviceID: Int64,
+        finishedBefore: Timestamp,
+        rootPrefixes: [String],
+        limit: Int
+    ) throws -> [AfterUploadCandidate] {
+        let rows = try connection.execute(
+            """
+            SELECT f.id, f.created_at, f.session_id, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes,
+                   f.mtime
+            FROM file_uploads f
+            JOIN sync_sessions s ON s.id = f.session_id AND s.device_id = \(deviceID)
+            JOIN stored_objects o
+              ON o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
+             AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.checksum_sha256 = f.checksum_sha256
+            WHERE f.project_id = \(projectID) AND f.status = 'uploaded' AND f.checksum_sha256 IS NOT NULL
+              AND f.local_deleted_at IS NULL AND f.finished_at IS NOT NULL
+              AND f.finished_at <= \(finishedBefore)::timestamptz
+              AND EXISTS (SELECT 1 FROM unnest(\(PGTextArray(rootPrefixes))::text[]) AS r (prefix)
+                          WHERE starts_with(f.local_path, r.prefix))
+            ORDER BY f.updated_at, f.id
+            LIMIT \(limit)
+            """
+        )
+        var candidates: [AfterUploadCandidate] = []
+        candidates.reserveCapacity(rows.rowCount)
+        for row in 0..<rows.rowCount {
+            let display = rows.string(row, 3) ?? ""
+            candidates.append(
+                AfterUploadCandidate(
+                    id: rows.int64(row, 0) ?? 0,
+                    createdAt: rows.string(row, 1) ?? "",
+                    sessionID: rows.int64(row, 2) ?? 0,
+                    path: rows.string(row, 4).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+                    displayPath: display,
+                    bucket: rows.string(row, 5) ?? "",
+                    key: rows.string(row, 6) ?? "",
+                    size: rows.int64(row, 7) ?? 0,
+                    mtime: rows.timestamp(row, 8) ?? Timestamp(microseconds: 0)
+                )
+            )
+        }
+        return candidates
+    }
+
+    /// Sends rows examined and kept (the file changed, or cannot be deleted safely) to the back of the
+    /// `afterUploadCandidates` queue by touching `updated_at`.
+    package func deferAfterUploadCandidates(_ rows: [AfterUploadCandidate]) throws {
+        guard !rows.isEmpty else { return }
+        try connection.execute(
+            """
+            UPDATE file_uploads f SET updated_at = now()
+            FROM unnest(\(PGTextArray(rows.map { String($0.id) }))::bigint[],
+                        \(PGTextArray(rows.map(\.createdAt)))::timestamptz[]) AS r (id, created_at)
+            WHERE f.id = r.id AND f.created_at = r.created_at
+            """
+        )
+    }
+
+    /// Records that the local copies of these uploads are gone although no policy deleted them (removed by
+    /// hand, say): `local_deleted_at` is set, so they are not examined again, and no `local_deletions` row is
+    /// written, since that table lists only what fleet-upload deleted.
+    package func markLocalCopiesGone(_ rows: [AfterUploadCandidate]) throws {
+        guard !rows.isEmpty else { return }
+        try connection.execute(
+            """
+            UPDATE file_uploads f SET local_deleted_at = now(), updated_at = now()
+            FROM unnest(\(PGTextArray(rows.map { String($0.id) }))::bigint[],
+                        \(PGTextArray(rows.map(\.createdAt)))::timestamptz[]) AS r (id, created_at)
+            WHERE f.id = r.id AND f.created_at = r.created_at AND f.local_deleted_at IS NULL
+            """
+        )
+    }
+
+    /// Records files a deletion policy removed, in one transaction: a `local_deletions` row for each, and
+    /// `local_deleted_at` on every row of this device's sessions that recorded the same file (path, bucket,
+    /// key, size and mtime).
+    ///
+    /// An uploaded file recorded without a session gets the session `stored_objects` names for it.
+    ///
+    /// - Parameter reason: `after_upload`, `age` or `emergency`.
+    package func recordLocalDeletions(
+        _ deletions: [LocalDeletionRecord],
+        reason: String,
+        projectID: Int64,
+        deviceID: Int64
+    ) throws {
+        guard !deletions.isEmpty else { return }
+        let paths = PGTextArray(deletions.map(\.displayPath))
+        let sizes = PGTextArray(deletions.map { String($0.size) })
+        let mtimes = PGTextArray(deletions.map(\.mtime.iso8601))
+        let uploaded = PGTextArray(deletions.map { $0.wasUploaded ? "t" : "f" })
+        let sessions = PGTextArray(deletions.map { $0.sessionID.map(String.init) ?? "" })
+        let buckets = PGTextArray(deletions.map(\.bucket))
+        let keys = PGTextArray(deletions.map(\.key))
+        try connection.transaction {
+            try connection.execute(
+                """
+                INSERT INTO local_deletions (device_id, session_id, local_path, size_bytes, mtime, reason, was_uploaded)
+                SELECT \(deviceID),
+                       coalesce(nullif(d.session_id, '')::bigint,
+                                (SELECT o.session_id FROM stored_objects o
+                                 WHERE d.was_uploaded AND o.project_id = \(projectID) AND o.bucket = d.bucket
+                                   AND o.s3_key = d.s3_key AND o.size_bytes = d.size_bytes AND o.mtime = d.mtime)),
+                       d.local_path, d.size_bytes, d.mtime, \(reason), d.was_uploaded
+                FROM unnest(\(paths)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[], \(uploaded)::boolean[],
+                            \(sessions)::text[], \(buckets)::text[], \(keys)::text[])
+                     WITH ORDINALITY AS d (local_path, size_bytes, mtime, was_uploaded, session_id, bucket, s3_key, ord)
+                ORDER BY d.ord
+                """
+            )
+            try connection.execute(
+                """
+                UPDATE file_uploads f SET local_deleted_at = now(), updated_at = now()
+                FROM unnest(\(paths)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[], \(buckets)::text[],
+                            \(keys)::text[]) AS d (local_path, size_bytes, mtime, bucket, s3_key)
+                WHERE f.project_id = \(projectID) AND f.bucket = d.bucket AND f.s3_key = d.s3_key
+                  AND f.local_path = d.local_path AND f.size_bytes = d.size_bytes AND f.mtime = d.mtime
+                  AND f.local_deleted_at IS NULL
+                  AND f.session_id IN (SELECT id FROM sync_sessions WHERE device_id = \(deviceID))
+                """
+            )
+        }
+    }
+}

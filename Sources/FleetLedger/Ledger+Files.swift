@@ -1,0 +1,448 @@
+import FleetSystem
+import Foundation
+import Logging
+
+/// A scanned file on its way into `file_uploads`.
+package struct PlannedFile: Sendable {
+    package var source: String
+    /// Display form of the local path (invalid UTF-8 as `%XX`).
+    package var localPath: String
+    package var relativePath: String
+    /// The exact local path, only when it is not valid UTF-8.
+    package var pathBytes: [UInt8]?
+    package var bucket: String
+    package var key: String
+    package var size: Int64
+    package var mtime: Timestamp
+    /// Set for a file that cannot be uploaded at all (no valid key, unreadable): recorded as a permanent failure.
+    package var errorClass: String?
+    package var errorMessage: String?
+
+    package init(
+        source: String,
+        localPath: String,
+        relativePath: String,
+        pathBytes: [UInt8]?,
+        bucket: String,
+        key: String,
+        size: Int64,
+        mtime: Timestamp,
+        errorClass: String? = nil,
+        errorMessage: String? = nil
+    ) {
+        self.source = source
+        self.localPath = localPath
+        self.relativePath = relativePath
+        self.pathBytes = pathBytes
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+        self.mtime = mtime
+        self.errorClass = errorClass
+        self.errorMessage = errorMessage
+    }
+}
+
+/// A file claimed for upload.
+package struct UploadJob: Sendable {
+    package var id: Int64
+    package var createdAt: String
+    /// The bytes to open.
+    package var path: [UInt8]
+    package var displayPath: String
+    package var bucket: String
+    package var key: String
+    package var size: Int64
+    package var mtime: Timestamp
+    /// The row's status before the claim (`pending`, or `failed`/`permanent_failure` for a retry): what it goes
+    /// back to when the run stops before trying it.
+    package var claimedFrom = "pending"
+}
+
+/// How one claimed file ended, written back in batches.
+package struct UploadOutcome: Sendable {
+    package enum Status: String, Sendable {
+        case uploaded
+        case failed
+        case permanentFailure = "permanent_failure"
+        /// Not tried (the run stopped first): the row goes back to the status it was claimed from, error kept.
+        case putBack = "put_back"
+    }
+    package var job: UploadJob
+    package var status: Status
+    package var attempts: Int
+    package var etag: String?
+    package var sha256: String?
+    package var versionID: String?
+    package var multipartUploadID: String?
+    package var errorClass: String?
+    package var errorMessage: String?
+    package var httpStatus: Int?
+    package var startedAt: Timestamp
+    package var finishedAt: Timestamp
+    /// The size and mtime the upload read (equal to the job's unless the file changed since the scan).
+    package var size: Int64
+    package var mtime: Timestamp
+
+    package init(job: UploadJob, status: Status, attempts: Int, startedAt: Timestamp, finishedAt: Timestamp = .now()) {
+        self.job = job
+        self.status = status
+        self.attempts = attempts
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        size = job.size
+        mtime = job.mtime
+    }
+}
+
+extension Ledger {
+    /// Creates the connection-private staging tables the recording and result writing use.
+    package func prepareStaging() throws {
+        try connection.executeScript(
+            """
+            CREATE TEMPORARY TABLE IF NOT EXISTS staged_files (
+                seq bigserial, source text, local_path text, rel_path text, path_bytes bytea, bucket text,
+                s3_key text, size_bytes bigint, mtime timestamptz, error_class text, error_message text
+            ) ON COMMIT DELETE ROWS;
+            CREATE TEMPORARY TABLE IF NOT EXISTS staged_results (
+                id bigint, created_at timestamptz, status text, attempts integer, etag text, checksum text,
+                version_id text, upload_id text, error_class text, error_message text, http_status integer,
+                started_at timestamptz, finished_at timestamptz, size_bytes bigint, mtime timestamptz,
+                bucket text, s3_key text, claimed_from text
+            ) ON COMMIT DELETE ROWS
+            """
+        )
+        stagingPrepared = true
+    }
+
+    /// Records one batch of scanned files in one transaction.
+    ///
+    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped`; a second
+    /// file mapping to a key already taken in this session, and a file that came with an error, as
+    /// `permanent_failure`; the rest as `pending`, ready to be claimed.
+    ///
+    /// - Returns: how many of the batch were skipped.
+    @discardableResult
+    package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
+        guard !files.isEmpty else { return 0 }
+        return try connection.transaction {
+            try connection.copyIn(
+                """
+                COPY staged_files (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes, mtime,
+                                   error_class, error_message) FROM STDIN
+                """
+            ) { rows in
+                for file in files {
+                    try rows.row([
+                        .text(file.source), .text(file.localPath), .text(file.relativePath),
+                        file.pathBytes.map { .bytes($0) } ?? .null, .text(file.bucket), .text(file.key),
+                        .text(String(file.size)), .text(file.mtime.iso8601), file.errorClass.map { .text($0) } ?? .null,
+                        file.errorMessage.map { .text($0) } ?? .null,
+                    ])
+                }
+            }
+            let result = try connection.execute(
+                """
+                WITH ranked AS (
+                    SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
+                    FROM staged_files s
+                ), judged AS MATERIALIZED (
+                    SELECT r.*,
+                        CASE WHEN r.error_class IS NOT NULL THEN r.error_class
+                             WHEN r.rank > 1 OR EXISTS (
+                                 SELECT 1 FROM file_uploads e
+                                 WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
+                                   AND e.session_id = \(sessionID)) THEN 'duplicate_key'
+                        END AS problem,
+                        o.s3_key IS NOT NULL AS stored
+                    FROM ranked r
+                    LEFT JOIN stored_objects o
+                      ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
+                     AND o.size_bytes = r.size_bytes AND o.mtime = r.mtime
+                )
+                INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
+                                          s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
+                                          finished_at)
+                SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
+                       mtime,
+                       CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
+                       CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
+                       problem,
+                       CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
+                            ELSE error_message END,
+                       CASE WHEN problem IS NOT NULL OR stored THEN now() END
+                FROM judged ORDER BY seq
+                RETURNING status = 'skipped'
+                """
+            )
+            return (0..<result.rowCount).filter { result.bool($0, 0) == true }.count
+        }
+    }
+
+    /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
+    /// remembers them in `stored_objects`.
+    ///
+    /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
+    /// - Returns: how many were skipped.
+    package func skipFilesInBucket(sessionID: Int64, listing: [(String, String, Int64)]) throws -> Int {
+        guard !listing.isEmpty else { return 0 }
+        return try connection.transaction {
+            try connection.executeScript(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS bucket_listing (bucket text, s3_key text, size_bytes bigint) ON COMMIT DROP"
+            )
+            try connection.copyIn("COPY bucket_listing (bucket, s3_key, size_bytes) FROM STDIN") { rows in
+                for (bucket, key, size) in listing { try rows.row([.text(bucket), .text(key), .text(String(size))]) }
+            }
+            let updated = try connection.execute(
+                """
+                WITH skipped AS (
+                    UPDATE file_uploads f SET status = 'skipped', skip_reason = 'bucket', finished_at = now(), updated_at = now()
+                    FROM bucket_listing b
+                    WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
+                      AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes
+                    RETURNING f.project_id, f.bucket, f.s3_key, f.size_bytes, f.mtime, f.session_id
+                )
+                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, session_id)
+                SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
+                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
+                    mtime = EXCLUDED.mtime, session_id = EXCLUDED.session_id, uploaded_at = now()
+                """
+            )
+            return updated.affectedRows
+        }
+    }
+
+    /// The statuses `retry` takes files from: failed ones, files never tried (an interrupted run), and with
+    /// `includePermanent` permanent failures too — except those no upload can fix (an invalid or duplicate key).
+    package static func retryableStatuses(includePermanent: Bool) -> [String] {
+        includePermanent ? ["pending", "failed", "permanent_failure"] : ["pending", "failed"]
+    }
+
+    /// Error classes of permanent failures that a retry never takes: the key itself is wrong.
+    package static let unfixableClasses = ["invalid_key", "duplicate_key"]
+
+    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`,
+    /// skipping rows other processes hold (`FOR UPDATE SKIP LOCKED`), so two processes never get the same file.
+    ///
+    /// One status per claim: the `(session_id, status, id)` index then hands the rows over in id order, with
+    /// no sort of everything that is left.
+    ///
+    /// - Parameters:
+    ///   - afterID: Claim only rows with a larger id: a run claims forward through the session, so a file that
+    ///     fails again is not taken twice in one round, and the index scan starts where the last claim ended.
+    ///   - maxAttempts: Leave files already attempted this often.
+    package func claimFiles(
+        sessionID: Int64,
+        limit: Int,
+        worker: String,
+        status: String = "pending",
+        afterID: Int64 = 0,
+        maxAttempts: Int? = nil
+    ) throws -> [UploadJob] {
+        let rows = try connection.execute(
+            """
+            WITH c AS (
+                SELECT id, created_at, status FROM file_uploads
+                WHERE session_id = \(sessionID) AND status = \(status) AND id > \(afterID)
+                  AND (status <> 'permanent_failure' OR error_class IS NULL
+                       OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
+                  AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
+                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE file_uploads f SET status = 'uploading', claimed_by = \(worker), claimed_at = now(), updated_at = now()
+            FROM c
+            WHERE f.id = c.id AND f.created_at = c.created_at
+            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, c.status
+            """
+        )
+        var jobs: [UploadJob] = []
+        jobs.reserveCapacity(rows.rowCount)
+        for row in 0..<rows.rowCount {
+            let display = rows.string(row, 2) ?? ""
+            let path = rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8)
+            var job = UploadJob(
+                id: rows.int64(row, 0) ?? 0,
+                createdAt: rows.string(row, 1) ?? "",
+                path: path,
+                displayPath: display,
+                bucket: rows.string(row, 4) ?? "",
+                key: rows.string(row, 5) ?? "",
+                size: rows.int64(row, 6) ?? 0,
+                mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
+            )
+            job.claimedFrom = rows.string(row, 8) ?? "pending"
+            jobs.append(job)
+        }
+        return jobs.sorted { $0.id < $1.id }
+    }
+
+    /// How many of the session's files a retry would take now.
+    package func countRetryable(sessionID: Int64, statuses: [String], maxAttempts: Int?) throws -> (Int, Int64) {
+        let rows = try connection.execute(
+            """
+            SELECT count(*), coalesce(sum(size_bytes), 0) FROM file_uploads
+            WHERE session_id = \(sessionID) AND status = ANY(\(PGTextArray(statuses))::text[])
+              AND (status <> 'permanent_failure' OR error_class IS NULL
+                   OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
+              AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
+            """
+        )
+        return (rows.int(0, 0) ?? 0, rows.int64(0, 1) ?? 0)
+    }
+
+    /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
+    /// and the session's heartbeat.
+    ///
+    /// The rows are found by primary key alone: with a `session_id` condition too, the planner reads the whole
+    /// session through its index and hash-joins it with the batch, which made every batch cost as much as the
+    /// session is large.
+    package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64, projectID: Int64) throws {
+        guard !outcomes.isEmpty else { return }
+        try connection.transaction {
+            try connection.copyIn(
+                """
+                COPY staged_results (id, created_at, status, attempts, etag, checksum, version_id, upload_id,
+                                     error_class, error_message, http_status, started_at, finished_at, size_bytes,
+                                     mtime, bucket, s3_key, claimed_from) FROM STDIN
+                """
+            ) { rows in
+                func text(_ value: String?) -> PGCopyWriter.Field { value.map { .text($0) } ?? .null }
+                for outcome in outcomes {
+                    try rows.row([
+                        .text(String(outcome.job.id)), .text(outcome.job.createdAt), .text(outcome.status.rawValue),
+                        .text(String(outcome.attempts)), text(outcome.etag), text(outcome.sha256),
+                        text(outcome.versionID), text(outcome.multipartUploadID), text(outcome.errorClass),
+                        text(outcome.errorMessage), text(outcome.httpStatus.map(String.init)),
+                        .text(outcome.startedAt.iso8601), .text(outcome.finishedAt.iso8601),
+                        .text(String(outcome.size)), .text(outcome.mtime.iso8601), .text(outcome.job.bucket),
+                        .text(outcome.job.key), .text(outcome.job.claimedFrom),
+                    ])
+                }
+            }
+            try connection.execute(
+                """
+                WITH r AS (SELECT *, status = 'put_back' AS put_back FROM staged_results)
+                UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
+                    status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
+                    etag = CASE WHEN r.put_back THEN f.etag ELSE r.etag END,
+                    checksum_sha256 = CASE WHEN r.put_back THEN f.checksum_sha256 ELSE r.checksum END,
+                    version_id = CASE WHEN r.put_back THEN f.version_id ELSE r.version_id END,
+                    multipart_upload_id = CASE WHEN r.put_back THEN f.multipart_upload_id
+                                               ELSE coalesce(r.upload_id, f.multipart_upload_id) END,
+                    error_class = CASE WHEN r.put_back THEN f.error_class ELSE r.error_class END,
+                    error_message = CASE WHEN r.put_back THEN f.error_message ELSE r.error_message END,
+                    http_status = CASE WHEN r.put_back THEN f.http_status ELSE r.http_status END,
+                    started_at = CASE WHEN r.put_back THEN f.started_at ELSE r.started_at END,
+                    finished_at = CASE WHEN r.put_back THEN f.finished_at ELSE r.finished_at END,
+                    size_bytes = CASE WHEN r.put_back THEN f.size_bytes ELSE r.size_bytes END,
+                    mtime = CASE WHEN r.put_back THEN f.mtime ELSE r.mtime END,
+                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
+                FROM r
+                WHERE f.id = r.id AND f.created_at = r.created_at
+                """
+            )
+            try connection.execute(
+                """
+                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, etag,
+                                            session_id)
+                SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID)
+                FROM staged_results WHERE status = 'uploaded'
+                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
+                    mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
+                    session_id = EXCLUDED.session_id, uploaded_at = now()
+                """
+            )
+            try connection.execute("UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)")
+        }
+    }
+
+    /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
+    /// their outcome was never recorded.
+    package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
+    {
+        try connection.execute(
+            """
+            UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
+            WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
+              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
+            """
+        ).affectedRows
+    }
+
+    /// At the end of this process's work on a session: puts back what it still claims but never recorded, except
+    /// `uploaded` (files in the bucket whose result the ledger refused), which stay claimed so that the next run
+    /// finds them in the bucket instead of sending them again; logs both.
+    package func releaseOwnClaims(sessionID: Int64, uploaded: [Int64], logger: Logger) throws {
+        let released = try releaseClaims(sessionID: sessionID, heldBy: ClaimHolder.thisProcess, keeping: uploaded)
+        if !uploaded.isEmpty {
+            logger.warning(
+                "uploaded files whose result the ledger refused stay claimed; the next run checks them in the bucket",
+                metadata: ["files": "\(uploaded.count)"]
+            )
+        }
+        if released > 0 { logger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
+    }
+
+    /// Records files the run gave up on before trying them (the store stayed unreachable).
+    package func abandonPendingFiles(sessionID: Int64, errorClass: String, message: String) throws -> Int {
+        let result = try connection.execute(
+            """
+            UPDATE file_uploads SET status = 'failed', error_class = \(errorClass), error_message = \(message),
+                finished_at = now(), updated_at = now()
+            WHERE session_id = \(sessionID) AND status = 'pending'
+            """
+        )
+        return result.affectedRows
+    }
+
+    /// Records that local files were deleted after their upload was recorded.
+    package func recordDeletions(_ jobs: [UploadJob], sessionID: Int64, deviceID: Int64) throws {
+        guard !jobs.isEmpty else { return }
+        try connection.transaction {
+            for job in jobs {
+                try connection.execute(
+                    """
+                    UPDATE file_uploads SET local_deleted_at = now(), updated_at = now()
+                    WHERE session_id = \(sessionID) AND id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
+                    """
+                )
+                try connection.execute(
+                    """
+                    INSERT INTO local_deletions (device_id, session_id, local_path, size_bytes, mtime, reason, was_uploaded)
+                    VALUES (\(deviceID), \(sessionID), \(job.displayPath), \(job.size), \(job.mtime), 'after_upload', true)
+                    """
+                )
+            }
+        }
+    }
+
+    /// `\x6162` (bytea's text output) → bytes.
+    static func decodeByteaHex(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        let digits = Array(text.utf8.dropFirst(2))
+        func value(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
+        var index = 0
+        while index + 1 < digits.count {
+            bytes.append(value(digits[index]) << 4 | value(digits[index + 1]))
+            index += 2
+        }
+        return bytes
+    }
+}
+
+extension Ledger {
+    /// Display paths of the session's files that need no further upload: uploaded, skipped, or refused for a
+    /// reason no retry fixes (an invalid or duplicate key, an unreadable file).
+    package func settledPaths(sessionID: Int64) throws -> Set<String> {
+        let rows = try connection.execute(
+            """
+            SELECT local_path FROM file_uploads
+            WHERE session_id = \(sessionID)
+              AND (status IN ('uploaded', 'skipped')
+                   OR (status = 'permanent_failure'
+                       AND error_class = ANY(\(PGTextArray(Ledger.unfixableClasses + ["file_unreadable"]))::text[])))
+            """
+        )
+        return Set((0..<rows.rowCount).compactMap { rows.string($0, 0) })
+    }
+}

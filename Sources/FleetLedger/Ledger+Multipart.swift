@@ -1,0 +1,161 @@
+import FleetSystem
+import Foundation
+
+/// A multipart upload the ledger knows was started for a key and never completed, with the parts S3
+/// acknowledged for it.
+package struct RecordedMultipartUpload: Sendable, Equatable {
+    package var uploadID: String
+    /// The file the upload was sending: its size, mtime and part size when the upload started.
+    package var size: Int64
+    package var mtime: Timestamp
+    package var partSize: Int64
+    /// Rows that sent parts of it (several when a later run took it over), with their holders.
+    package var holders: [Holder]
+    /// Every part recorded for it, one per part number (the latest when a part was sent twice).
+    package var parts: [RecordedPart]
+
+    package struct Holder: Sendable, Equatable {
+        package var fileID: Int64
+        package var status: String
+        /// `host:pid` while the row is `uploading`.
+        package var claimedBy: String?
+        package var claimedAt: Timestamp?
+    }
+}
+
+/// One part S3 acknowledged for a multipart upload, as `upload_parts` records it.
+package struct RecordedPart: Sendable, Equatable {
+    package var partNumber: Int
+    package var etag: String
+    package var checksumSHA256: String?
+    package var size: Int64
+
+    package init(partNumber: Int, etag: String, checksumSHA256: String?, size: Int64) {
+        self.partNumber = partNumber
+        self.etag = etag
+        self.checksumSHA256 = checksumSHA256
+        self.size = size
+    }
+}
+
+extension Ledger {
+    /// The multipart uploads recorded for a key that no row records as completed, newest first.
+    package func unfinishedMultipartUploads(
+        projectID: Int64,
+        bucket: String,
+        key: String
+    ) throws
+        -> [RecordedMultipartUpload]
+    {
+        let rows = try connection.execute(
+            """
+            SELECT f.multipart_upload_id, f.size_bytes, f.mtime, f.part_size_bytes, f.id, f.status, f.claimed_by,
+                   f.claimed_at
+            FROM file_uploads AS f
+            WHERE f.project_id = \(projectID) AND f.s3_key = \(key) AND f.bucket = \(bucket)
+              AND f.multipart_upload_id IS NOT NULL AND f.status <> 'uploaded'
+              AND NOT EXISTS (
+                  SELECT 1 FROM file_uploads AS u
+                  WHERE u.project_id = f.project_id AND u.s3_key = f.s3_key AND u.bucket = f.bucket
+                    AND u.multipart_upload_id = f.multipart_upload_id AND u.status = 'uploaded'
+              )
+            ORDER BY f.updated_at DESC, f.id DESC
+            """
+        )
+        var uploads: [RecordedMultipartUpload] = []
+        for row in 0..<rows.rowCount {
+            guard let uploadID = rows.string(row, 0) else { continue }
+            let holder = RecordedMultipartUpload.Holder(
+                fileID: rows.int64(row, 4) ?? 0,
+                status: rows.string(row, 5) ?? "",
+                claimedBy: rows.string(row, 6),
+                claimedAt: rows.timestamp(row, 7)
+            )
+            if let index = uploads.firstIndex(where: { $0.uploadID == uploadID }) {
+                uploads[index].holders.append(holder)
+                continue
+            }
+            uploads.append(
+                RecordedMultipartUpload(
+                    uploadID: uploadID,
+                    size: rows.int64(row, 1) ?? 0,
+                    mtime: rows.timestamp(row, 2) ?? Timestamp(microseconds: 0),
+                    partSize: rows.int64(row, 3) ?? 0,
+                    holders: [holder],
+                    parts: []
+                )
+            )
+        }
+        guard !uploads.isEmpty else { return [] }
+        // By the primary key's prefix: the rows that sent parts, then the upload.
+        let parts = try connection.execute(
+            """
+            SELECT DISTINCT ON (multipart_upload_id, part_number) multipart_upload_id, part_number, etag,
+                   checksum_sha256, size_bytes
+            FROM upload_parts
+            WHERE file_upload_id = ANY(\(PGTextArray(uploads.flatMap { $0.holders.map { String($0.fileID) } }))::bigint[])
+              AND multipart_upload_id = ANY(\(PGTextArray(uploads.map(\.uploadID)))::text[])
+            ORDER BY multipart_upload_id, part_number, uploaded_at DESC
+            """
+        )
+        for row in 0..<parts.rowCount {
+            guard let index = uploads.firstIndex(where: { $0.uploadID == parts.string(row, 0) }) else { continue }
+            uploads[index].parts.append(
+                RecordedPart(
+                    partNumber: parts.int(row, 1) ?? 0,
+                    etag: parts.string(row, 2) ?? "",
+                    checksumSHA256: parts.string(row, 3),
+                    size: parts.int64(row, 4) ?? 0
+                )
+            )
+        }
+        return uploads
+    }
+
+    /// Records on the file's row the multipart upload it is sending, before any part is sent.
+    package func recordMultipartUpload(_ job: UploadJob, uploadID: String, partSize: Int64) throws {
+        try connection.execute(
+            """
+            UPDATE file_uploads SET multipart_upload_id = \(uploadID), part_size_bytes = \(partSize), updated_at = now()
+            WHERE id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
+            """
+        )
+    }
+
+    /// Records one part as S3 acknowledged it.
+    package func recordPart(_ part: RecordedPart, of job: UploadJob, uploadID: String) throws {
+        try connection.execute(
+            """
+            INSERT INTO upload_parts (file_upload_id, file_created_at, multipart_upload_id, part_number, size_bytes,
+                                      etag, checksum_sha256)
+            VALUES (\(job.id), \(job.createdAt)::timestamptz, \(uploadID), \(part.partNumber), \(part.size),
+                    \(part.etag), \(part.checksumSHA256))
+            ON CONFLICT (file_upload_id, multipart_upload_id, part_number) DO UPDATE
+                SET size_bytes = EXCLUDED.size_bytes, etag = EXCLUDED.etag, checksum_sha256 = EXCLUDED.checksum_sha256,
+                    uploaded_at = now()
+            """
+        )
+    }
+
+    /// Forgets an upload S3 no longer holds (aborted, or never to be completed): no row points at it any more and
+    /// its parts are deleted.
+    package func forgetMultipartUpload(projectID: Int64, bucket: String, key: String, uploadID: String) throws {
+        try connection.transaction {
+            let rows = try connection.execute(
+                """
+                UPDATE file_uploads SET multipart_upload_id = NULL, updated_at = now()
+                WHERE project_id = \(projectID) AND s3_key = \(key) AND bucket = \(bucket)
+                  AND multipart_upload_id = \(uploadID) AND status <> 'uploaded'
+                RETURNING id
+                """
+            )
+            let ids = (0..<rows.rowCount).compactMap { rows.int64($0, 0) }.map(String.init)
+            try connection.execute(
+                """
+                DELETE FROM upload_parts
+                WHERE file_upload_id = ANY(\(PGTextArray(ids))::bigint[]) AND multipart_upload_id = \(uploadID)
+                """
+            )
+        }
+    }
+}

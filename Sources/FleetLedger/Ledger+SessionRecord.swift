@@ -1,0 +1,135 @@
+import FleetSystem
+import Foundation
+
+/// One session as the ledger has it: what `retry`, `trigger`, `master once` and `master status` report.
+package struct SessionRecord: Sendable {
+    package var id: Int64
+    package var project: String
+    package var projectID: Int64
+    package var device: String?
+    package var deviceID: Int64?
+    package var configID: Int64?
+    package var kind: String
+    package var status: SessionStatus
+    package var hostname: String
+    package var pid: Int
+    package var localDirectory: String
+    package var bucket: String?
+    package var prefix: String
+    package var startedAt: Timestamp
+    package var heartbeatAt: Timestamp
+    package var finishedAt: Timestamp?
+    package var errorMessage: String?
+    /// Counted from the file rows now (not the copy `closeSession` left on the session row).
+    package var totals: SessionTotals
+
+    /// Seconds from start to finish (to the last heartbeat while running).
+    package var durationSeconds: Double {
+        Double((finishedAt ?? heartbeatAt).microseconds - startedAt.microseconds) / 1_000_000
+    }
+}
+
+extension SessionRecord: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case id = "session_id"
+        case project, device, kind, status, hostname, pid
+        case localDirectory = "local_directory"
+        case bucket
+        case prefix = "s3_prefix"
+        case startedAt = "started_at"
+        case heartbeatAt = "heartbeat_at"
+        case finishedAt = "finished_at"
+        case durationSeconds = "duration_seconds"
+        case errorMessage = "error_message"
+        case totalFiles = "total_files"
+        case totalBytes = "total_size_bytes"
+        case uploadedFiles = "files_uploaded"
+        case uploadedBytes = "bytes_uploaded"
+        case skippedFiles = "files_skipped"
+        case skippedBytes = "bytes_skipped"
+        case failedFiles = "files_failed"
+        case failedBytes = "bytes_failed"
+        case failuresByClass = "failures_by_class"
+        case unfinishedFiles = "files_unfinished"
+    }
+
+    /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(project, forKey: .project)
+        try container.encode(device, forKey: .device)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(status.rawValue, forKey: .status)
+        try container.encode(hostname, forKey: .hostname)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(localDirectory, forKey: .localDirectory)
+        try container.encode(bucket, forKey: .bucket)
+        try container.encode(prefix, forKey: .prefix)
+        try container.encode(startedAt.rfc3339, forKey: .startedAt)
+        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode((durationSeconds * 1000).rounded() / 1000, forKey: .durationSeconds)
+        try container.encode(errorMessage, forKey: .errorMessage)
+        try container.encode(totals.files, forKey: .totalFiles)
+        try container.encode(totals.bytes, forKey: .totalBytes)
+        try container.encode(totals.uploadedFiles, forKey: .uploadedFiles)
+        try container.encode(totals.uploadedBytes, forKey: .uploadedBytes)
+        try container.encode(totals.skippedFiles, forKey: .skippedFiles)
+        try container.encode(totals.skippedBytes, forKey: .skippedBytes)
+        try container.encode(totals.failedFiles, forKey: .failedFiles)
+        try container.encode(totals.failedBytes, forKey: .failedBytes)
+        try container.encode(totals.failuresByClass, forKey: .failuresByClass)
+        try container.encode(totals.unfinishedFiles, forKey: .unfinishedFiles)
+    }
+}
+
+extension Ledger {
+    /// The session with its totals, or nil when there is no session `id`.
+    package func session(_ id: Int64) throws -> SessionRecord? {
+        let rows = try connection.execute(
+            """
+            SELECT s.id, p.name, p.id, d.name, d.id, s.config_id, s.kind, s.status, s.hostname, s.pid,
+                   s.local_directory, s.bucket, s.s3_prefix, s.started_at, s.heartbeat_at, s.finished_at,
+                   s.error_message
+            FROM sync_sessions s JOIN projects p ON p.id = s.project_id LEFT JOIN devices d ON d.id = s.device_id
+            WHERE s.id = \(id)
+            """
+        )
+        guard rows.rowCount == 1 else { return nil }
+        return SessionRecord(
+            id: rows.int64(0, 0) ?? id,
+            project: rows.string(0, 1) ?? "",
+            projectID: rows.int64(0, 2) ?? 0,
+            device: rows.string(0, 3),
+            deviceID: rows.int64(0, 4),
+            configID: rows.int64(0, 5),
+            kind: rows.string(0, 6) ?? "",
+            status: SessionStatus(rawValue: rows.string(0, 7) ?? "") ?? .failed,
+            hostname: rows.string(0, 8) ?? "",
+            pid: rows.int(0, 9) ?? 0,
+            localDirectory: rows.string(0, 10) ?? "",
+            bucket: rows.string(0, 11),
+            prefix: rows.string(0, 12) ?? "",
+            startedAt: rows.timestamp(0, 13) ?? Timestamp(microseconds: 0),
+            heartbeatAt: rows.timestamp(0, 14) ?? Timestamp(microseconds: 0),
+            finishedAt: rows.timestamp(0, 15),
+            errorMessage: rows.string(0, 16),
+            totals: try sessionTotals(id)
+        )
+    }
+
+    /// The configuration a session ran with, as the JSON `config_history` recorded.
+    ///
+    /// - Throws: `ConfigError` when the session has no recorded configuration or it is missing.
+    package func sessionConfigJSON(_ session: SessionRecord) throws -> (id: Int64, json: String) {
+        guard let configID = session.configID else {
+            throw ConfigError(keyPath: nil, "session \(session.id) has no recorded configuration")
+        }
+        let rows = try connection.execute("SELECT config::text FROM config_history WHERE id = \(configID)")
+        guard rows.rowCount == 1, let json = rows.string(0, 0) else {
+            throw ConfigError(keyPath: nil, "session \(session.id): configuration \(configID) is missing")
+        }
+        return (configID, json)
+    }
+}

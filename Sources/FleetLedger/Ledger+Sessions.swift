@@ -1,0 +1,183 @@
+import FleetSystem
+import Foundation
+
+/// A session's totals as the ledger counts them.
+package struct SessionTotals: Sendable, Codable, Equatable {
+    package var files = 0
+    package var bytes: Int64 = 0
+    package var uploadedFiles = 0
+    package var uploadedBytes: Int64 = 0
+    package var skippedFiles = 0
+    package var skippedBytes: Int64 = 0
+    package var failedFiles = 0
+    package var failedBytes: Int64 = 0
+    /// Failed and permanently failed files by error class.
+    package var failuresByClass: [String: Int] = [:]
+    /// Rows not finished (pending, uploading, failed with attempts left): only after an interruption.
+    package var unfinishedFiles = 0
+
+    package init() {}
+}
+
+/// The final state of a session.
+package enum SessionStatus: String, Sendable, Codable {
+    case running, completed
+    case completedWithErrors = "completed_with_errors"
+    case failed, interrupted
+}
+
+/// Where a project's files go, as the `projects` table records it.
+package struct ProjectDestination: Sendable, Equatable {
+    package var name: String
+    /// `nil` when the first directory names each file's bucket.
+    package var bucket: String?
+    package var prefix: String
+    package var region: String
+    /// A custom endpoint; `nil` for AWS.
+    package var endpoint: String?
+    package var keyTemplate: String
+
+    package init(name: String, bucket: String?, prefix: String, region: String, endpoint: String?, keyTemplate: String)
+    {
+        self.name = name
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+        self.endpoint = endpoint
+        self.keyTemplate = keyTemplate
+    }
+}
+
+extension Ledger {
+    /// Creates the project or updates its destination; returns its id.
+    package func upsertProject(_ project: ProjectDestination) throws -> Int64 {
+        let rows = try connection.execute(
+            """
+            INSERT INTO projects (name, bucket, prefix, region, endpoint, key_template)
+            VALUES (\(project.name), \(project.bucket), \(project.prefix), \(project.region), \(project.endpoint),
+                    \(project.keyTemplate))
+            ON CONFLICT (name) DO UPDATE SET bucket = EXCLUDED.bucket, prefix = EXCLUDED.prefix,
+                region = EXCLUDED.region, endpoint = EXCLUDED.endpoint, key_template = EXCLUDED.key_template,
+                updated_at = now()
+            RETURNING id
+            """
+        )
+        return try requireID(rows, "project")
+    }
+
+    /// Creates the device or refreshes its host name; returns its id.
+    package func upsertDevice(name: String, hostname: String, agentVersion: String) throws -> Int64 {
+        let rows = try connection.execute(
+            """
+            INSERT INTO devices (name, hostname, agent_version) VALUES (\(name), \(hostname), \(agentVersion))
+            ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, agent_version = EXCLUDED.agent_version
+            RETURNING id
+            """
+        )
+        return try requireID(rows, "device")
+    }
+
+    /// Records a configuration once per distinct hash; returns its id.
+    ///
+    /// - Parameters:
+    ///   - hash: The configuration's hash, its identity in `config_history`.
+    ///   - json: The configuration as canonical JSON.
+    ///   - sourcePath: The file it was read from, if any.
+    package func recordConfig(projectID: Int64, hash: String, json: String, sourcePath: String?) throws -> Int64 {
+        let rows = try connection.execute(
+            """
+            INSERT INTO config_history (project_id, config_hash, config, source_path)
+            VALUES (\(projectID), \(hash), \(json)::jsonb, \(sourcePath))
+            ON CONFLICT (project_id, config_hash) DO UPDATE SET last_used_at = now(), source_path = EXCLUDED.source_path
+            RETURNING id
+            """
+        )
+        return try requireID(rows, "config")
+    }
+
+    /// Opens a running session and makes sure this month's and next month's file partitions exist.
+    package func openSession(
+        kind: String,
+        projectID: Int64,
+        deviceID: Int64,
+        configID: Int64,
+        localDirectory: String,
+        bucket: String?,
+        prefix: String
+    ) throws -> Int64 {
+        try connection.execute("SELECT fleet_ensure_file_upload_partitions(now(), 2)")
+        let rows = try connection.execute(
+            """
+            INSERT INTO sync_sessions (project_id, device_id, config_id, kind, hostname, pid, local_directory, bucket,
+                                       s3_prefix)
+            VALUES (\(projectID), \(deviceID), \(configID), \(kind), \(ProcessInfo.processInfo.hostName),
+                    \(Int(ProcessInfo.processInfo.processIdentifier)), \(localDirectory), \(bucket), \(prefix))
+            RETURNING id
+            """
+        )
+        return try requireID(rows, "session")
+    }
+
+    /// The session's totals, counted from its file rows.
+    package func sessionTotals(_ sessionID: Int64) throws -> SessionTotals {
+        let rows = try connection.execute(
+            """
+            SELECT status, coalesce(error_class, ''), count(*), coalesce(sum(size_bytes), 0)
+            FROM file_uploads WHERE session_id = \(sessionID) GROUP BY 1, 2
+            """
+        )
+        var totals = SessionTotals()
+        for row in 0..<rows.rowCount {
+            let count = rows.int(row, 2) ?? 0
+            let bytes = rows.int64(row, 3) ?? 0
+            totals.files += count
+            totals.bytes += bytes
+            switch rows.string(row, 0) ?? "" {
+            case "uploaded":
+                totals.uploadedFiles += count
+                totals.uploadedBytes += bytes
+            case "skipped":
+                totals.skippedFiles += count
+                totals.skippedBytes += bytes
+            case "failed", "permanent_failure":
+                totals.failedFiles += count
+                totals.failedBytes += bytes
+                totals.failuresByClass[rows.string(row, 1) ?? "", default: 0] += count
+            default:
+                totals.unfinishedFiles += count
+            }
+        }
+        return totals
+    }
+
+    /// Closes the session with its final status and totals. A session closed before (a retry updates it) keeps
+    /// its first finish time.
+    package func closeSession(
+        _ sessionID: Int64,
+        status: SessionStatus,
+        errorMessage: String? = nil
+    ) throws
+        -> SessionTotals
+    {
+        let totals = try sessionTotals(sessionID)
+        try connection.execute(
+            """
+            UPDATE sync_sessions SET status = \(status.rawValue), finished_at = coalesce(finished_at, now()),
+                heartbeat_at = now(),
+                total_files = \(totals.files), total_bytes = \(totals.bytes),
+                files_uploaded = \(totals.uploadedFiles), bytes_uploaded = \(totals.uploadedBytes),
+                files_skipped = \(totals.skippedFiles), bytes_skipped = \(totals.skippedBytes),
+                files_failed = \(totals.failedFiles), error_message = \(errorMessage)
+            WHERE id = \(sessionID)
+            """
+        )
+        return totals
+    }
+
+    private func requireID(_ rows: PGResult, _ what: String) throws -> Int64 {
+        guard rows.rowCount == 1, let id = rows.int64(0, 0) else {
+            throw LedgerError(.queryFailed, location: location, message: "no id returned for the \(what)")
+        }
+        return id
+    }
+}

@@ -1,0 +1,683 @@
+import FleetSystem
+import Foundation
+
+/// Which sessions `master status` lists.
+package struct StatusFilter: Sendable, Equatable {
+    /// The most sessions listed, newest first.
+    package var limit: Int
+    /// Only this project's sessions, and only this project in the project totals.
+    package var project: String?
+    /// Only this device's sessions, and only this device in the device list.
+    package var device: String?
+
+    package init(limit: Int = 20, project: String? = nil, device: String? = nil) {
+        self.limit = limit
+        self.project = project
+        self.device = device
+    }
+}
+
+/// The fleet at a glance: recent sessions, the failures in them, per-project totals and every device.
+///
+/// Read from the session and device rows, never by counting file rows, except for the failures of the
+/// sessions listed, which come from the partial index on failed files.
+package struct FleetStatus: Sendable {
+    /// The database's clock when the status was read; heartbeat ages are measured against it.
+    package var readAt: Timestamp
+    package var filter: StatusFilter
+    /// The latest sessions matching the filter, newest first.
+    package var sessions: [Session]
+    /// Failed and permanently failed files of `sessions` by error class (`""` for files without one).
+    package var failuresByClass: [String: Int]
+    /// How many days back `projects` counts sessions.
+    package var projectWindowDays: Int
+    /// Every project (or the filtered one), by name.
+    package var projects: [Project]
+    /// Every device (or the filtered one), by name.
+    package var devices: [Device]
+
+    /// One session as its row records it.
+    package struct Session: Sendable {
+        package var id: Int64
+        package var project: String
+        package var device: String?
+        package var kind: String
+        package var status: SessionStatus
+        package var startedAt: Timestamp
+        package var heartbeatAt: Timestamp
+        package var finishedAt: Timestamp?
+        /// The totals written when the session closed; `nil` while it runs.
+        package var totals: Totals?
+
+        /// Seconds from start to finish (to the last heartbeat while running).
+        package var durationSeconds: Double {
+            Double((finishedAt ?? heartbeatAt).microseconds - startedAt.microseconds) / 1_000_000
+        }
+
+        /// Uploaded files per second over the whole session; `nil` while it runs or when it took no time.
+        package var filesPerSecond: Double? {
+            guard let totals, durationSeconds > 0 else { return nil }
+            return Double(totals.uploadedFiles) / durationSeconds
+        }
+
+        /// Uploaded bytes per second over the whole session; `nil` while it runs or when it took no time.
+        package var bytesPerSecond: Double? {
+            guard let totals, durationSeconds > 0 else { return nil }
+            return Double(totals.uploadedBytes) / durationSeconds
+        }
+    }
+
+    /// The totals columns of a closed session.
+    package struct Totals: Sendable, Equatable {
+        package var files: Int64
+        package var bytes: Int64
+        package var uploadedFiles: Int64
+        package var uploadedBytes: Int64
+        package var skippedFiles: Int64
+        package var skippedBytes: Int64
+        package var failedFiles: Int64
+    }
+
+    /// A project's activity within the window.
+    package struct Project: Sendable, Equatable {
+        package var name: String
+        /// Sessions started within the window.
+        package var sessions: Int
+        /// What those sessions uploaded and failed (running sessions count once they close).
+        package var uploadedFiles: Int64
+        package var uploadedBytes: Int64
+        package var failedFiles: Int64
+        /// When its latest session started, however long ago; `nil` if it never ran one.
+        package var lastSessionAt: Timestamp?
+    }
+
+    /// A device as its last heartbeat left it.
+    package struct Device: Sendable, Equatable {
+        package var name: String
+        package var hostname: String?
+        package var agentVersion: String?
+        package var lastHeartbeatAt: Timestamp?
+        /// Seconds between the last heartbeat and `readAt`.
+        package var heartbeatAgeSeconds: Double?
+        package var diskUsedPercent: Double?
+        /// Files ready but not yet uploaded.
+        package var queueFiles: Int64?
+        package var queueBytes: Int64?
+        package var lastUploadAt: Timestamp?
+    }
+}
+
+/// One session with what went wrong in it: `master status --session ID`.
+package struct SessionDetail: Sendable {
+    /// The session with its totals counted from the file rows.
+    package var record: SessionRecord
+    /// The session's failed files in the order they were recorded, at most as many as asked for.
+    package var failedFiles: [FailedFile]
+    /// Retry rounds in order.
+    package var retryRounds: [RetryRound]
+    /// Calls to the trigger endpoint, in the order they were made.
+    package var triggerEvents: [TriggerEvent]
+    /// The processes that worked on the session (its opener and those that joined it), in the order they came.
+    package var processes: [Process]
+
+    /// Failed files left out of `failedFiles` by the limit.
+    package var failedFilesNotShown: Int { max(0, record.totals.failedFiles - failedFiles.count) }
+
+    /// A file that failed (`failed`) or cannot be uploaded at all (`permanent_failure`), with its last error.
+    package struct FailedFile: Sendable, Equatable {
+        package var localPath: String
+        package var bucket: String
+        package var key: String
+        package var status: String
+        package var errorClass: String?
+        package var attempts: Int
+        package var httpStatus: Int?
+        package var errorMessage: String?
+        package var finishedAt: Timestamp?
+    }
+
+    /// A process at work on the session (`session_workers`), with the files it uploaded.
+    package struct Process: Sendable, Equatable {
+        /// `hostname:pid`.
+        package var worker: String
+        package var role: String
+        package var threads: Int
+        package var joinedAt: Timestamp
+        package var leftAt: Timestamp?
+        package var heartbeatAgeSeconds: Double
+        package var filesUploaded: Int64
+    }
+
+    /// One round of `retry` within the session.
+    package struct RetryRound: Sendable, Equatable {
+        package var round: Int
+        package var startedAt: Timestamp
+        package var finishedAt: Timestamp?
+        package var filesAttempted: Int64
+        package var filesUploaded: Int64
+        package var filesFailed: Int64
+    }
+
+    /// One call to the trigger endpoint. The URL is left out: it may carry a token.
+    package struct TriggerEvent: Sendable, Equatable {
+        package var attempt: Int
+        package var at: Timestamp
+        package var httpStatus: Int?
+        package var latencyMilliseconds: Int?
+        package var succeeded: Bool
+        package var errorMessage: String?
+    }
+}
+
+extension Ledger {
+    /// The fleet's recent sessions, the failures in them, per-project totals and devices.
+    ///
+    /// - Parameters:
+    ///   - filter: which sessions, projects and devices to show.
+    ///   - projectWindowDays: how many days back the project totals count sessions.
+    /// - Throws: `LedgerError`.
+    package func fleetStatus(_ filter: StatusFilter, projectWindowDays: Int = 30) throws -> FleetStatus {
+        try readingOneSnapshot {
+            let readAt = try connection.execute("SELECT now()").timestamp(0, 0) ?? .now()
+            let sessions = try recentSessions(filter)
+            return FleetStatus(
+                readAt: readAt,
+                filter: filter,
+                sessions: sessions,
+                failuresByClass: try failuresByClass(sessionIDs: sessions.map(\.id)),
+                projectWindowDays: projectWindowDays,
+                projects: try projectTotals(project: filter.project, windowDays: projectWindowDays),
+                devices: try devices(named: filter.device)
+            )
+        }
+    }
+
+    /// The session, its first `failedLimit` failed files, its retry rounds and trigger calls; `nil` when there
+    /// is no session `id`.
+    ///
+    /// - Throws: `LedgerError`.
+    package func sessionDetail(_ id: Int64, failedLimit: Int) throws -> SessionDetail? {
+        try readingOneSnapshot {
+            guard let record = try session(id) else { return nil }
+            return SessionDetail(
+                record: record,
+                failedFiles: try failedFiles(sessionID: id, limit: failedLimit),
+                retryRounds: try retryRounds(sessionID: id),
+                triggerEvents: try triggerEvents(sessionID: id),
+                processes: try processes(sessionID: id)
+            )
+        }
+    }
+
+    /// Runs `body` in a read-only repeatable-read transaction, so every section sees the ledger at the same
+    /// moment (and `now()` is the same in all of them) while uploads go on.
+    private func readingOneSnapshot<T>(_ body: () throws -> T) throws -> T {
+        try connection.transaction {
+            try connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return try body()
+        }
+    }
+
+    // MARK: - Fleet queries
+
+    /// Newest first from the `started_at` indexes. A name filter becomes an id looked up once, so the planner
+    /// can walk `(project_id, started_at)` or `(device_id, started_at)` backwards and stop at the limit.
+    private func recentSessions(_ filter: StatusFilter) throws -> [FleetStatus.Session] {
+        let rows = try connection.execute(
+            """
+            SELECT s.id, p.name, d.name, s.kind, s.status, s.started_at, s.heartbeat_at, s.finished_at,
+                   s.total_files, s.total_bytes, s.files_uploaded, s.bytes_uploaded, s.files_skipped, s.bytes_skipped,
+                   s.files_failed
+            FROM sync_sessions s JOIN projects p ON p.id = s.project_id LEFT JOIN devices d ON d.id = s.device_id
+            WHERE (\(filter.project)::text IS NULL
+                   OR s.project_id = (SELECT id FROM projects WHERE name = \(filter.project)))
+              AND (\(filter.device)::text IS NULL
+                   OR s.device_id = (SELECT id FROM devices WHERE name = \(filter.device)))
+            ORDER BY s.started_at DESC, s.id DESC
+            LIMIT \(filter.limit)
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            let status = SessionStatus(rawValue: rows.string(row, 4) ?? "") ?? .failed
+            return FleetStatus.Session(
+                id: rows.int64(row, 0) ?? 0,
+                project: rows.string(row, 1) ?? "",
+                device: rows.string(row, 2),
+                kind: rows.string(row, 3) ?? "",
+                status: status,
+                startedAt: rows.timestamp(row, 5) ?? Timestamp(microseconds: 0),
+                heartbeatAt: rows.timestamp(row, 6) ?? Timestamp(microseconds: 0),
+                finishedAt: rows.timestamp(row, 7),
+                totals: status == .running
+                    ? nil
+                    : FleetStatus.Totals(
+                        files: rows.int64(row, 8) ?? 0,
+                        bytes: rows.int64(row, 9) ?? 0,
+                        uploadedFiles: rows.int64(row, 10) ?? 0,
+                        uploadedBytes: rows.int64(row, 11) ?? 0,
+                        skippedFiles: rows.int64(row, 12) ?? 0,
+                        skippedBytes: rows.int64(row, 13) ?? 0,
+                        failedFiles: rows.int64(row, 14) ?? 0
+                    )
+            )
+        }
+    }
+
+    /// Counted from the partial index `file_uploads_failures (session_id, error_class)`, which holds only
+    /// failed rows: an index-only probe per listed session.
+    private func failuresByClass(sessionIDs: [Int64]) throws -> [String: Int] {
+        guard !sessionIDs.isEmpty else { return [:] }
+        let ids = "{" + sessionIDs.map(String.init).joined(separator: ",") + "}"
+        let rows = try connection.execute(
+            """
+            SELECT coalesce(error_class, ''), count(*) FROM file_uploads
+            WHERE session_id = ANY(\(ids)::bigint[]) AND status IN ('failed', 'permanent_failure')
+            GROUP BY 1
+            """
+        )
+        var byClass: [String: Int] = [:]
+        for row in 0..<rows.rowCount { byClass[rows.string(row, 0) ?? "", default: 0] += rows.int(row, 1) ?? 0 }
+        return byClass
+    }
+
+    /// One pass over the window's sessions through the `started_at` index, grouped by project; each project's
+    /// latest session from the top of `(project_id, started_at)`.
+    private func projectTotals(project: String?, windowDays: Int) throws -> [FleetStatus.Project] {
+        let rows = try connection.execute(
+            """
+            WITH window_totals AS (
+                SELECT project_id, count(*) AS sessions, sum(files_uploaded) AS files_uploaded,
+                       sum(bytes_uploaded) AS bytes_uploaded, sum(files_failed) AS files_failed
+                FROM sync_sessions
+                WHERE started_at >= now() - make_interval(days => \(windowDays))
+                  AND (\(project)::text IS NULL OR project_id = (SELECT id FROM projects WHERE name = \(project)))
+                GROUP BY project_id
+            )
+            SELECT p.name, coalesce(w.sessions, 0), coalesce(w.files_uploaded, 0), coalesce(w.bytes_uploaded, 0),
+                   coalesce(w.files_failed, 0), latest.started_at
+            FROM projects p
+            LEFT JOIN window_totals w ON w.project_id = p.id
+            LEFT JOIN LATERAL (
+                SELECT s.started_at FROM sync_sessions s WHERE s.project_id = p.id ORDER BY s.started_at DESC LIMIT 1
+            ) latest ON true
+            WHERE \(project)::text IS NULL OR p.name = \(project)
+            ORDER BY p.name
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            FleetStatus.Project(
+                name: rows.string(row, 0) ?? "",
+                sessions: rows.int(row, 1) ?? 0,
+                uploadedFiles: rows.int64(row, 2) ?? 0,
+                uploadedBytes: rows.int64(row, 3) ?? 0,
+                failedFiles: rows.int64(row, 4) ?? 0,
+                lastSessionAt: rows.timestamp(row, 5)
+            )
+        }
+    }
+
+    private func devices(named name: String?) throws -> [FleetStatus.Device] {
+        let rows = try connection.execute(
+            """
+            SELECT name, hostname, agent_version, last_heartbeat_at,
+                   extract(epoch FROM now() - last_heartbeat_at)::float8, disk_used_percent, queue_files, queue_bytes,
+                   last_upload_at
+            FROM devices
+            WHERE \(name)::text IS NULL OR name = \(name)
+            ORDER BY name
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            FleetStatus.Device(
+                name: rows.string(row, 0) ?? "",
+                hostname: rows.string(row, 1),
+                agentVersion: rows.string(row, 2),
+                lastHeartbeatAt: rows.timestamp(row, 3),
+                heartbeatAgeSeconds: rows.string(row, 4).flatMap(Double.init),
+                diskUsedPercent: rows.string(row, 5).flatMap(Double.init),
+                queueFiles: rows.int64(row, 6),
+                queueBytes: rows.int64(row, 7),
+                lastUploadAt: rows.timestamp(row, 8)
+            )
+        }
+    }
+
+    // MARK: - Session queries
+
+    /// The first `limit` failed files by id. Each status is read in id order from `(session_id, status, id)` and
+    /// stops at the limit, so a session with a million failures costs no more than one with ten.
+    private func failedFiles(sessionID: Int64, limit: Int) throws -> [SessionDetail.FailedFile] {
+        guard limit > 0 else { return [] }
+        let rows = try connection.execute(
+            """
+            SELECT local_path, bucket, s3_key, status, error_class, attempts, http_status, error_message, finished_at
+            FROM (
+                (SELECT * FROM file_uploads WHERE session_id = \(sessionID) AND status = 'failed'
+                 ORDER BY id LIMIT \(limit))
+                UNION ALL
+                (SELECT * FROM file_uploads WHERE session_id = \(sessionID) AND status = 'permanent_failure'
+                 ORDER BY id LIMIT \(limit))
+            ) failed
+            ORDER BY id
+            LIMIT \(limit)
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            SessionDetail.FailedFile(
+                localPath: rows.string(row, 0) ?? "",
+                bucket: rows.string(row, 1) ?? "",
+                key: rows.string(row, 2) ?? "",
+                status: rows.string(row, 3) ?? "",
+                errorClass: rows.string(row, 4),
+                attempts: rows.int(row, 5) ?? 0,
+                httpStatus: rows.int(row, 6),
+                errorMessage: rows.string(row, 7),
+                finishedAt: rows.timestamp(row, 8)
+            )
+        }
+    }
+
+    private func retryRounds(sessionID: Int64) throws -> [SessionDetail.RetryRound] {
+        let rows = try connection.execute(
+            """
+            SELECT round, started_at, finished_at, files_attempted, files_uploaded, files_failed
+            FROM retry_rounds WHERE session_id = \(sessionID) ORDER BY round
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            SessionDetail.RetryRound(
+                round: rows.int(row, 0) ?? 0,
+                startedAt: rows.timestamp(row, 1) ?? Timestamp(microseconds: 0),
+                finishedAt: rows.timestamp(row, 2),
+                filesAttempted: rows.int64(row, 3) ?? 0,
+                filesUploaded: rows.int64(row, 4) ?? 0,
+                filesFailed: rows.int64(row, 5) ?? 0
+            )
+        }
+    }
+
+    /// One pass over the session's uploaded rows counts every process's share (`claimed_by`).
+    private func processes(sessionID: Int64) throws -> [SessionDetail.Process] {
+        let rows = try connection.execute(
+            """
+            WITH shares AS (
+                SELECT claimed_by, count(*) AS files FROM file_uploads
+                WHERE session_id = \(sessionID) AND status = 'uploaded' GROUP BY claimed_by
+            )
+            SELECT w.worker, w.role, w.workers, w.joined_at, w.left_at,
+                   extract(epoch FROM now() - w.heartbeat_at)::float8, coalesce(s.files, 0)
+            FROM session_workers w LEFT JOIN shares s ON s.claimed_by = w.worker
+            WHERE w.session_id = \(sessionID) ORDER BY w.joined_at, w.worker
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            SessionDetail.Process(
+                worker: rows.string(row, 0) ?? "",
+                role: rows.string(row, 1) ?? "",
+                threads: rows.int(row, 2) ?? 0,
+                joinedAt: rows.timestamp(row, 3) ?? Timestamp(microseconds: 0),
+                leftAt: rows.timestamp(row, 4),
+                heartbeatAgeSeconds: rows.string(row, 5).flatMap(Double.init) ?? 0,
+                filesUploaded: rows.int64(row, 6) ?? 0
+            )
+        }
+    }
+
+    private func triggerEvents(sessionID: Int64) throws -> [SessionDetail.TriggerEvent] {
+        let rows = try connection.execute(
+            """
+            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message
+            FROM trigger_events WHERE session_id = \(sessionID) ORDER BY created_at, id
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            SessionDetail.TriggerEvent(
+                attempt: rows.int(row, 0) ?? 0,
+                at: rows.timestamp(row, 1) ?? Timestamp(microseconds: 0),
+                httpStatus: rows.int(row, 2),
+                latencyMilliseconds: rows.int(row, 3),
+                succeeded: rows.bool(row, 4) ?? false,
+                errorMessage: rows.string(row, 5)
+            )
+        }
+    }
+}
+
+// MARK: - JSON
+
+extension FleetStatus: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case readAt = "read_at"
+        case filter, sessions
+        case failuresByClass = "failures_by_class"
+        case projectWindowDays = "project_window_days"
+        case projects, devices
+    }
+
+    /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(readAt.rfc3339, forKey: .readAt)
+        try container.encode(filter, forKey: .filter)
+        try container.encode(sessions, forKey: .sessions)
+        try container.encode(failuresByClass, forKey: .failuresByClass)
+        try container.encode(projectWindowDays, forKey: .projectWindowDays)
+        try container.encode(projects, forKey: .projects)
+        try container.encode(devices, forKey: .devices)
+    }
+}
+
+extension StatusFilter: Encodable {
+    private enum CodingKeys: String, CodingKey { case limit, project, device }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(limit, forKey: .limit)
+        try container.encode(project, forKey: .project)
+        try container.encode(device, forKey: .device)
+    }
+}
+
+extension FleetStatus.Session: Encodable {
+    /// The keys `SessionRecord` uses for the same values.
+    private enum CodingKeys: String, CodingKey {
+        case id = "session_id"
+        case project, device, kind, status
+        case startedAt = "started_at"
+        case heartbeatAt = "heartbeat_at"
+        case finishedAt = "finished_at"
+        case durationSeconds = "duration_seconds"
+        case totalFiles = "total_files"
+        case totalBytes = "total_size_bytes"
+        case uploadedFiles = "files_uploaded"
+        case uploadedBytes = "bytes_uploaded"
+        case skippedFiles = "files_skipped"
+        case skippedBytes = "bytes_skipped"
+        case failedFiles = "files_failed"
+        case filesPerSecond = "files_per_second"
+        case bytesPerSecond = "bytes_per_second"
+    }
+
+    /// Totals and throughput are `null` while the session runs.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(project, forKey: .project)
+        try container.encode(device, forKey: .device)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(status.rawValue, forKey: .status)
+        try container.encode(startedAt.rfc3339, forKey: .startedAt)
+        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(thousandths(durationSeconds), forKey: .durationSeconds)
+        try container.encode(totals?.files, forKey: .totalFiles)
+        try container.encode(totals?.bytes, forKey: .totalBytes)
+        try container.encode(totals?.uploadedFiles, forKey: .uploadedFiles)
+        try container.encode(totals?.uploadedBytes, forKey: .uploadedBytes)
+        try container.encode(totals?.skippedFiles, forKey: .skippedFiles)
+        try container.encode(totals?.skippedBytes, forKey: .skippedBytes)
+        try container.encode(totals?.failedFiles, forKey: .failedFiles)
+        try container.encode(filesPerSecond.map(thousandths), forKey: .filesPerSecond)
+        try container.encode(bytesPerSecond.map { $0.rounded() }, forKey: .bytesPerSecond)
+    }
+}
+
+extension FleetStatus.Project: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case name = "project"
+        case sessions
+        case uploadedFiles = "files_uploaded"
+        case uploadedBytes = "bytes_uploaded"
+        case failedFiles = "files_failed"
+        case lastSessionAt = "last_session_at"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(sessions, forKey: .sessions)
+        try container.encode(uploadedFiles, forKey: .uploadedFiles)
+        try container.encode(uploadedBytes, forKey: .uploadedBytes)
+        try container.encode(failedFiles, forKey: .failedFiles)
+        try container.encode(lastSessionAt?.rfc3339, forKey: .lastSessionAt)
+    }
+}
+
+extension FleetStatus.Device: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case name = "device"
+        case hostname
+        case agentVersion = "agent_version"
+        case lastHeartbeatAt = "last_heartbeat_at"
+        case heartbeatAgeSeconds = "heartbeat_age_seconds"
+        case diskUsedPercent = "disk_used_percent"
+        case queueFiles = "queue_files"
+        case queueBytes = "queue_bytes"
+        case lastUploadAt = "last_upload_at"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(hostname, forKey: .hostname)
+        try container.encode(agentVersion, forKey: .agentVersion)
+        try container.encode(lastHeartbeatAt?.rfc3339, forKey: .lastHeartbeatAt)
+        try container.encode(heartbeatAgeSeconds.map(thousandths), forKey: .heartbeatAgeSeconds)
+        try container.encode(diskUsedPercent, forKey: .diskUsedPercent)
+        try container.encode(queueFiles, forKey: .queueFiles)
+        try container.encode(queueBytes, forKey: .queueBytes)
+        try container.encode(lastUploadAt?.rfc3339, forKey: .lastUploadAt)
+    }
+}
+
+extension SessionDetail: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case failedFiles = "failed_files"
+        case retryRounds = "retry_rounds"
+        case triggerEvents = "trigger_events"
+        case processes
+    }
+
+    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds`, `trigger_events` and
+    /// `processes` beside them in the same object.
+    package func encode(to encoder: any Encoder) throws {
+        try record.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(failedFiles, forKey: .failedFiles)
+        try container.encode(retryRounds, forKey: .retryRounds)
+        try container.encode(triggerEvents, forKey: .triggerEvents)
+        try container.encode(processes, forKey: .processes)
+    }
+}
+
+extension SessionDetail.Process: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case worker, role, threads
+        case joinedAt = "joined_at"
+        case leftAt = "left_at"
+        case heartbeatAgeSeconds = "heartbeat_age_seconds"
+        case filesUploaded = "files_uploaded"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(worker, forKey: .worker)
+        try container.encode(role, forKey: .role)
+        try container.encode(threads, forKey: .threads)
+        try container.encode(joinedAt.rfc3339, forKey: .joinedAt)
+        try container.encode(leftAt?.rfc3339, forKey: .leftAt)
+        try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
+        try container.encode(filesUploaded, forKey: .filesUploaded)
+    }
+}
+
+extension SessionDetail.FailedFile: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case localPath = "local_path"
+        case bucket
+        case key = "s3_key"
+        case status
+        case errorClass = "error_class"
+        case attempts
+        case httpStatus = "http_status"
+        case errorMessage = "error_message"
+        case finishedAt = "finished_at"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(localPath, forKey: .localPath)
+        try container.encode(bucket, forKey: .bucket)
+        try container.encode(key, forKey: .key)
+        try container.encode(status, forKey: .status)
+        try container.encode(errorClass, forKey: .errorClass)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(httpStatus, forKey: .httpStatus)
+        try container.encode(errorMessage, forKey: .errorMessage)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+    }
+}
+
+extension SessionDetail.RetryRound: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case round
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case filesAttempted = "files_attempted"
+        case filesUploaded = "files_uploaded"
+        case filesFailed = "files_failed"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(round, forKey: .round)
+        try container.encode(startedAt.rfc3339, forKey: .startedAt)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(filesAttempted, forKey: .filesAttempted)
+        try container.encode(filesUploaded, forKey: .filesUploaded)
+        try container.encode(filesFailed, forKey: .filesFailed)
+    }
+}
+
+extension SessionDetail.TriggerEvent: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case attempt, at
+        case httpStatus = "http_status"
+        case latencyMilliseconds = "latency_ms"
+        case succeeded
+        case errorMessage = "error_message"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(at.rfc3339, forKey: .at)
+        try container.encode(httpStatus, forKey: .httpStatus)
+        try container.encode(latencyMilliseconds, forKey: .latencyMilliseconds)
+        try container.encode(succeeded, forKey: .succeeded)
+        try container.encode(errorMessage, forKey: .errorMessage)
+    }
+}
+
+/// Rounded to milliseconds (or thousandths), as `SessionRecord` writes its duration.
+private func thousandths(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }

@@ -1,0 +1,76 @@
+import FleetSystem
+
+/// One request `trigger` sent, as `trigger_events` records it.
+package struct TriggerEvent: Sendable, Equatable {
+    package var sessionID: Int64
+    /// The endpoint without any `user:password@`.
+    package var url: String
+    /// 1 for the first request of a delivery.
+    package var attempt: Int
+    /// Nil when no HTTP response arrived.
+    package var httpStatus: Int?
+    package var latencyMs: Int
+    package var succeeded: Bool
+    /// Why no response arrived (network errors); nil when one did.
+    package var errorMessage: String?
+    /// The start of the response body as text (at most 1 KiB).
+    package var responseExcerpt: String?
+
+    package init(
+        sessionID: Int64,
+        url: String,
+        attempt: Int,
+        httpStatus: Int? = nil,
+        latencyMs: Int,
+        succeeded: Bool,
+        errorMessage: String? = nil,
+        responseExcerpt: String? = nil
+    ) {
+        self.sessionID = sessionID
+        self.url = url
+        self.attempt = attempt
+        self.httpStatus = httpStatus
+        self.latencyMs = latencyMs
+        self.succeeded = succeeded
+        self.errorMessage = errorMessage
+        self.responseExcerpt = responseExcerpt
+    }
+}
+
+/// A key the session uploaded, with the row id that orders the pages.
+package struct UploadedKey: Sendable, Equatable {
+    package var id: Int64
+    package var bucket: String
+    package var key: String
+}
+
+extension Ledger {
+    /// Records one trigger request.
+    package func recordTriggerEvent(_ event: TriggerEvent) throws {
+        try connection.execute(
+            """
+            INSERT INTO trigger_events (session_id, url, attempt, http_status, latency_ms, succeeded, error_message,
+                                        response_excerpt)
+            VALUES (\(event.sessionID), \(event.url), \(event.attempt), \(event.httpStatus), \(event.latencyMs),
+                    \(event.succeeded), \(event.errorMessage), \(event.responseExcerpt))
+            """
+        )
+    }
+
+    /// Up to `limit` keys the session uploaded, recorded after row `afterID`, in id order.
+    ///
+    /// Keyset pagination over the `(session_id, status, id)` index: each page starts where the last ended, so
+    /// paging through 300k keys reads each row once and keeps one page in memory.
+    package func uploadedKeys(sessionID: Int64, after afterID: Int64, limit: Int) throws -> [UploadedKey] {
+        let rows = try connection.execute(
+            """
+            SELECT id, bucket, s3_key FROM file_uploads
+            WHERE session_id = \(sessionID) AND status = 'uploaded' AND id > \(afterID)
+            ORDER BY id LIMIT \(limit)
+            """
+        )
+        return (0..<rows.rowCount).map { row in
+            UploadedKey(id: rows.int64(row, 0) ?? 0, bucket: rows.string(row, 1) ?? "", key: rows.string(row, 2) ?? "")
+        }
+    }
+}

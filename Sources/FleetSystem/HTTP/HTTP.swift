@@ -1,0 +1,131 @@
+import Foundation
+
+/// One HTTP request as the S3 client and the trigger send it.
+package struct HTTPRequest {
+    package var method: String
+    package var url: String
+    package var headers: [(name: String, value: String)]
+    package var body: HTTPBody
+    package var timeouts: HTTPTimeouts
+    /// Called from the transfer thread with the number of body bytes sent so far.
+    package var onBytesSent: ((Int64) -> Void)?
+
+    package init(
+        method: String,
+        url: String,
+        headers: [(name: String, value: String)] = [],
+        body: HTTPBody = .none,
+        timeouts: HTTPTimeouts = HTTPTimeouts(),
+        onBytesSent: ((Int64) -> Void)? = nil
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeouts = timeouts
+        self.onBytesSent = onBytesSent
+    }
+}
+
+/// What a request sends.
+package enum HTTPBody {
+    case none
+    case bytes([UInt8])
+    /// A region of an open file, read as it is sent: a file is never loaded whole into memory.
+    case file(FileRegion)
+
+    var length: Int64 {
+        switch self {
+        case .none: 0
+        case .bytes(let bytes): Int64(bytes.count)
+        case .file(let region): region.length
+        }
+    }
+}
+
+/// `length` bytes of an open file from `offset`.
+package struct FileRegion: Sendable {
+    package var descriptor: Int32
+    package var offset: Int64
+    package var length: Int64
+
+    package init(descriptor: Int32, offset: Int64, length: Int64) {
+        self.descriptor = descriptor
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// How long to wait, and when a transfer counts as stalled.
+package struct HTTPTimeouts: Sendable {
+    /// Giving up on connecting (TCP and TLS).
+    package var connectSeconds: Double = 10
+    /// A transfer slower than `stallBytesPerSecond` for `stallSeconds` is abandoned: a dead WiFi link is
+    /// noticed in seconds, not minutes.
+    package var stallBytesPerSecond = 1024
+    package var stallSeconds = 15
+    /// The whole request; 0 for no limit (large parts on slow links).
+    package var totalSeconds: Double = 0
+
+    package init() {}
+
+    package init(connectSeconds: Double, stallBytesPerSecond: Int = 1024, stallSeconds: Int, totalSeconds: Double = 0) {
+        self.connectSeconds = connectSeconds
+        self.stallBytesPerSecond = stallBytesPerSecond
+        self.stallSeconds = stallSeconds
+        self.totalSeconds = totalSeconds
+    }
+}
+
+/// An HTTP response: the status, the headers (names lowercased, in order) and the body (capped).
+package struct HTTPResponse: Sendable {
+    package var status: Int
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]
+
+    /// The last value of a header, by case-insensitive name.
+    package func header(_ name: String) -> String? {
+        let lowercased = name.lowercased()
+        return headers.last(where: { $0.name == lowercased })?.value
+    }
+
+    package var bodyText: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A request that did not produce an HTTP response.
+package struct HTTPError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: String, Sendable {
+        /// The name did not resolve.
+        case dns
+        /// Nothing accepted the connection.
+        case connect
+        /// Connecting or the whole request took too long.
+        case timeout
+        /// The transfer stalled below the minimum speed.
+        case stalled
+        /// The connection broke while sending or receiving.
+        case network
+        /// The TLS handshake or certificate check failed.
+        case tls
+        /// The request body could not be read (the local file); `message` says why.
+        case bodyRead
+        /// The URL or an option was not acceptable.
+        case invalidRequest
+    }
+
+    package var kind: Kind
+    package var message: String
+    /// libcurl's code, for logs.
+    package var curlCode: Int
+
+    package init(kind: Kind, message: String, curlCode: Int) {
+        self.kind = kind
+        self.message = message
+        self.curlCode = curlCode
+    }
+
+    package var description: String { "\(kind.rawValue): \(message)" }
+
+    /// Worth trying again later: the link or the server may come back.
+    package var isTransient: Bool { [.dns, .connect, .timeout, .stalled, .network].contains(kind) }
+}
