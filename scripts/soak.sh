@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The vehicle agent through seed 003's production simulation: `master run` watches four sources while files
+# The vehicle agent through a simulated production cycle: `master run` watches four sources while files
 # are written into them, and a proxy between the agent and the S3 server plays the vehicle's WiFi: available,
 # a long outage (the queue builds up), the drain, 30-second on/off, flapping every 2-3 s, a degraded link
 # (500 ms, 10 % of requests reset mid-body), then SIGKILLs of the agent under a burst of files. At the end

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""The vehicle agent through a day of bad WiFi, as seed 003's production simulation runs it, then checked.
+"""The vehicle agent through a simulated production cycle of bad WiFi and crashes, then checked.
 
     soak.py HOURS WORK MASTER   (run by scripts/soak.sh, which builds MASTER and starts the servers)
 
 Environment: DATABASE_URL, FLEET_TEST_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 
 `master run` watches four sources under WORK/sources and uploads through tcp-proxy.py, which plays the
-network. Files are written all along at each phase's rate. One cycle is seed 003's 100 minutes, scaled to fit
-HOURS (several cycles when HOURS is longer):
+network. Files are written all along at each phase's rate. One cycle lasts 100 minutes, scaled to fit HOURS
+(several cycles when HOURS is longer):
 
     available      15   the link is up                              50 files/min
     outage         30   no link: the queue builds up               100 files/min
