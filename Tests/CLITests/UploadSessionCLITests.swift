@@ -185,6 +185,91 @@ struct UploadSessionCLITests {
         #expect(rows.int(0, 1) == 12)
     }
 
+    @Test func deleteAfterUploadNeverDeletesFilesReachedThroughALinkOutOfTheSource() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("data/inside/a.log", "inside")
+        let outside = [
+            try scratch.write("outside/b.log", "outside b"), try scratch.write("outside/c.log", "outside c"),
+        ]
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch.url.appendingPathComponent("data/linked").path,
+            withDestinationPath: scratch.url.appendingPathComponent("outside").path
+        )
+        let config = try configFile(
+            scratch,
+            s3,
+            upload: #"{ "workers": 2, "delete_after_upload": true }"#,
+            sections: #""scan": { "follow_symlinks": true }"#
+        )
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            Set(try bucketContents(s3).keys)
+                == [s3.prefix + "inside/a.log", s3.prefix + "linked/b.log", s3.prefix + "linked/c.log"]
+        )
+        #expect(!FileManager.default.fileExists(atPath: scratch.url.appendingPathComponent("data/inside/a.log").path))
+        for path in outside { #expect(FileManager.default.fileExists(atPath: path), "deleted \(path)") }
+        let rows = try database.connect().execute(
+            """
+            SELECT (SELECT count(*) FROM local_deletions),
+                   (SELECT count(*) FROM file_uploads WHERE local_deleted_at IS NOT NULL),
+                   (SELECT count(*) FROM file_uploads WHERE status = 'uploaded')
+            """
+        )
+        #expect(rows.int(0, 0) == 1)
+        #expect(rows.int(0, 1) == 1)
+        #expect(rows.int(0, 2) == 3)
+    }
+
+    @Test func deleteAfterUploadDeletesNothingWhenTheLedgerCannotRecordIt() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let files = try (0..<6).map { try scratch.write("data/f\($0).log", "log \($0)") }
+        let migrate = try CLI.run("master", ["migrate", "--database", database.url])
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        // The ledger accepts the uploads but refuses every deletion record.
+        try database.connect().executeScript(
+            """
+            CREATE FUNCTION refuse_deletions() RETURNS trigger LANGUAGE plpgsql AS
+                $$ BEGIN RAISE EXCEPTION 'local_deletions is read-only in this test'; END $$;
+            CREATE TRIGGER refuse_deletions BEFORE INSERT ON local_deletions
+                FOR EACH ROW EXECUTE FUNCTION refuse_deletions();
+            """
+        )
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(try bucketContents(s3).count == 6)
+        for path in files { #expect(FileManager.default.fileExists(atPath: path), "deleted \(path)") }
+        #expect(result.stderr.contains("the ledger cannot record their deletion"), "\(result.stderr)")
+        let rows = try database.connect().execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'uploaded'), count(*) FILTER (WHERE local_deleted_at IS NOT NULL)
+            FROM file_uploads
+            """
+        )
+        #expect(rows.int(0, 0) == 6)
+        #expect(rows.int(0, 1) == 0)
+    }
+
     @Test func missingBucketExitsThreeWithoutOpeningASession() throws {
         let s3 = try TestS3()
         let database = try TestDatabase()

@@ -24,6 +24,10 @@ package struct UploadedObject: Sendable, Equatable {
     package var partCount: Int
     /// The multipart upload that made the object, when it was sent in parts.
     package var multipartUploadID: String?
+    /// The local file as it was read: size, mtime, device and inode.
+    package var file: FileIdentity { FileIdentity(size: size, mtime: mtime, device: device, inode: inode) }
+    package var device: UInt64?
+    package var inode: UInt64?
 
     package init(
         bucket: String,
@@ -34,7 +38,9 @@ package struct UploadedObject: Sendable, Equatable {
         size: Int64,
         mtime: Timestamp,
         partCount: Int,
-        multipartUploadID: String? = nil
+        multipartUploadID: String? = nil,
+        device: UInt64? = nil,
+        inode: UInt64? = nil
     ) {
         self.bucket = bucket
         self.key = key
@@ -45,6 +51,8 @@ package struct UploadedObject: Sendable, Equatable {
         self.mtime = mtime
         self.partCount = partCount
         self.multipartUploadID = multipartUploadID
+        self.device = device
+        self.inode = inode
     }
 }
 
@@ -251,7 +259,9 @@ package final class S3Client {
             versionID: response.header("x-amz-version-id"),
             size: before.size,
             mtime: before.mtime,
-            partCount: 0
+            partCount: 0,
+            device: before.device,
+            inode: before.inode
         )
     }
 

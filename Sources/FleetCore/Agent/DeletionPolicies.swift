@@ -562,7 +562,7 @@ private struct Sweep {
         key: String,
         sessionID: Int64?
     ) -> LocalRemoval.Outcome {
-        let outcome = LocalRemoval.removeRegularFile(path, root: root, size: size, mtime: mtime)
+        let outcome = LocalRemoval.removeRegularFile(path, root: root, expected: FileIdentity(size: size, mtime: mtime))
         let metadata: Logger.Metadata = ["file.path": "\(displayPath)"]
         switch outcome {
         case .removed:
@@ -640,130 +640,5 @@ private struct Sweep {
             )
             throw error
         }
-    }
-}
-
-// MARK: - Removing files without following links
-
-/// Deleting local files safely: only regular files, only below a source directory, never through a symbolic
-/// link; and tidying the directories left empty.
-package enum LocalRemoval {
-    /// What happened to a file meant for deletion.
-    package enum Outcome: Sendable, Equatable {
-        case removed
-        /// Not there any more (nothing to delete).
-        case vanished
-        /// Another size or mtime than expected.
-        case changed
-        /// Another process has it open: a writer that paused may still append, and what it writes to a deleted
-        /// file would never reach S3.
-        case inUse
-        /// A symbolic link, directory or other non-regular file now has that name.
-        case notRegularFile
-        /// A directory on the way below the source directory is a symbolic link.
-        case linkOnPath
-        /// The source directory itself cannot be opened (unmounted, say).
-        case rootUnavailable
-        /// The path is not below the source directory, or the system refused; the reason says which.
-        case failed(String)
-    }
-
-    /// Removes `path` if it is a regular file of `size` and `mtime`, reached from `root` without following a
-    /// symbolic link.
-    ///
-    /// The source directory is opened as configured (it may itself be a link); each directory below it is
-    /// opened with `O_NOFOLLOW`, relative to the one before. The file is examined with `fstatat` and
-    /// `AT_SYMLINK_NOFOLLOW` (the `lstat` of that directory's entry) right before `unlinkat` removes it. The
-    /// corresponding C functions are `openat`, `fstatat` and `unlinkat`.
-    package static func removeRegularFile(_ path: [UInt8], root: [UInt8], size: Int64, mtime: Timestamp) -> Outcome {
-        guard let components = relativeComponents(of: path, under: root) else {
-            return .failed("not inside its source directory")
-        }
-        var directory = root.withCPath { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard directory >= 0 else { return .rootUnavailable }
-        defer { close(directory) }
-        for component in components.dropLast() {
-            let next = component.withCPath { openat(directory, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            guard next >= 0 else {
-                let code = errno
-                var info = stat()
-                let looked = component.withCPath { fstatat(directory, $0, &info, AT_SYMLINK_NOFOLLOW) }
-                if looked != 0 { return .vanished }
-                if (info.st_mode & S_IFMT) == S_IFLNK { return .linkOnPath }
-                if (info.st_mode & S_IFMT) != S_IFDIR { return .vanished }
-                return .failed(String(cString: strerror(code)))
-            }
-            close(directory)
-            directory = next
-        }
-        let name = components[components.count - 1]
-        var info = stat()
-        guard name.withCPath({ fstatat(directory, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0 else {
-            return errno == ENOENT || errno == ENOTDIR ? .vanished : .failed(String(cString: strerror(errno)))
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { return .notRegularFile }
-        let current = Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
-        guard Int64(info.st_size) == size, current == mtime else { return .changed }
-        // A write lease is granted only while no other descriptor is open on the file; holding it, nobody can
-        // open it for writing before the unlink. Where leases are not available (another owner without
-        // CAP_LEASE, a file system without them) this check cannot tell and the size and mtime check stands.
-        let descriptor = name.withCPath { openat(directory, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
-        if descriptor >= 0 {
-            defer { close(descriptor) }
-            if fcntl(descriptor, LocalRemoval.setLease, F_WRLCK) != 0 {
-                if errno == EAGAIN || errno == EBUSY { return .inUse }
-            } else {
-                defer { _ = fcntl(descriptor, LocalRemoval.setLease, F_UNLCK) }
-                return unlink(name, in: directory)
-            }
-        }
-        return unlink(name, in: directory)
-    }
-
-    /// `F_SETLEASE` (`F_LINUX_SPECIFIC_BASE + 0`), which Glibc's headers only declare under `_GNU_SOURCE`.
-    static let setLease: Int32 = 1024
-
-    private static func unlink(_ name: [UInt8], in directory: Int32) -> Outcome {
-        guard name.withCPath({ unlinkat(directory, $0, 0) }) == 0 else {
-            return errno == ENOENT ? .vanished : .failed(String(cString: strerror(errno)))
-        }
-        return .removed
-    }
-
-    /// Removes the directories above `path` that are left empty, from the innermost up, stopping at the first
-    /// that is not empty (`rmdir` refuses it), at a source directory, or outside every source directory.
-    /// The corresponding C function is `rmdir`.
-    package static func removeEmptyParents(of path: [UInt8], sourceRoots: Set<[UInt8]>) {
-        var directory = path
-        while true {
-            guard let slash = directory.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
-            directory = Array(directory[..<slash])
-            if sourceRoots.contains(directory) { return }
-            guard sourceRoots.contains(where: { relativeComponents(of: directory, under: $0) != nil }) else { return }
-            guard directory.withCPath({ rmdir($0) }) == 0 else { return }
-        }
-    }
-
-    /// The longest of `roots` that `path` lies below.
-    package static func root(containing path: [UInt8], among roots: [[UInt8]]) -> [UInt8]? {
-        roots.filter { relativeComponents(of: path, under: $0) != nil }.max { $0.count < $1.count }
-    }
-
-    /// The names below `root` that lead to `path`; `nil` when it is not below `root` or takes a `.` or `..`
-    /// step.
-    static func relativeComponents(of path: [UInt8], under root: [UInt8]) -> [[UInt8]]? {
-        let slash = UInt8(ascii: "/")
-        let isFileSystemRoot = root == [slash]
-        guard path.count > root.count, path.starts(with: root), isFileSystemRoot || path[root.count] == slash else {
-            return nil
-        }
-        let components = path[(isFileSystemRoot ? 1 : root.count + 1)...]
-            .split(separator: slash)
-            .map { Array($0) }
-        let dot = UInt8(ascii: ".")
-        guard !components.isEmpty, !components.contains(where: { $0 == [dot] || $0 == [dot, dot] }) else {
-            return nil
-        }
-        return components
     }
 }

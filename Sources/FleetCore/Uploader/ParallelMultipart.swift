@@ -143,7 +143,9 @@ package struct ParallelMultipart {
                 size: before.size,
                 mtime: before.mtime,
                 partCount: finished.count,
-                multipartUploadID: uploadID
+                multipartUploadID: uploadID,
+                device: before.device,
+                inode: before.inode
             )
         } catch {
             // Kept open for the next attempt, which continues from the recorded parts, unless no attempt could

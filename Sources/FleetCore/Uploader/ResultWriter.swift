@@ -132,37 +132,78 @@ package final class ResultWriter: @unchecked Sendable {
         if deleteAfterUpload { deleteLocalFiles(batch.filter { $0.status == .uploaded && $0.sha256 != nil }) }
     }
 
-    /// Deletes local files whose upload the ledger now records with a verified checksum, unless they changed
-    /// since they were read.
+    /// Deletes local files whose upload the ledger now records with a verified checksum, through the one
+    /// removal path the agent's policies use too (`LocalRemoval`): only below a source directory, never through
+    /// a symbolic link, and only while the file is still the one uploaded (size, mtime, device and inode).
+    ///
+    /// The ledger records the deletions first; when it cannot, nothing is deleted. Files that then stay (they
+    /// changed, a link appeared on the way, another process has them open) have their records withdrawn.
     private func deleteLocalFiles(_ outcomes: [UploadOutcome]) {
-        var deleted: [UploadJob] = []
+        let roots = Array(sourceRoots)
+        var candidates: [(job: UploadJob, root: [UInt8], identity: FileIdentity)] = []
         for outcome in outcomes {
-            guard let file = try? LocalFile(pathBytes: outcome.job.path), let now = try? file.status(),
-                now.size == outcome.size, now.mtime == outcome.mtime
-            else {
-                logger.notice(
-                    "not deleting a file that changed after upload",
+            guard let root = LocalRemoval.root(containing: outcome.job.path, among: roots) else {
+                logger.warning(
+                    "not deleting a file outside the source directories",
                     metadata: ["file.path": "\(outcome.job.displayPath)"]
                 )
                 continue
             }
-            let removed = outcome.job.path.withCPath { unlink($0) }
-            if removed == 0 {
-                var job = outcome.job
-                job.size = outcome.size
-                job.mtime = outcome.mtime
-                deleted.append(job)
-                if removeEmptyDirectories {
-                    LocalRemoval.removeEmptyParents(of: outcome.job.path, sourceRoots: sourceRoots)
-                }
-            }
+            var job = outcome.job
+            job.size = outcome.size
+            job.mtime = outcome.mtime
+            let identity = FileIdentity(
+                size: outcome.size,
+                mtime: outcome.mtime,
+                device: outcome.device,
+                inode: outcome.inode
+            )
+            candidates.append((job, root, identity))
         }
+        guard !candidates.isEmpty else { return }
+        let ids: [Int64]
         do {
-            try ledger.recordDeletions(deleted, sessionID: sessionID, deviceID: deviceID)
+            ids = try ledger.reconnecting {
+                try ledger.recordDeletions(candidates.map(\.job), sessionID: sessionID, deviceID: deviceID)
+            }
         } catch {
             logger.error(
-                "deleted files could not be recorded",
-                metadata: ["error": "\(error)", "files": "\(deleted.count)"]
+                "not deleting uploaded files: the ledger cannot record their deletion",
+                metadata: ["error": "\(error)", "files": "\(candidates.count)"]
+            )
+            return
+        }
+        var stayed: [(id: Int64, job: UploadJob)] = []
+        for (candidate, id) in zip(candidates, ids) {
+            let outcome = LocalRemoval.removeRegularFile(
+                candidate.job.path,
+                root: candidate.root,
+                expected: candidate.identity
+            )
+            guard outcome == .removed else {
+                stayed.append((id, candidate.job))
+                logger.notice(
+                    "not deleting an uploaded file: \(outcome.reason)",
+                    metadata: ["file.path": "\(candidate.job.displayPath)"]
+                )
+                continue
+            }
+            if removeEmptyDirectories {
+                LocalRemoval.removeEmptyParents(of: candidate.job.path, sourceRoots: sourceRoots)
+            }
+        }
+        guard !stayed.isEmpty else { return }
+        do {
+            try ledger.reconnecting {
+                try ledger.withdrawDeletions(ids: stayed.map(\.id), jobs: stayed.map(\.job), sessionID: sessionID)
+            }
+        } catch {
+            logger.error(
+                "files kept on disk are recorded as deleted: the ledger cannot withdraw the records",
+                metadata: [
+                    "error": "\(error)",
+                    "file.paths": "\(stayed.map(\.job.displayPath).joined(separator: ", "))",
+                ]
             )
         }
     }

@@ -93,6 +93,8 @@ struct UploadWorker {
                 outcome.multipartUploadID = uploaded.multipartUploadID
                 outcome.size = uploaded.size
                 outcome.mtime = uploaded.mtime
+                outcome.device = uploaded.device
+                outcome.inode = uploaded.inode
                 return outcome
             } catch {
                 let givingUp = error.isTransient && state.recordTransientFailure(error)

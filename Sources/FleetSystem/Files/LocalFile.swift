@@ -13,6 +13,11 @@ package final class LocalFile {
     package struct Status: Equatable, Sendable {
         package var size: Int64
         package var mtime: Timestamp
+        package var device: UInt64
+        package var inode: UInt64
+
+        /// What deleting the file later checks it against.
+        package var identity: FileIdentity { FileIdentity(size: size, mtime: mtime, device: device, inode: inode) }
     }
 
     /// Opens `path` (the file system's bytes, so any name works) read-only.
@@ -46,7 +51,9 @@ package final class LocalFile {
         }
         return Status(
             size: Int64(info.st_size),
-            mtime: Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
+            mtime: Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec)),
+            device: UInt64(info.st_dev),
+            inode: UInt64(info.st_ino)
         )
     }
 
@@ -117,9 +124,10 @@ package struct LocalFileError: Error, Sendable, CustomStringConvertible {
 extension Array where Element == UInt8 {
     /// Runs `body` with these path bytes as a NUL-terminated C string (file names need not be UTF-8, so a
     /// Swift `String` cannot carry them).
-    package func withCPath<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
-        (self + [0]).withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) }
+    @discardableResult
+    package func withCPath<R, E: Error>(_ body: (UnsafePointer<CChar>) throws(E) -> R) throws(E) -> R {
+        try (self + [0]).withUnsafeBufferPointer { buffer throws(E) in
+            try buffer.withMemoryRebound(to: CChar.self) { characters throws(E) in try body(characters.baseAddress!) }
         }
     }
 
