@@ -19,8 +19,10 @@ package struct AfterUploadCandidate: Sendable, Equatable {
     package var mtime: Timestamp
 }
 
-/// One local file a deletion policy removed, as `local_deletions` records it.
+/// One local file to delete, as `local_deletions` records it.
 package struct LocalDeletionRecord: Sendable, Equatable {
+    /// The bytes to open.
+    package var path: [UInt8]
     package var displayPath: String
     package var size: Int64
     package var mtime: Timestamp
@@ -33,6 +35,7 @@ package struct LocalDeletionRecord: Sendable, Equatable {
     package var key: String
 
     package init(
+        path: [UInt8],
         displayPath: String,
         size: Int64,
         mtime: Timestamp,
@@ -41,6 +44,7 @@ package struct LocalDeletionRecord: Sendable, Equatable {
         bucket: String,
         key: String
     ) {
+        self.path = path
         self.displayPath = displayPath
         self.size = size
         self.mtime = mtime
@@ -138,53 +142,118 @@ extension Ledger {
         )
     }
 
-    /// Records files a deletion policy removed, in one transaction: a `local_deletions` row for each, and
-    /// `local_deleted_at` on every row of this device's sessions that recorded the same file (path, bucket,
-    /// key, size and mtime).
+    // MARK: - Intent, unlink, confirm
+
+    /// Records deletions about to happen, before any file goes: one `local_deletions` row each in state
+    /// `intended`, held by this process.
     ///
     /// An uploaded file recorded without a session gets the session `stored_objects` names for it.
     ///
-    /// - Parameter reason: `after_upload`, `age` or `emergency`.
-    package func recordLocalDeletions(
+    /// - Parameters:
+    ///   - deletions: The files, each path at most once.
+    ///   - reason: `after_upload`, `age` or `emergency`.
+    /// - Returns: each file's `local_deletions` id, by path.
+    package func intendDeletions(
         _ deletions: [LocalDeletionRecord],
         reason: String,
         projectID: Int64,
         deviceID: Int64
-    ) throws {
-        guard !deletions.isEmpty else { return }
+    ) throws -> [[UInt8]: Int64] {
+        guard !deletions.isEmpty else { return [:] }
         let paths = PGTextArray(deletions.map(\.displayPath))
+        let pathBytes = PGTextArray(
+            deletions.map { String(validating: $0.path, as: UTF8.self) == nil ? "\\x" + $0.path.hexString : "" }
+        )
         let sizes = PGTextArray(deletions.map { String($0.size) })
         let mtimes = PGTextArray(deletions.map(\.mtime.iso8601))
         let uploaded = PGTextArray(deletions.map { $0.wasUploaded ? "t" : "f" })
         let sessions = PGTextArray(deletions.map { $0.sessionID.map(String.init) ?? "" })
         let buckets = PGTextArray(deletions.map(\.bucket))
         let keys = PGTextArray(deletions.map(\.key))
-        try connection.transaction {
-            try connection.execute(
-                """
-                INSERT INTO local_deletions (device_id, session_id, local_path, size_bytes, mtime, reason, was_uploaded)
-                SELECT \(deviceID),
-                       coalesce(nullif(d.session_id, '')::bigint,
-                                (SELECT o.session_id FROM stored_objects o
-                                 WHERE d.was_uploaded AND o.project_id = \(projectID) AND o.bucket = d.bucket
-                                   AND o.s3_key = d.s3_key AND o.size_bytes = d.size_bytes AND o.mtime = d.mtime)),
-                       d.local_path, d.size_bytes, d.mtime, \(reason), d.was_uploaded
-                FROM unnest(\(paths)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[], \(uploaded)::boolean[],
-                            \(sessions)::text[], \(buckets)::text[], \(keys)::text[])
-                     WITH ORDINALITY AS d (local_path, size_bytes, mtime, was_uploaded, session_id, bucket, s3_key, ord)
-                ORDER BY d.ord
-                """
+        let rows = try connection.execute(
+            """
+            INSERT INTO local_deletions (device_id, session_id, local_path, local_path_bytes, size_bytes, mtime,
+                                         reason, was_uploaded, bucket, s3_key, state, holder)
+            SELECT \(deviceID),
+                   coalesce(nullif(d.session_id, '')::bigint,
+                            (SELECT o.session_id FROM stored_objects o
+                             WHERE d.was_uploaded AND o.project_id = \(projectID) AND o.bucket = d.bucket
+                               AND o.s3_key = d.s3_key AND o.size_bytes = d.size_bytes AND o.mtime = d.mtime)),
+                   d.local_path, nullif(d.path_bytes, '')::bytea, d.size_bytes, d.mtime, \(reason), d.was_uploaded,
+                   nullif(d.bucket, ''), nullif(d.s3_key, ''), 'intended', \(ClaimHolder.thisProcess)
+            FROM unnest(\(paths)::text[], \(pathBytes)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[],
+                        \(uploaded)::boolean[], \(sessions)::text[], \(buckets)::text[], \(keys)::text[])
+                 AS d (local_path, path_bytes, size_bytes, mtime, was_uploaded, session_id, bucket, s3_key)
+            RETURNING id, local_path, local_path_bytes
+            """
+        )
+        var ids: [[UInt8]: Int64] = [:]
+        for row in 0..<rows.rowCount {
+            let display = try rows.decode(String.self, row, 1, in: "local_deletions")
+            let bytes = try rows.decodeIfPresent(String.self, row, 2, in: "local_deletions")
+            ids[bytes.map(Ledger.decodeByteaHex) ?? Array(display.utf8)] = try rows.decode(
+                Int64.self,
+                row,
+                0,
+                in: "local_deletions"
             )
+        }
+        return ids
+    }
+
+    /// Settles intents once their files were unlinked or kept, in one transaction: the deleted ones become
+    /// deletions (and set `local_deleted_at` on every row of this device's sessions that recorded the same file:
+    /// path, bucket, key, size and mtime); the kept ones are withdrawn.
+    ///
+    /// - Parameters:
+    ///   - deleted: Intents whose file is gone.
+    ///   - kept: Intents whose file stayed.
+    package func settleDeletions(deleted: [Int64], kept: [Int64], projectID: Int64, deviceID: Int64) throws {
+        guard !deleted.isEmpty || !kept.isEmpty else { return }
+        try connection.transaction {
+            if !kept.isEmpty {
+                try connection.execute(
+                    """
+                    DELETE FROM local_deletions
+                    WHERE id = ANY(\(PGTextArray(kept.map(String.init)))::bigint[]) AND state = 'intended'
+                    """
+                )
+            }
+            guard !deleted.isEmpty else { return }
             try connection.execute(
                 """
+                WITH confirmed AS (
+                    UPDATE local_deletions SET state = 'deleted', holder = NULL, deleted_at = now()
+                    WHERE id = ANY(\(PGTextArray(deleted.map(String.init)))::bigint[]) AND state = 'intended'
+                    RETURNING local_path, size_bytes, mtime, bucket, s3_key
+                )
                 UPDATE file_uploads f SET local_deleted_at = now(), updated_at = now()
-                FROM unnest(\(paths)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[], \(buckets)::text[],
-                            \(keys)::text[]) AS d (local_path, size_bytes, mtime, bucket, s3_key)
+                FROM confirmed d
                 WHERE f.project_id = \(projectID) AND f.bucket = d.bucket AND f.s3_key = d.s3_key
                   AND f.local_path = d.local_path AND f.size_bytes = d.size_bytes AND f.mtime = d.mtime
                   AND f.local_deleted_at IS NULL
                   AND f.session_id IN (SELECT id FROM sync_sessions WHERE device_id = \(deviceID))
                 """
+            )
+        }
+    }
+
+    /// Intents on this device that are not settled: each with its file's path and the process that holds it.
+    package func openDeletionIntents(deviceID: Int64) throws -> [(id: Int64, path: [UInt8], holder: String)] {
+        let rows = try connection.execute(
+            """
+            SELECT id, local_path, local_path_bytes, holder FROM local_deletions
+            WHERE device_id = \(deviceID) AND state = 'intended'
+            ORDER BY id
+            """
+        )
+        return try (0..<rows.rowCount).map { row in
+            let display = try rows.decode(String.self, row, 1, in: "local_deletions")
+            let bytes = try rows.decodeIfPresent(String.self, row, 2, in: "local_deletions")
+            return (
+                try rows.decode(Int64.self, row, 0, in: "local_deletions"),
+                bytes.map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+                try rows.decode(String.self, row, 3, in: "local_deletions")
             )
         }
     }

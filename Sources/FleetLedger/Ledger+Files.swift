@@ -398,56 +398,6 @@ extension Ledger {
         return result.affectedRows
     }
 
-    /// Records that local files are about to be deleted after their upload was recorded, before any goes:
-    /// one `local_deletions` row each, and `local_deleted_at` on their rows.
-    ///
-    /// - Returns: the `local_deletions` ids, in the order of `jobs`, for `withdrawDeletions` to take back the
-    ///   records of files that stayed.
-    @discardableResult
-    package func recordDeletions(_ jobs: [UploadJob], sessionID: Int64, deviceID: Int64) throws -> [Int64] {
-        guard !jobs.isEmpty else { return [] }
-        return try connection.transaction {
-            var ids: [Int64] = []
-            for job in jobs {
-                try connection.execute(
-                    """
-                    UPDATE file_uploads SET local_deleted_at = now(), updated_at = now()
-                    WHERE session_id = \(sessionID) AND id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
-                    """
-                )
-                let row = try connection.execute(
-                    """
-                    INSERT INTO local_deletions (device_id, session_id, local_path, size_bytes, mtime, reason, was_uploaded)
-                    VALUES (\(deviceID), \(sessionID), \(job.displayPath), \(job.size), \(job.mtime), 'after_upload', true)
-                    RETURNING id
-                    """
-                )
-                ids.append(try row.decode(Int64.self, 0, 0, in: "local_deletions"))
-            }
-            return ids
-        }
-    }
-
-    /// Takes back deletions `recordDeletions` recorded for files that were not deleted after all.
-    ///
-    /// - Parameters:
-    ///   - ids: The `local_deletions` rows to remove.
-    ///   - jobs: Their files, whose `local_deleted_at` is cleared again.
-    package func withdrawDeletions(ids: [Int64], jobs: [UploadJob], sessionID: Int64) throws {
-        guard !ids.isEmpty else { return }
-        try connection.transaction {
-            try connection.execute(
-                "DELETE FROM local_deletions WHERE id = ANY(\(PGTextArray(ids.map(String.init)))::bigint[])"
-            )
-            try connection.execute(
-                """
-                UPDATE file_uploads SET local_deleted_at = NULL, updated_at = now()
-                WHERE session_id = \(sessionID) AND id = ANY(\(PGTextArray(jobs.map { String($0.id) }))::bigint[])
-                """
-            )
-        }
-    }
-
     /// `\x6162` (bytea's text output) → bytes.
     static func decodeByteaHex(_ text: String) -> [UInt8] {
         var bytes: [UInt8] = []

@@ -30,6 +30,11 @@ extension Migration {
             name: "session_workers",
             sql: String(decoding: PackageResources._004_session_workers_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 5,
+            name: "deletion_intents",
+            sql: String(decoding: PackageResources._005_deletion_intents_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -389,7 +389,7 @@ struct DeletionPoliciesTests {
         #expect(try fixture.deletions().isEmpty)
     }
 
-    @Test func recordingThatFailsAfterDeletingLogsTheFilesAndThrows() throws {
+    @Test func ledgerThatCannotRecordTheDeletionsKeepsEveryFile() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
         try fixture.tree.file("a.log")
@@ -402,17 +402,88 @@ struct DeletionPoliciesTests {
             CREATE TRIGGER refuse BEFORE INSERT ON local_deletions FOR EACH ROW EXECUTE FUNCTION refuse();
             """
         )
-        let logs = LogCapture()
 
         #expect(throws: LedgerError.self) {
-            try fixture.policies(DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0)), logger: logs.logger)
-                .afterUpload(now: Date())
+            try fixture.policies(DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0))).afterUpload(
+                now: Date()
+            )
         }
 
-        #expect(try fixture.remainingFiles() == [], "the uploads were confirmed, so the files went")
+        #expect(try fixture.remainingFiles() == ["a.log", "b.log"], "the deletions were not recorded, so nothing went")
         #expect(try fixture.count("SELECT count(*) FROM file_uploads WHERE local_deleted_at IS NOT NULL") == 0)
+    }
+
+    @Test func confirmationThatFailsAfterDeletingLogsTheFilesAndTheNextRunSettlesThem() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        try fixture.tree.file("a.log")
+        try fixture.tree.file("b.log")
+        _ = try fixture.upload()
+        try fixture.database.connect().executeScript(
+            """
+            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'deletions cannot be confirmed in this test'; END $$;
+            CREATE TRIGGER refuse BEFORE UPDATE ON local_deletions FOR EACH ROW EXECUTE FUNCTION refuse();
+            """
+        )
+        let logs = LogCapture()
+        let settings = DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0))
+
+        #expect(throws: LocalDeleter.UnconfirmedDeletions.self) {
+            try fixture.policies(settings, logger: logs.logger).afterUpload(now: Date())
+        }
+
+        #expect(try fixture.remainingFiles() == [], "the intents were recorded, so the files went")
+        #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'intended'") == 2)
         let error = try #require(logs.entries.first { $0.level == .error })
         #expect(error.text.contains(fixture.path("a.log")) && error.text.contains(fixture.path("b.log")))
+
+        try fixture.database.connect().executeScript("DROP TRIGGER refuse ON local_deletions")
+        let report = try fixture.policies(settings).afterUpload(now: Date())
+
+        #expect(report?.deletedFiles == 0)
+        #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'deleted'") == 2)
+        #expect(try fixture.count("SELECT count(*) FROM file_uploads WHERE local_deleted_at IS NOT NULL") == 2)
+    }
+
+    @Test func intentsADeadProcessLeftAreConfirmedWhenTheFileIsGoneAndWithdrawnWhenNot() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        try fixture.tree.file("gone.log")
+        try fixture.tree.file("still-here.log")
+        _ = try fixture.upload()
+        let ids = try fixture.ids()
+        // A process that is gone (no such pid) recorded both intents and removed only one file before it died.
+        let dead = "\(ProcessInfo.processInfo.hostName):\(Int32.max - 7)"
+        let connection = try fixture.database.connect()
+        for name in ["gone.log", "still-here.log"] {
+            try connection.execute(
+                """
+                INSERT INTO local_deletions (device_id, local_path, size_bytes, mtime, reason, was_uploaded, bucket,
+                                             s3_key, state, holder)
+                SELECT \(ids.device), local_path, size_bytes, mtime, 'after_upload', true, bucket, s3_key,
+                       'intended', \(dead)
+                FROM file_uploads WHERE local_path = \(fixture.path(name))
+                """
+            )
+        }
+        try FileManager.default.removeItem(atPath: fixture.path("gone.log"))
+
+        let settled = try LocalDeleter(
+            ledger: try fixture.database.ledger(),
+            projectID: ids.project,
+            deviceID: ids.device,
+            logger: quietLogger
+        ).settleLeftovers()
+
+        #expect(settled.deleted == 1 && settled.withdrawn == 1)
+        #expect(try fixture.remainingFiles() == ["still-here.log"])
+        #expect(try fixture.deletions().map(\.path) == [fixture.path("gone.log")])
+        #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'intended'") == 0)
+        #expect(
+            try fixture.count("SELECT count(*) FROM file_uploads WHERE local_deleted_at IS NOT NULL") == 1,
+            "the gone file's upload row knows its local copy is gone"
+        )
     }
 
     // MARK: - Only regular files inside the sources

@@ -25,9 +25,10 @@ package struct DeletionReport: Sendable, Equatable {
 ///
 /// The promise they keep: a file is deleted only once the ledger confirms its upload (S3 verified its
 /// SHA-256 and `stored_objects` still records that object with the file's size and mtime), unless
-/// `include_unuploaded` says otherwise. Each policy asks the ledger first, deletes second and records third, so
-/// a ledger that cannot be reached makes it throw before anything is deleted; a recording that fails after the
-/// deletions is logged as an error naming the files, then rethrown.
+/// `include_unuploaded` says otherwise. Files go the one way every deletion goes (`LocalDeleter`), in batches:
+/// the ledger confirms the uploads, records the deletions as intended, the files are removed, and the ledger
+/// confirms what went; a ledger that cannot be written makes a policy throw before anything in the batch is
+/// deleted. Each call first settles the intents a stopped process left open.
 ///
 /// Only regular files inside the configured sources are deleted. Right before each `unlink` the file is
 /// examined again without following links (`fstatat` with `AT_SYMLINK_NOFOLLOW`, the `lstat` of the directory
@@ -35,8 +36,8 @@ package struct DeletionReport: Sendable, Equatable {
 /// mtime differs, or that is reached through a symbolic link, stays. Directories are never deleted, except those
 /// left empty when `upload.remove_empty_directories` is on (never a source directory).
 ///
-/// Every deletion is one `local_deletions` row and sets `file_uploads.local_deleted_at` on the rows that
-/// recorded the file. Each call logs one summary line (`info` when it deleted or kept something, `debug`
+/// Every deletion is one `local_deletions` row (state `deleted`) and sets `file_uploads.local_deleted_at` on the
+/// rows that recorded the file. Each call logs one summary line (`info` when it deleted or kept something, `debug`
 /// otherwise).
 package struct DeletionPolicies {
     package var config: FleetConfig
@@ -102,6 +103,7 @@ package struct DeletionPolicies {
         guard let settings = config.deletion?.afterUpload, settings.enabled != false else { return nil }
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "after_upload"
+        try settleLeftovers(logger: logger)
         let keepDays = max(settings.keepDays ?? 0, 0)
         let cutoff = Timestamp(microseconds: Timestamp(now).microseconds - Self.microseconds(days: keepDays))
         let roots = sourceRoots
@@ -116,12 +118,13 @@ package struct DeletionPolicies {
         var sweep = Sweep(policies: self, reason: "after_upload", logger: logger)
         var gone: [AfterUploadCandidate] = []
         var kept: [AfterUploadCandidate] = []
+        var batch: [AfterUploadCandidate] = []
         for candidate in candidates {
             guard let root = LocalRemoval.root(containing: candidate.path, among: roots) else {
                 kept.append(candidate)
                 continue
             }
-            let outcome = sweep.delete(
+            sweep.queue(
                 path: candidate.path,
                 displayPath: candidate.displayPath,
                 root: root,
@@ -132,14 +135,13 @@ package struct DeletionPolicies {
                 key: candidate.key,
                 sessionID: candidate.sessionID
             )
-            switch outcome {
-            case .removed: break
-            case .vanished: gone.append(candidate)
-            default: kept.append(candidate)
+            batch.append(candidate)
+            if sweep.queuedFiles >= Self.recordBatch {
+                Self.sort(batch, try sweep.flush(), gone: &gone, kept: &kept)
+                batch.removeAll()
             }
-            if sweep.pendingFiles >= Self.recordBatch { try sweep.record() }
         }
-        try sweep.record()
+        Self.sort(batch, try sweep.flush(), gone: &gone, kept: &kept)
         try ledger.markLocalCopiesGone(gone)
         try ledger.deferAfterUploadCandidates(kept)
         if !gone.isEmpty {
@@ -147,6 +149,22 @@ package struct DeletionPolicies {
         }
         Self.logSummary(sweep.report, logger: logger)
         return sweep.report
+    }
+
+    /// Files gone before the policy got to them are marked gone; files kept go to the back of the queue.
+    private static func sort(
+        _ batch: [AfterUploadCandidate],
+        _ outcomes: [LocalRemoval.Outcome],
+        gone: inout [AfterUploadCandidate],
+        kept: inout [AfterUploadCandidate]
+    ) {
+        for (candidate, outcome) in zip(batch, outcomes) {
+            switch outcome {
+            case .removed: break
+            case .vanished: gone.append(candidate)
+            default: kept.append(candidate)
+            }
+        }
     }
 
     // MARK: - Age
@@ -165,6 +183,7 @@ package struct DeletionPolicies {
         guard let settings = config.deletion?.age, settings.enabled != false else { return nil }
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "age"
+        try settleLeftovers(logger: logger)
         let includeUnuploaded = settings.includeUnuploaded ?? false
         let cutoff = Timestamp(now).microseconds - Self.microseconds(days: settings.maxAgeDays)
         let mapper = try KeyMapper(config: config)
@@ -182,9 +201,9 @@ package struct DeletionPolicies {
                     sweep.report.keptUnuploaded += 1
                     continue
                 }
-                sweep.delete(found, index, roots: roots, verdict: verdict)
+                sweep.queue(found, index, roots: roots, verdict: verdict)
             }
-            try sweep.record()
+            try sweep.flush()
         }
         if sweep.report.keptUnuploaded > 0 {
             let days = settings.maxAgeDays.formatted()
@@ -262,6 +281,7 @@ package struct DeletionPolicies {
                 "disk \(full) % full (act at \(Self.percentText(act)) %): deleting the oldest uploaded files",
                 metadata: metadata
             )
+            if mapper == nil { try settleLeftovers(logger: logger) }
             let keyMapper = try mapper ?? KeyMapper(config: config)
             mapper = keyMapper
             var sweep = Sweep(policies: self, reason: "emergency", logger: logger, unuploadedLevel: .error)
@@ -301,7 +321,7 @@ package struct DeletionPolicies {
         /// Records what is pending and measures again; true once below `warn` (or when the disk cannot be
         /// measured any more: no deleting blind).
         func belowWarn() throws -> Bool {
-            try sweep.record()
+            try sweep.flush()
             do {
                 current = try diskUsage(probe)
             } catch {
@@ -326,8 +346,8 @@ package struct DeletionPolicies {
                     unconfirmed.append(index)
                     continue
                 }
-                sweep.delete(found, index, roots: roots, verdict: verdict)
-                if sweep.pendingFiles >= Self.emergencyCheckFiles || sweep.pendingBytes >= step {
+                sweep.queue(found, index, roots: roots, verdict: verdict)
+                if sweep.queuedFiles >= Self.emergencyCheckFiles || sweep.queuedBytes >= step {
                     done = try belowWarn()
                     if done { break }
                 }
@@ -338,7 +358,7 @@ package struct DeletionPolicies {
 
         // Still too full: files never uploaded, oldest first, only when the configuration says so. They are
         // confirmed again (an upload may have finished meanwhile), so `was_uploaded` says what is true.
-        var handled = 0
+        let deletedBefore = sweep.report.deletedFiles
         if !done, includeUnuploaded, !unconfirmed.isEmpty {
             let full = Self.percentText(current.usedPercent)
             sweep.logger.error(
@@ -350,8 +370,8 @@ package struct DeletionPolicies {
                 let batch = Array(unconfirmed[offset..<min(offset + Self.confirmBatch, unconfirmed.count)])
                 let verdicts = try confirm(batch, in: found, mapper: mapper)
                 for (index, verdict) in zip(batch, verdicts) {
-                    if sweep.delete(found, index, roots: roots, verdict: verdict) == .removed { handled += 1 }
-                    if sweep.pendingFiles >= Self.emergencyCheckFiles || sweep.pendingBytes >= step {
+                    sweep.queue(found, index, roots: roots, verdict: verdict)
+                    if sweep.queuedFiles >= Self.emergencyCheckFiles || sweep.queuedBytes >= step {
                         done = try belowWarn()
                         if done { break }
                     }
@@ -360,6 +380,7 @@ package struct DeletionPolicies {
             }
             if !done { done = try belowWarn() }
         }
+        let handled = sweep.report.deletedFiles - deletedBefore
         sweep.report.keptUnuploaded += unconfirmed.count - handled
         if current.usedPercent >= warn {
             let hint = includeUnuploaded ? "" : "; files never uploaded are kept (include_unuploaded is off)"
@@ -439,6 +460,11 @@ package struct DeletionPolicies {
 
     // MARK: - Helpers
 
+    /// Settles the deletions a stopped process left between intent and confirmation.
+    private func settleLeftovers(logger: Logger) throws {
+        try LocalDeleter(ledger: ledger, projectID: projectID, deviceID: deviceID, logger: logger).settleLeftovers()
+    }
+
     private static func microseconds(days: Double) -> Int64 { Int64((days * 86_400 * 1_000_000).rounded()) }
 
     /// The text a source's files' `local_path` starts with.
@@ -502,24 +528,31 @@ private struct FoundFiles {
     }
 }
 
-/// One policy run's deletions: unlinks files, counts them, and records them in the ledger in batches.
+/// One policy run's deletions: queues files, deletes each batch through `LocalDeleter` (the ledger records a
+/// batch before any file in it goes), and counts and logs what happened.
 private struct Sweep {
-    let policies: DeletionPolicies
+    let deleter: LocalDeleter
     let reason: String
     let logger: Logger
     /// How a deletion of a file never uploaded is logged.
     var unuploadedLevel: Logger.Level = .error
     var report: DeletionReport
-    private(set) var pending: [LocalDeletionRecord] = []
-    private(set) var pendingBytes: Int64 = 0
+    /// Files waiting for the next `flush`, with whether the ledger confirmed their upload.
+    private(set) var queued: [(candidate: LocalDeleter.Candidate, uploaded: Bool)] = []
+    private(set) var queuedBytes: Int64 = 0
     /// The source directories, never removed.
     private let rootSet: Set<[UInt8]>
     private let removeEmptyDirectories: Bool
 
-    var pendingFiles: Int { pending.count }
+    var queuedFiles: Int { queued.count }
 
     init(policies: DeletionPolicies, reason: String, logger: Logger, unuploadedLevel: Logger.Level = .error) {
-        self.policies = policies
+        deleter = LocalDeleter(
+            ledger: policies.ledger,
+            projectID: policies.projectID,
+            deviceID: policies.deviceID,
+            logger: logger
+        )
         self.reason = reason
         self.logger = logger
         self.unuploadedLevel = unuploadedLevel
@@ -528,13 +561,11 @@ private struct Sweep {
         removeEmptyDirectories = policies.config.removeEmptyDirectories
     }
 
-    /// Deletes one found file the ledger was asked about.
-    @discardableResult
-    mutating func delete(_ found: FoundFiles, _ index: Int, roots: [[UInt8]], verdict: Verdict) -> LocalRemoval.Outcome
-    {
+    /// Queues one found file the ledger was asked about.
+    mutating func queue(_ found: FoundFiles, _ index: Int, roots: [[UInt8]], verdict: Verdict) {
         let entry = found.entries[index]
         let path = found.path(entry)
-        return delete(
+        queue(
             path: path,
             displayPath: PathText.escaped(path),
             root: roots[Int(entry.source)],
@@ -547,11 +578,11 @@ private struct Sweep {
         )
     }
 
-    /// Deletes one file if it is still the regular file of `size` and `mtime`, and queues its record.
+    /// Queues one file, to be deleted if it is still the regular file of `size` and `mtime`.
     ///
     /// - Parameter uploaded: whether the ledger confirmed its upload (only then does a changed file count in
     ///   `changedSinceUpload`).
-    mutating func delete(
+    mutating func queue(
         path: [UInt8],
         displayPath: String,
         root: [UInt8],
@@ -561,84 +592,80 @@ private struct Sweep {
         bucket: String,
         key: String,
         sessionID: Int64?
-    ) -> LocalRemoval.Outcome {
-        let outcome = LocalRemoval.removeRegularFile(path, root: root, expected: FileIdentity(size: size, mtime: mtime))
-        let metadata: Logger.Metadata = ["file.path": "\(displayPath)"]
-        switch outcome {
-        case .removed:
-            pending.append(
-                LocalDeletionRecord(
-                    displayPath: displayPath,
-                    size: size,
-                    mtime: mtime,
-                    wasUploaded: uploaded,
-                    sessionID: sessionID,
-                    bucket: bucket,
-                    key: key
-                )
-            )
-            pendingBytes += size
-            report.deletedFiles += 1
-            report.deletedBytes += size
-            if uploaded {
-                logger.debug("deleted an uploaded file", metadata: metadata)
-            } else {
-                report.deletedUnuploaded += 1
-                logger.log(level: unuploadedLevel, "deleting a file that was never uploaded", metadata: metadata)
-            }
-            if removeEmptyDirectories { LocalRemoval.removeEmptyParents(of: path, sourceRoots: rootSet) }
-        case .vanished:
-            logger.debug("file already gone", metadata: metadata)
-        case .changed:
-            if uploaded { report.changedSinceUpload += 1 }
-            logger.log(
-                level: uploaded ? .notice : .debug,
-                "not deleting a file that changed since it was examined",
-                metadata: metadata
-            )
-        case .inUse:
-            logger.info("not deleting a file another process has open; next time", metadata: metadata)
-        case .notRegularFile, .linkOnPath:
-            if uploaded { report.changedSinceUpload += 1 }
-            logger.warning(
-                outcome == .linkOnPath
-                    ? "not deleting a file reached through a symbolic link"
-                    : "not deleting: no longer a regular file",
-                metadata: metadata
-            )
-        case .rootUnavailable:
-            logger.warning("source directory cannot be opened; not deleting in it", metadata: metadata)
-        case .failed(let reason):
-            logger.warning("cannot delete a file: \(reason)", metadata: metadata)
-        }
-        return outcome
+    ) {
+        let record = LocalDeletionRecord(
+            path: path,
+            displayPath: displayPath,
+            size: size,
+            mtime: mtime,
+            wasUploaded: uploaded,
+            sessionID: sessionID,
+            bucket: bucket,
+            key: key
+        )
+        let expected = FileIdentity(size: size, mtime: mtime)
+        queued.append((LocalDeleter.Candidate(record: record, root: root, expected: expected), uploaded))
+        queuedBytes += size
     }
 
-    /// Records the queued deletions in one transaction.
+    /// Deletes the queued files, counts and logs each outcome, and empties the queue.
     ///
-    /// - Throws: the ledger's error, after logging one naming every file deleted but not recorded.
-    mutating func record() throws {
-        guard !pending.isEmpty else { return }
-        defer {
-            pending.removeAll(keepingCapacity: true)
-            pendingBytes = 0
-        }
+    /// - Returns: each queued file's outcome, in queue order.
+    /// - Throws: the ledger's error; when it could not record the batch, nothing in it was deleted.
+    @discardableResult
+    mutating func flush() throws -> [LocalRemoval.Outcome] {
+        guard !queued.isEmpty else { return [] }
+        let batch = queued
+        queued.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+        let outcomes: [LocalRemoval.Outcome]
         do {
-            try policies.ledger.recordLocalDeletions(
-                pending,
-                reason: reason,
-                projectID: policies.projectID,
-                deviceID: policies.deviceID
-            )
-        } catch {
-            logger.error(
-                "deleted \(pending.count) files but cannot record the deletions in the ledger",
-                metadata: [
-                    "error": "\(error)", "files": "\(pending.count)",
-                    "file.paths": "\(pending.map(\.displayPath).joined(separator: ", "))",
-                ]
-            )
+            outcomes = try deleter.delete(batch.map(\.candidate), reason: reason)
+        } catch let error as LocalDeleter.UnconfirmedDeletions {
+            count(batch, error.outcomes)
             throw error
+        }
+        count(batch, outcomes)
+        return outcomes
+    }
+
+    private mutating func count(
+        _ batch: [(candidate: LocalDeleter.Candidate, uploaded: Bool)],
+        _ outcomes: [LocalRemoval.Outcome]
+    ) {
+        for ((candidate, uploaded), outcome) in zip(batch, outcomes) {
+            let record = candidate.record
+            let metadata: Logger.Metadata = ["file.path": "\(record.displayPath)"]
+            switch outcome {
+            case .removed:
+                report.deletedFiles += 1
+                report.deletedBytes += record.size
+                if uploaded {
+                    logger.debug("deleted an uploaded file", metadata: metadata)
+                } else {
+                    report.deletedUnuploaded += 1
+                    logger.log(level: unuploadedLevel, "deleting a file that was never uploaded", metadata: metadata)
+                }
+                if removeEmptyDirectories { LocalRemoval.removeEmptyParents(of: record.path, sourceRoots: rootSet) }
+            case .vanished:
+                logger.debug("file already gone", metadata: metadata)
+            case .changed:
+                if uploaded { report.changedSinceUpload += 1 }
+                logger.log(
+                    level: uploaded ? .notice : .debug,
+                    "not deleting a file that changed since it was examined",
+                    metadata: metadata
+                )
+            case .inUse:
+                logger.info("not deleting a file another process has open; next time", metadata: metadata)
+            case .notRegularFile, .linkOnPath:
+                if uploaded { report.changedSinceUpload += 1 }
+                logger.warning("not deleting: \(outcome.reason)", metadata: metadata)
+            case .rootUnavailable:
+                logger.warning("source directory cannot be opened; not deleting in it", metadata: metadata)
+            case .failed(let reason):
+                logger.warning("cannot delete a file: \(reason)", metadata: metadata)
+            }
         }
     }
 }

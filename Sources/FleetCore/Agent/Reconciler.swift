@@ -152,6 +152,7 @@ package struct Reconciler {
     ///
     /// - Throws: `LedgerError`.
     package func settleBeforeRun(ledger: Ledger, deviceID: Int64, projectID: Int64) throws {
+        try LocalDeleter(ledger: ledger, projectID: projectID, deviceID: deviceID, logger: logger).settleLeftovers()
         do {
             _ = try run(
                 ledger: ledger,

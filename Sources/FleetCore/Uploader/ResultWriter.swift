@@ -132,15 +132,12 @@ package final class ResultWriter: @unchecked Sendable {
         if deleteAfterUpload { deleteLocalFiles(batch.filter { $0.status == .uploaded && $0.sha256 != nil }) }
     }
 
-    /// Deletes local files whose upload the ledger now records with a verified checksum, through the one
-    /// removal path the agent's policies use too (`LocalRemoval`): only below a source directory, never through
-    /// a symbolic link, and only while the file is still the one uploaded (size, mtime, device and inode).
-    ///
-    /// The ledger records the deletions first; when it cannot, nothing is deleted. Files that then stay (they
-    /// changed, a link appeared on the way, another process has them open) have their records withdrawn.
+    /// Deletes local files whose upload the ledger now records with a verified checksum, the one way every
+    /// deletion goes (`LocalDeleter`): recorded first, and only while the file is still the one uploaded (size,
+    /// mtime, device and inode), reached from its source directory without following a symbolic link.
     private func deleteLocalFiles(_ outcomes: [UploadOutcome]) {
         let roots = Array(sourceRoots)
-        var candidates: [(job: UploadJob, root: [UInt8], identity: FileIdentity)] = []
+        var candidates: [LocalDeleter.Candidate] = []
         for outcome in outcomes {
             guard let root = LocalRemoval.root(containing: outcome.job.path, among: roots) else {
                 logger.warning(
@@ -149,23 +146,30 @@ package final class ResultWriter: @unchecked Sendable {
                 )
                 continue
             }
-            var job = outcome.job
-            job.size = outcome.size
-            job.mtime = outcome.mtime
-            let identity = FileIdentity(
+            let record = LocalDeletionRecord(
+                path: outcome.job.path,
+                displayPath: outcome.job.displayPath,
+                size: outcome.size,
+                mtime: outcome.mtime,
+                wasUploaded: true,
+                sessionID: sessionID,
+                bucket: outcome.job.bucket,
+                key: outcome.job.key
+            )
+            let expected = FileIdentity(
                 size: outcome.size,
                 mtime: outcome.mtime,
                 device: outcome.device,
                 inode: outcome.inode
             )
-            candidates.append((job, root, identity))
+            candidates.append(LocalDeleter.Candidate(record: record, root: root, expected: expected))
         }
-        guard !candidates.isEmpty else { return }
-        let ids: [Int64]
+        let deleter = LocalDeleter(ledger: ledger, projectID: projectID, deviceID: deviceID, logger: logger)
+        let results: [LocalRemoval.Outcome]
         do {
-            ids = try ledger.reconnecting {
-                try ledger.recordDeletions(candidates.map(\.job), sessionID: sessionID, deviceID: deviceID)
-            }
+            results = try deleter.delete(candidates, reason: "after_upload")
+        } catch let error as LocalDeleter.UnconfirmedDeletions {
+            results = error.outcomes
         } catch {
             logger.error(
                 "not deleting uploaded files: the ledger cannot record their deletion",
@@ -173,38 +177,17 @@ package final class ResultWriter: @unchecked Sendable {
             )
             return
         }
-        var stayed: [(id: Int64, job: UploadJob)] = []
-        for (candidate, id) in zip(candidates, ids) {
-            let outcome = LocalRemoval.removeRegularFile(
-                candidate.job.path,
-                root: candidate.root,
-                expected: candidate.identity
-            )
-            guard outcome == .removed else {
-                stayed.append((id, candidate.job))
+        for (candidate, result) in zip(candidates, results) {
+            if result == .removed {
+                if removeEmptyDirectories {
+                    LocalRemoval.removeEmptyParents(of: candidate.record.path, sourceRoots: sourceRoots)
+                }
+            } else {
                 logger.notice(
-                    "not deleting an uploaded file: \(outcome.reason)",
-                    metadata: ["file.path": "\(candidate.job.displayPath)"]
+                    "not deleting an uploaded file: \(result.reason)",
+                    metadata: ["file.path": "\(candidate.record.displayPath)"]
                 )
-                continue
             }
-            if removeEmptyDirectories {
-                LocalRemoval.removeEmptyParents(of: candidate.job.path, sourceRoots: sourceRoots)
-            }
-        }
-        guard !stayed.isEmpty else { return }
-        do {
-            try ledger.reconnecting {
-                try ledger.withdrawDeletions(ids: stayed.map(\.id), jobs: stayed.map(\.job), sessionID: sessionID)
-            }
-        } catch {
-            logger.error(
-                "files kept on disk are recorded as deleted: the ledger cannot withdraw the records",
-                metadata: [
-                    "error": "\(error)",
-                    "file.paths": "\(stayed.map(\.job.displayPath).joined(separator: ", "))",
-                ]
-            )
         }
     }
 }

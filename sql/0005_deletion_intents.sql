@@ -1,0 +1,16 @@
+-- fleet-upload ledger, version 5: a local file's deletion is recorded before the file goes.
+--
+-- Deleting is three steps: the process records its intent (state 'intended', holder = hostname:pid), unlinks
+-- the file, then confirms (state 'deleted', and local_deleted_at on the file's upload rows) or withdraws the
+-- intent when the file stayed. A ledger that cannot be written stops the deletion before anything is unlinked.
+-- An intent left by a process that died between the steps is settled by the next run on the device: deleted
+-- if the file is gone, withdrawn if it is still there. Only 'deleted' rows are deletions.
+
+ALTER TABLE local_deletions
+    ADD COLUMN state text NOT NULL DEFAULT 'deleted' CHECK (state IN ('intended', 'deleted')),
+    ADD COLUMN holder text,                  -- hostname:pid of the process that intends the deletion
+    ADD COLUMN local_path_bytes bytea,       -- the exact path, only when it is not valid UTF-8
+    ADD COLUMN bucket text,                  -- where the file was (or would be) uploaded, for matching its rows
+    ADD COLUMN s3_key text;
+
+CREATE INDEX local_deletions_intended ON local_deletions (device_id) WHERE state = 'intended';
