@@ -16,7 +16,7 @@ extension Ledger {
                     RETURNING round
                     """
                 )
-                return rows.int(0, 0) ?? 0
+                return try rows.decode(Int.self, 0, 0, in: "retry_rounds")
             } catch let error as LedgerError where error.sqlState == "23505" && attempt < 5 {
                 attempt += 1
             }
@@ -44,7 +44,8 @@ extension Ledger {
         )
         var released = 0
         for row in 0..<holders.rowCount {
-            guard let holder = holders.string(row, 0), let colon = holder.lastIndex(of: ":"),
+            let holder = try holders.decode(String.self, row, 0, in: "file_uploads")
+            guard let colon = holder.lastIndex(of: ":"),
                 holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]), !isAlive(pid)
             else { continue }
             released +=

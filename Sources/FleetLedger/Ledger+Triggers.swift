@@ -69,8 +69,12 @@ extension Ledger {
             ORDER BY id LIMIT \(limit)
             """
         )
-        return (0..<rows.rowCount).map { row in
-            UploadedKey(id: rows.int64(row, 0) ?? 0, bucket: rows.string(row, 1) ?? "", key: rows.string(row, 2) ?? "")
+        return try (0..<rows.rowCount).map { row in
+            UploadedKey(
+                id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
+                bucket: try rows.decode(String.self, row, 1, in: "file_uploads"),
+                key: try rows.decode(String.self, row, 2, in: "file_uploads")
+            )
         }
     }
 }
