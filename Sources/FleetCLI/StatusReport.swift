@@ -230,8 +230,8 @@ package enum StatusReport {
             ])
             for event in detail.triggerEvents {
                 table.append([
-                    String(event.attempt), f.utc(event.at), event.httpStatus.map(String.init) ?? missing,
-                    event.latencyMilliseconds.map { "\(f.count($0)) ms" } ?? missing,
+                    String(event.attempt), event.at.map(f.utc) ?? missing, event.httpStatus.map(String.init) ?? missing,
+                    event.latencyMs.map { "\(f.count($0)) ms" } ?? missing,
                     event.succeeded ? "succeeded" : "failed", event.errorMessage?.collapsedToOneLine ?? missing,
                 ])
             }

@@ -157,16 +157,6 @@ package struct SessionDetail: Sendable {
         package var filesUploaded: Int64
         package var filesFailed: Int64
     }
-
-    /// One call to the trigger endpoint. The URL is left out: it may carry a token.
-    package struct TriggerEvent: Sendable, Equatable {
-        package var attempt: Int
-        package var at: Timestamp
-        package var httpStatus: Int?
-        package var latencyMilliseconds: Int?
-        package var succeeded: Bool
-        package var errorMessage: String?
-    }
 }
 
 extension Ledger {
@@ -426,21 +416,24 @@ extension Ledger {
         }
     }
 
-    private func triggerEvents(sessionID: Int64) throws -> [SessionDetail.TriggerEvent] {
+    private func triggerEvents(sessionID: Int64) throws -> [TriggerEvent] {
         let rows = try connection.execute(
             """
-            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message
+            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message, url, response_excerpt
             FROM trigger_events WHERE session_id = \(sessionID) ORDER BY created_at, id
             """
         )
         return try (0..<rows.rowCount).map { row in
-            SessionDetail.TriggerEvent(
+            TriggerEvent(
+                sessionID: sessionID,
+                url: try rows.decode(String.self, row, 6, in: "trigger_events"),
                 attempt: try rows.decode(Int.self, row, 0, in: "trigger_events"),
-                at: try rows.decode(Timestamp.self, row, 1, in: "trigger_events"),
                 httpStatus: try rows.decodeIfPresent(Int.self, row, 2, in: "trigger_events"),
-                latencyMilliseconds: try rows.decodeIfPresent(Int.self, row, 3, in: "trigger_events"),
+                latencyMs: try rows.decodeIfPresent(Int.self, row, 3, in: "trigger_events"),
                 succeeded: try rows.decode(Bool.self, row, 4, in: "trigger_events"),
-                errorMessage: try rows.decodeIfPresent(String.self, row, 5, in: "trigger_events")
+                errorMessage: try rows.decodeIfPresent(String.self, row, 5, in: "trigger_events"),
+                responseExcerpt: try rows.decodeIfPresent(String.self, row, 7, in: "trigger_events"),
+                at: try rows.decode(Timestamp.self, row, 1, in: "trigger_events")
             )
         }
     }
@@ -659,26 +652,6 @@ extension SessionDetail.RetryRound: Encodable {
         try container.encode(filesAttempted, forKey: .filesAttempted)
         try container.encode(filesUploaded, forKey: .filesUploaded)
         try container.encode(filesFailed, forKey: .filesFailed)
-    }
-}
-
-extension SessionDetail.TriggerEvent: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case attempt, at
-        case httpStatus = "http_status"
-        case latencyMilliseconds = "latency_ms"
-        case succeeded
-        case errorMessage = "error_message"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(attempt, forKey: .attempt)
-        try container.encode(at.rfc3339, forKey: .at)
-        try container.encode(httpStatus, forKey: .httpStatus)
-        try container.encode(latencyMilliseconds, forKey: .latencyMilliseconds)
-        try container.encode(succeeded, forKey: .succeeded)
-        try container.encode(errorMessage, forKey: .errorMessage)
     }
 }
 
