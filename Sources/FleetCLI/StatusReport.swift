@@ -213,8 +213,7 @@ package enum StatusReport {
             for round in detail.retryRounds {
                 table.append([
                     String(round.round), f.utc(round.startedAt), round.finishedAt.map(f.utc) ?? "running",
-                    f.count(Int(round.filesAttempted)), f.count(Int(round.filesUploaded)),
-                    f.count(Int(round.filesFailed)),
+                    f.count(round.filesAttempted), f.count(round.filesUploaded), f.count(round.filesFailed),
                 ])
             }
             lines += table.lines

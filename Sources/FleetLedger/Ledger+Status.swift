@@ -147,16 +147,6 @@ package struct SessionDetail: Sendable {
         package var heartbeatAgeSeconds: Double
         package var filesUploaded: Int64
     }
-
-    /// One round of `retry` within the session.
-    package struct RetryRound: Sendable, Equatable {
-        package var round: Int
-        package var startedAt: Timestamp
-        package var finishedAt: Timestamp?
-        package var filesAttempted: Int64
-        package var filesUploaded: Int64
-        package var filesFailed: Int64
-    }
 }
 
 extension Ledger {
@@ -370,23 +360,14 @@ extension Ledger {
         }
     }
 
-    private func retryRounds(sessionID: Int64) throws -> [SessionDetail.RetryRound] {
+    private func retryRounds(sessionID: Int64) throws -> [RetryRound] {
         let rows = try connection.execute(
             """
             SELECT round, started_at, finished_at, files_attempted, files_uploaded, files_failed
             FROM retry_rounds WHERE session_id = \(sessionID) ORDER BY round
             """
         )
-        return try (0..<rows.rowCount).map { row in
-            SessionDetail.RetryRound(
-                round: try rows.decode(Int.self, row, 0, in: "retry_rounds"),
-                startedAt: try rows.decode(Timestamp.self, row, 1, in: "retry_rounds"),
-                finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 2, in: "retry_rounds"),
-                filesAttempted: try rows.decode(Int64.self, row, 3, in: "retry_rounds"),
-                filesUploaded: try rows.decode(Int64.self, row, 4, in: "retry_rounds"),
-                filesFailed: try rows.decode(Int64.self, row, 5, in: "retry_rounds")
-            )
-        }
+        return try (0..<rows.rowCount).map { try Ledger.retryRound(rows, $0) }
     }
 
     /// One pass over the session's uploaded rows counts every process's share (`claimed_by`).
@@ -631,27 +612,6 @@ extension SessionDetail.FailedFile: Encodable {
         try container.encode(httpStatus, forKey: .httpStatus)
         try container.encode(errorMessage, forKey: .errorMessage)
         try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-    }
-}
-
-extension SessionDetail.RetryRound: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case round
-        case startedAt = "started_at"
-        case finishedAt = "finished_at"
-        case filesAttempted = "files_attempted"
-        case filesUploaded = "files_uploaded"
-        case filesFailed = "files_failed"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(round, forKey: .round)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-        try container.encode(filesAttempted, forKey: .filesAttempted)
-        try container.encode(filesUploaded, forKey: .filesUploaded)
-        try container.encode(filesFailed, forKey: .filesFailed)
     }
 }
 
