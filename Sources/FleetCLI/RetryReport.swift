@@ -5,11 +5,13 @@ import Foundation
 /// Per-round lines and the final summary of `retry`.
 package enum RetryReport {
     /// `round 2: 1,204 attempted, 1,200 uploaded, 4 failed in 0:12`
-    package static func roundLine(_ round: RetryRound) -> String {
+    package static func roundLine(_ round: RetrySummary.Round) -> String {
         let f = Formatting.self
+        let record = round.record
         var line =
-            "round \(round.round): \(f.count(round.attempted)) attempted, \(f.count(round.uploaded)) uploaded, "
-            + "\(f.count(round.failed)) failed in \(f.duration(round.durationSeconds))"
+            "round \(record.round): \(f.count(record.filesAttempted)) attempted, \(f.count(record.filesUploaded)) "
+            + "uploaded, \(f.count(record.filesFailed)) failed"
+        if let seconds = record.durationSeconds { line += " in \(f.duration(seconds))" }
         if round.notAttempted > 0 { line += " (\(f.count(round.notAttempted)) not attempted)" }
         return line
     }
@@ -22,8 +24,8 @@ package enum RetryReport {
             lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
         }
         row("rounds", summary.rounds.isEmpty ? "none" : f.count(summary.rounds.count))
-        row("attempted", f.count(summary.rounds.reduce(0) { $0 + $1.attempted }) + " files")
-        row("uploaded now", f.count(summary.rounds.reduce(0) { $0 + $1.uploaded }) + " files")
+        row("attempted", f.count(summary.rounds.reduce(0) { $0 + $1.record.filesAttempted }) + " files")
+        row("uploaded now", f.count(summary.rounds.reduce(0) { $0 + $1.record.filesUploaded }) + " files")
         row(
             "session",
             "\(f.count(totals.uploadedFiles)) uploaded, \(f.count(totals.skippedFiles)) skipped, "
@@ -50,7 +52,7 @@ package enum RetryReport {
     package static func json(_ summary: RetrySummary) -> String {
         struct Document: Encodable {
             var session: SessionRecord
-            var rounds: [RetryRound]
+            var rounds: [RetrySummary.Round]
             var ending: RetrySummary.Ending
             var remaining: Int
         }

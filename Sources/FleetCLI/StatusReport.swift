@@ -213,8 +213,7 @@ package enum StatusReport {
             for round in detail.retryRounds {
                 table.append([
                     String(round.round), f.utc(round.startedAt), round.finishedAt.map(f.utc) ?? "running",
-                    f.count(Int(round.filesAttempted)), f.count(Int(round.filesUploaded)),
-                    f.count(Int(round.filesFailed)),
+                    f.count(round.filesAttempted), f.count(round.filesUploaded), f.count(round.filesFailed),
                 ])
             }
             lines += table.lines
@@ -230,8 +229,8 @@ package enum StatusReport {
             ])
             for event in detail.triggerEvents {
                 table.append([
-                    String(event.attempt), f.utc(event.at), event.httpStatus.map(String.init) ?? missing,
-                    event.latencyMilliseconds.map { "\(f.count($0)) ms" } ?? missing,
+                    String(event.attempt), event.at.map(f.utc) ?? missing, event.httpStatus.map(String.init) ?? missing,
+                    event.latencyMs.map { "\(f.count($0)) ms" } ?? missing,
                     event.succeeded ? "succeeded" : "failed", event.errorMessage?.collapsedToOneLine ?? missing,
                 ])
             }

@@ -57,7 +57,7 @@ extension Ledger {
                 """
             )
             for row in 0..<rows.rowCount {
-                if let ordinal = rows.int(row, 0) { found[start + ordinal - 1] = true }
+                found[start + (try rows.decode(Int.self, row, 0, in: "stored_objects")) - 1] = true
             }
         }
         return found
@@ -102,11 +102,10 @@ extension Ledger {
             ORDER BY id
             """
         )
-        return (0..<rows.rowCount).compactMap { row in
-            guard let id = rows.int64(row, 0), let pid = rows.int(row, 1), let started = rows.timestamp(row, 2) else {
-                return nil
-            }
-            return isAlive(Int32(pid), started) ? nil : id
+        return try (0..<rows.rowCount).compactMap { row in
+            let pid = try rows.decode(Int.self, row, 1, in: "sync_sessions")
+            let started = try rows.decode(Timestamp.self, row, 2, in: "sync_sessions")
+            return isAlive(Int32(pid), started) ? nil : try rows.decode(Int64.self, row, 0, in: "sync_sessions")
         }
     }
 }
@@ -142,35 +141,33 @@ extension Ledger {
             ORDER BY f.id
             """
         )
-        return (0..<rows.rowCount).compactMap { row in
-            guard let holder = rows.string(row, 10), let colon = holder.lastIndex(of: ":"),
-                holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]),
-                !isAlive(pid, rows.timestamp(row, 11) ?? Timestamp(microseconds: 0))
-            else { return nil }
-            return Ledger.deadClaim(rows, row)
+        var claims: [DeadClaim] = []
+        for row in 0..<rows.rowCount {
+            let holder = try rows.decode(String.self, row, 10, in: "file_uploads")
+            guard let colon = holder.lastIndex(of: ":"), holder[..<colon] == hostname,
+                let pid = Int32(holder[holder.index(after: colon)...])
+            else { continue }
+            // A claim without a time cannot be matched to the process that made it, so it counts as abandoned.
+            if let claimedAt = try rows.decodeIfPresent(Timestamp.self, row, 11, in: "file_uploads"),
+                isAlive(pid, claimedAt)
+            {
+                continue
+            }
+            claims.append(try Ledger.deadClaim(rows, row))
         }
+        return claims
     }
 
     /// A claim from a row of `id, created_at, local_path, path_bytes, bucket, s3_key, size_bytes, mtime,
     /// session_id, project_id, claimed_by`; settled as a failure unless the bucket shows the upload finished.
-    static func deadClaim(_ rows: PGResult, _ row: Int) -> DeadClaim {
-        let display = rows.string(row, 2) ?? ""
-        var job = UploadJob(
-            id: rows.int64(row, 0) ?? 0,
-            createdAt: rows.string(row, 1) ?? "",
-            path: rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
-            displayPath: display,
-            bucket: rows.string(row, 4) ?? "",
-            key: rows.string(row, 5) ?? "",
-            size: rows.int64(row, 6) ?? 0,
-            mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
-        )
+    static func deadClaim(_ rows: PGResult, _ row: Int) throws -> DeadClaim {
+        var job = try uploadJob(rows, row)
         job.claimedFrom = "failed"
         return DeadClaim(
-            sessionID: rows.int64(row, 8) ?? 0,
-            projectID: rows.int64(row, 9) ?? 0,
+            sessionID: try rows.decode(Int64.self, row, 8, in: "file_uploads"),
+            projectID: try rows.decode(Int64.self, row, 9, in: "file_uploads"),
             job: job,
-            claimedBy: rows.string(row, 10) ?? ""
+            claimedBy: try rows.decode(String.self, row, 10, in: "file_uploads")
         )
     }
 }

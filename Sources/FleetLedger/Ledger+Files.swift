@@ -178,7 +178,7 @@ extension Ledger {
                 RETURNING status = 'skipped'
                 """
             )
-            return (0..<result.rowCount).filter { result.bool($0, 0) == true }.count
+            return try (0..<result.rowCount).filter { try result.decode(Bool.self, $0, 0, in: "file_uploads") }.count
         }
     }
 
@@ -261,22 +261,28 @@ extension Ledger {
         var jobs: [UploadJob] = []
         jobs.reserveCapacity(rows.rowCount)
         for row in 0..<rows.rowCount {
-            let display = rows.string(row, 2) ?? ""
-            let path = rows.string(row, 3).map(Ledger.decodeByteaHex) ?? Array(display.utf8)
-            var job = UploadJob(
-                id: rows.int64(row, 0) ?? 0,
-                createdAt: rows.string(row, 1) ?? "",
-                path: path,
-                displayPath: display,
-                bucket: rows.string(row, 4) ?? "",
-                key: rows.string(row, 5) ?? "",
-                size: rows.int64(row, 6) ?? 0,
-                mtime: rows.timestamp(row, 7) ?? Timestamp(microseconds: 0)
-            )
-            job.claimedFrom = rows.string(row, 8) ?? "pending"
+            var job = try Ledger.uploadJob(rows, row)
+            job.claimedFrom = try rows.decode(String.self, row, 8, in: "file_uploads")
             jobs.append(job)
         }
         return jobs.sorted { $0.id < $1.id }
+    }
+
+    /// A job from the first columns of a `file_uploads` row: `id, created_at, local_path, path_bytes, bucket,
+    /// s3_key, size_bytes, mtime`. `path_bytes` is NULL when the path is valid UTF-8, and the display path is it.
+    static func uploadJob(_ rows: PGResult, _ row: Int) throws -> UploadJob {
+        let display = try rows.decode(String.self, row, 2, in: "file_uploads")
+        let path = try rows.decodeIfPresent(String.self, row, 3, in: "file_uploads").map(Ledger.decodeByteaHex)
+        return UploadJob(
+            id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
+            createdAt: try rows.decode(String.self, row, 1, in: "file_uploads"),
+            path: path ?? Array(display.utf8),
+            displayPath: display,
+            bucket: try rows.decode(String.self, row, 4, in: "file_uploads"),
+            key: try rows.decode(String.self, row, 5, in: "file_uploads"),
+            size: try rows.decode(Int64.self, row, 6, in: "file_uploads"),
+            mtime: try rows.decode(Timestamp.self, row, 7, in: "file_uploads")
+        )
     }
 
     /// How many of the session's files a retry would take now.
@@ -290,7 +296,9 @@ extension Ledger {
               AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
             """
         )
-        return (rows.int(0, 0) ?? 0, rows.int64(0, 1) ?? 0)
+        return (
+            try rows.decode(Int.self, 0, 0, in: "file_uploads"), try rows.decode(Int64.self, 0, 1, in: "file_uploads")
+        )
     }
 
     /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
@@ -425,6 +433,6 @@ extension Ledger {
                        AND error_class = ANY(\(PGTextArray(Ledger.unfixableClasses + ["file_unreadable"]))::text[])))
             """
         )
-        return Set((0..<rows.rowCount).compactMap { rows.string($0, 0) })
+        return Set(try (0..<rows.rowCount).map { try rows.decode(String.self, $0, 0, in: "file_uploads") })
     }
 }

@@ -64,12 +64,12 @@ extension Ledger {
         )
         var uploads: [RecordedMultipartUpload] = []
         for row in 0..<rows.rowCount {
-            guard let uploadID = rows.string(row, 0) else { continue }
+            let uploadID = try rows.decode(String.self, row, 0, in: "file_uploads")
             let holder = RecordedMultipartUpload.Holder(
-                fileID: rows.int64(row, 4) ?? 0,
-                status: rows.string(row, 5) ?? "",
-                claimedBy: rows.string(row, 6),
-                claimedAt: rows.timestamp(row, 7)
+                fileID: try rows.decode(Int64.self, row, 4, in: "file_uploads"),
+                status: try rows.decode(String.self, row, 5, in: "file_uploads"),
+                claimedBy: try rows.decodeIfPresent(String.self, row, 6, in: "file_uploads"),
+                claimedAt: try rows.decodeIfPresent(Timestamp.self, row, 7, in: "file_uploads")
             )
             if let index = uploads.firstIndex(where: { $0.uploadID == uploadID }) {
                 uploads[index].holders.append(holder)
@@ -78,9 +78,10 @@ extension Ledger {
             uploads.append(
                 RecordedMultipartUpload(
                     uploadID: uploadID,
-                    size: rows.int64(row, 1) ?? 0,
-                    mtime: rows.timestamp(row, 2) ?? Timestamp(microseconds: 0),
-                    partSize: rows.int64(row, 3) ?? 0,
+                    size: try rows.decode(Int64.self, row, 1, in: "file_uploads"),
+                    mtime: try rows.decode(Timestamp.self, row, 2, in: "file_uploads"),
+                    // Recorded together with the upload id (`recordMultipartUpload`).
+                    partSize: try rows.decode(Int64.self, row, 3, in: "file_uploads"),
                     holders: [holder],
                     parts: []
                 )
@@ -99,13 +100,14 @@ extension Ledger {
             """
         )
         for row in 0..<parts.rowCount {
-            guard let index = uploads.firstIndex(where: { $0.uploadID == parts.string(row, 0) }) else { continue }
+            let uploadID = try parts.decode(String.self, row, 0, in: "upload_parts")
+            guard let index = uploads.firstIndex(where: { $0.uploadID == uploadID }) else { continue }
             uploads[index].parts.append(
                 RecordedPart(
-                    partNumber: parts.int(row, 1) ?? 0,
-                    etag: parts.string(row, 2) ?? "",
-                    checksumSHA256: parts.string(row, 3),
-                    size: parts.int64(row, 4) ?? 0
+                    partNumber: try parts.decode(Int.self, row, 1, in: "upload_parts"),
+                    etag: try parts.decode(String.self, row, 2, in: "upload_parts"),
+                    checksumSHA256: try parts.decodeIfPresent(String.self, row, 3, in: "upload_parts"),
+                    size: try parts.decode(Int64.self, row, 4, in: "upload_parts")
                 )
             )
         }
@@ -149,7 +151,7 @@ extension Ledger {
                 RETURNING id
                 """
             )
-            let ids = (0..<rows.rowCount).compactMap { rows.int64($0, 0) }.map(String.init)
+            let ids = try (0..<rows.rowCount).map { String(try rows.decode(Int64.self, $0, 0, in: "file_uploads")) }
             try connection.execute(
                 """
                 DELETE FROM upload_parts

@@ -1,6 +1,44 @@
 import FleetSystem
 import Foundation
 
+/// One round of `retry` within a session, as `retry_rounds` records it.
+package struct RetryRound: Sendable, Equatable {
+    package var round: Int
+    package var startedAt: Timestamp
+    /// Nil while the round runs.
+    package var finishedAt: Timestamp?
+    package var filesAttempted: Int
+    package var filesUploaded: Int
+    package var filesFailed: Int
+
+    /// Seconds from start to finish; nil while the round runs.
+    package var durationSeconds: Double? {
+        finishedAt.map { Double($0.microseconds - startedAt.microseconds) / 1_000_000 }
+    }
+}
+
+extension RetryRound: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case round
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case filesAttempted = "files_attempted"
+        case filesUploaded = "files_uploaded"
+        case filesFailed = "files_failed"
+    }
+
+    /// Snake-case keys; times in RFC 3339 UTC; `finished_at` is `null` while the round runs.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(round, forKey: .round)
+        try container.encode(startedAt.rfc3339, forKey: .startedAt)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(filesAttempted, forKey: .filesAttempted)
+        try container.encode(filesUploaded, forKey: .filesUploaded)
+        try container.encode(filesFailed, forKey: .filesFailed)
+    }
+}
+
 extension Ledger {
     /// Records the start of a retry round; returns its number (one more than the session's last round).
     package func startRetryRound(sessionID: Int64) throws -> Int {
@@ -16,21 +54,51 @@ extension Ledger {
                     RETURNING round
                     """
                 )
-                return rows.int(0, 0) ?? 0
+                return try rows.decode(Int.self, 0, 0, in: "retry_rounds")
             } catch let error as LedgerError where error.sqlState == "23505" && attempt < 5 {
                 attempt += 1
             }
         }
     }
 
-    /// Records how a retry round ended.
-    package func finishRetryRound(sessionID: Int64, round: Int, attempted: Int, uploaded: Int, failed: Int) throws {
-        try connection.execute(
+    /// Records how a retry round ended; returns the round as recorded.
+    ///
+    /// - Throws: `LedgerError`, also when the session has no such round.
+    @discardableResult
+    package func finishRetryRound(
+        sessionID: Int64,
+        round: Int,
+        attempted: Int,
+        uploaded: Int,
+        failed: Int
+    ) throws -> RetryRound {
+        let rows = try connection.execute(
             """
             UPDATE retry_rounds SET finished_at = now(), files_attempted = \(attempted), files_uploaded = \(uploaded),
                 files_failed = \(failed)
             WHERE session_id = \(sessionID) AND round = \(round)
+            RETURNING round, started_at, finished_at, files_attempted, files_uploaded, files_failed
             """
+        )
+        guard rows.rowCount == 1 else {
+            throw LedgerError(
+                .queryFailed,
+                location: location,
+                message: "session \(sessionID) has no retry round \(round)"
+            )
+        }
+        return try Ledger.retryRound(rows, 0)
+    }
+
+    /// A round from a row of `round, started_at, finished_at, files_attempted, files_uploaded, files_failed`.
+    static func retryRound(_ rows: PGResult, _ row: Int) throws -> RetryRound {
+        RetryRound(
+            round: try rows.decode(Int.self, row, 0, in: "retry_rounds"),
+            startedAt: try rows.decode(Timestamp.self, row, 1, in: "retry_rounds"),
+            finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 2, in: "retry_rounds"),
+            filesAttempted: try rows.decode(Int.self, row, 3, in: "retry_rounds"),
+            filesUploaded: try rows.decode(Int.self, row, 4, in: "retry_rounds"),
+            filesFailed: try rows.decode(Int.self, row, 5, in: "retry_rounds")
         )
     }
 
@@ -44,7 +112,8 @@ extension Ledger {
         )
         var released = 0
         for row in 0..<holders.rowCount {
-            guard let holder = holders.string(row, 0), let colon = holder.lastIndex(of: ":"),
+            let holder = try holders.decode(String.self, row, 0, in: "file_uploads")
+            guard let colon = holder.lastIndex(of: ":"),
                 holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]), !isAlive(pid)
             else { continue }
             released +=

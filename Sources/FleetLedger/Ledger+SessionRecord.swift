@@ -98,23 +98,23 @@ extension Ledger {
         )
         guard rows.rowCount == 1 else { return nil }
         return SessionRecord(
-            id: rows.int64(0, 0) ?? id,
-            project: rows.string(0, 1) ?? "",
-            projectID: rows.int64(0, 2) ?? 0,
-            device: rows.string(0, 3),
-            deviceID: rows.int64(0, 4),
-            configID: rows.int64(0, 5),
-            kind: rows.string(0, 6) ?? "",
-            status: SessionStatus(rawValue: rows.string(0, 7) ?? "") ?? .failed,
-            hostname: rows.string(0, 8) ?? "",
-            pid: rows.int(0, 9) ?? 0,
-            localDirectory: rows.string(0, 10) ?? "",
-            bucket: rows.string(0, 11),
-            prefix: rows.string(0, 12) ?? "",
-            startedAt: rows.timestamp(0, 13) ?? Timestamp(microseconds: 0),
-            heartbeatAt: rows.timestamp(0, 14) ?? Timestamp(microseconds: 0),
-            finishedAt: rows.timestamp(0, 15),
-            errorMessage: rows.string(0, 16),
+            id: try rows.decode(Int64.self, 0, 0, in: "sync_sessions"),
+            project: try rows.decode(String.self, 0, 1, in: "projects"),
+            projectID: try rows.decode(Int64.self, 0, 2, in: "projects"),
+            device: try rows.decodeIfPresent(String.self, 0, 3, in: "devices"),
+            deviceID: try rows.decodeIfPresent(Int64.self, 0, 4, in: "devices"),
+            configID: try rows.decodeIfPresent(Int64.self, 0, 5, in: "sync_sessions"),
+            kind: try rows.decode(String.self, 0, 6, in: "sync_sessions"),
+            status: try rows.decode(SessionStatus.self, 0, 7, in: "sync_sessions"),
+            hostname: try rows.decode(String.self, 0, 8, in: "sync_sessions"),
+            pid: try rows.decode(Int.self, 0, 9, in: "sync_sessions"),
+            localDirectory: try rows.decode(String.self, 0, 10, in: "sync_sessions"),
+            bucket: try rows.decodeIfPresent(String.self, 0, 11, in: "sync_sessions"),
+            prefix: try rows.decode(String.self, 0, 12, in: "sync_sessions"),
+            startedAt: try rows.decode(Timestamp.self, 0, 13, in: "sync_sessions"),
+            heartbeatAt: try rows.decode(Timestamp.self, 0, 14, in: "sync_sessions"),
+            finishedAt: try rows.decodeIfPresent(Timestamp.self, 0, 15, in: "sync_sessions"),
+            errorMessage: try rows.decodeIfPresent(String.self, 0, 16, in: "sync_sessions"),
             totals: try sessionTotals(id)
         )
     }
@@ -127,9 +127,9 @@ extension Ledger {
             throw ConfigError(keyPath: nil, "session \(session.id) has no recorded configuration")
         }
         let rows = try connection.execute("SELECT config::text FROM config_history WHERE id = \(configID)")
-        guard rows.rowCount == 1, let json = rows.string(0, 0) else {
+        guard rows.rowCount == 1 else {
             throw ConfigError(keyPath: nil, "session \(session.id): configuration \(configID) is missing")
         }
-        return (configID, json)
+        return (configID, try rows.decode(String.self, 0, 0, in: "config_history"))
     }
 }

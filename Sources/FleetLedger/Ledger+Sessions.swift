@@ -26,6 +26,9 @@ package enum SessionStatus: String, Sendable, Codable {
     case failed, interrupted
 }
 
+/// A status this binary does not know is an error when read, never taken for another.
+extension SessionStatus: PGDecodable {}
+
 /// Where a project's files go, as the `projects` table records it.
 package struct ProjectDestination: Sendable, Equatable {
     package var name: String
@@ -62,7 +65,7 @@ extension Ledger {
             RETURNING id
             """
         )
-        return try requireID(rows, "project")
+        return try requireID(rows, "project", in: "projects")
     }
 
     /// Creates the device or refreshes its host name; returns its id.
@@ -74,7 +77,7 @@ extension Ledger {
             RETURNING id
             """
         )
-        return try requireID(rows, "device")
+        return try requireID(rows, "device", in: "devices")
     }
 
     /// Records a configuration once per distinct hash; returns its id.
@@ -92,7 +95,7 @@ extension Ledger {
             RETURNING id
             """
         )
-        return try requireID(rows, "config")
+        return try requireID(rows, "config", in: "config_history")
     }
 
     /// Opens a running session and makes sure this month's and next month's file partitions exist.
@@ -115,7 +118,7 @@ extension Ledger {
             RETURNING id
             """
         )
-        return try requireID(rows, "session")
+        return try requireID(rows, "session", in: "sync_sessions")
     }
 
     /// The session's totals, counted from its file rows.
@@ -128,11 +131,11 @@ extension Ledger {
         )
         var totals = SessionTotals()
         for row in 0..<rows.rowCount {
-            let count = rows.int(row, 2) ?? 0
-            let bytes = rows.int64(row, 3) ?? 0
+            let count = try rows.decode(Int.self, row, 2, in: "file_uploads")
+            let bytes = try rows.decode(Int64.self, row, 3, in: "file_uploads")
             totals.files += count
             totals.bytes += bytes
-            switch rows.string(row, 0) ?? "" {
+            switch try rows.decode(String.self, row, 0, in: "file_uploads") {
             case "uploaded":
                 totals.uploadedFiles += count
                 totals.uploadedBytes += bytes
@@ -142,7 +145,7 @@ extension Ledger {
             case "failed", "permanent_failure":
                 totals.failedFiles += count
                 totals.failedBytes += bytes
-                totals.failuresByClass[rows.string(row, 1) ?? "", default: 0] += count
+                totals.failuresByClass[try rows.decode(String.self, row, 1, in: "file_uploads"), default: 0] += count
             default:
                 totals.unfinishedFiles += count
             }
@@ -174,10 +177,10 @@ extension Ledger {
         return totals
     }
 
-    private func requireID(_ rows: PGResult, _ what: String) throws -> Int64 {
-        guard rows.rowCount == 1, let id = rows.int64(0, 0) else {
+    private func requireID(_ rows: PGResult, _ what: String, in table: String) throws -> Int64 {
+        guard rows.rowCount == 1 else {
             throw LedgerError(.queryFailed, location: location, message: "no id returned for the \(what)")
         }
-        return id
+        return try rows.decode(Int64.self, 0, 0, in: table)
     }
 }

@@ -147,26 +147,6 @@ package struct SessionDetail: Sendable {
         package var heartbeatAgeSeconds: Double
         package var filesUploaded: Int64
     }
-
-    /// One round of `retry` within the session.
-    package struct RetryRound: Sendable, Equatable {
-        package var round: Int
-        package var startedAt: Timestamp
-        package var finishedAt: Timestamp?
-        package var filesAttempted: Int64
-        package var filesUploaded: Int64
-        package var filesFailed: Int64
-    }
-
-    /// One call to the trigger endpoint. The URL is left out: it may carry a token.
-    package struct TriggerEvent: Sendable, Equatable {
-        package var attempt: Int
-        package var at: Timestamp
-        package var httpStatus: Int?
-        package var latencyMilliseconds: Int?
-        package var succeeded: Bool
-        package var errorMessage: String?
-    }
 }
 
 extension Ledger {
@@ -178,7 +158,7 @@ extension Ledger {
     /// - Throws: `LedgerError`.
     package func fleetStatus(_ filter: StatusFilter, projectWindowDays: Int = 30) throws -> FleetStatus {
         try readingOneSnapshot {
-            let readAt = try connection.execute("SELECT now()").timestamp(0, 0) ?? .now()
+            let readAt = try connection.execute("SELECT now()").decode(Timestamp.self, 0, 0, in: "now()")
             let sessions = try recentSessions(filter)
             return FleetStatus(
                 readAt: readAt,
@@ -237,27 +217,27 @@ extension Ledger {
             LIMIT \(filter.limit)
             """
         )
-        return (0..<rows.rowCount).map { row in
-            let status = SessionStatus(rawValue: rows.string(row, 4) ?? "") ?? .failed
+        return try (0..<rows.rowCount).map { row in
+            let status = try rows.decode(SessionStatus.self, row, 4, in: "sync_sessions")
             return FleetStatus.Session(
-                id: rows.int64(row, 0) ?? 0,
-                project: rows.string(row, 1) ?? "",
-                device: rows.string(row, 2),
-                kind: rows.string(row, 3) ?? "",
+                id: try rows.decode(Int64.self, row, 0, in: "sync_sessions"),
+                project: try rows.decode(String.self, row, 1, in: "projects"),
+                device: try rows.decodeIfPresent(String.self, row, 2, in: "devices"),
+                kind: try rows.decode(String.self, row, 3, in: "sync_sessions"),
                 status: status,
-                startedAt: rows.timestamp(row, 5) ?? Timestamp(microseconds: 0),
-                heartbeatAt: rows.timestamp(row, 6) ?? Timestamp(microseconds: 0),
-                finishedAt: rows.timestamp(row, 7),
+                startedAt: try rows.decode(Timestamp.self, row, 5, in: "sync_sessions"),
+                heartbeatAt: try rows.decode(Timestamp.self, row, 6, in: "sync_sessions"),
+                finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 7, in: "sync_sessions"),
                 totals: status == .running
                     ? nil
                     : FleetStatus.Totals(
-                        files: rows.int64(row, 8) ?? 0,
-                        bytes: rows.int64(row, 9) ?? 0,
-                        uploadedFiles: rows.int64(row, 10) ?? 0,
-                        uploadedBytes: rows.int64(row, 11) ?? 0,
-                        skippedFiles: rows.int64(row, 12) ?? 0,
-                        skippedBytes: rows.int64(row, 13) ?? 0,
-                        failedFiles: rows.int64(row, 14) ?? 0
+                        files: try rows.decode(Int64.self, row, 8, in: "sync_sessions"),
+                        bytes: try rows.decode(Int64.self, row, 9, in: "sync_sessions"),
+                        uploadedFiles: try rows.decode(Int64.self, row, 10, in: "sync_sessions"),
+                        uploadedBytes: try rows.decode(Int64.self, row, 11, in: "sync_sessions"),
+                        skippedFiles: try rows.decode(Int64.self, row, 12, in: "sync_sessions"),
+                        skippedBytes: try rows.decode(Int64.self, row, 13, in: "sync_sessions"),
+                        failedFiles: try rows.decode(Int64.self, row, 14, in: "sync_sessions")
                     )
             )
         }
@@ -276,7 +256,10 @@ extension Ledger {
             """
         )
         var byClass: [String: Int] = [:]
-        for row in 0..<rows.rowCount { byClass[rows.string(row, 0) ?? "", default: 0] += rows.int(row, 1) ?? 0 }
+        for row in 0..<rows.rowCount {
+            let errorClass = try rows.decode(String.self, row, 0, in: "file_uploads")
+            byClass[errorClass, default: 0] += try rows.decode(Int.self, row, 1, in: "file_uploads")
+        }
         return byClass
     }
 
@@ -304,14 +287,14 @@ extension Ledger {
             ORDER BY p.name
             """
         )
-        return (0..<rows.rowCount).map { row in
+        return try (0..<rows.rowCount).map { row in
             FleetStatus.Project(
-                name: rows.string(row, 0) ?? "",
-                sessions: rows.int(row, 1) ?? 0,
-                uploadedFiles: rows.int64(row, 2) ?? 0,
-                uploadedBytes: rows.int64(row, 3) ?? 0,
-                failedFiles: rows.int64(row, 4) ?? 0,
-                lastSessionAt: rows.timestamp(row, 5)
+                name: try rows.decode(String.self, row, 0, in: "projects"),
+                sessions: try rows.decode(Int.self, row, 1, in: "sync_sessions"),
+                uploadedFiles: try rows.decode(Int64.self, row, 2, in: "sync_sessions"),
+                uploadedBytes: try rows.decode(Int64.self, row, 3, in: "sync_sessions"),
+                failedFiles: try rows.decode(Int64.self, row, 4, in: "sync_sessions"),
+                lastSessionAt: try rows.decodeIfPresent(Timestamp.self, row, 5, in: "sync_sessions")
             )
         }
     }
@@ -327,17 +310,17 @@ extension Ledger {
             ORDER BY name
             """
         )
-        return (0..<rows.rowCount).map { row in
+        return try (0..<rows.rowCount).map { row in
             FleetStatus.Device(
-                name: rows.string(row, 0) ?? "",
-                hostname: rows.string(row, 1),
-                agentVersion: rows.string(row, 2),
-                lastHeartbeatAt: rows.timestamp(row, 3),
-                heartbeatAgeSeconds: rows.string(row, 4).flatMap(Double.init),
-                diskUsedPercent: rows.string(row, 5).flatMap(Double.init),
-                queueFiles: rows.int64(row, 6),
-                queueBytes: rows.int64(row, 7),
-                lastUploadAt: rows.timestamp(row, 8)
+                name: try rows.decode(String.self, row, 0, in: "devices"),
+                hostname: try rows.decodeIfPresent(String.self, row, 1, in: "devices"),
+                agentVersion: try rows.decodeIfPresent(String.self, row, 2, in: "devices"),
+                lastHeartbeatAt: try rows.decodeIfPresent(Timestamp.self, row, 3, in: "devices"),
+                heartbeatAgeSeconds: try rows.decodeIfPresent(Double.self, row, 4, in: "devices"),
+                diskUsedPercent: try rows.decodeIfPresent(Double.self, row, 5, in: "devices"),
+                queueFiles: try rows.decodeIfPresent(Int64.self, row, 6, in: "devices"),
+                queueBytes: try rows.decodeIfPresent(Int64.self, row, 7, in: "devices"),
+                lastUploadAt: try rows.decodeIfPresent(Timestamp.self, row, 8, in: "devices")
             )
         }
     }
@@ -362,38 +345,29 @@ extension Ledger {
             LIMIT \(limit)
             """
         )
-        return (0..<rows.rowCount).map { row in
+        return try (0..<rows.rowCount).map { row in
             SessionDetail.FailedFile(
-                localPath: rows.string(row, 0) ?? "",
-                bucket: rows.string(row, 1) ?? "",
-                key: rows.string(row, 2) ?? "",
-                status: rows.string(row, 3) ?? "",
-                errorClass: rows.string(row, 4),
-                attempts: rows.int(row, 5) ?? 0,
-                httpStatus: rows.int(row, 6),
-                errorMessage: rows.string(row, 7),
-                finishedAt: rows.timestamp(row, 8)
+                localPath: try rows.decode(String.self, row, 0, in: "file_uploads"),
+                bucket: try rows.decode(String.self, row, 1, in: "file_uploads"),
+                key: try rows.decode(String.self, row, 2, in: "file_uploads"),
+                status: try rows.decode(String.self, row, 3, in: "file_uploads"),
+                errorClass: try rows.decodeIfPresent(String.self, row, 4, in: "file_uploads"),
+                attempts: try rows.decode(Int.self, row, 5, in: "file_uploads"),
+                httpStatus: try rows.decodeIfPresent(Int.self, row, 6, in: "file_uploads"),
+                errorMessage: try rows.decodeIfPresent(String.self, row, 7, in: "file_uploads"),
+                finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 8, in: "file_uploads")
             )
         }
     }
 
-    private func retryRounds(sessionID: Int64) throws -> [SessionDetail.RetryRound] {
+    private func retryRounds(sessionID: Int64) throws -> [RetryRound] {
         let rows = try connection.execute(
             """
             SELECT round, started_at, finished_at, files_attempted, files_uploaded, files_failed
             FROM retry_rounds WHERE session_id = \(sessionID) ORDER BY round
             """
         )
-        return (0..<rows.rowCount).map { row in
-            SessionDetail.RetryRound(
-                round: rows.int(row, 0) ?? 0,
-                startedAt: rows.timestamp(row, 1) ?? Timestamp(microseconds: 0),
-                finishedAt: rows.timestamp(row, 2),
-                filesAttempted: rows.int64(row, 3) ?? 0,
-                filesUploaded: rows.int64(row, 4) ?? 0,
-                filesFailed: rows.int64(row, 5) ?? 0
-            )
-        }
+        return try (0..<rows.rowCount).map { try Ledger.retryRound(rows, $0) }
     }
 
     /// One pass over the session's uploaded rows counts every process's share (`claimed_by`).
@@ -410,34 +384,37 @@ extension Ledger {
             WHERE w.session_id = \(sessionID) ORDER BY w.joined_at, w.worker
             """
         )
-        return (0..<rows.rowCount).map { row in
+        return try (0..<rows.rowCount).map { row in
             SessionDetail.Process(
-                worker: rows.string(row, 0) ?? "",
-                role: rows.string(row, 1) ?? "",
-                threads: rows.int(row, 2) ?? 0,
-                joinedAt: rows.timestamp(row, 3) ?? Timestamp(microseconds: 0),
-                leftAt: rows.timestamp(row, 4),
-                heartbeatAgeSeconds: rows.string(row, 5).flatMap(Double.init) ?? 0,
-                filesUploaded: rows.int64(row, 6) ?? 0
+                worker: try rows.decode(String.self, row, 0, in: "session_workers"),
+                role: try rows.decode(String.self, row, 1, in: "session_workers"),
+                threads: try rows.decode(Int.self, row, 2, in: "session_workers"),
+                joinedAt: try rows.decode(Timestamp.self, row, 3, in: "session_workers"),
+                leftAt: try rows.decodeIfPresent(Timestamp.self, row, 4, in: "session_workers"),
+                heartbeatAgeSeconds: try rows.decode(Double.self, row, 5, in: "session_workers"),
+                filesUploaded: try rows.decode(Int64.self, row, 6, in: "session_workers")
             )
         }
     }
 
-    private func triggerEvents(sessionID: Int64) throws -> [SessionDetail.TriggerEvent] {
+    private func triggerEvents(sessionID: Int64) throws -> [TriggerEvent] {
         let rows = try connection.execute(
             """
-            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message
+            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message, url, response_excerpt
             FROM trigger_events WHERE session_id = \(sessionID) ORDER BY created_at, id
             """
         )
-        return (0..<rows.rowCount).map { row in
-            SessionDetail.TriggerEvent(
-                attempt: rows.int(row, 0) ?? 0,
-                at: rows.timestamp(row, 1) ?? Timestamp(microseconds: 0),
-                httpStatus: rows.int(row, 2),
-                latencyMilliseconds: rows.int(row, 3),
-                succeeded: rows.bool(row, 4) ?? false,
-                errorMessage: rows.string(row, 5)
+        return try (0..<rows.rowCount).map { row in
+            TriggerEvent(
+                sessionID: sessionID,
+                url: try rows.decode(String.self, row, 6, in: "trigger_events"),
+                attempt: try rows.decode(Int.self, row, 0, in: "trigger_events"),
+                httpStatus: try rows.decodeIfPresent(Int.self, row, 2, in: "trigger_events"),
+                latencyMs: try rows.decodeIfPresent(Int.self, row, 3, in: "trigger_events"),
+                succeeded: try rows.decode(Bool.self, row, 4, in: "trigger_events"),
+                errorMessage: try rows.decodeIfPresent(String.self, row, 5, in: "trigger_events"),
+                responseExcerpt: try rows.decodeIfPresent(String.self, row, 7, in: "trigger_events"),
+                at: try rows.decode(Timestamp.self, row, 1, in: "trigger_events")
             )
         }
     }
@@ -635,47 +612,6 @@ extension SessionDetail.FailedFile: Encodable {
         try container.encode(httpStatus, forKey: .httpStatus)
         try container.encode(errorMessage, forKey: .errorMessage)
         try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-    }
-}
-
-extension SessionDetail.RetryRound: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case round
-        case startedAt = "started_at"
-        case finishedAt = "finished_at"
-        case filesAttempted = "files_attempted"
-        case filesUploaded = "files_uploaded"
-        case filesFailed = "files_failed"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(round, forKey: .round)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-        try container.encode(filesAttempted, forKey: .filesAttempted)
-        try container.encode(filesUploaded, forKey: .filesUploaded)
-        try container.encode(filesFailed, forKey: .filesFailed)
-    }
-}
-
-extension SessionDetail.TriggerEvent: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case attempt, at
-        case httpStatus = "http_status"
-        case latencyMilliseconds = "latency_ms"
-        case succeeded
-        case errorMessage = "error_message"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(attempt, forKey: .attempt)
-        try container.encode(at.rfc3339, forKey: .at)
-        try container.encode(httpStatus, forKey: .httpStatus)
-        try container.encode(latencyMilliseconds, forKey: .latencyMilliseconds)
-        try container.encode(succeeded, forKey: .succeeded)
-        try container.encode(errorMessage, forKey: .errorMessage)
     }
 }
 

@@ -1,6 +1,7 @@
 import FleetSystem
 
-/// One request `trigger` sent, as `trigger_events` records it.
+/// One request `trigger` sent, as `trigger_events` records it; `master status --session` lists them without
+/// the URL, which may carry a token.
 package struct TriggerEvent: Sendable, Equatable {
     package var sessionID: Int64
     /// The endpoint without any `user:password@`.
@@ -9,22 +10,26 @@ package struct TriggerEvent: Sendable, Equatable {
     package var attempt: Int
     /// Nil when no HTTP response arrived.
     package var httpStatus: Int?
-    package var latencyMs: Int
+    /// Nil only for a row written without one: `trigger` always measures it.
+    package var latencyMs: Int?
     package var succeeded: Bool
     /// Why no response arrived (network errors); nil when one did.
     package var errorMessage: String?
     /// The start of the response body as text (at most 1 KiB).
     package var responseExcerpt: String?
+    /// When the ledger recorded it (`created_at`); nil until it is recorded.
+    package var at: Timestamp?
 
     package init(
         sessionID: Int64,
         url: String,
         attempt: Int,
         httpStatus: Int? = nil,
-        latencyMs: Int,
+        latencyMs: Int?,
         succeeded: Bool,
         errorMessage: String? = nil,
-        responseExcerpt: String? = nil
+        responseExcerpt: String? = nil,
+        at: Timestamp? = nil
     ) {
         self.sessionID = sessionID
         self.url = url
@@ -34,6 +39,29 @@ package struct TriggerEvent: Sendable, Equatable {
         self.succeeded = succeeded
         self.errorMessage = errorMessage
         self.responseExcerpt = responseExcerpt
+        self.at = at
+    }
+}
+
+extension TriggerEvent: Encodable {
+    /// The URL, the session and the response excerpt are left out: the URL may carry a token.
+    private enum CodingKeys: String, CodingKey {
+        case attempt, at
+        case httpStatus = "http_status"
+        case latencyMs = "latency_ms"
+        case succeeded
+        case errorMessage = "error_message"
+    }
+
+    /// Snake-case keys; the time in RFC 3339 UTC; absent values as `null`.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(at?.rfc3339, forKey: .at)
+        try container.encode(httpStatus, forKey: .httpStatus)
+        try container.encode(latencyMs, forKey: .latencyMs)
+        try container.encode(succeeded, forKey: .succeeded)
+        try container.encode(errorMessage, forKey: .errorMessage)
     }
 }
 
@@ -69,8 +97,12 @@ extension Ledger {
             ORDER BY id LIMIT \(limit)
             """
         )
-        return (0..<rows.rowCount).map { row in
-            UploadedKey(id: rows.int64(row, 0) ?? 0, bucket: rows.string(row, 1) ?? "", key: rows.string(row, 2) ?? "")
+        return try (0..<rows.rowCount).map { row in
+            UploadedKey(
+                id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
+                bucket: try rows.decode(String.self, row, 1, in: "file_uploads"),
+                key: try rows.decode(String.self, row, 2, in: "file_uploads")
+            )
         }
     }
 }

@@ -101,14 +101,14 @@ extension Ledger {
             FROM sync_sessions WHERE id = \(sessionID)
             """
         )
-        guard rows.rowCount == 1, rows.bool(0, 0) == true else { return .closed }
-        if rows.bool(0, 1) == true { return .scanned }
+        guard rows.rowCount == 1, try rows.decode(Bool.self, 0, 0, in: "sync_sessions") else { return .closed }
+        if try rows.decode(Bool.self, 0, 1, in: "sync_sessions") { return .scanned }
         let opener = ClaimHolder(
-            holder: rows.string(0, 2) ?? "",
+            holder: try rows.decode(String.self, 0, 2, in: "sync_sessions"),
             files: 0,
-            silentFor: rows.string(0, 3).flatMap(Double.init),
+            silentFor: try rows.decode(Double.self, 0, 3, in: "sync_sessions"),
             claimedFor: 0,
-            since: rows.timestamp(0, 4) ?? Timestamp(microseconds: 0)
+            since: try rows.decode(Timestamp.self, 0, 4, in: "sync_sessions")
         )
         let alive = opener.isAlive(hostname: ProcessInfo.processInfo.hostName, processAlive: LocalProcess.isAlive)
         return alive ? .scanning : .closed
@@ -128,13 +128,15 @@ extension Ledger {
             GROUP BY f.claimed_by
             """
         )
-        return (0..<rows.rowCount).map { row in
+        // Every claim sets `claimed_at` with `claimed_by`, so only the heartbeat (no `session_workers` row: a
+        // `retry`) may be missing.
+        return try (0..<rows.rowCount).map { row in
             ClaimHolder(
-                holder: rows.string(row, 0) ?? "",
-                files: rows.int(row, 1) ?? 0,
-                silentFor: rows.string(row, 2).flatMap(Double.init),
-                claimedFor: rows.string(row, 3).flatMap(Double.init) ?? 0,
-                since: rows.timestamp(row, 4) ?? Timestamp(microseconds: 0)
+                holder: try rows.decode(String.self, row, 0, in: "file_uploads"),
+                files: try rows.decode(Int.self, row, 1, in: "file_uploads"),
+                silentFor: try rows.decodeIfPresent(Double.self, row, 2, in: "session_workers"),
+                claimedFor: try rows.decode(Double.self, row, 3, in: "file_uploads"),
+                since: try rows.decode(Timestamp.self, row, 4, in: "file_uploads")
             )
         }
     }
@@ -150,6 +152,6 @@ extension Ledger {
             ORDER BY f.id
             """
         )
-        return (0..<rows.rowCount).map { Ledger.deadClaim(rows, $0) }
+        return try (0..<rows.rowCount).map { try Ledger.deadClaim(rows, $0) }
     }
 }

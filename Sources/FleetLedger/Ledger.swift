@@ -73,7 +73,7 @@ extension Ledger {
     /// The project with this name, if it was ever used.
     package func project(named name: String) throws -> ProjectRecord? {
         let rows = try connection.execute("SELECT id FROM projects WHERE name = \(name)")
-        guard rows.rowCount == 1, let id = rows.int64(0, 0) else { return nil }
-        return ProjectRecord(id: id, name: name)
+        guard rows.rowCount == 1 else { return nil }
+        return ProjectRecord(id: try rows.decode(Int64.self, 0, 0, in: "projects"), name: name)
     }
 }

@@ -120,7 +120,7 @@ package struct Migrator {
     /// The newest applied version, 0 for an empty database.
     package func currentVersion(_ connection: PGConnection) throws -> Int {
         let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        guard result.bool(0, 0) == true else { return 0 }
+        guard try result.decode(Bool.self, 0, 0, in: "pg_class") else { return 0 }
         return try appliedChecksums(connection).keys.max() ?? 0
     }
 
@@ -128,7 +128,8 @@ package struct Migrator {
         let rows = try connection.execute("SELECT version, checksum FROM schema_migrations")
         var applied: [Int: String] = [:]
         for row in 0..<rows.rowCount {
-            if let version = rows.int(row, 0), let checksum = rows.string(row, 1) { applied[version] = checksum }
+            let version = try rows.decode(Int.self, row, 0, in: "schema_migrations")
+            applied[version] = try rows.decode(String.self, row, 1, in: "schema_migrations")
         }
         return applied
     }

@@ -114,7 +114,7 @@ enum OnceReport {
 
     static func json(session: SessionRecord, retry: RetrySummary?, trigger: TriggerResult?) -> String {
         struct RetryPart: Encodable {
-            var rounds: [RetryRound]
+            var rounds: [RetrySummary.Round]
             var ending: RetrySummary.Ending
             var remaining: Int
         }

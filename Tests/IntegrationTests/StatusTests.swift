@@ -273,7 +273,7 @@ struct StatusTests {
         #expect(detail.triggerEvents.map(\.attempt) == [1, 2])
         #expect(detail.triggerEvents[0].succeeded == false)
         #expect(detail.triggerEvents[0].httpStatus == nil)
-        #expect(detail.triggerEvents[0].latencyMilliseconds == 5000)
+        #expect(detail.triggerEvents[0].latencyMs == 5000)
         #expect(detail.triggerEvents[0].errorMessage == "timed out")
         #expect(detail.triggerEvents[1].succeeded)
         #expect(detail.triggerEvents[1].httpStatus == 200)

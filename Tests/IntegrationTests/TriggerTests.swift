@@ -104,7 +104,7 @@ struct TriggerTests {
                 url: rows.string(row, 0) ?? "",
                 attempt: rows.int(row, 1) ?? 0,
                 httpStatus: rows.int(row, 2),
-                latencyMs: rows.int(row, 3) ?? -1,
+                latencyMs: rows.int(row, 3),
                 succeeded: rows.bool(row, 4) ?? false,
                 errorMessage: rows.string(row, 5),
                 responseExcerpt: rows.string(row, 6)
@@ -184,7 +184,7 @@ struct TriggerTests {
         #expect(recorded.map(\.httpStatus) == [500, 500, 200])
         #expect(recorded.map(\.succeeded) == [false, false, true])
         #expect(recorded.first?.responseExcerpt == #"{"status": 500}"#)
-        #expect(recorded.allSatisfy { $0.latencyMs >= 0 && $0.errorMessage == nil })
+        #expect(recorded.allSatisfy { ($0.latencyMs ?? -1) >= 0 && $0.errorMessage == nil })
     }
 
     @Test func clientErrorIsFinalAfterOneRequest() throws {

@@ -65,9 +65,10 @@ struct AgentRun: Sendable {
             ? try TriggerOptions(settings: config.trigger, overrides: TriggerSettings()) : nil
         var cycle = UploadCycle(session: session, trigger: trigger, logger: logger)
         cycle.onRound = { [logger] round in
+            let record = round.record
             logger.info(
-                "retry round \(round.round): \(round.uploaded) uploaded, \(round.failed) failed",
-                metadata: ["attempted": "\(round.attempted)"]
+                "retry round \(record.round): \(record.filesUploaded) uploaded, \(record.filesFailed) failed",
+                metadata: ["attempted": "\(record.filesAttempted)"]
             )
         }
         let result = try cycle.run(state: state, progress: UploadProgress())

@@ -18,17 +18,6 @@ package struct RetryOptions: Sendable {
     package init() {}
 }
 
-/// One round of a retry.
-package struct RetryRound: Sendable, Codable {
-    package var round: Int
-    package var attempted: Int
-    package var uploaded: Int
-    package var failed: Int
-    package var durationSeconds: Double
-    /// Files the round did not get to (it was interrupted).
-    package var notAttempted: Int
-}
-
 /// How a retry ended.
 package struct RetrySummary: Sendable {
     package enum Ending: String, Sendable, Codable {
@@ -42,11 +31,35 @@ package struct RetrySummary: Sendable {
         case outOfAttempts = "out_of_attempts"
         case interrupted
     }
+    /// One round as it ended: the ledger's record of it and what only the process that ran it knows.
+    package struct Round: Sendable, Equatable {
+        package var record: RetryRound
+        /// Files the round took on but did not get to (it was interrupted).
+        package var notAttempted: Int
+    }
     package var session: SessionRecord
-    package var rounds: [RetryRound]
+    package var rounds: [Round]
     package var ending: Ending
     /// Files a further retry would take (with the same options).
     package var remaining: Int
+}
+
+extension RetrySummary.Round: Encodable {
+    /// The report's keys (`retry` converts them to snake case, `master once` keeps them); the duration is the
+    /// ledger's, from `started_at` to `finished_at`.
+    private enum CodingKeys: String, CodingKey {
+        case round, attempted, uploaded, failed, durationSeconds, notAttempted
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(record.round, forKey: .round)
+        try container.encode(record.filesAttempted, forKey: .attempted)
+        try container.encode(record.filesUploaded, forKey: .uploaded)
+        try container.encode(record.filesFailed, forKey: .failed)
+        try container.encode(record.durationSeconds, forKey: .durationSeconds)
+        try container.encode(notAttempted, forKey: .notAttempted)
+    }
 }
 
 /// Re-attempts a finished session's failed files in the same parallel pool as `upload`, recording every
@@ -62,7 +75,7 @@ package struct RetrySession {
     package var overrides: [ConfigOverride] = []
     package var claimBatch = 256
     /// Called when a round ends (per-round statistics on the terminal).
-    package var onRound: (@Sendable (RetryRound) -> Void)?
+    package var onRound: (@Sendable (RetrySummary.Round) -> Void)?
 
     package init(databaseURL: String, logger: Logger) {
         self.databaseURL = databaseURL
@@ -118,7 +131,7 @@ package struct RetrySession {
         guard let deviceID = session.deviceID else { throw RetryError.noDevice(sessionID) }
         var generator = SystemRandomNumberGenerator()
 
-        var rounds: [RetryRound] = []
+        var rounds: [RetrySummary.Round] = []
         var destinationChecked = false
         var unreachableWaits = 0
         while remaining > 0, !state.stopRequested {
@@ -152,7 +165,6 @@ package struct RetrySession {
                 $0.scanFinished = true
             }
             let before = progress.snapshot
-            let started = Date()
             // Each round gets a fresh give-up clock: an outage that outlasted the last round may be over.
             let roundState = RunState(giveUpAfter: config.giveUpAfterSeconds, parent: state)
             let pool = try UploadPool(
@@ -178,21 +190,14 @@ package struct RetrySession {
             let after = progress.snapshot
             let uploaded = after.uploadedFiles - before.uploadedFiles
             let failed = after.failedFiles - before.failedFiles
-            let round = RetryRound(
+            let record = try ledger.finishRetryRound(
+                sessionID: sessionID,
                 round: number,
                 attempted: uploaded + failed,
                 uploaded: uploaded,
-                failed: failed,
-                durationSeconds: Date().timeIntervalSince(started),
-                notAttempted: max(0, files - uploaded - failed)
-            )
-            try ledger.finishRetryRound(
-                sessionID: sessionID,
-                round: number,
-                attempted: round.attempted,
-                uploaded: uploaded,
                 failed: failed
             )
+            let round = RetrySummary.Round(record: record, notAttempted: max(0, files - uploaded - failed))
             rounds.append(round)
             onRound?(round)
             (remaining, remainingBytes) = try ledger.countRetryable(
@@ -252,7 +257,7 @@ package struct RetrySession {
     private func summary(
         _ sessionID: Int64,
         ledger: Ledger,
-        rounds: [RetryRound],
+        rounds: [RetrySummary.Round],
         ending: RetrySummary.Ending,
         remaining: Int
     ) throws -> RetrySummary {

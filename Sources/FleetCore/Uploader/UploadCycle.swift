@@ -18,7 +18,7 @@ package struct UploadCycle {
     package var logger: Logger
     /// Called as each step ends (the CLI prints its lines there).
     package var onUploaded: (UploadSummary) -> Void = { _ in }
-    package var onRound: (@Sendable (RetryRound) -> Void)?
+    package var onRound: (@Sendable (RetrySummary.Round) -> Void)?
     package var onTrigger: (TriggerResult) -> Void = { _ in }
 
     package init(session: UploadSession, trigger: TriggerOptions?, logger: Logger) {

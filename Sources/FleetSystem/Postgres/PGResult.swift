@@ -33,12 +33,12 @@ package final class PGResult {
         return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
     }
 
+    /// The field as a 64-bit integer, `nil` for NULL or text that is not one. The ledger reads with
+    /// `decode(_:_:_:in:)` instead, which tells the two apart.
     package func int64(_ row: Int, _ column: Int) -> Int64? { string(row, column).flatMap { Int64($0) } }
 
-    package func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
-
-    package func bool(_ row: Int, _ column: Int) -> Bool? { string(row, column).map { $0 == "t" } }
-
+    /// The field as a time, `nil` for NULL or text that is not one. The ledger reads with
+    /// `decode(_:_:_:in:)` instead, which tells the two apart.
     package func timestamp(_ row: Int, _ column: Int) -> Timestamp? {
         string(row, column).flatMap { Timestamp(postgres: $0) }
     }

@@ -1,0 +1,11 @@
+import FleetSystem
+
+/// Quick reads for tests that check a query's numbers: `nil` for NULL or text that is not one, which the
+/// expectation then shows. The ledger itself reads with `decode(_:_:_:in:)`.
+extension PGResult {
+    /// The field as an integer, `nil` for NULL or text that is not one.
+    package func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
+
+    /// The field as a boolean, `nil` for NULL or text that is not `t` or `f`.
+    package func bool(_ row: Int, _ column: Int) -> Bool? { string(row, column).flatMap { Bool(pgText: $0) } }
+}
