@@ -95,18 +95,19 @@ extension Ledger {
         var candidates: [AfterUploadCandidate] = []
         candidates.reserveCapacity(rows.rowCount)
         for row in 0..<rows.rowCount {
-            let display = rows.string(row, 3) ?? ""
+            let display = try rows.decode(String.self, row, 3, in: "file_uploads")
+            let bytes = try rows.decodeIfPresent(String.self, row, 4, in: "file_uploads")
             candidates.append(
                 AfterUploadCandidate(
-                    id: rows.int64(row, 0) ?? 0,
-                    createdAt: rows.string(row, 1) ?? "",
-                    sessionID: rows.int64(row, 2) ?? 0,
-                    path: rows.string(row, 4).map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+                    id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
+                    createdAt: try rows.decode(String.self, row, 1, in: "file_uploads"),
+                    sessionID: try rows.decode(Int64.self, row, 2, in: "file_uploads"),
+                    path: bytes.map(Ledger.decodeByteaHex) ?? Array(display.utf8),
                     displayPath: display,
-                    bucket: rows.string(row, 5) ?? "",
-                    key: rows.string(row, 6) ?? "",
-                    size: rows.int64(row, 7) ?? 0,
-                    mtime: rows.timestamp(row, 8) ?? Timestamp(microseconds: 0)
+                    bucket: try rows.decode(String.self, row, 5, in: "file_uploads"),
+                    key: try rows.decode(String.self, row, 6, in: "file_uploads"),
+                    size: try rows.decode(Int64.self, row, 7, in: "file_uploads"),
+                    mtime: try rows.decode(Timestamp.self, row, 8, in: "file_uploads")
                 )
             )
         }

@@ -33,16 +33,6 @@ package final class PGResult {
         return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
     }
 
-    /// The field as a 64-bit integer, `nil` for NULL or text that is not one. The ledger reads with
-    /// `decode(_:_:_:in:)` instead, which tells the two apart.
-    package func int64(_ row: Int, _ column: Int) -> Int64? { string(row, column).flatMap { Int64($0) } }
-
-    /// The field as a time, `nil` for NULL or text that is not one. The ledger reads with
-    /// `decode(_:_:_:in:)` instead, which tells the two apart.
-    package func timestamp(_ row: Int, _ column: Int) -> Timestamp? {
-        string(row, column).flatMap { Timestamp(postgres: $0) }
-    }
-
     /// The name of a column as the statement gave it. The corresponding libpq function is `PQfname`.
     package func columnName(_ column: Int) -> String {
         PQfname(handle, Int32(column)).map { String(cString: $0) } ?? "column \(column + 1)"
