@@ -240,6 +240,24 @@ struct AgentStateMachineTests {
         #expect(loop.runs == ["immediate early.log", "immediate late.log"])
     }
 
+    @Test func filesThatCouldNotGoBeforeTheHoursClosedWaitForTheNextOpening() {
+        let settings = AgentStateMachine.Settings(
+            hours: OperationalHours(start: Self.time("09:00"), end: Self.time("16:00")),
+            timeZone: Self.utc,
+            uploadOnStart: false
+        )
+        var loop = Loop(settings, at: Self.moment("2026-11-23 15:59 +00:00"))
+        loop.ledgerUp = false
+        loop.tick()
+        loop.ready("a.log")
+        loop.ledgerUp = true
+        loop.tick(at: Self.moment("2026-11-23 16:00 +00:00"))
+        #expect(loop.machine.isLedgerConnected)
+        #expect(loop.runs.isEmpty, "the hours closed while the ledger was away")
+        loop.tick(at: Self.moment("2026-11-24 09:00 +00:00"))
+        #expect(loop.runs == ["immediate a.log"])
+    }
+
     @Test func hoursSpanningMidnightHoldTheNightAndNotTheirEnd() {
         let settings = AgentStateMachine.Settings(
             hours: OperationalHours(start: Self.time("22:00"), end: Self.time("06:00")),
