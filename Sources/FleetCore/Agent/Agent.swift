@@ -9,9 +9,11 @@ import Synchronization
 /// schedule or at once inside operational hours, applies the deletion policies and reports a heartbeat, until
 /// asked to stop.
 ///
-/// One thread (the caller's) runs the loop: file events, stability, decisions, heartbeat, deletions. Uploads
-/// run on a queue of their own, one run at a time, each a ledger session (kind `startup`, `immediate` or
-/// `scheduled`) followed by retry rounds and the trigger (`UploadCycle`). Files that become ready during a
+/// One thread (the caller's) runs the loop: file events, stability, heartbeat, deletions. The decisions are
+/// `AgentStateMachine`'s: the loop feeds it the time, the ready queue and what happened, and performs the
+/// actions it returns. Uploads run on a queue of their own, one run at a time, each a ledger session (kind
+/// `startup`, `immediate` or `scheduled`, `AgentRunKind`) followed by retry rounds and the trigger
+/// (`UploadCycle`). Files that become ready during a
 /// run wait for the next one. The ledger is the memory: a restart scans the sources again and skips what
 /// `stored_objects` records, after reconciling what a killed predecessor left `uploading`.
 package final class Agent {
