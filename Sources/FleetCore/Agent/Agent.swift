@@ -9,9 +9,11 @@ import Synchronization
 /// schedule or at once inside operational hours, applies the deletion policies and reports a heartbeat, until
 /// asked to stop.
 ///
-/// One thread (the caller's) runs the loop: file events, stability, decisions, heartbeat, deletions. Uploads
-/// run on a queue of their own, one run at a time, each a ledger session (kind `startup`, `immediate` or
-/// `scheduled`) followed by retry rounds and the trigger (`UploadCycle`). Files that become ready during a
+/// One thread (the caller's) runs the loop: file events, stability, heartbeat, deletions. The decisions are
+/// `AgentStateMachine`'s: the loop feeds it the time, the ready queue and what happened, and performs the
+/// actions it returns. Uploads run on a queue of their own, one run at a time, each a ledger session (kind
+/// `startup`, `immediate` or `scheduled`, `AgentRunKind`) followed by retry rounds and the trigger
+/// (`UploadCycle`). Files that become ready during a
 /// run wait for the next one. The ledger is the memory: a restart scans the sources again and skips what
 /// `stored_objects` records, after reconciling what a killed predecessor left `uploading`.
 package final class Agent {
@@ -27,50 +29,28 @@ package final class Agent {
     package var onNotify: (String) -> Void = { _ in }
     package let hostname = ProcessInfo.processInfo.hostName
 
+    /// The decisions: this loop performs what it asks for and tells it what happened.
+    private var machine: AgentStateMachine
+
     // Configuration-derived state.
     private var mapper: KeyMapper
     private var sources: [SourceSettings] = []
     private var roots: [[UInt8]] = []
     private var rules: [ScanRules] = []
-    private var schedule: UploadSchedule?
-    private var hours: OperationalHours?
 
     // Detection.
     private var tracker: StabilityTracker
     private var watcher: FileWatcher?
     private var watchedRoots: [Int] = []
-    private var nextRescan = Date.distantPast
 
-    // Decisions.
-    private var startupRunPending = false
-    private var scheduledRunPending = false
-    private var immediateBacklog: Set<SourceFile> = []
-    private var nextScheduledRun: Date?
-    private var wasInsideHours = false
-    /// Files a finished run left unsettled (failed after its retry rounds): offered again after a backoff.
-    private var unsettled: Set<SourceFile> = []
-    private var unsettledRounds = 0
-    private var nextUnsettledRetry = Date.distantFuture
-    /// Bumped when the sources change: source indices of a run started before then mean something else.
-    private var sourcesGeneration = 0
-    private var started = false
+    // Runs.
     private var running: RunningUpload?
-    private var runFailures = 0
-    private var nextRunAllowed = Date.distantPast
     private var lastUploadAt: Date?
 
     // The ledger, as the loop sees it (runs open their own connections).
     private var ledger: Ledger?
     private var projectID: Int64 = 0
     private var deviceID: Int64 = 0
-    private var connectFailures = 0
-    private var nextConnectAttempt = Date.distantPast
-    private var reconciled = false
-    private var nextReconcileAttempt = Date.distantPast
-    private var nextHeartbeat = Date.distantPast
-    private var nextAfterUploadDeletion = Date.distantPast
-    private var nextAgeDeletion: Date?
-    private var nextDiskCheck = Date.distantPast
     private var generator = SystemRandomNumberGenerator()
     /// CloudWatch metrics (`metrics.cloudwatch`), when enabled; started by `run()`.
     private var metrics: MetricsPublisher?
@@ -94,7 +74,8 @@ package final class Agent {
         self.logger = logger
         mapper = try KeyMapper(config: config)
         tracker = StabilityTracker(stabilitySeconds: config.stabilitySeconds)
-        try apply(config)
+        machine = AgentStateMachine(settings: AgentStateMachine.Settings(config: config), now: clock.now())
+        try derive(from: config)
     }
 
     /// Runs until `control.requestStop()`. In-flight uploads then get `agent.stop_timeout_seconds` to finish;
@@ -109,11 +90,10 @@ package final class Agent {
             ]
         )
         metrics = startMetrics()
-        started = true
-        wasInsideHours = hours?.contains(clock.now(), timeZone: config.agentTimeZone) ?? true
+        let now = clock.now()
+        let first = machine.start(now: now)
         startWatching()
-        if config.scanExistingFiles { rescan(reason: "start-up scan") } else { nextRescan = clock.now() }
-        startupRunPending = config.uploadOnStart
+        perform(first, now: now)
         onNotify("READY=1")
 
         while !control.stopRequested {
@@ -121,22 +101,51 @@ package final class Agent {
             let tick = max(0.05, min(1.0, config.stabilitySeconds / 4))
             handle(watcher?.poll(timeout: tick) ?? idle(tick))
             let now = clock.now()
-            if now >= nextRescan { rescan(reason: "periodic rescan") }
             promoteStableFiles(now: now)
-            connectIfNeeded(now: now)
-            reconcileIfNeeded(now: now)
             collectFinishedRun(now: now)
-            decide(now: now)
-            housekeeping(now: now)
+            // The machine asks for one step at a time where the next depends on an outcome (connect, then
+            // reconcile, then run): ask again at the same moment until it has nothing more.
+            var actions = machine.tick(now: now, queue: tracker)
+            while !actions.isEmpty {
+                perform(actions, now: now)
+                actions = machine.tick(now: now, queue: tracker)
+            }
         }
         onNotify("STOPPING=1")
         stop()
     }
 
+    /// A number in 0…1 for the machine's backoff waits.
+    private func jitter() -> Double { Double.random(in: 0...1, using: &generator) }
+
+    /// Performs the machine's actions in order and feeds back their outcomes.
+    private func perform(_ actions: [AgentAction], now: Date) {
+        for action in actions {
+            switch action {
+            case .rescan(let reason):
+                rescan(reason, now: now)
+            case .connect:
+                connect(now: now)
+            case .reconcile:
+                reconcile(now: now)
+            case .startRun(let plan):
+                start(plan)
+            case .noFilesReady(let kind):
+                logger.info("\(kind) upload: nothing ready")
+            case .sendHeartbeat, .runDeletion:
+                housekeeping(action, now: now)
+            }
+        }
+    }
+
     // MARK: - Configuration
 
-    /// Derives everything the loop needs from `config`; throws when a key template cannot be built.
-    private func apply(_ new: FleetConfig) throws {
+    /// Derives the loop's own state from `new` (keys, sources, scan rules, stability time); throws when a key
+    /// template cannot be built.
+    ///
+    /// - Returns: whether the sources or the scan rules changed.
+    @discardableResult
+    private func derive(from new: FleetConfig) throws -> Bool {
         mapper = try KeyMapper(config: new)
         let sourcesChanged = new.effectiveSources != sources || new.scan != config.scan
         config = new
@@ -149,24 +158,8 @@ package final class Agent {
             rule.maxAgeDays = nil
             return rule
         }
-        schedule = UploadSchedule(settings: new.agent?.schedule)
-        hours = OperationalHours(settings: new.agent?.operationalHours)
         tracker.stabilitySeconds = new.stabilitySeconds
-        let now = clock.now()
-        nextScheduledRun = schedule?.nextRun(after: now, timeZone: new.agentTimeZone)
-        nextAgeDeletion = new.deletion?.age.flatMap { age in
-            guard age.enabled != false else { return nil }
-            return UploadSchedule.daily(ClockTime(parsing: age.at ?? "02:00") ?? ClockTime(parsing: "02:00")!)
-                .nextRun(after: now, timeZone: new.agentTimeZone)
-        }
-        if sourcesChanged, started {
-            sourcesGeneration += 1
-            unsettled.removeAll()
-            immediateBacklog.removeAll()
-            tracker = StabilityTracker(stabilitySeconds: new.stabilitySeconds)
-            startWatching()
-            rescan(reason: "sources changed")
-        }
+        return sourcesChanged
     }
 
     /// SIGHUP: read the file again; a configuration that does not load leaves the running one in place.
@@ -181,8 +174,18 @@ package final class Agent {
             }
             if new.project != config.project || new.device != config.device || new.s3 != config.s3 {
                 ledger = nil  // project or device may differ: look them up again
+                machine.ledgerReset()
             }
-            try apply(new)
+            let sourcesChanged = try derive(from: new)
+            let now = clock.now()
+            perform(
+                machine.configApplied(
+                    AgentStateMachine.Settings(config: new),
+                    now: now,
+                    sourcesChanged: sourcesChanged
+                ),
+                now: now
+            )
             logger.notice("configuration reloaded", metadata: ["config.hash": "\(new.hash.prefix(12))"])
         } catch {
             logger.error("configuration not reloaded; keeping the running one", metadata: ["error": "\(error)"])
@@ -236,7 +239,7 @@ package final class Agent {
                 if let file = sourceFile(at: path) { tracker.forget(file) }
             case .rescanNeeded(let reason):
                 logger.notice("file events may have been missed; rescanning", metadata: ["reason": "\(reason)"])
-                nextRescan = .distantPast
+                machine.rescanRequested()
             }
         }
     }
@@ -256,21 +259,22 @@ package final class Agent {
 
     /// Walks every source: files not known yet are observed (those modified more than two minutes ago as
     /// settled), files known but gone are forgotten. Only files at most `scan.max_age_days` old are taken up.
-    private func rescan(reason: String) {
-        let now = clock.now()
-        nextRescan = now.addingTimeInterval(config.rescanSeconds)
-        if watchedRoots.count
-            != sources.indices.filter({ FileManager.default.isReadableDirectory(sources[$0].path) })
-            .count
+    /// When the sources changed, detection starts afresh first.
+    private func rescan(_ reason: AgentAction.RescanReason, now: Date) {
+        if reason == .sourcesChanged {
+            tracker = StabilityTracker(stabilitySeconds: config.stabilitySeconds)
+            startWatching()
+        } else if watchedRoots.count
+            != sources.indices.filter({ FileManager.default.isReadableDirectory(sources[$0].path) }).count
         {
             startWatching()
         }
         let stamp = Timestamp(now)
         let cutoff = ageCutoff(now).microseconds
-        let inside = hours?.contains(now, timeZone: config.agentTimeZone) ?? true
-        let startup = reason == "start-up scan"
         var seen: Set<SourceFile> = []
+        var newlyReady: [SourceFile] = []
         var counts = (found: 0, taken: 0)
+        defer { machine.scanFinished(reason, newlyReady: newlyReady, now: now) }
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
             let scanner = Scanner(root: sources[index].path, rules: rules[index], followSymlinks: config.followSymlinks)
             do {
@@ -286,9 +290,7 @@ package final class Agent {
                         now: now,
                         settled: age >= StabilityTracker.settledAge
                     )
-                    // A rescan that finds a complete file nobody reported goes up like any ready file; the
-                    // start-up scan's files go with the start-up run (upload_on_start) or the schedule.
-                    if ready, !startup, inside { immediateBacklog.insert(file) }
+                    if ready { newlyReady.append(file) }
                     counts.taken += 1
                 }
             } catch {
@@ -317,81 +319,26 @@ package final class Agent {
         }
         guard !promoted.isEmpty else { return }
         logger.debug("files ready", metadata: ["files": "\(promoted.count)"])
-        if hours?.contains(now, timeZone: config.agentTimeZone) ?? true {
-            immediateBacklog.formUnion(promoted)
-        }
+        machine.filesReady(promoted, now: now)
     }
 
     private func fullPath(of file: SourceFile) -> [UInt8] {
         roots[file.source] + [UInt8(ascii: "/")] + file.relativePath
     }
 
-    // MARK: - Decisions
+    // MARK: - Runs
 
-    /// Starts the next run when none is in progress: start-up first, then a due schedule, then files that
-    /// became ready inside operational hours (all ready files with batch upload, else only those).
-    private func decide(now: Date) {
-        let zone = config.agentTimeZone
-        if let next = nextScheduledRun, now >= next {
-            scheduledRunPending = true
-            nextScheduledRun = schedule?.nextRun(after: now, timeZone: zone)
-        }
-        let inside = hours?.contains(now, timeZone: zone) ?? true
-        if inside, !wasInsideHours, tracker.queue.files > 0 {
-            // Operational hours begin: what queued up outside them goes now.
-            immediateBacklog.formUnion(tracker.ready.map(\.file))
-        }
-        wasInsideHours = inside
-        if now >= nextUnsettledRetry {
-            // What the last runs could not upload is offered again (inside the hours; else the schedule takes it).
-            nextUnsettledRetry = .distantFuture
-            if inside { immediateBacklog.formUnion(unsettled.filter { tracker.readyVersion(of: $0) != nil }) }
-            unsettled.removeAll()
-        }
-        if !inside { immediateBacklog.removeAll() }
-
-        // Without the ledger a run could not open its session, and before what a dead predecessor left
-        // `uploading` is settled a run might send it twice: the files stay queued until then.
-        guard running == nil, ledger != nil, reconciled, now >= nextRunAllowed else { return }
-        let kind: String
-        if startupRunPending {
-            kind = "startup"
-        } else if scheduledRunPending {
-            kind = "scheduled"
-        } else if !immediateBacklog.isEmpty {
-            kind = "immediate"
-        } else {
-            return
-        }
-        let ready = tracker.ready
-        let files =
-            kind == "immediate" && !config.batchUpload ? ready.filter { immediateBacklog.contains($0.file) } : ready
-        startupRunPending = false
-        scheduledRunPending = false
-        immediateBacklog.removeAll()
-        guard !files.isEmpty else {
-            logger.info("\(kind) upload: nothing ready")
-            return
-        }
-        start(kind: kind, files: files)
-    }
-
-    private func start(kind: String, files: [(file: SourceFile, version: FileVersion)]) {
-        let run = RunningUpload(
-            kind: kind,
-            files: files,
-            generation: sourcesGeneration,
-            state: RunState(giveUpAfter: config.giveUpAfterSeconds)
-        )
+    private func start(_ plan: AgentRunPlan) {
+        let run = RunningUpload(plan: plan, state: RunState(giveUpAfter: config.giveUpAfterSeconds))
         var walked: [WalkedFile] = []
-        walked.reserveCapacity(files.count)
-        for (file, version) in files {
-            let path = fullPath(of: file)
-            let name = sources[file.source].name ?? ""
+        walked.reserveCapacity(plan.files.count)
+        for entry in plan.files {
+            let path = fullPath(of: entry.file)
+            let name = sources[entry.file.source].name ?? ""
             let placement: Result<Placement, KeyError>
             do throws(KeyError) {
                 placement = .success(
-                    try mapper.place(source: name, relativePath: file.relativePath, mtime: version.mtime)
+                    try mapper.place(source: name, relativePath: entry.file.relativePath, mtime: entry.version.mtime)
                 )
             } catch {
                 placement = .failure(error)
@@ -401,9 +348,9 @@ package final class Agent {
                 WalkedFile(
                     source: name,
                     file: ScannedFile(
-                        relativePath: file.relativePath,
-                        size: version.size,
-                        mtime: version.mtime,
+                        relativePath: entry.file.relativePath,
+                        size: entry.version.size,
+                        mtime: entry.version.mtime,
                         readable: readable
                     ),
                     fullPath: path,
@@ -412,9 +359,9 @@ package final class Agent {
                 )
             )
         }
-        logger.info("\(kind) upload of \(files.count) files")
+        logger.info("\(plan.kind) upload of \(plan.files.count) files")
         let job = AgentRun(
-            kind: kind,
+            kind: plan.kind,
             files: walked,
             config: config,
             configPath: configPath,
@@ -429,37 +376,24 @@ package final class Agent {
         }
     }
 
-    /// When the run in progress has ended: mark what it settled, log, and after a run that could not start,
-    /// hold further runs back with backoff.
+    /// When the run in progress has ended: mark what it settled, log, and tell the machine which files it left.
     private func collectFinishedRun(now: Date) {
         guard let run = running, let result = run.finished.withLock({ $0 }) else { return }
         running = nil
-        // After a reload that changed the sources the run's indices name other files; the tracker was rebuilt
-        // from a rescan, and files the run settled are recognised as stored by the next one.
-        let current = run.generation == sourcesGeneration
+        let plan = run.plan
         switch result {
         case .success(let outcome):
-            runFailures = 0
-            nextRunAllowed = .distantPast
+            // After a reload that changed the sources the run's indices name other files; the tracker was rebuilt
+            // from a rescan, and files the run settled are recognised as stored by the next one.
             var left: Set<SourceFile> = []
-            for (file, version) in run.files where current {
-                if outcome.settled.contains(PathText.escaped(fullPath(of: file))) {
-                    tracker.markHandled(file, version)
-                } else if tracker.readyVersion(of: file) == version {
-                    left.insert(file)
+            for entry in plan.files where machine.isCurrent(plan) {
+                if outcome.settled.contains(PathText.escaped(fullPath(of: entry.file))) {
+                    tracker.markHandled(entry.file, entry.version)
+                } else if tracker.readyVersion(of: entry.file) == entry.version {
+                    left.insert(entry.file)
                 }
             }
-            if left.isEmpty {
-                unsettledRounds = 0
-            } else {
-                // Failed even after the run's retry rounds: offered again after a backoff, so an outage that
-                // outlasted the rounds does not leave them waiting for a file event that may never come.
-                unsettledRounds += 1
-                unsettled.formUnion(left)
-                let ceiling = config.retryRoundBackoff.ceiling(afterAttempt: unsettledRounds)
-                let wait = ceiling / 2 + Double.random(in: 0...(ceiling / 2), using: &generator)
-                nextUnsettledRetry = min(nextUnsettledRetry, now.addingTimeInterval(wait))
-            }
+            machine.runSucceeded(left: left, now: now, jitter: jitter())
             if outcome.uploadedFiles > 0 { lastUploadAt = clock.now() }
             metrics?.record(
                 uploadedBytes: outcome.uploadedBytes,
@@ -467,30 +401,17 @@ package final class Agent {
                 failures: outcome.failedFiles
             )
             logger.info(
-                "\(run.kind) upload finished",
+                "\(plan.kind) upload finished",
                 metadata: [
                     "session.id": "\(outcome.sessionID.map(String.init) ?? "-")",
                     "status": "\(outcome.status)", "files.uploaded": "\(outcome.uploadedFiles)",
                     "files.already_stored": "\(outcome.alreadyStored)", "queue.files": "\(tracker.queue.files)",
                 ]
             )
-            nextAfterUploadDeletion = .distantPast
         case .failure(let error):
-            runFailures += 1
-            let ceiling = Backoff(baseSeconds: 15, capSeconds: 900).ceiling(afterAttempt: runFailures)
-            let wait = ceiling / 2 + Double.random(in: 0...(ceiling / 2), using: &generator)
-            nextRunAllowed = now.addingTimeInterval(wait)
-            // The files stay ready, and whatever asked for the run asks again once the wait is over: a start-up or
-            // scheduled run stays pending (scheduled runs always run), an immediate one keeps its files.
-            switch run.kind {
-            case "startup": startupRunPending = true
-            case "scheduled": scheduledRunPending = true
-            default: if current { immediateBacklog.formUnion(run.files.map(\.file)) }
-            }
-            // Rows the failed run may have left claimed are settled before the next run.
-            reconciled = false
+            let wait = machine.runFailed(now: now, jitter: jitter())
             logger.error(
-                "\(run.kind) upload could not run; trying again in \(Int(wait)) s",
+                "\(plan.kind) upload could not run; trying again in \(Int(wait)) s",
                 metadata: ["error": "\(error)"]
             )
         }
@@ -498,8 +419,7 @@ package final class Agent {
 
     // MARK: - Ledger, heartbeat, deletions
 
-    private func connectIfNeeded(now: Date) {
-        guard ledger == nil, now >= nextConnectAttempt else { return }
+    private func connect(now: Date) {
         do {
             let connection = try Ledger(url: databaseURL, logger: logger)
             let context = try S3Context(config: config, environment: environment)
@@ -514,8 +434,8 @@ package final class Agent {
                 agentVersion: FleetVersion.number
             )
             ledger = connection
-            if connectFailures > 0 { logger.notice("ledger reachable again") }
-            connectFailures = 0
+            if machine.connectFailures > 0 { logger.notice("ledger reachable again") }
+            machine.ledgerConnected()
         } catch {
             ledgerFailed(error, now: now)
         }
@@ -523,17 +443,17 @@ package final class Agent {
 
     /// Settles what a dead process (or a run of this one that failed) left `uploading`, before the next run. An
     /// S3 problem here holds back runs only: heartbeat and deletions go on, and it is tried again in a minute.
-    private func reconcileIfNeeded(now: Date) {
-        guard let ledger, !reconciled, running == nil, now >= nextReconcileAttempt else { return }
+    private func reconcile(now: Date) {
+        guard let ledger else { return machine.notPerformed(.reconcile, now: now) }
         do {
             let context = try S3Context(config: config, environment: environment)
             _ = try Reconciler(context: context, logger: logger)
                 .run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
-            reconciled = true
+            machine.reconciled()
         } catch let error as LedgerError {
             ledgerFailed(error, now: now)
         } catch {
-            nextReconcileAttempt = now.addingTimeInterval(60)
+            machine.reconciliationFailed(now: now)
             logger.warning(
                 "cannot check what an earlier run left in flight; uploads wait, retrying in 60 s",
                 metadata: ["error": "\(error)"]
@@ -541,27 +461,34 @@ package final class Agent {
         }
     }
 
-    /// Drops the loop's connection and schedules the next attempt with backoff. While there is no ledger,
-    /// nothing is deleted: no deletion without the ledger confirming the upload.
+    /// Drops the loop's connection and lets the machine schedule the next attempt with backoff. While there is
+    /// no ledger, nothing is deleted: no deletion without the ledger confirming the upload.
     private func ledgerFailed(_ error: any Error, now: Date) {
         ledger = nil
-        connectFailures += 1
-        let ceiling = Backoff(baseSeconds: 2, capSeconds: 300).ceiling(afterAttempt: connectFailures)
-        let wait = ceiling / 2 + Double.random(in: 0...(ceiling / 2), using: &generator)
-        nextConnectAttempt = now.addingTimeInterval(wait)
-        let level: Logger.Level = connectFailures == 1 || connectFailures % 10 == 0 ? .error : .debug
+        let wait = machine.ledgerLost(now: now, jitter: jitter())
+        let failures = machine.connectFailures
+        let level: Logger.Level = failures == 1 || failures % 10 == 0 ? .error : .debug
         logger.log(
             level: level,
             "ledger unavailable; detecting files, not deleting any; next attempt in \(Int(wait)) s",
-            metadata: ["error": "\(error)", "attempts": "\(connectFailures)"]
+            metadata: ["error": "\(error)", "attempts": "\(failures)"]
         )
     }
 
-    private func housekeeping(now: Date) {
-        guard let ledger else { return }
+    /// The heartbeat or a deletion policy, through the loop's connection; when the connection went away earlier
+    /// in this round, the machine is told so and asks again once it is back.
+    private func housekeeping(_ action: AgentAction, now: Date) {
+        guard let ledger else { return machine.notPerformed(action, now: now) }
         do {
-            if now >= nextHeartbeat {
-                nextHeartbeat = now.addingTimeInterval(config.heartbeatSeconds)
+            let policies = DeletionPolicies(
+                config: config,
+                ledger: ledger,
+                projectID: projectID,
+                deviceID: deviceID,
+                logger: logger
+            )
+            switch action {
+            case .sendHeartbeat:
                 let queue = tracker.queue
                 if let metrics, let disk = fullestDisk() { metrics.record(diskUsagePercent: disk.usedPercent) }
                 try ledger.recordHeartbeat(
@@ -574,26 +501,10 @@ package final class Agent {
                         lastUploadAt: lastUploadAt
                     )
                 )
-            }
-            let policies = DeletionPolicies(
-                config: config,
-                ledger: ledger,
-                projectID: projectID,
-                deviceID: deviceID,
-                logger: logger
-            )
-            if now >= nextAfterUploadDeletion {
-                nextAfterUploadDeletion = now.addingTimeInterval(min(config.heartbeatSeconds, 60))
-                _ = try policies.afterUpload(now: now)
-            }
-            if let next = nextAgeDeletion, now >= next {
-                nextAgeDeletion = UploadSchedule.daily(ClockTime(parsing: config.deletion?.age?.at ?? "02:00")!)
-                    .nextRun(after: now, timeZone: config.agentTimeZone)
-                _ = try policies.ageBased(now: now)
-            }
-            if now >= nextDiskCheck {
-                nextDiskCheck = now.addingTimeInterval(min(config.heartbeatSeconds, 30))
-                _ = try policies.emergency(now: now)
+            case .runDeletion(.afterUpload): _ = try policies.afterUpload(now: now)
+            case .runDeletion(.age): _ = try policies.ageBased(now: now)
+            case .runDeletion(.emergency): _ = try policies.emergency(now: now)
+            case .rescan, .connect, .reconcile, .startRun, .noFilesReady: break
             }
         } catch {
             ledgerFailed(error, now: now)
@@ -615,7 +526,7 @@ package final class Agent {
         }
         logger.notice(
             "stopping: waiting up to \(Int(config.stopTimeoutSeconds)) s for in-flight uploads",
-            metadata: ["kind": "\(run.kind)"]
+            metadata: ["kind": "\(run.plan.kind)"]
         )
         run.state.requestStop()
         let deadline = Date().addingTimeInterval(config.stopTimeoutSeconds)
@@ -654,16 +565,12 @@ extension Agent {
 
 /// The run in progress, as the loop tracks it.
 private final class RunningUpload: Sendable {
-    let kind: String
-    let files: [(file: SourceFile, version: FileVersion)]
-    let generation: Int
+    let plan: AgentRunPlan
     let state: RunState
     let finished = Mutex<Result<AgentRun.Outcome, any Error>?>(nil)
 
-    init(kind: String, files: [(file: SourceFile, version: FileVersion)], generation: Int, state: RunState) {
-        self.kind = kind
-        self.files = files
-        self.generation = generation
+    init(plan: AgentRunPlan, state: RunState) {
+        self.plan = plan
         self.state = state
     }
 }

@@ -21,7 +21,7 @@ struct AgentRun: Sendable {
         var settled: Set<String> = []
     }
 
-    var kind: String
+    var kind: AgentRunKind
     var files: [WalkedFile]
     var config: FleetConfig
     var configPath: String
@@ -57,7 +57,7 @@ struct AgentRun: Sendable {
         guard !remaining.isEmpty else { return outcome }
 
         var session = UploadSession(config: config, configPath: configPath, databaseURL: databaseURL, logger: logger)
-        session.kind = kind
+        session.kind = kind.rawValue
         session.files = remaining
         session.environment = environment
         let trigger =

@@ -21,4 +21,14 @@ package struct Backoff: Sendable, Equatable {
         let ceiling = ceiling(afterAttempt: attempt)
         return ceiling > 0 ? Double.random(in: 0...ceiling, using: &generator) : 0
     }
+
+    /// A wait of half the ceiling plus `jitter` (0…1) of the other half: never sooner than half the ceiling.
+    ///
+    /// Where a wait must not collapse to nothing (the agent's runs, its ledger connection, its retries of
+    /// files left unsettled), this spreads the attempts without bringing one back at once. `jitter` comes from
+    /// the caller, so a test can fix it.
+    package func halfJitteredDelay(afterAttempt attempt: Int, jitter: Double) -> Double {
+        let half = ceiling(afterAttempt: attempt) / 2
+        return half + half * min(max(jitter, 0), 1)
+    }
 }
