@@ -17,6 +17,9 @@ package struct AfterUploadCandidate: Sendable, Equatable {
     /// Size and mtime when it was uploaded.
     package var size: Int64
     package var mtime: Timestamp
+    /// The device and inode the upload read, when it recorded them.
+    package var device: UInt64?
+    package var inode: UInt64?
 }
 
 /// One local file to delete, as `local_deletions` records it.
@@ -77,7 +80,7 @@ extension Ledger {
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.session_id, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes,
-                   f.mtime
+                   f.mtime, f.file_device, f.file_inode
             FROM file_uploads f
             JOIN sync_sessions s ON s.id = f.session_id AND s.device_id = \(deviceID)
             JOIN stored_objects o
@@ -107,7 +110,13 @@ extension Ledger {
                     bucket: try rows.decode(String.self, row, 5, in: "file_uploads"),
                     key: try rows.decode(String.self, row, 6, in: "file_uploads"),
                     size: try rows.decode(Int64.self, row, 7, in: "file_uploads"),
-                    mtime: try rows.decode(Timestamp.self, row, 8, in: "file_uploads")
+                    mtime: try rows.decode(Timestamp.self, row, 8, in: "file_uploads"),
+                    device: try rows.decodeIfPresent(Int64.self, row, 9, in: "file_uploads").map(
+                        UInt64.init(bitPattern:)
+                    ),
+                    inode: try rows.decodeIfPresent(Int64.self, row, 10, in: "file_uploads").map(
+                        UInt64.init(bitPattern:)
+                    )
                 )
             )
         }

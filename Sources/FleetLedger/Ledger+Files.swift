@@ -111,7 +111,7 @@ extension Ledger {
                 id bigint, created_at timestamptz, status text, attempts integer, etag text, checksum text,
                 version_id text, upload_id text, error_class text, error_message text, http_status integer,
                 started_at timestamptz, finished_at timestamptz, size_bytes bigint, mtime timestamptz,
-                bucket text, s3_key text, claimed_from text
+                bucket text, s3_key text, claimed_from text, file_device bigint, file_inode bigint
             ) ON COMMIT DELETE ROWS
             """
         )
@@ -314,7 +314,7 @@ extension Ledger {
                 """
                 COPY staged_results (id, created_at, status, attempts, etag, checksum, version_id, upload_id,
                                      error_class, error_message, http_status, started_at, finished_at, size_bytes,
-                                     mtime, bucket, s3_key, claimed_from) FROM STDIN
+                                     mtime, bucket, s3_key, claimed_from, file_device, file_inode) FROM STDIN
                 """
             ) { rows in
                 func text(_ value: String?) -> PGCopyWriter.Field { value.map { .text($0) } ?? .null }
@@ -327,6 +327,8 @@ extension Ledger {
                         .text(outcome.startedAt.iso8601), .text(outcome.finishedAt.iso8601),
                         .text(String(outcome.size)), .text(outcome.mtime.iso8601), .text(outcome.job.bucket),
                         .text(outcome.job.key), .text(outcome.job.claimedFrom),
+                        text(outcome.device.map { String(Int64(bitPattern: $0)) }),
+                        text(outcome.inode.map { String(Int64(bitPattern: $0)) }),
                     ])
                 }
             }
@@ -347,6 +349,8 @@ extension Ledger {
                     finished_at = CASE WHEN r.put_back THEN f.finished_at ELSE r.finished_at END,
                     size_bytes = CASE WHEN r.put_back THEN f.size_bytes ELSE r.size_bytes END,
                     mtime = CASE WHEN r.put_back THEN f.mtime ELSE r.mtime END,
+                    file_device = CASE WHEN r.put_back THEN f.file_device ELSE r.file_device END,
+                    file_inode = CASE WHEN r.put_back THEN f.file_inode ELSE r.file_inode END,
                     claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
                 FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at

@@ -488,6 +488,59 @@ struct DeletionPoliciesTests {
 
     // MARK: - Only regular files inside the sources
 
+    @Test func afterUploadKeepsAFileReplacedByAnotherOfTheSameSizeAndMtime() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        try fixture.tree.file("kept.log")
+        try fixture.tree.file("same.log")
+        _ = try fixture.upload()
+        // Another file of the same size, given the same mtime to the nanosecond, renamed over the uploaded one.
+        let original = fixture.path("same.log")
+        let impostor = fixture.path(".same.log.new")
+        let length = try FileManager.default.attributesOfItem(atPath: original)[.size] as? Int ?? 0
+        try Data(repeating: UInt8(ascii: "z"), count: length).write(to: URL(fileURLWithPath: impostor))
+        let touch = Process()
+        touch.executableURL = URL(fileURLWithPath: "/usr/bin/touch")
+        touch.arguments = ["-r", original, impostor]
+        try touch.run()
+        touch.waitUntilExit()
+        #expect(rename(impostor, original) == 0)
+
+        let report = try fixture.policies(DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0)))
+            .afterUpload(now: Date())
+
+        #expect(report?.deletedFiles == 1)
+        #expect(report?.changedSinceUpload == 1)
+        #expect(try fixture.remainingFiles() == ["same.log"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: original)).allSatisfy { $0 == UInt8(ascii: "z") })
+    }
+
+    @Test func afterUploadNeverDeletesThroughADirectorySwappedForALinkAfterTheUpload() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let outside = try TemporaryTree()
+        defer { outside.remove() }
+        try fixture.tree.file("run/a.log")
+        _ = try fixture.upload()
+        // The uploaded directory moves away and a link to a copy outside the source takes its name: the same
+        // name, size and mtime are now reached through the link.
+        try FileManager.default.moveItem(
+            atPath: fixture.path("run"),
+            toPath: outside.root.appendingPathComponent("run").path
+        )
+        try FileManager.default.createSymbolicLink(
+            atPath: fixture.path("run"),
+            withDestinationPath: outside.root.appendingPathComponent("run").path
+        )
+
+        let report = try fixture.policies(DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0)))
+            .afterUpload(now: Date())
+
+        #expect(report?.deletedFiles == 0)
+        #expect(FileManager.default.fileExists(atPath: outside.root.appendingPathComponent("run/a.log").path))
+        #expect(try fixture.deletions().isEmpty)
+    }
+
     @Test func symbolicLinksAreNeverFollowedForDeletion() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }

@@ -130,6 +130,8 @@ package struct DeletionPolicies {
                 root: root,
                 size: candidate.size,
                 mtime: candidate.mtime,
+                device: candidate.device,
+                inode: candidate.inode,
                 uploaded: true,
                 bucket: candidate.bucket,
                 key: candidate.key,
@@ -578,7 +580,8 @@ private struct Sweep {
         )
     }
 
-    /// Queues one file, to be deleted if it is still the regular file of `size` and `mtime`.
+    /// Queues one file, to be deleted if it is still the regular file of `size` and `mtime` (and `device` and
+    /// `inode` when the upload recorded them).
     ///
     /// - Parameter uploaded: whether the ledger confirmed its upload (only then does a changed file count in
     ///   `changedSinceUpload`).
@@ -588,6 +591,8 @@ private struct Sweep {
         root: [UInt8],
         size: Int64,
         mtime: Timestamp,
+        device: UInt64? = nil,
+        inode: UInt64? = nil,
         uploaded: Bool,
         bucket: String,
         key: String,
@@ -603,7 +608,7 @@ private struct Sweep {
             bucket: bucket,
             key: key
         )
-        let expected = FileIdentity(size: size, mtime: mtime)
+        let expected = FileIdentity(size: size, mtime: mtime, device: device, inode: inode)
         queued.append((LocalDeleter.Candidate(record: record, root: root, expected: expected), uploaded))
         queuedBytes += size
     }
