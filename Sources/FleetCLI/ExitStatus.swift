@@ -3,7 +3,8 @@ import FleetCore
 import FleetSystem
 import Foundation
 
-/// The exit codes scripts can act on (DESIGN.md).
+/// The exit codes scripts can act on: 0 done, 1 finished with failed files, 2 bad usage or configuration,
+/// 3 environment unusable (database, credentials, bucket).
 package enum ExitStatus: Int32 {
     /// Everything was done.
     case success = 0

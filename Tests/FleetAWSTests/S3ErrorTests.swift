@@ -4,7 +4,7 @@ import Testing
 @testable import FleetAWS
 
 struct S3ErrorTests {
-    // MARK: - HTTP error responses (seed 001's classification)
+    // MARK: - HTTP error responses (AWSErrorClass)
 
     struct Response: Sendable, CustomTestStringConvertible {
         var status: Int

@@ -1,7 +1,7 @@
 import FleetSystem
 import Foundation
 
-/// One value of one of the agent's CloudWatch metrics, at one time (seed 000's `TVM/Upload` metrics).
+/// One value of one of the agent's CloudWatch metrics (namespace `TVM/Upload` by default), at one time.
 package struct MetricDatum: Sendable, Equatable {
     package enum Name: String, Sendable, CaseIterable {
         /// Bytes uploaded by a run; CloudWatch sums them.

@@ -48,7 +48,7 @@ package struct StabilityTracker {
     }
 
     /// A file found by a start-up scan or rescan and modified at least this long ago is complete: it skips the
-    /// stability wait (seed 000's fix: younger ones might still be written).
+    /// stability wait; younger ones might still be being written.
     package static let settledAge: Double = 120
 
     /// Notes that `file` exists as `version` at `now`.
