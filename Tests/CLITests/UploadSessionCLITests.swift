@@ -241,14 +241,7 @@ struct UploadSessionCLITests {
         let migrate = try CLI.run("master", ["migrate", "--database", database.url])
         #expect(migrate.status == 0, "\(migrate.stderr)")
         // The ledger accepts the uploads but refuses every deletion record.
-        try database.connect().executeScript(
-            """
-            CREATE FUNCTION refuse_deletions() RETURNS trigger LANGUAGE plpgsql AS
-                $$ BEGIN RAISE EXCEPTION 'local_deletions is read-only in this test'; END $$;
-            CREATE TRIGGER refuse_deletions BEFORE INSERT ON local_deletions
-                FOR EACH ROW EXECUTE FUNCTION refuse_deletions();
-            """
-        )
+        try database.refuse("INSERT", on: "local_deletions")
         let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
 
         let result = try CLI.run(

@@ -395,13 +395,7 @@ struct DeletionPoliciesTests {
         try fixture.tree.file("a.log")
         try fixture.tree.file("b.log")
         _ = try fixture.upload()
-        try fixture.database.connect().executeScript(
-            """
-            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'local_deletions is read-only in this test'; END $$;
-            CREATE TRIGGER refuse BEFORE INSERT ON local_deletions FOR EACH ROW EXECUTE FUNCTION refuse();
-            """
-        )
+        try fixture.database.refuse("INSERT", on: "local_deletions")
 
         #expect(throws: LedgerError.self) {
             try fixture.policies(DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0))).afterUpload(
@@ -419,13 +413,7 @@ struct DeletionPoliciesTests {
         try fixture.tree.file("a.log")
         try fixture.tree.file("b.log")
         _ = try fixture.upload()
-        try fixture.database.connect().executeScript(
-            """
-            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'deletions cannot be confirmed in this test'; END $$;
-            CREATE TRIGGER refuse BEFORE UPDATE ON local_deletions FOR EACH ROW EXECUTE FUNCTION refuse();
-            """
-        )
+        try fixture.database.refuse("UPDATE", on: "local_deletions")
         let logs = LogCapture()
         let settings = DeletionSettings(afterUpload: AfterUploadDeletion(keepDays: 0))
 
@@ -438,7 +426,7 @@ struct DeletionPoliciesTests {
         let error = try #require(logs.entries.first { $0.level == .error })
         #expect(error.text.contains(fixture.path("a.log")) && error.text.contains(fixture.path("b.log")))
 
-        try fixture.database.connect().executeScript("DROP TRIGGER refuse ON local_deletions")
+        try fixture.database.allow(on: "local_deletions")
         let report = try fixture.policies(settings).afterUpload(now: Date())
 
         #expect(report?.deletedFiles == 0)

@@ -42,6 +42,24 @@ package struct TestDatabase {
     package func connect() throws -> PGConnection { try PGConnection(conninfo: url) }
 
     package func ledger() throws -> Ledger { try Ledger(url: url, logger: quietLogger) }
+
+    /// Makes the ledger refuse every `operation` (`INSERT`, `UPDATE`, `DELETE`) on `table` with an error, as
+    /// a ledger that cannot be written does; `allow` lifts it. The schema must exist (migrated).
+    package func refuse(_ operation: String, on table: String) throws {
+        try connect().executeScript(
+            """
+            CREATE FUNCTION refuse_\(table)() RETURNS trigger LANGUAGE plpgsql AS
+                $$ BEGIN RAISE EXCEPTION '\(table) refuses \(operation) in this test'; END $$;
+            CREATE TRIGGER refuse_\(table) BEFORE \(operation) ON \(table)
+                FOR EACH ROW EXECUTE FUNCTION refuse_\(table)();
+            """
+        )
+    }
+
+    /// Lifts `refuse(_:on:)`.
+    package func allow(on table: String) throws {
+        try connect().executeScript("DROP TRIGGER refuse_\(table) ON \(table)")
+    }
 }
 
 /// A temporary directory tree for a test, removed afterwards.
