@@ -1,6 +1,5 @@
 import ArgumentParser
 import FleetCore
-import FleetLedger
 import Foundation
 import Logging
 

@@ -1,4 +1,3 @@
-import FleetCore
 import FleetSystem
 import Foundation
 import Logging

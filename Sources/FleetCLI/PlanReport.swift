@@ -1,5 +1,4 @@
 import FleetCore
-import FleetLedger
 import Foundation
 
 /// `upload --dry-run`'s output: the plan for people, or as JSON.

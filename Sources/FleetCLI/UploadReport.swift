@@ -1,5 +1,4 @@
 import FleetCore
-import FleetLedger
 import FleetSystem
 import Foundation
 import Logging

@@ -1,5 +1,4 @@
 import ArgumentParser
-import FleetAWS
 import FleetCLI
 import FleetCore
 import FleetSystem

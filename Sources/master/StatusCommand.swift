@@ -1,6 +1,5 @@
 import ArgumentParser
 import FleetCLI
-import FleetCore
 import FleetLedger
 
 extension MasterCommand {

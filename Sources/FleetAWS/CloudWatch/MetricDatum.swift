@@ -1,4 +1,3 @@
-import FleetSystem
 import Foundation
 
 /// One value of one of the agent's CloudWatch metrics (namespace `TVM/Upload` by default), at one time.

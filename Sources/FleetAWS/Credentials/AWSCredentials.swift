@@ -1,4 +1,3 @@
-import FleetSystem
 import Foundation
 
 /// A set of AWS credentials and where they came from.

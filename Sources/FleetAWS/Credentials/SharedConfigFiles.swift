@@ -1,4 +1,3 @@
-import FleetSystem
 import Foundation
 
 /// The AWS CLI's two shared files, `credentials` and `config`, read into profiles.

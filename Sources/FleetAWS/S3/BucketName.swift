@@ -1,5 +1,3 @@
-import FleetSystem
-
 /// S3's bucket naming rules.
 package enum BucketName {
     /// Why `name` cannot be a bucket, or `nil` if it can.

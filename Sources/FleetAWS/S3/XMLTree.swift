@@ -1,4 +1,3 @@
-import FleetSystem
 import Foundation
 import FoundationXML
 

@@ -1,6 +1,5 @@
 import FleetAWS
 import FleetLedger
-import FleetSystem
 import Foundation
 import Logging
 

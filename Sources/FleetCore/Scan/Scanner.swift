@@ -1,4 +1,3 @@
-import FleetAWS
 import FleetSystem
 import Foundation
 import Logging
@@ -304,10 +303,13 @@ package struct Scanner: Sendable {
         var chunk = [UInt8](repeating: 0, count: 256 * 1024)
         var carry: [UInt8] = []
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ScanError(description: "reading find's output failed: \(String(cString: strerror(errno)))")
+            let count: Int
+            do {
+                count = try chunk.withUnsafeMutableBytes { buffer throws(SystemCallError) in
+                    try Syscall.call("read") { read(fd, buffer.baseAddress, buffer.count) }
+                }
+            } catch {
+                throw ScanError(description: "reading find's output failed: \(error)")
             }
             if count == 0 { break }
             var start = 0

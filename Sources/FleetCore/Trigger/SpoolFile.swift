@@ -51,12 +51,13 @@ package final class SpoolFile {
     private func flush() throws(TriggerError) {
         var done = 0
         while done < buffer.count {
-            let written = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress! + done, $0.count - done) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw TriggerError(.payload, "cannot write the payload file: \(String(cString: strerror(errno)))")
+            do {
+                done += try buffer.withUnsafeBytes { bytes throws(SystemCallError) in
+                    try Syscall.call("write") { write(descriptor, bytes.baseAddress! + done, bytes.count - done) }
+                }
+            } catch {
+                throw TriggerError(.payload, "cannot write the payload file: \(error)")
             }
-            done += written
         }
         buffer.removeAll(keepingCapacity: true)
     }

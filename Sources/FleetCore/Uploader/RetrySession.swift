@@ -234,13 +234,13 @@ package struct RetrySession {
         let host = ProcessInfo.processInfo.hostName
         if session.status == .running {
             let silentFor = Double(Timestamp.now().microseconds - session.heartbeatAt.microseconds) / 1_000_000
-            let alive = session.hostname == host ? processExists(Int32(session.pid)) : silentFor < 600
+            let alive = session.hostname == host ? LocalProcess.exists(Int32(session.pid)) : silentFor < 600
             guard !alive else { throw RetryError.stillRunning(session, silentFor: silentFor) }
             logger.warning(
                 "session \(session.id) was left running by a process that is gone; closing it as interrupted"
             )
         }
-        let released = try ledger.releaseDeadClaims(sessionID: session.id, hostname: host, isAlive: processExists)
+        let released = try ledger.releaseDeadClaims(sessionID: session.id, hostname: host, isAlive: LocalProcess.exists)
         if released > 0 {
             logger.notice("put back files claimed by a process that is gone", metadata: ["files": "\(released)"])
         }
@@ -290,9 +290,4 @@ package enum RetryError: Error, CustomStringConvertible {
         case .noDevice(let id): "session \(id) has no device recorded"
         }
     }
-}
-
-/// Whether a process with this pid exists (`kill(pid, 0)`; a process of another user counts).
-func processExists(_ pid: Int32) -> Bool {
-    pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
 }

@@ -62,12 +62,15 @@ package final class LocalFile {
         var bytes = [UInt8](repeating: 0, count: Int(length))
         var done = 0
         while done < bytes.count {
-            let got = bytes.withUnsafeMutableBytes {
-                pread(descriptor, $0.baseAddress! + done, $0.count - done, off_t(done))
-            }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw LocalFileError(.unreadable, "\(displayPath): \(String(cString: strerror(errno)))")
+            let got: Int
+            do {
+                got = try bytes.withUnsafeMutableBytes { buffer throws(SystemCallError) in
+                    try Syscall.call("pread") {
+                        pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(done))
+                    }
+                }
+            } catch {
+                throw LocalFileError(.unreadable, "\(displayPath): \(error)")
             }
             if got == 0 { throw LocalFileError(.changed, "\(displayPath): shrank while it was read") }
             done += got
@@ -86,10 +89,11 @@ package final class LocalFile {
         var done: Int64 = 0
         while done < length {
             let want = Int(min(Int64(chunk), length - done))
-            let got = pread(descriptor, buffer.baseAddress, want, off_t(offset + done))
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw LocalFileError(.unreadable, "\(displayPath): \(String(cString: strerror(errno)))")
+            let got: Int
+            do {
+                got = try Syscall.call("pread") { pread(descriptor, buffer.baseAddress, want, off_t(offset + done)) }
+            } catch {
+                throw LocalFileError(.unreadable, "\(displayPath): \(error)")
             }
             if got == 0 { throw LocalFileError(.changed, "\(displayPath): shrank while it was read") }
             let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])

@@ -3,7 +3,7 @@ import Foundation
 /// Processes on this machine, by id: whether one is still the process that claimed work.
 package enum LocalProcess {
     /// Whether a process with this id exists (`kill(pid, 0)`; EPERM means it exists but is not ours).
-    package static func exists(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+    package static func exists(_ pid: Int32) -> Bool { pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) }
 
     /// Whether the process with this id is the one that was running at `since`: it exists and started no later.
     /// After a reboot (or a long time) the id may belong to another process, started after the claim.
