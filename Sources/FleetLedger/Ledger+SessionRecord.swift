@@ -1,8 +1,10 @@
 import FleetSystem
 import Foundation
 
-/// One session as the ledger has it: what `retry`, `trigger`, `master once` and `master status` report.
-package struct SessionRecord: Sendable {
+/// One row of `sync_sessions` with its project's and device's names: the session as it was opened and where it
+/// stands. The views of a session contain it: `SessionRecord` (with totals counted from the file rows) and
+/// `FleetStatus.Session` (with the totals it closed with).
+package struct SessionRow: Sendable, Equatable {
     package var id: Int64
     package var project: String
     package var projectID: Int64
@@ -20,8 +22,6 @@ package struct SessionRecord: Sendable {
     package var heartbeatAt: Timestamp
     package var finishedAt: Timestamp?
     package var errorMessage: String?
-    /// Counted from the file rows now (not the copy `closeSession` left on the session row).
-    package var totals: SessionTotals
 
     /// Seconds from start to finish (to the last heartbeat while running).
     package var durationSeconds: Double {
@@ -29,7 +29,24 @@ package struct SessionRecord: Sendable {
     }
 }
 
-extension SessionRecord: Encodable {
+/// One session with its totals counted from the file rows now: what `retry`, `trigger`, `master once` and
+/// `master status --session` report. The row's fields read through it (`record.status`).
+@dynamicMemberLookup
+package struct SessionRecord: Sendable {
+    package var row: SessionRow
+    /// Counted from the file rows now (not the copy `closeSession` left on the session row).
+    package var totals: SessionTotals
+
+    package subscript<Value>(dynamicMember keyPath: KeyPath<SessionRow, Value>) -> Value { row[keyPath: keyPath] }
+
+    package subscript<Value>(dynamicMember keyPath: WritableKeyPath<SessionRow, Value>) -> Value {
+        get { row[keyPath: keyPath] }
+        set { row[keyPath: keyPath] = newValue }
+    }
+}
+
+extension SessionRow: Encodable {
+    /// The keys of every object that describes a session.
     private enum CodingKeys: String, CodingKey {
         case id = "session_id"
         case project, device, kind, status, hostname, pid
@@ -41,6 +58,39 @@ extension SessionRecord: Encodable {
         case finishedAt = "finished_at"
         case durationSeconds = "duration_seconds"
         case errorMessage = "error_message"
+    }
+
+    /// What `master status` lists for each session: `session_id`, `project`, `device`, `kind`, `status`, the
+    /// three times and `duration_seconds`.
+    func encodeSummary(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(project, forKey: .project)
+        try container.encode(device, forKey: .device)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(status.rawValue, forKey: .status)
+        try container.encode(startedAt.rfc3339, forKey: .startedAt)
+        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
+        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(thousandths(durationSeconds), forKey: .durationSeconds)
+    }
+
+    /// The summary with `hostname`, `pid`, `local_directory`, `bucket`, `s3_prefix` and `error_message`. Snake-case
+    /// keys; times in RFC 3339 UTC; absent values as `null`.
+    package func encode(to encoder: any Encoder) throws {
+        try encodeSummary(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hostname, forKey: .hostname)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(localDirectory, forKey: .localDirectory)
+        try container.encode(bucket, forKey: .bucket)
+        try container.encode(prefix, forKey: .prefix)
+        try container.encode(errorMessage, forKey: .errorMessage)
+    }
+}
+
+extension SessionRecord: Encodable {
+    private enum CodingKeys: String, CodingKey {
         case totalFiles = "total_files"
         case totalBytes = "total_size_bytes"
         case uploadedFiles = "files_uploaded"
@@ -53,24 +103,10 @@ extension SessionRecord: Encodable {
         case unfinishedFiles = "files_unfinished"
     }
 
-    /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
+    /// The row's object with the counted totals beside its fields.
     package func encode(to encoder: any Encoder) throws {
+        try row.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(project, forKey: .project)
-        try container.encode(device, forKey: .device)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(status.rawValue, forKey: .status)
-        try container.encode(hostname, forKey: .hostname)
-        try container.encode(pid, forKey: .pid)
-        try container.encode(localDirectory, forKey: .localDirectory)
-        try container.encode(bucket, forKey: .bucket)
-        try container.encode(prefix, forKey: .prefix)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-        try container.encode((durationSeconds * 1000).rounded() / 1000, forKey: .durationSeconds)
-        try container.encode(errorMessage, forKey: .errorMessage)
         try container.encode(totals.files, forKey: .totalFiles)
         try container.encode(totals.bytes, forKey: .totalBytes)
         try container.encode(totals.uploadedFiles, forKey: .uploadedFiles)
@@ -97,25 +133,32 @@ extension Ledger {
             """
         )
         guard rows.rowCount == 1 else { return nil }
-        return SessionRecord(
-            id: try rows.decode(Int64.self, 0, 0, in: "sync_sessions"),
-            project: try rows.decode(String.self, 0, 1, in: "projects"),
-            projectID: try rows.decode(Int64.self, 0, 2, in: "projects"),
-            device: try rows.decodeIfPresent(String.self, 0, 3, in: "devices"),
-            deviceID: try rows.decodeIfPresent(Int64.self, 0, 4, in: "devices"),
-            configID: try rows.decodeIfPresent(Int64.self, 0, 5, in: "sync_sessions"),
-            kind: try rows.decode(String.self, 0, 6, in: "sync_sessions"),
-            status: try rows.decode(SessionStatus.self, 0, 7, in: "sync_sessions"),
-            hostname: try rows.decode(String.self, 0, 8, in: "sync_sessions"),
-            pid: try rows.decode(Int.self, 0, 9, in: "sync_sessions"),
-            localDirectory: try rows.decode(String.self, 0, 10, in: "sync_sessions"),
-            bucket: try rows.decodeIfPresent(String.self, 0, 11, in: "sync_sessions"),
-            prefix: try rows.decode(String.self, 0, 12, in: "sync_sessions"),
-            startedAt: try rows.decode(Timestamp.self, 0, 13, in: "sync_sessions"),
-            heartbeatAt: try rows.decode(Timestamp.self, 0, 14, in: "sync_sessions"),
-            finishedAt: try rows.decodeIfPresent(Timestamp.self, 0, 15, in: "sync_sessions"),
-            errorMessage: try rows.decodeIfPresent(String.self, 0, 16, in: "sync_sessions"),
-            totals: try sessionTotals(id)
+        return SessionRecord(row: try Ledger.sessionRow(rows, 0), totals: try sessionTotals(id))
+    }
+
+    /// The session row in `row` of `rows`, whose first 17 columns are, in order: `s.id, p.name, p.id, d.name,
+    /// d.id, s.config_id, s.kind, s.status, s.hostname, s.pid, s.local_directory, s.bucket, s.s3_prefix,
+    /// s.started_at, s.heartbeat_at, s.finished_at, s.error_message` (`sync_sessions s` joined to its project `p`
+    /// and, left, its device `d`).
+    static func sessionRow(_ rows: PGResult, _ row: Int) throws -> SessionRow {
+        SessionRow(
+            id: try rows.decode(Int64.self, row, 0, in: "sync_sessions"),
+            project: try rows.decode(String.self, row, 1, in: "projects"),
+            projectID: try rows.decode(Int64.self, row, 2, in: "projects"),
+            device: try rows.decodeIfPresent(String.self, row, 3, in: "devices"),
+            deviceID: try rows.decodeIfPresent(Int64.self, row, 4, in: "devices"),
+            configID: try rows.decodeIfPresent(Int64.self, row, 5, in: "sync_sessions"),
+            kind: try rows.decode(String.self, row, 6, in: "sync_sessions"),
+            status: try rows.decode(SessionStatus.self, row, 7, in: "sync_sessions"),
+            hostname: try rows.decode(String.self, row, 8, in: "sync_sessions"),
+            pid: try rows.decode(Int.self, row, 9, in: "sync_sessions"),
+            localDirectory: try rows.decode(String.self, row, 10, in: "sync_sessions"),
+            bucket: try rows.decodeIfPresent(String.self, row, 11, in: "sync_sessions"),
+            prefix: try rows.decode(String.self, row, 12, in: "sync_sessions"),
+            startedAt: try rows.decode(Timestamp.self, row, 13, in: "sync_sessions"),
+            heartbeatAt: try rows.decode(Timestamp.self, row, 14, in: "sync_sessions"),
+            finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 15, in: "sync_sessions"),
+            errorMessage: try rows.decodeIfPresent(String.self, row, 16, in: "sync_sessions")
         )
     }
 

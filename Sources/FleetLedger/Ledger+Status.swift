@@ -36,34 +36,28 @@ package struct FleetStatus: Sendable {
     /// Every device (or the filtered one), by name.
     package var devices: [Device]
 
-    /// One session as its row records it.
+    /// One session as its row records it, with the totals it closed with. The row's fields read through it
+    /// (`session.status`).
+    @dynamicMemberLookup
     package struct Session: Sendable {
-        package var id: Int64
-        package var project: String
-        package var device: String?
-        package var kind: String
-        package var status: SessionStatus
-        package var startedAt: Timestamp
-        package var heartbeatAt: Timestamp
-        package var finishedAt: Timestamp?
+        package var row: SessionRow
         /// The totals written when the session closed; `nil` while it runs.
         package var totals: Totals?
 
-        /// Seconds from start to finish (to the last heartbeat while running).
-        package var durationSeconds: Double {
-            Double((finishedAt ?? heartbeatAt).microseconds - startedAt.microseconds) / 1_000_000
+        package subscript<Value>(dynamicMember keyPath: KeyPath<SessionRow, Value>) -> Value {
+            row[keyPath: keyPath]
         }
 
         /// Uploaded files per second over the whole session; `nil` while it runs or when it took no time.
         package var filesPerSecond: Double? {
-            guard let totals, durationSeconds > 0 else { return nil }
-            return Double(totals.uploadedFiles) / durationSeconds
+            guard let totals, row.durationSeconds > 0 else { return nil }
+            return Double(totals.uploadedFiles) / row.durationSeconds
         }
 
         /// Uploaded bytes per second over the whole session; `nil` while it runs or when it took no time.
         package var bytesPerSecond: Double? {
-            guard let totals, durationSeconds > 0 else { return nil }
-            return Double(totals.uploadedBytes) / durationSeconds
+            guard let totals, row.durationSeconds > 0 else { return nil }
+            return Double(totals.uploadedBytes) / row.durationSeconds
         }
     }
 
@@ -205,7 +199,9 @@ extension Ledger {
     private func recentSessions(_ filter: StatusFilter) throws -> [FleetStatus.Session] {
         let rows = try connection.execute(
             """
-            SELECT s.id, p.name, d.name, s.kind, s.status, s.started_at, s.heartbeat_at, s.finished_at,
+            SELECT s.id, p.name, p.id, d.name, d.id, s.config_id, s.kind, s.status, s.hostname, s.pid,
+                   s.local_directory, s.bucket, s.s3_prefix, s.started_at, s.heartbeat_at, s.finished_at,
+                   s.error_message,
                    s.total_files, s.total_bytes, s.files_uploaded, s.bytes_uploaded, s.files_skipped, s.bytes_skipped,
                    s.files_failed
             FROM sync_sessions s JOIN projects p ON p.id = s.project_id LEFT JOIN devices d ON d.id = s.device_id
@@ -218,26 +214,19 @@ extension Ledger {
             """
         )
         return try (0..<rows.rowCount).map { row in
-            let status = try rows.decode(SessionStatus.self, row, 4, in: "sync_sessions")
+            let sessionRow = try Ledger.sessionRow(rows, row)
             return FleetStatus.Session(
-                id: try rows.decode(Int64.self, row, 0, in: "sync_sessions"),
-                project: try rows.decode(String.self, row, 1, in: "projects"),
-                device: try rows.decodeIfPresent(String.self, row, 2, in: "devices"),
-                kind: try rows.decode(String.self, row, 3, in: "sync_sessions"),
-                status: status,
-                startedAt: try rows.decode(Timestamp.self, row, 5, in: "sync_sessions"),
-                heartbeatAt: try rows.decode(Timestamp.self, row, 6, in: "sync_sessions"),
-                finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 7, in: "sync_sessions"),
-                totals: status == .running
+                row: sessionRow,
+                totals: sessionRow.status == .running
                     ? nil
                     : FleetStatus.Totals(
-                        files: try rows.decode(Int64.self, row, 8, in: "sync_sessions"),
-                        bytes: try rows.decode(Int64.self, row, 9, in: "sync_sessions"),
-                        uploadedFiles: try rows.decode(Int64.self, row, 10, in: "sync_sessions"),
-                        uploadedBytes: try rows.decode(Int64.self, row, 11, in: "sync_sessions"),
-                        skippedFiles: try rows.decode(Int64.self, row, 12, in: "sync_sessions"),
-                        skippedBytes: try rows.decode(Int64.self, row, 13, in: "sync_sessions"),
-                        failedFiles: try rows.decode(Int64.self, row, 14, in: "sync_sessions")
+                        files: try rows.decode(Int64.self, row, 17, in: "sync_sessions"),
+                        bytes: try rows.decode(Int64.self, row, 18, in: "sync_sessions"),
+                        uploadedFiles: try rows.decode(Int64.self, row, 19, in: "sync_sessions"),
+                        uploadedBytes: try rows.decode(Int64.self, row, 20, in: "sync_sessions"),
+                        skippedFiles: try rows.decode(Int64.self, row, 21, in: "sync_sessions"),
+                        skippedBytes: try rows.decode(Int64.self, row, 22, in: "sync_sessions"),
+                        failedFiles: try rows.decode(Int64.self, row, 23, in: "sync_sessions")
                     )
             )
         }
@@ -456,14 +445,8 @@ extension StatusFilter: Encodable {
 }
 
 extension FleetStatus.Session: Encodable {
-    /// The keys `SessionRecord` uses for the same values.
+    /// The keys `SessionRecord` uses for the same totals.
     private enum CodingKeys: String, CodingKey {
-        case id = "session_id"
-        case project, device, kind, status
-        case startedAt = "started_at"
-        case heartbeatAt = "heartbeat_at"
-        case finishedAt = "finished_at"
-        case durationSeconds = "duration_seconds"
         case totalFiles = "total_files"
         case totalBytes = "total_size_bytes"
         case uploadedFiles = "files_uploaded"
@@ -475,18 +458,10 @@ extension FleetStatus.Session: Encodable {
         case bytesPerSecond = "bytes_per_second"
     }
 
-    /// Totals and throughput are `null` while the session runs.
+    /// The row's summary with the closing totals and throughput beside it, `null` while the session runs.
     package func encode(to encoder: any Encoder) throws {
+        try row.encodeSummary(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(project, forKey: .project)
-        try container.encode(device, forKey: .device)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(status.rawValue, forKey: .status)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-        try container.encode(thousandths(durationSeconds), forKey: .durationSeconds)
         try container.encode(totals?.files, forKey: .totalFiles)
         try container.encode(totals?.bytes, forKey: .totalBytes)
         try container.encode(totals?.uploadedFiles, forKey: .uploadedFiles)
@@ -615,5 +590,5 @@ extension SessionDetail.FailedFile: Encodable {
     }
 }
 
-/// Rounded to milliseconds (or thousandths), as `SessionRecord` writes its duration.
-private func thousandths(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+/// Rounded to milliseconds (or thousandths), as the session objects write their duration.
+func thousandths(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
