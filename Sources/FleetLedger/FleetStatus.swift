@@ -115,7 +115,7 @@ extension FleetStatus: Encodable {
     /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
     package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(readAt.rfc3339, forKey: .readAt)
+        try container.encode(readAt, forKey: .readAt)
         try container.encode(filter, forKey: .filter)
         try container.encode(sessions, forKey: .sessions)
         try container.encode(failuresByClass, forKey: .failuresByClass)
@@ -183,7 +183,7 @@ extension FleetStatus.Project: Encodable {
         try container.encode(uploadedFiles, forKey: .uploadedFiles)
         try container.encode(uploadedBytes, forKey: .uploadedBytes)
         try container.encode(failedFiles, forKey: .failedFiles)
-        try container.encode(lastSessionAt?.rfc3339, forKey: .lastSessionAt)
+        try container.encode(lastSessionAt, forKey: .lastSessionAt)
     }
 }
 
@@ -205,11 +205,11 @@ extension FleetStatus.Device: Encodable {
         try container.encode(name, forKey: .name)
         try container.encode(hostname, forKey: .hostname)
         try container.encode(agentVersion, forKey: .agentVersion)
-        try container.encode(lastHeartbeatAt?.rfc3339, forKey: .lastHeartbeatAt)
+        try container.encode(lastHeartbeatAt, forKey: .lastHeartbeatAt)
         try container.encode(heartbeatAgeSeconds.map(thousandths), forKey: .heartbeatAgeSeconds)
         try container.encode(diskUsedPercent, forKey: .diskUsedPercent)
         try container.encode(queueFiles, forKey: .queueFiles)
         try container.encode(queueBytes, forKey: .queueBytes)
-        try container.encode(lastUploadAt?.rfc3339, forKey: .lastUploadAt)
+        try container.encode(lastUploadAt, forKey: .lastUploadAt)
     }
 }

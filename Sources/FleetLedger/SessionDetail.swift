@@ -79,8 +79,8 @@ extension SessionDetail.Process: Encodable {
         try container.encode(worker, forKey: .worker)
         try container.encode(role, forKey: .role)
         try container.encode(threads, forKey: .threads)
-        try container.encode(joinedAt.rfc3339, forKey: .joinedAt)
-        try container.encode(leftAt?.rfc3339, forKey: .leftAt)
+        try container.encode(joinedAt, forKey: .joinedAt)
+        try container.encode(leftAt, forKey: .leftAt)
         try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try container.encode(filesUploaded, forKey: .filesUploaded)
     }
@@ -109,6 +109,6 @@ extension SessionDetail.FailedFile: Encodable {
         try container.encode(attempts, forKey: .attempts)
         try container.encode(httpStatus, forKey: .httpStatus)
         try container.encode(errorMessage, forKey: .errorMessage)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
     }
 }

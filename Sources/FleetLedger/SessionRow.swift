@@ -54,10 +54,10 @@ extension SessionRow: Encodable {
         try container.encode(project, forKey: .project)
         try container.encode(device, forKey: .device)
         try container.encode(kind, forKey: .kind)
-        try container.encode(status.rawValue, forKey: .status)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
+        try container.encode(status, forKey: .status)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(heartbeatAt, forKey: .heartbeatAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
         try container.encode(thousandths(durationSeconds), forKey: .durationSeconds)
     }
 
