@@ -1,154 +1,6 @@
 import FleetSystem
 import Foundation
 
-/// Which sessions `master status` lists.
-package struct StatusFilter: Sendable, Equatable {
-    /// The most sessions listed, newest first.
-    package var limit: Int
-    /// Only this project's sessions, and only this project in the project totals.
-    package var project: String?
-    /// Only this device's sessions, and only this device in the device list.
-    package var device: String?
-
-    package init(limit: Int = 20, project: String? = nil, device: String? = nil) {
-        self.limit = limit
-        self.project = project
-        self.device = device
-    }
-}
-
-/// The fleet at a glance: recent sessions, the failures in them, per-project totals and every device.
-///
-/// Read from the session and device rows, never by counting file rows, except for the failures of the
-/// sessions listed, which come from the partial index on failed files.
-package struct FleetStatus: Sendable {
-    /// The database's clock when the status was read; heartbeat ages are measured against it.
-    package var readAt: Timestamp
-    package var filter: StatusFilter
-    /// The latest sessions matching the filter, newest first.
-    package var sessions: [Session]
-    /// Failed and permanently failed files of `sessions` by error class (`""` for files without one).
-    package var failuresByClass: [String: Int]
-    /// How many days back `projects` counts sessions.
-    package var projectWindowDays: Int
-    /// Every project (or the filtered one), by name.
-    package var projects: [Project]
-    /// Every device (or the filtered one), by name.
-    package var devices: [Device]
-
-    /// One session as its row records it.
-    package struct Session: Sendable {
-        package var id: Int64
-        package var project: String
-        package var device: String?
-        package var kind: String
-        package var status: SessionStatus
-        package var startedAt: Timestamp
-        package var heartbeatAt: Timestamp
-        package var finishedAt: Timestamp?
-        /// The totals written when the session closed; `nil` while it runs.
-        package var totals: Totals?
-
-        /// Seconds from start to finish (to the last heartbeat while running).
-        package var durationSeconds: Double {
-            Double((finishedAt ?? heartbeatAt).microseconds - startedAt.microseconds) / 1_000_000
-        }
-
-        /// Uploaded files per second over the whole session; `nil` while it runs or when it took no time.
-        package var filesPerSecond: Double? {
-            guard let totals, durationSeconds > 0 else { return nil }
-            return Double(totals.uploadedFiles) / durationSeconds
-        }
-
-        /// Uploaded bytes per second over the whole session; `nil` while it runs or when it took no time.
-        package var bytesPerSecond: Double? {
-            guard let totals, durationSeconds > 0 else { return nil }
-            return Double(totals.uploadedBytes) / durationSeconds
-        }
-    }
-
-    /// The totals columns of a closed session.
-    package struct Totals: Sendable, Equatable {
-        package var files: Int64
-        package var bytes: Int64
-        package var uploadedFiles: Int64
-        package var uploadedBytes: Int64
-        package var skippedFiles: Int64
-        package var skippedBytes: Int64
-        package var failedFiles: Int64
-    }
-
-    /// A project's activity within the window.
-    package struct Project: Sendable, Equatable {
-        package var name: String
-        /// Sessions started within the window.
-        package var sessions: Int
-        /// What those sessions uploaded and failed (running sessions count once they close).
-        package var uploadedFiles: Int64
-        package var uploadedBytes: Int64
-        package var failedFiles: Int64
-        /// When its latest session started, however long ago; `nil` if it never ran one.
-        package var lastSessionAt: Timestamp?
-    }
-
-    /// A device as its last heartbeat left it.
-    package struct Device: Sendable, Equatable {
-        package var name: String
-        package var hostname: String?
-        package var agentVersion: String?
-        package var lastHeartbeatAt: Timestamp?
-        /// Seconds between the last heartbeat and `readAt`.
-        package var heartbeatAgeSeconds: Double?
-        package var diskUsedPercent: Double?
-        /// Files ready but not yet uploaded.
-        package var queueFiles: Int64?
-        package var queueBytes: Int64?
-        package var lastUploadAt: Timestamp?
-    }
-}
-
-/// One session with what went wrong in it: `master status --session ID`.
-package struct SessionDetail: Sendable {
-    /// The session with its totals counted from the file rows.
-    package var record: SessionRecord
-    /// The session's failed files in the order they were recorded, at most as many as asked for.
-    package var failedFiles: [FailedFile]
-    /// Retry rounds in order.
-    package var retryRounds: [RetryRound]
-    /// Calls to the trigger endpoint, in the order they were made.
-    package var triggerEvents: [TriggerEvent]
-    /// The processes that worked on the session (its opener and those that joined it), in the order they came.
-    package var processes: [Process]
-
-    /// Failed files left out of `failedFiles` by the limit.
-    package var failedFilesNotShown: Int { max(0, record.totals.failedFiles - failedFiles.count) }
-
-    /// A file that failed (`failed`) or cannot be uploaded at all (`permanent_failure`), with its last error.
-    package struct FailedFile: Sendable, Equatable {
-        package var localPath: String
-        package var bucket: String
-        package var key: String
-        package var status: String
-        package var errorClass: String?
-        package var attempts: Int
-        package var httpStatus: Int?
-        package var errorMessage: String?
-        package var finishedAt: Timestamp?
-    }
-
-    /// A process at work on the session (`session_workers`), with the files it uploaded.
-    package struct Process: Sendable, Equatable {
-        /// `hostname:pid`.
-        package var worker: String
-        package var role: String
-        package var threads: Int
-        package var joinedAt: Timestamp
-        package var leftAt: Timestamp?
-        package var heartbeatAgeSeconds: Double
-        package var filesUploaded: Int64
-    }
-}
-
 extension Ledger {
     /// The fleet's recent sessions, the failures in them, per-project totals and devices.
     ///
@@ -205,7 +57,9 @@ extension Ledger {
     private func recentSessions(_ filter: StatusFilter) throws -> [FleetStatus.Session] {
         let rows = try connection.execute(
             """
-            SELECT s.id, p.name, d.name, s.kind, s.status, s.started_at, s.heartbeat_at, s.finished_at,
+            SELECT s.id, p.name, p.id, d.name, d.id, s.config_id, s.kind, s.status, s.hostname, s.pid,
+                   s.local_directory, s.bucket, s.s3_prefix, s.started_at, s.heartbeat_at, s.finished_at,
+                   s.error_message,
                    s.total_files, s.total_bytes, s.files_uploaded, s.bytes_uploaded, s.files_skipped, s.bytes_skipped,
                    s.files_failed
             FROM sync_sessions s JOIN projects p ON p.id = s.project_id LEFT JOIN devices d ON d.id = s.device_id
@@ -218,26 +72,19 @@ extension Ledger {
             """
         )
         return try (0..<rows.rowCount).map { row in
-            let status = try rows.decode(SessionStatus.self, row, 4, in: "sync_sessions")
+            let sessionRow = try Ledger.sessionRow(rows, row)
             return FleetStatus.Session(
-                id: try rows.decode(Int64.self, row, 0, in: "sync_sessions"),
-                project: try rows.decode(String.self, row, 1, in: "projects"),
-                device: try rows.decodeIfPresent(String.self, row, 2, in: "devices"),
-                kind: try rows.decode(String.self, row, 3, in: "sync_sessions"),
-                status: status,
-                startedAt: try rows.decode(Timestamp.self, row, 5, in: "sync_sessions"),
-                heartbeatAt: try rows.decode(Timestamp.self, row, 6, in: "sync_sessions"),
-                finishedAt: try rows.decodeIfPresent(Timestamp.self, row, 7, in: "sync_sessions"),
-                totals: status == .running
+                row: sessionRow,
+                totals: sessionRow.status == .running
                     ? nil
                     : FleetStatus.Totals(
-                        files: try rows.decode(Int64.self, row, 8, in: "sync_sessions"),
-                        bytes: try rows.decode(Int64.self, row, 9, in: "sync_sessions"),
-                        uploadedFiles: try rows.decode(Int64.self, row, 10, in: "sync_sessions"),
-                        uploadedBytes: try rows.decode(Int64.self, row, 11, in: "sync_sessions"),
-                        skippedFiles: try rows.decode(Int64.self, row, 12, in: "sync_sessions"),
-                        skippedBytes: try rows.decode(Int64.self, row, 13, in: "sync_sessions"),
-                        failedFiles: try rows.decode(Int64.self, row, 14, in: "sync_sessions")
+                        files: try rows.decode(Int64.self, row, 17, in: "sync_sessions"),
+                        bytes: try rows.decode(Int64.self, row, 18, in: "sync_sessions"),
+                        uploadedFiles: try rows.decode(Int64.self, row, 19, in: "sync_sessions"),
+                        uploadedBytes: try rows.decode(Int64.self, row, 20, in: "sync_sessions"),
+                        skippedFiles: try rows.decode(Int64.self, row, 21, in: "sync_sessions"),
+                        skippedBytes: try rows.decode(Int64.self, row, 22, in: "sync_sessions"),
+                        failedFiles: try rows.decode(Int64.self, row, 23, in: "sync_sessions")
                     )
             )
         }
@@ -419,201 +266,3 @@ extension Ledger {
         }
     }
 }
-
-// MARK: - JSON
-
-extension FleetStatus: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case readAt = "read_at"
-        case filter, sessions
-        case failuresByClass = "failures_by_class"
-        case projectWindowDays = "project_window_days"
-        case projects, devices
-    }
-
-    /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(readAt.rfc3339, forKey: .readAt)
-        try container.encode(filter, forKey: .filter)
-        try container.encode(sessions, forKey: .sessions)
-        try container.encode(failuresByClass, forKey: .failuresByClass)
-        try container.encode(projectWindowDays, forKey: .projectWindowDays)
-        try container.encode(projects, forKey: .projects)
-        try container.encode(devices, forKey: .devices)
-    }
-}
-
-extension StatusFilter: Encodable {
-    private enum CodingKeys: String, CodingKey { case limit, project, device }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(limit, forKey: .limit)
-        try container.encode(project, forKey: .project)
-        try container.encode(device, forKey: .device)
-    }
-}
-
-extension FleetStatus.Session: Encodable {
-    /// The keys `SessionRecord` uses for the same values.
-    private enum CodingKeys: String, CodingKey {
-        case id = "session_id"
-        case project, device, kind, status
-        case startedAt = "started_at"
-        case heartbeatAt = "heartbeat_at"
-        case finishedAt = "finished_at"
-        case durationSeconds = "duration_seconds"
-        case totalFiles = "total_files"
-        case totalBytes = "total_size_bytes"
-        case uploadedFiles = "files_uploaded"
-        case uploadedBytes = "bytes_uploaded"
-        case skippedFiles = "files_skipped"
-        case skippedBytes = "bytes_skipped"
-        case failedFiles = "files_failed"
-        case filesPerSecond = "files_per_second"
-        case bytesPerSecond = "bytes_per_second"
-    }
-
-    /// Totals and throughput are `null` while the session runs.
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(project, forKey: .project)
-        try container.encode(device, forKey: .device)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(status.rawValue, forKey: .status)
-        try container.encode(startedAt.rfc3339, forKey: .startedAt)
-        try container.encode(heartbeatAt.rfc3339, forKey: .heartbeatAt)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-        try container.encode(thousandths(durationSeconds), forKey: .durationSeconds)
-        try container.encode(totals?.files, forKey: .totalFiles)
-        try container.encode(totals?.bytes, forKey: .totalBytes)
-        try container.encode(totals?.uploadedFiles, forKey: .uploadedFiles)
-        try container.encode(totals?.uploadedBytes, forKey: .uploadedBytes)
-        try container.encode(totals?.skippedFiles, forKey: .skippedFiles)
-        try container.encode(totals?.skippedBytes, forKey: .skippedBytes)
-        try container.encode(totals?.failedFiles, forKey: .failedFiles)
-        try container.encode(filesPerSecond.map(thousandths), forKey: .filesPerSecond)
-        try container.encode(bytesPerSecond.map { $0.rounded() }, forKey: .bytesPerSecond)
-    }
-}
-
-extension FleetStatus.Project: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case name = "project"
-        case sessions
-        case uploadedFiles = "files_uploaded"
-        case uploadedBytes = "bytes_uploaded"
-        case failedFiles = "files_failed"
-        case lastSessionAt = "last_session_at"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(sessions, forKey: .sessions)
-        try container.encode(uploadedFiles, forKey: .uploadedFiles)
-        try container.encode(uploadedBytes, forKey: .uploadedBytes)
-        try container.encode(failedFiles, forKey: .failedFiles)
-        try container.encode(lastSessionAt?.rfc3339, forKey: .lastSessionAt)
-    }
-}
-
-extension FleetStatus.Device: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case name = "device"
-        case hostname
-        case agentVersion = "agent_version"
-        case lastHeartbeatAt = "last_heartbeat_at"
-        case heartbeatAgeSeconds = "heartbeat_age_seconds"
-        case diskUsedPercent = "disk_used_percent"
-        case queueFiles = "queue_files"
-        case queueBytes = "queue_bytes"
-        case lastUploadAt = "last_upload_at"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(hostname, forKey: .hostname)
-        try container.encode(agentVersion, forKey: .agentVersion)
-        try container.encode(lastHeartbeatAt?.rfc3339, forKey: .lastHeartbeatAt)
-        try container.encode(heartbeatAgeSeconds.map(thousandths), forKey: .heartbeatAgeSeconds)
-        try container.encode(diskUsedPercent, forKey: .diskUsedPercent)
-        try container.encode(queueFiles, forKey: .queueFiles)
-        try container.encode(queueBytes, forKey: .queueBytes)
-        try container.encode(lastUploadAt?.rfc3339, forKey: .lastUploadAt)
-    }
-}
-
-extension SessionDetail: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case failedFiles = "failed_files"
-        case retryRounds = "retry_rounds"
-        case triggerEvents = "trigger_events"
-        case processes
-    }
-
-    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds`, `trigger_events` and
-    /// `processes` beside them in the same object.
-    package func encode(to encoder: any Encoder) throws {
-        try record.encode(to: encoder)
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(failedFiles, forKey: .failedFiles)
-        try container.encode(retryRounds, forKey: .retryRounds)
-        try container.encode(triggerEvents, forKey: .triggerEvents)
-        try container.encode(processes, forKey: .processes)
-    }
-}
-
-extension SessionDetail.Process: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case worker, role, threads
-        case joinedAt = "joined_at"
-        case leftAt = "left_at"
-        case heartbeatAgeSeconds = "heartbeat_age_seconds"
-        case filesUploaded = "files_uploaded"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(worker, forKey: .worker)
-        try container.encode(role, forKey: .role)
-        try container.encode(threads, forKey: .threads)
-        try container.encode(joinedAt.rfc3339, forKey: .joinedAt)
-        try container.encode(leftAt?.rfc3339, forKey: .leftAt)
-        try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
-        try container.encode(filesUploaded, forKey: .filesUploaded)
-    }
-}
-
-extension SessionDetail.FailedFile: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case localPath = "local_path"
-        case bucket
-        case key = "s3_key"
-        case status
-        case errorClass = "error_class"
-        case attempts
-        case httpStatus = "http_status"
-        case errorMessage = "error_message"
-        case finishedAt = "finished_at"
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(localPath, forKey: .localPath)
-        try container.encode(bucket, forKey: .bucket)
-        try container.encode(key, forKey: .key)
-        try container.encode(status, forKey: .status)
-        try container.encode(errorClass, forKey: .errorClass)
-        try container.encode(attempts, forKey: .attempts)
-        try container.encode(httpStatus, forKey: .httpStatus)
-        try container.encode(errorMessage, forKey: .errorMessage)
-        try container.encode(finishedAt?.rfc3339, forKey: .finishedAt)
-    }
-}
-
-/// Rounded to milliseconds (or thousandths), as `SessionRecord` writes its duration.
-private func thousandths(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }

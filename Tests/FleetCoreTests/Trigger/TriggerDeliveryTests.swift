@@ -33,23 +33,25 @@ struct TriggerDeliveryTests {
         totals.failedFiles = failed
         totals.unfinishedFiles = unfinished
         return SessionRecord(
-            id: 7,
-            project: "p",
-            projectID: 1,
-            device: nil,
-            deviceID: nil,
-            configID: nil,
-            kind: "upload",
-            status: status,
-            hostname: "h",
-            pid: 1,
-            localDirectory: "/d",
-            bucket: "b",
-            prefix: "",
-            startedAt: Timestamp(microseconds: 0),
-            heartbeatAt: Timestamp(microseconds: 1_000_000),
-            finishedAt: status == .running ? nil : Timestamp(microseconds: 1_000_000),
-            errorMessage: nil,
+            row: SessionRow(
+                id: 7,
+                project: "p",
+                projectID: 1,
+                device: nil,
+                deviceID: nil,
+                configID: nil,
+                kind: "upload",
+                status: status,
+                hostname: "h",
+                pid: 1,
+                localDirectory: "/d",
+                bucket: "b",
+                prefix: "",
+                startedAt: Timestamp(microseconds: 0),
+                heartbeatAt: Timestamp(microseconds: 1_000_000),
+                finishedAt: status == .running ? nil : Timestamp(microseconds: 1_000_000),
+                errorMessage: nil
+            ),
             totals: totals
         )
     }

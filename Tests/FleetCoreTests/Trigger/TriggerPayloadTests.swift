@@ -18,23 +18,25 @@ struct TriggerPayloadTests {
         totals.failedBytes = 1_000
         totals.failuresByClass = ["network": 1]
         return SessionRecord(
-            id: 42,
-            project: "survey \"north\"",
-            projectID: 1,
-            device: "rig-1",
-            deviceID: 2,
-            configID: 3,
-            kind: "upload",
-            status: .completedWithErrors,
-            hostname: "host",
-            pid: 99,
-            localDirectory: "/data/run 1",
-            bucket: bucket,
-            prefix: "raw/2026",
-            startedAt: Timestamp(microseconds: 1_763_900_000_123_456),
-            heartbeatAt: Timestamp(microseconds: 1_763_900_100_000_000),
-            finishedAt: finished ? Timestamp(microseconds: 1_763_900_100_000_000) : nil,
-            errorMessage: nil,
+            row: SessionRow(
+                id: 42,
+                project: "survey \"north\"",
+                projectID: 1,
+                device: "rig-1",
+                deviceID: 2,
+                configID: 3,
+                kind: "upload",
+                status: .completedWithErrors,
+                hostname: "host",
+                pid: 99,
+                localDirectory: "/data/run 1",
+                bucket: bucket,
+                prefix: "raw/2026",
+                startedAt: Timestamp(microseconds: 1_763_900_000_123_456),
+                heartbeatAt: Timestamp(microseconds: 1_763_900_100_000_000),
+                finishedAt: finished ? Timestamp(microseconds: 1_763_900_100_000_000) : nil,
+                errorMessage: nil
+            ),
             totals: totals
         )
     }
