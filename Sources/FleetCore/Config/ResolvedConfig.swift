@@ -42,9 +42,11 @@ package struct ResolvedConfig: Sendable, Equatable {
     }
 
     /// The default of `device`: the host name up to its first dot.
-    package static func hostName() -> String {
+    package static func hostName() -> String { shortHostName }
+
+    /// Looked up once per process: the lookup may ask the resolver, and `resolved` is taken often.
+    private static let shortHostName =
         ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "unknown"
-    }
 
     /// The name a source without `name` gets: its directory's last component (`root` for `/`).
     package static func defaultSourceName(path: String) -> String {
