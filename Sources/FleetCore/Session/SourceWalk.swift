@@ -92,12 +92,13 @@ package struct SourceWalk {
 
     /// The source's own patterns together with the scan-wide ones.
     func rules(for source: SourceSettings) -> ScanRules {
-        let include = ((source.include ?? []) + (config.scan?.include ?? [])).compactMap { try? GlobPattern($0) }
-        let exclude = ((source.exclude ?? []) + (config.scan?.exclude ?? [])).compactMap { try? GlobPattern($0) }
+        let scan = config.resolved.scan
+        let include = ((source.include ?? []) + scan.include).compactMap { try? GlobPattern($0) }
+        let exclude = ((source.exclude ?? []) + scan.exclude).compactMap { try? GlobPattern($0) }
         return ScanRules(
             filter: GlobFilter(include: include, exclude: exclude),
-            minAgeSeconds: config.resolved.scan.minAgeSeconds,
-            maxAgeDays: config.resolved.scan.maxAgeDays
+            minAgeSeconds: scan.minAgeSeconds,
+            maxAgeDays: scan.maxAgeDays
         )
     }
 }
