@@ -31,11 +31,11 @@ extension FleetBench {
             let file = try LocalFile(path: file)
             let started = Date()
             let uploaded =
-                try file.status().size >= config.multipartThresholdBytes
+                try file.status().size >= config.resolved.upload.multipartThresholdBytes
                 ? ParallelMultipart(
                     context: context,
-                    partSize: config.partSizeBytes,
-                    concurrency: config.partConcurrency,
+                    partSize: config.resolved.upload.partSizeBytes,
+                    concurrency: config.resolved.upload.partConcurrency,
                     timeouts: client.timeouts,
                     logger: logger
                 ).upload(file, bucket: config.s3.bucket ?? "", key: key, client: client)

@@ -20,6 +20,8 @@ package final class Agent {
     package var configPath: String
     package var overrides: [ConfigOverride]
     package private(set) var config: FleetConfig
+    /// `config` with its defaults applied.
+    private var settings: ResolvedConfig
     package let databaseURL: String
     package let clock: any AgentClock
     package let control: AgentControl
@@ -68,12 +70,13 @@ package final class Agent {
         self.configPath = configPath
         self.overrides = overrides
         self.config = config
+        settings = config.resolved
         self.databaseURL = databaseURL
         self.clock = clock
         self.control = control
         self.logger = logger
         mapper = try KeyMapper(config: config)
-        tracker = StabilityTracker(stabilitySeconds: config.stabilitySeconds)
+        tracker = StabilityTracker(stabilitySeconds: settings.agent.stabilitySeconds)
         machine = AgentStateMachine(settings: AgentStateMachine.Settings(config: config), now: clock.now())
         try derive(from: config)
     }
@@ -84,9 +87,9 @@ package final class Agent {
         logger.info(
             "agent started",
             metadata: [
-                "device": "\(config.effectiveDevice)",
+                "device": "\(settings.device)",
                 "sources": "\(sources.map { $0.name ?? "" }.joined(separator: ","))",
-                "stability_seconds": "\(config.stabilitySeconds)",
+                "stability_seconds": "\(settings.agent.stabilitySeconds)",
             ]
         )
         metrics = startMetrics()
@@ -98,7 +101,7 @@ package final class Agent {
 
         while !control.stopRequested {
             if control.takeReload() { reload() }
-            let tick = max(0.05, min(1.0, config.stabilitySeconds / 4))
+            let tick = max(0.05, min(1.0, settings.agent.stabilitySeconds / 4))
             handle(watcher?.poll(timeout: tick) ?? idle(tick))
             let now = clock.now()
             promoteStableFiles(now: now)
@@ -147,9 +150,11 @@ package final class Agent {
     @discardableResult
     private func derive(from new: FleetConfig) throws -> Bool {
         mapper = try KeyMapper(config: new)
-        let sourcesChanged = new.effectiveSources != sources || new.scan != config.scan
+        let resolved = new.resolved
+        let sourcesChanged = resolved.sources != sources || new.scan != config.scan
         config = new
-        sources = new.effectiveSources
+        settings = resolved
+        sources = resolved.sources
         roots = sources.map { Array($0.path.utf8).trailingSlashRemoved }
         let walk = SourceWalk(config: new, mapper: mapper, logger: logger)
         rules = sources.map { source in
@@ -158,7 +163,7 @@ package final class Agent {
             rule.maxAgeDays = nil
             return rule
         }
-        tracker.stabilitySeconds = new.stabilitySeconds
+        tracker.stabilitySeconds = resolved.agent.stabilitySeconds
         return sourcesChanged
     }
 
@@ -207,7 +212,7 @@ package final class Agent {
         do {
             watcher = try FileWatcher(
                 roots: watchedRoots.map { sources[$0].path },
-                followSymlinks: config.followSymlinks,
+                followSymlinks: settings.scan.followSymlinks,
                 logger: logger
             )
         } catch {
@@ -227,7 +232,7 @@ package final class Agent {
             switch event {
             case .changed(let path):
                 guard let file = sourceFile(at: path) else { continue }
-                if let version = FileVersion.current(at: path, followSymlinks: config.followSymlinks) {
+                if let version = FileVersion.current(at: path, followSymlinks: settings.scan.followSymlinks) {
                     // A file older than scan.max_age_days that only had its attributes touched (chmod, chown,
                     // a source coming back) is not new: the age limit holds for events as for scans.
                     if !tracker.knows(file), version.mtime < ageCutoff(now) { continue }
@@ -262,7 +267,7 @@ package final class Agent {
     /// When the sources changed, detection starts afresh first.
     private func rescan(_ reason: AgentAction.RescanReason, now: Date) {
         if reason == .sourcesChanged {
-            tracker = StabilityTracker(stabilitySeconds: config.stabilitySeconds)
+            tracker = StabilityTracker(stabilitySeconds: settings.agent.stabilitySeconds)
             startWatching()
         } else if watchedRoots.count
             != sources.indices.filter({ FileManager.default.isReadableDirectory(sources[$0].path) }).count
@@ -276,7 +281,11 @@ package final class Agent {
         var counts = (found: 0, taken: 0)
         defer { machine.scanFinished(reason, newlyReady: newlyReady, now: now) }
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
-            let scanner = Scanner(root: sources[index].path, rules: rules[index], followSymlinks: config.followSymlinks)
+            let scanner = Scanner(
+                root: sources[index].path,
+                rules: rules[index],
+                followSymlinks: settings.scan.followSymlinks
+            )
             do {
                 _ = try scanner.run(now: stamp) { scanned in
                     let file = SourceFile(source: index, relativePath: scanned.relativePath)
@@ -310,12 +319,12 @@ package final class Agent {
 
     /// Files modified before this are left alone unless already known (`scan.max_age_days`, default 3).
     private func ageCutoff(_ now: Date) -> Timestamp {
-        Timestamp(microseconds: Timestamp(now).microseconds - Int64(config.agentMaxAgeDays * 86_400 * 1_000_000))
+        Timestamp(microseconds: Timestamp(now).microseconds - Int64(settings.agent.scanMaxAgeDays * 86_400 * 1_000_000))
     }
 
     private func promoteStableFiles(now: Date) {
         let promoted = tracker.promote(now: now) { file in
-            FileVersion.current(at: fullPath(of: file), followSymlinks: config.followSymlinks)
+            FileVersion.current(at: fullPath(of: file), followSymlinks: settings.scan.followSymlinks)
         }
         guard !promoted.isEmpty else { return }
         logger.debug("files ready", metadata: ["files": "\(promoted.count)"])
@@ -329,7 +338,7 @@ package final class Agent {
     // MARK: - Runs
 
     private func start(_ plan: AgentRunPlan) {
-        let run = RunningUpload(plan: plan, state: RunState(giveUpAfter: config.giveUpAfterSeconds))
+        let run = RunningUpload(plan: plan, state: RunState(giveUpAfter: settings.upload.giveUpAfterSeconds))
         var walked: [WalkedFile] = []
         walked.reserveCapacity(plan.files.count)
         for entry in plan.files {
@@ -429,7 +438,7 @@ package final class Agent {
                 endpoint: config.s3.endpoint
             )
             deviceID = try connection.upsertDevice(
-                name: config.effectiveDevice,
+                name: settings.device,
                 hostname: hostname,
                 agentVersion: FleetVersion.number
             )
@@ -519,17 +528,17 @@ package final class Agent {
     // MARK: - Stopping
 
     private func stop() {
-        defer { metrics?.shutdown(timeout: min(5, config.stopTimeoutSeconds)) }
+        defer { metrics?.shutdown(timeout: min(5, settings.agent.stopTimeoutSeconds)) }
         guard let run = running else {
             logger.info("agent stopped")
             return
         }
         logger.notice(
-            "stopping: waiting up to \(Int(config.stopTimeoutSeconds)) s for in-flight uploads",
+            "stopping: waiting up to \(Int(settings.agent.stopTimeoutSeconds)) s for in-flight uploads",
             metadata: ["kind": "\(run.plan.kind)"]
         )
         run.state.requestStop()
-        let deadline = Date().addingTimeInterval(config.stopTimeoutSeconds)
+        let deadline = Date().addingTimeInterval(settings.agent.stopTimeoutSeconds)
         while run.finished.withLock({ $0 }) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if run.finished.withLock({ $0 }) == nil {
             logger.error(
@@ -547,15 +556,16 @@ extension Agent {
     /// The CloudWatch publisher `metrics.cloudwatch` asks for, or nil (disabled, or it cannot be set up: then
     /// the agent runs without metrics and says why).
     fileprivate func startMetrics() -> MetricsPublisher? {
-        guard let settings = config.enabledCloudWatch else { return nil }
+        let cloudwatch = settings.metrics.cloudwatch
+        guard cloudwatch.enabled else { return nil }
         do {
             let context = try S3Context(config: config, environment: environment)
-            let client = try CloudWatchClient(settings: settings, config: config, context: context)
+            let client = try CloudWatchClient(settings: cloudwatch, context: context)
             logger.info(
                 "publishing metrics to CloudWatch",
                 metadata: ["cloudwatch.namespace": "\(client.namespace)", "cloudwatch.endpoint": "\(client.url)"]
             )
-            return MetricsPublisher(client: client, flushInterval: settings.flushSeconds ?? 60, logger: logger)
+            return MetricsPublisher(client: client, flushInterval: cloudwatch.flushSeconds, logger: logger)
         } catch {
             logger.error("CloudWatch metrics disabled: \(error)")
             return nil

@@ -35,12 +35,15 @@ package struct AgentStateMachine: Sendable {
             schedule: UploadSchedule? = nil,
             hours: OperationalHours? = nil,
             timeZone: TimeZone,
-            scanExistingFiles: Bool = true,
-            uploadOnStart: Bool = true,
-            batchUpload: Bool = true,
-            rescanSeconds: Double = 600,
-            heartbeatSeconds: Double = 60,
-            retryRoundBackoff: Backoff = Backoff(baseSeconds: 30, capSeconds: 900),
+            scanExistingFiles: Bool = ResolvedConfig.Agent.defaultScanExistingFiles,
+            uploadOnStart: Bool = ResolvedConfig.Agent.defaultUploadOnStart,
+            batchUpload: Bool = ResolvedConfig.Agent.defaultBatchUpload,
+            rescanSeconds: Double = ResolvedConfig.Agent.defaultRescanMinutes * 60,
+            heartbeatSeconds: Double = ResolvedConfig.Agent.defaultHeartbeatSeconds,
+            retryRoundBackoff: Backoff = Backoff(
+                baseSeconds: ResolvedConfig.Retry.defaultRoundBackoffBaseSeconds,
+                capSeconds: ResolvedConfig.Retry.defaultRoundBackoffCapSeconds
+            ),
             ageDeletionAt: ClockTime? = nil
         ) {
             self.schedule = schedule
@@ -57,20 +60,18 @@ package struct AgentStateMachine: Sendable {
 
         /// The settings `config` gives (already validated).
         package init(config: FleetConfig) {
+            let resolved = config.resolved
             self.init(
-                schedule: UploadSchedule(settings: config.agent?.schedule),
-                hours: OperationalHours(settings: config.agent?.operationalHours),
-                timeZone: config.agentTimeZone,
-                scanExistingFiles: config.scanExistingFiles,
-                uploadOnStart: config.uploadOnStart,
-                batchUpload: config.batchUpload,
-                rescanSeconds: config.rescanSeconds,
-                heartbeatSeconds: config.heartbeatSeconds,
-                retryRoundBackoff: config.retryRoundBackoff,
-                ageDeletionAt: config.deletion?.age.flatMap { age in
-                    guard age.enabled != false else { return nil }
-                    return ClockTime(parsing: age.at ?? "02:00") ?? ClockTime(hour: 2, minute: 0)
-                }
+                schedule: resolved.agent.schedule,
+                hours: resolved.agent.operationalHours,
+                timeZone: resolved.agent.timeZone,
+                scanExistingFiles: resolved.agent.scanExistingFiles,
+                uploadOnStart: resolved.agent.uploadOnStart,
+                batchUpload: resolved.agent.batchUpload,
+                rescanSeconds: resolved.agent.rescanSeconds,
+                heartbeatSeconds: resolved.agent.heartbeatSeconds,
+                retryRoundBackoff: resolved.retry.roundBackoff,
+                ageDeletionAt: resolved.deletion.age?.at
             )
         }
 

@@ -77,7 +77,7 @@ package struct DeletionPolicies {
     }
 
     /// The configured sources, named.
-    private var sources: [SourceSettings] { config.effectiveSources }
+    private var sources: [SourceSettings] { config.resolved.sources }
 
     /// Each source directory as bytes, without a trailing slash (as `SourceWalk` joins paths).
     private var sourceRoots: [[UInt8]] { sources.map { Array($0.path.utf8).trailingSlashRemoved } }
@@ -100,11 +100,11 @@ package struct DeletionPolicies {
     /// - Returns: `nil` when the policy is off (no `deletion.after_upload`, or `enabled: false`).
     /// - Throws: `LedgerError`; nothing is deleted when the candidates cannot be read.
     package func afterUpload(now: Date) throws -> DeletionReport? {
-        guard let settings = config.deletion?.afterUpload, settings.enabled != false else { return nil }
+        guard let settings = config.resolved.deletion.afterUpload else { return nil }
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "after_upload"
         try settleLeftovers(logger: logger)
-        let keepDays = max(settings.keepDays ?? 0, 0)
+        let keepDays = max(settings.keepDays, 0)
         let cutoff = Timestamp(microseconds: Timestamp(now).microseconds - Self.microseconds(days: keepDays))
         let roots = sourceRoots
         let candidates = try ledger.afterUploadCandidates(
@@ -182,11 +182,11 @@ package struct DeletionPolicies {
     /// - Returns: `nil` when the policy is off (no `deletion.age`, or `enabled: false`).
     /// - Throws: `LedgerError` (nothing in the batch being confirmed is deleted), `ScanError`, `KeyTemplateError`.
     package func ageBased(now: Date) throws -> DeletionReport? {
-        guard let settings = config.deletion?.age, settings.enabled != false else { return nil }
+        guard let settings = config.resolved.deletion.age else { return nil }
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "age"
         try settleLeftovers(logger: logger)
-        let includeUnuploaded = settings.includeUnuploaded ?? false
+        let includeUnuploaded = settings.includeUnuploaded
         let cutoff = Timestamp(now).microseconds - Self.microseconds(days: settings.maxAgeDays)
         let mapper = try KeyMapper(config: config)
         let found = try collect(sources: Array(sources.indices), mapper: mapper, now: now, logger: logger) {
@@ -234,10 +234,10 @@ package struct DeletionPolicies {
     /// - Returns: `nil` when no file system is at or above `act_percent`, or the policy is off.
     /// - Throws: `LedgerError` (nothing in the batch being confirmed is deleted), `ScanError`, `KeyTemplateError`.
     package func emergency(now: Date) throws -> DeletionReport? {
-        let settings = config.deletion?.emergency
-        let active = settings != nil && settings?.enabled != false
-        let warn = settings?.warnPercent ?? 90
-        let act = settings?.actPercent ?? 95
+        let settings = config.resolved.deletion.emergency
+        let active = settings.active
+        let warn = settings.warnPercent
+        let act = settings.actPercent
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "emergency"
 
@@ -292,7 +292,7 @@ package struct DeletionPolicies {
                 group: group.sources,
                 usage: group.usage,
                 warn: warn,
-                includeUnuploaded: settings?.includeUnuploaded ?? false,
+                includeUnuploaded: settings.includeUnuploaded,
                 mapper: keyMapper,
                 now: now,
                 sweep: &sweep
@@ -559,8 +559,8 @@ private struct Sweep {
         self.logger = logger
         self.unuploadedLevel = unuploadedLevel
         report = DeletionReport(reason: reason)
-        rootSet = Set(policies.config.effectiveSources.map { Array($0.path.utf8).trailingSlashRemoved })
-        removeEmptyDirectories = policies.config.removeEmptyDirectories
+        rootSet = Set(policies.config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
+        removeEmptyDirectories = policies.config.resolved.upload.removeEmptyDirectories
     }
 
     /// Queues one found file the ledger was asked about.

@@ -13,10 +13,10 @@ extension Ledger {
             ProjectDestination(
                 name: config.project.name,
                 bucket: config.destinationBucket,
-                prefix: config.effectivePrefix,
+                prefix: config.resolved.s3.prefix,
                 region: region,
                 endpoint: endpoint,
-                keyTemplate: config.effectiveKeyTemplate
+                keyTemplate: config.resolved.keys.template
             )
         )
     }

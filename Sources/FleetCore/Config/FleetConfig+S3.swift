@@ -24,19 +24,19 @@ extension S3Context {
 
 extension FleetConfig {
     /// The bucket every file goes to; `nil` when the first directory names each file's bucket.
-    package var destinationBucket: String? { firstDirIsBucket ? nil : s3.bucket }
+    package var destinationBucket: String? { resolved.keys.firstDirIsBucket ? nil : s3.bucket }
 }
 
 extension CloudWatchClient {
     /// The client `metrics.cloudwatch` describes, sharing `context`'s credentials and, by default, its region.
     ///
     /// - Throws: `ConfigError` for a bad endpoint.
-    package init(settings: CloudWatchSettings, config: FleetConfig, context: S3Context) throws(ConfigError) {
+    package init(settings: ResolvedConfig.Metrics.CloudWatch, context: S3Context) throws(ConfigError) {
         try self.init(
             endpoint: settings.endpoint,
             region: settings.region ?? context.endpoint.region,
-            namespace: settings.namespace ?? "TVM/Upload",
-            vehicleID: settings.vehicleId ?? config.effectiveDevice,
+            namespace: settings.namespace,
+            vehicleID: settings.vehicleId,
             credentials: context.credentials
         )
     }

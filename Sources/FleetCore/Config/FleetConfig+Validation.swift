@@ -7,6 +7,7 @@ extension FleetConfig {
     /// configuration is usable.
     package func problems() -> [ConfigError] {
         var found: [ConfigError] = []
+        let resolved = self.resolved
         func problem(_ path: String, _ message: String) { found.append(ConfigError(keyPath: path, message)) }
         /// `<prefix>_base_seconds` and `<prefix>_cap_seconds`: each 0…maximum, the cap at least the base.
         func checkBackoff(_ prefix: String, base: Double?, cap: Double?, maximum: Double) {
@@ -34,7 +35,7 @@ extension FleetConfig {
         if let device, let reason = FleetConfig.nameProblem(device) { problem("device", reason) }
 
         // S3
-        if firstDirIsBucket {
+        if resolved.keys.firstDirIsBucket {
             if s3.bucket != nil { problem("s3.bucket", "must be absent when keys.first_dir_is_bucket is true") }
         } else if let bucket = s3.bucket {
             if let reason = BucketName.problem(with: bucket) { problem("s3.bucket", "'\(bucket)' \(reason)") }
@@ -71,7 +72,7 @@ extension FleetConfig {
         }
         let listed = sources != nil
         var names: Set<String> = []
-        for (index, item) in effectiveSources.enumerated() {
+        for (index, item) in resolved.sources.enumerated() {
             let path = listed ? "sources[\(index)]" : "source"
             if item.path.isEmpty { problem("\(path).path", "must not be empty") }
             if let name = item.name {
@@ -87,8 +88,8 @@ extension FleetConfig {
 
         // Keys
         do throws(KeyTemplateError) {
-            let template = try KeyTemplate(effectiveKeyTemplate)
-            if effectiveSources.count > 1, !template.uses(.source) {
+            let template = try KeyTemplate(resolved.keys.template)
+            if resolved.sources.count > 1, !template.uses(.source) {
                 problem("keys.template", "must contain {source} when several sources are listed")
             }
         } catch {
@@ -236,9 +237,9 @@ extension FleetConfig {
             for case (let key, let value?) in percents where !(value >= 1 && value <= 100) {
                 problem("deletion.emergency.\(key)", "must be 1…100, got \(value.formatted())")
             }
-            // Compared with the defaults (90 and 95) for the one not given.
-            let warn = emergency.warnPercent ?? 90
-            let act = emergency.actPercent ?? 95
+            // Compared with the default for the one not given.
+            let warn = resolved.deletion.emergency.warnPercent
+            let act = resolved.deletion.emergency.actPercent
             if (1...100).contains(warn), (1...100).contains(act), warn > act {
                 if emergency.warnPercent != nil {
                     let origin = emergency.actPercent == nil ? ", the default" : ""

@@ -4,12 +4,12 @@ import Foundation
 
 /// The one configuration schema, for a data-set session (`source`) and a vehicle (`sources`) alike.
 ///
-/// Files write keys in snake_case. Optional keys have the defaults named on each property; `effective…`
-/// accessors apply them. `ConfigLoader` reads a file, applies environment and flag overrides, decodes and
-/// validates.
+/// Files write keys in snake_case. An optional key is `nil` when the file leaves it out: the canonical JSON
+/// records what was written, and `resolved` (`ResolvedConfig`, where every default is) applies the defaults.
+/// `ConfigLoader` reads a file, applies environment and flag overrides, decodes and validates.
 package struct FleetConfig: Codable, Sendable, Equatable {
     package var project: ProjectSettings
-    /// The machine this runs on; default: the host name.
+    /// The machine this runs on.
     package var device: String?
     package var s3: S3Settings
     /// One source directory (a data-set session). Exactly one of `source` and `sources` is given.
@@ -27,7 +27,7 @@ package struct FleetConfig: Codable, Sendable, Equatable {
     package var agent: AgentSettings?
     /// What the agent deletes locally, and when.
     package var deletion: DeletionSettings?
-    /// Metrics the agent publishes (CloudWatch); default: none.
+    /// Metrics the agent publishes (CloudWatch).
     package var metrics: MetricsSettings?
 
     package init(
@@ -69,33 +69,30 @@ package struct ProjectSettings: Codable, Sendable, Equatable {
 package struct S3Settings: Codable, Sendable, Equatable {
     /// The bucket; must be absent when `keys.first_dir_is_bucket` is on.
     package var bucket: String?
-    /// Prepended to every key through `{prefix}`; default empty.
+    /// Prepended to every key through `{prefix}`.
     package var prefix: String?
-    /// `cn-north-1` and `cn-northwest-1` are AWS China. Unset: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
-    /// profile's region in the shared config file, else `us-east-1`.
+    /// `cn-north-1` and `cn-northwest-1` are AWS China; unset, `S3Context.region(configured:…)` resolves it.
     package var region: String?
-    /// An S3-compatible endpoint such as `http://127.0.0.1:8333`; default: `AWS_ENDPOINT_URL_S3`, else
-    /// `AWS_ENDPOINT_URL`, else AWS's endpoint for the region.
+    /// An S3-compatible endpoint such as `http://127.0.0.1:8333`; unset, `S3Endpoint` takes it from the
+    /// environment or uses AWS's.
     package var endpoint: String?
-    /// Address buckets as `endpoint/bucket/key`; default: true for custom endpoints, false on AWS (where
-    /// buckets whose names are not DNS-safe still use it).
+    /// Address buckets as `endpoint/bucket/key`; unset, `S3Endpoint` chooses by endpoint.
     package var pathStyle: Bool?
     /// The profile of the shared AWS files to take credentials from; it then comes before the environment.
     package var profile: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {
-    /// The source's name, used by `{source}` in key templates; default: the directory's last component.
+    /// The source's name, used by `{source}` in key templates.
     package var name: String?
     /// The directory to scan.
     package var path: String
-    /// Globs a file's relative path must match (any of them); default: every file.
+    /// Globs a file's relative path must match (any of them).
     package var include: [String]?
     /// Globs that exclude a file even if it is included.
     package var exclude: [String]?
     /// Each first-level directory is a run folder (ROS) kept whole under one `{date}`: the date its name
-    /// starts with (`2026-11-23-15-30-00-…`); files in folders without one use their own mtime. Default: true for a source named
-    /// `ros`, false otherwise.
+    /// starts with (`2026-11-23-15-30-00-…`); files in folders without one use their own mtime.
     package var runFolders: Bool?
 
     package init(
@@ -114,10 +111,9 @@ package struct SourceSettings: Codable, Sendable, Equatable {
 }
 
 package struct KeySettings: Codable, Sendable, Equatable {
-    /// Where a file goes: `{prefix}/{relpath}` (default for one source) or `{device}/{date}/{source}/{relpath}`
-    /// (default for several).
+    /// Where a file goes, such as `{prefix}/{relpath}` or `{device}/{date}/{source}/{relpath}`.
     package var template: String?
-    /// The zone `{date}` is computed in: `UTC` (default), `local`, or an IANA name such as `Asia/Shanghai`.
+    /// The zone `{date}` is computed in: `UTC`, `local`, or an IANA name such as `Asia/Shanghai`.
     package var timezone: String?
     /// The first directory under the source names the bucket; the rest of the path is `{relpath}`.
     package var firstDirIsBucket: Bool?
@@ -127,52 +123,50 @@ package struct ScanSettings: Codable, Sendable, Equatable {
     /// Globs applied to every source in addition to its own.
     package var include: [String]?
     package var exclude: [String]?
-    /// A file modified less than this many seconds ago is still being written and is left for later;
-    /// default 0.
+    /// A file modified less than this many seconds ago is still being written and is left for later.
     package var minAgeSeconds: Int?
     /// Files last modified more than this many days ago are left out; a file exactly this old is still in.
-    /// Default: no limit.
     package var maxAgeDays: Double?
-    /// Follow symbolic links to files and directories; default false.
+    /// Follow symbolic links to files and directories.
     package var followSymlinks: Bool?
 }
 
 package struct UploadSettings: Codable, Sendable, Equatable {
-    /// Parallel uploads; default 15.
+    /// Parallel uploads.
     package var workers: Int?
-    /// Files at least this large go up in parts; default 64 MiB.
+    /// Files at least this large (MiB) go up in parts.
     package var multipartThresholdMb: Int?
-    /// The size of each part; default 16 MiB.
+    /// The size of each part, in MiB.
     package var partSizeMb: Int?
-    /// Parts of one large file sent at once; default 4.
+    /// Parts of one large file sent at once.
     package var partConcurrency: Int?
-    /// Attempts per file within a run for transient errors (seed 001); default 10.
+    /// Attempts per file within a run for transient errors (seed 001).
     package var maxAttempts: Int?
-    /// Exponential backoff with full jitter between attempts: the first wait is up to this long; default 1 s.
+    /// Exponential backoff with full jitter between attempts: the first wait is up to this long.
     package var backoffBaseSeconds: Double?
-    /// …and no wait is longer than this; default 60 s.
+    /// …and no wait is longer than this.
     package var backoffCapSeconds: Double?
     /// When nothing has uploaded for this long and errors keep coming, the run stops trying: remaining files
-    /// are recorded `failed` for `retry`; default 600 s.
+    /// are recorded `failed` for `retry`.
     package var giveUpAfterSeconds: Double?
     /// Before uploading, list the bucket under the destination prefix and skip files already there with the
-    /// same size (uploaded by another tool); default false.
+    /// same size (uploaded by another tool).
     package var compareWithBucket: Bool?
-    /// Delete each local file once the ledger records it uploaded with a verified checksum; default false.
+    /// Delete each local file once the ledger records it uploaded with a verified checksum.
     package var deleteAfterUpload: Bool?
-    /// With `delete_after_upload`, also remove directories left empty; default false.
+    /// With `delete_after_upload`, also remove directories left empty.
     package var removeEmptyDirectories: Bool?
 }
 
 package struct RetrySettings: Codable, Sendable, Equatable {
-    /// Rounds `retry --auto` runs at most; default 5.
+    /// Rounds `retry --auto` runs at most.
     package var rounds: Int?
-    /// Exponential backoff with full jitter between rounds: the first wait is up to this long; default 30 s.
+    /// Exponential backoff with full jitter between rounds: the first wait is up to this long.
     package var roundBackoffBaseSeconds: Double?
-    /// …and no wait is longer than this; default 900 s.
+    /// …and no wait is longer than this.
     package var roundBackoffCapSeconds: Double?
     /// A file that has been attempted this many times in all (every run and round together) is out of
-    /// attempts: automatic rounds leave it failed; default 100.
+    /// attempts: automatic rounds leave it failed.
     package var maxFileAttempts: Int?
 
     package init(
@@ -194,17 +188,17 @@ package struct TriggerSettings: Codable, Sendable, Equatable {
     /// Extra request headers, `Name: value`; `${VARIABLE}` in a value is replaced from the environment when
     /// the request is sent, so a token never reaches the ledger's copy of the configuration.
     package var headers: [String]?
-    /// Seconds one request may take; default 30.
+    /// Seconds one request may take.
     package var timeoutSeconds: Double?
-    /// Requests at most, for network errors and 5xx answers (a 4xx is final); default 5.
+    /// Requests at most, for network errors and 5xx answers (a 4xx is final).
     package var maxAttempts: Int?
-    /// Exponential backoff with full jitter between requests: up to this long at first; default 1 s.
+    /// Exponential backoff with full jitter between requests: up to this long at first.
     package var backoffBaseSeconds: Double?
-    /// …and no wait is longer than this; default 30 s.
+    /// …and no wait is longer than this.
     package var backoffCapSeconds: Double?
-    /// `always` (default) or `complete`: fire only for a session without failed files.
+    /// `always` or `complete`: fire only for a session without failed files.
     package var onlyIf: String?
-    /// Also send every uploaded key (streamed); default false.
+    /// Also send every uploaded key (streamed).
     package var withKeys: Bool?
 
     package init(
@@ -230,27 +224,25 @@ package struct TriggerSettings: Codable, Sendable, Equatable {
 
 /// `master run`: how the agent notices files and when it uploads them (seed 000's daemon).
 package struct AgentSettings: Codable, Sendable, Equatable {
-    /// A file is ready when its size and mtime have not changed for this long; default 60.
+    /// A file is ready when its size and mtime have not changed for this long.
     package var stabilitySeconds: Double?
-    /// A full scan of every source as a safety net for missed inotify events; default 10 minutes.
+    /// A full scan of every source as a safety net for missed inotify events.
     package var rescanMinutes: Double?
-    /// On start, queue the files already on disk that are at most `scan.max_age_days` old (default 3 for the
-    /// agent); default true.
+    /// On start, queue the files already on disk that are at most `scan.max_age_days` old.
     package var scanExistingFiles: Bool?
-    /// Upload the queue right after the start-up scan; default true.
+    /// Upload the queue right after the start-up scan.
     package var uploadOnStart: Bool?
-    /// When a file becomes ready inside operational hours, upload the whole queue (true) or only that file;
-    /// default true.
+    /// When a file becomes ready inside operational hours, upload the whole queue (true) or only that file.
     package var batchUpload: Bool?
-    /// Uploads of the whole queue at fixed times; they run whatever the operational hours. Default: none.
+    /// Uploads of the whole queue at fixed times; they run whatever the operational hours.
     package var schedule: ScheduleSettings?
-    /// When ready files go up at once; outside these hours they wait for the schedule. Default: always.
+    /// When ready files go up at once; outside these hours they wait for the schedule.
     package var operationalHours: OperationalHoursSettings?
-    /// The zone schedule and operational hours are read in: `local` (default), `UTC` or an IANA name.
+    /// The zone schedule and operational hours are read in: `local`, `UTC` or an IANA name.
     package var timezone: String?
-    /// Seconds between heartbeats (device row: disk usage, queue, last upload); default 60.
+    /// Seconds between heartbeats (device row: disk usage, queue, last upload).
     package var heartbeatSeconds: Double?
-    /// Seconds a stop (SIGTERM) waits for in-flight uploads before abandoning them; default 20.
+    /// Seconds a stop (SIGTERM) waits for in-flight uploads before abandoning them.
     package var stopTimeoutSeconds: Double?
 
     package init(
@@ -298,7 +290,7 @@ package struct ScheduleSettings: Codable, Sendable, Equatable {
 package struct OperationalHoursSettings: Codable, Sendable, Equatable {
     package var start: String
     package var end: String
-    /// Default true; false means ready files go up at any hour.
+    /// False means ready files go up at any hour.
     package var enabled: Bool?
 
     package init(start: String, end: String, enabled: Bool? = nil) {
@@ -326,7 +318,7 @@ package struct DeletionSettings: Codable, Sendable, Equatable {
 /// Delete a file this many days after the ledger recorded it uploaded with a verified checksum.
 package struct AfterUploadDeletion: Codable, Sendable, Equatable {
     package var enabled: Bool?
-    /// 0 deletes at once; default 0.
+    /// Days to keep a file after its upload; 0 deletes at once.
     package var keepDays: Double?
 
     package init(enabled: Bool? = nil, keepDays: Double? = nil) {
@@ -339,9 +331,9 @@ package struct AfterUploadDeletion: Codable, Sendable, Equatable {
 package struct AgeDeletion: Codable, Sendable, Equatable {
     package var enabled: Bool?
     package var maxAgeDays: Double
-    /// `HH:MM` in the agent's zone; default `02:00`.
+    /// `HH:MM` in the agent's zone.
     package var at: String?
-    /// Also delete files that were never uploaded; default false (they are kept and reported).
+    /// Also delete files that were never uploaded (otherwise they are kept and reported).
     package var includeUnuploaded: Bool?
 
     package init(enabled: Bool? = nil, maxAgeDays: Double, at: String? = nil, includeUnuploaded: Bool? = nil) {
@@ -356,9 +348,9 @@ package struct AgeDeletion: Codable, Sendable, Equatable {
 /// `warn_percent`; then, only with `include_unuploaded`, the oldest files never uploaded.
 package struct EmergencyDeletion: Codable, Sendable, Equatable {
     package var enabled: Bool?
-    /// Default 90: a warning is logged above it, and deleting stops below it.
+    /// A warning is logged above it, and deleting stops below it.
     package var warnPercent: Double?
-    /// Default 95.
+    /// Deleting starts at it.
     package var actPercent: Double?
     package var includeUnuploaded: Bool?
 
@@ -387,17 +379,17 @@ package struct MetricsSettings: Codable, Sendable, Equatable {
 /// CloudWatch PutMetricData (seed 000): `BytesUploaded`, `FileCount`, `FailureCount` and `DiskUsagePercent`
 /// with the dimension `VehicleId`, signed with the same credentials as S3.
 package struct CloudWatchSettings: Codable, Sendable, Equatable {
-    /// Default false: nothing is sent unless this is true.
+    /// Nothing is sent unless this is true.
     package var enabled: Bool?
-    /// Default `TVM/Upload`.
+    /// The metrics' namespace.
     package var namespace: String?
-    /// Default: the S3 region (`s3.region`, else the environment and the shared config, as for S3).
+    /// The region requests are signed for and sent to.
     package var region: String?
     /// An http(s) URL to send to instead of `monitoring.<region>.amazonaws.com(.cn)` (tests, VPC endpoints).
     package var endpoint: String?
-    /// The `VehicleId` dimension; default: `device`.
+    /// The `VehicleId` dimension.
     package var vehicleId: String?
-    /// Seconds between sends; default 60.
+    /// Seconds between sends.
     package var flushSeconds: Double?
 
     package init(
@@ -417,86 +409,9 @@ package struct CloudWatchSettings: Codable, Sendable, Equatable {
     }
 }
 
-// MARK: - Effective values
+// MARK: - Canonical form
 
 extension FleetConfig {
-    /// The sources with their names filled in.
-    package var effectiveSources: [SourceSettings] {
-        let list = sources ?? source.map { [$0] } ?? []
-        return list.map { source in
-            var named = source
-            if named.name == nil {
-                let last = URL(fileURLWithPath: source.path).standardizedFileURL.lastPathComponent
-                named.name = last.isEmpty || last == "/" ? "root" : last
-            }
-            return named
-        }
-    }
-
-    package var effectiveDevice: String {
-        device ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "unknown"
-    }
-
-    package var effectiveKeyTemplate: String {
-        keys?.template ?? (sources != nil ? "{device}/{date}/{source}/{relpath}" : "{prefix}/{relpath}")
-    }
-
-    package var effectivePrefix: String { s3.prefix ?? "" }
-    package var firstDirIsBucket: Bool { keys?.firstDirIsBucket ?? false }
-    package var effectiveWorkers: Int { upload?.workers ?? 15 }
-    package var multipartThresholdBytes: Int64 { Int64(upload?.multipartThresholdMb ?? 64) * 1024 * 1024 }
-    package var partSizeBytes: Int64 { Int64(upload?.partSizeMb ?? 16) * 1024 * 1024 }
-    package var partConcurrency: Int { upload?.partConcurrency ?? 4 }
-    package var maxAttempts: Int { upload?.maxAttempts ?? 10 }
-    package var backoff: Backoff {
-        Backoff(baseSeconds: upload?.backoffBaseSeconds ?? 1, capSeconds: upload?.backoffCapSeconds ?? 60)
-    }
-    package var giveUpAfterSeconds: Double { upload?.giveUpAfterSeconds ?? 600 }
-    package var compareWithBucket: Bool { upload?.compareWithBucket ?? false }
-    package var deleteAfterUpload: Bool { upload?.deleteAfterUpload ?? false }
-    package var removeEmptyDirectories: Bool { upload?.removeEmptyDirectories ?? false }
-    package var minAgeSeconds: Int { scan?.minAgeSeconds ?? 0 }
-    package var maxAgeDays: Double? { scan?.maxAgeDays }
-    package var followSymlinks: Bool { scan?.followSymlinks ?? false }
-    package var retryRounds: Int { retry?.rounds ?? 5 }
-    package var retryRoundBackoff: Backoff {
-        Backoff(baseSeconds: retry?.roundBackoffBaseSeconds ?? 30, capSeconds: retry?.roundBackoffCapSeconds ?? 900)
-    }
-    package var maxFileAttempts: Int { retry?.maxFileAttempts ?? 100 }
-
-    package var stabilitySeconds: Double { agent?.stabilitySeconds ?? 60 }
-    package var rescanSeconds: Double { (agent?.rescanMinutes ?? 10) * 60 }
-    package var scanExistingFiles: Bool { agent?.scanExistingFiles ?? true }
-    package var uploadOnStart: Bool { agent?.uploadOnStart ?? true }
-    package var batchUpload: Bool { agent?.batchUpload ?? true }
-    package var heartbeatSeconds: Double { agent?.heartbeatSeconds ?? 60 }
-    package var stopTimeoutSeconds: Double { agent?.stopTimeoutSeconds ?? 20 }
-    /// The agent's start-up scan looks back this far: `scan.max_age_days`, default 3.
-    package var agentMaxAgeDays: Double { scan?.maxAgeDays ?? 3 }
-
-    /// `metrics.cloudwatch` when it is present and enabled.
-    package var enabledCloudWatch: CloudWatchSettings? {
-        metrics?.cloudwatch.flatMap { $0.enabled == true ? $0 : nil }
-    }
-
-    /// The zone for schedules and operational hours, resolved from `agent.timezone`.
-    package var agentTimeZone: TimeZone {
-        switch agent?.timezone {
-        case nil, "local": TimeZone.current
-        case "UTC", "utc": TimeZone(identifier: "UTC")!
-        case let name?: TimeZone(identifier: name) ?? TimeZone.current
-        }
-    }
-
-    /// The zone for `{date}`, resolved from `keys.timezone`.
-    package var dateTimeZone: TimeZone {
-        switch keys?.timezone {
-        case nil, "UTC", "utc": TimeZone(identifier: "UTC")!
-        case "local": TimeZone.current
-        case let name?: TimeZone(identifier: name) ?? TimeZone(identifier: "UTC")!
-        }
-    }
-
     /// The configuration as canonical JSON (sorted keys, snake_case): what the ledger stores and hashes.
     package func canonicalJSON() -> Data {
         let encoder = JSONEncoder()

@@ -34,15 +34,14 @@ package struct KeyMapper: Sendable {
     package static let maximumKeyBytes = 1024
 
     package init(config: FleetConfig) throws(KeyTemplateError) {
-        template = try KeyTemplate(config.effectiveKeyTemplate)
-        bucket = config.firstDirIsBucket ? nil : config.s3.bucket
-        prefix = config.effectivePrefix
-        device = config.effectiveDevice
+        let resolved = config.resolved
+        template = try KeyTemplate(resolved.keys.template)
+        bucket = resolved.keys.firstDirIsBucket ? nil : config.s3.bucket
+        prefix = resolved.s3.prefix
+        device = resolved.device
         project = config.project.name
-        timeZone = config.dateTimeZone
-        runFolderSources = Set(
-            config.effectiveSources.filter { $0.runFolders ?? ($0.name == "ros") }.compactMap(\.name)
-        )
+        timeZone = resolved.keys.timeZone
+        runFolderSources = Set(resolved.sources.filter { $0.runFolders == true }.compactMap(\.name))
     }
 
     /// - Parameters:

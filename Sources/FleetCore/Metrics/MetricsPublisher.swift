@@ -50,7 +50,7 @@ package final class MetricsPublisher: Sendable {
     ///
     /// - Parameters:
     ///   - client: Where the data go.
-    ///   - flushInterval: Seconds between flushes; default 60.
+    ///   - flushInterval: Seconds between flushes; default: `metrics.cloudwatch.flush_seconds`'s.
     ///   - flushThreshold: A flush starts as soon as this many data wait; default 20.
     ///   - capacity: The most data kept while CloudWatch cannot be reached; default 10 000.
     ///   - warningInterval: At most one warning about failed requests per this many seconds; default 300.
@@ -58,7 +58,7 @@ package final class MetricsPublisher: Sendable {
     ///   - logger: For failures (`warning`, rate-limited) and sends (`debug`).
     package init(
         client: CloudWatchClient,
-        flushInterval: Double = 60,
+        flushInterval: Double = ResolvedConfig.Metrics.CloudWatch.defaultFlushSeconds,
         flushThreshold: Int = 20,
         capacity: Int = 10_000,
         warningInterval: Double = 300,

@@ -139,9 +139,9 @@ package struct Preflight {
 
     /// The configured bucket, or with `keys.first_dir_is_bucket` the first-level directories of every source.
     func destinationBuckets() -> [String] {
-        if let bucket = config.s3.bucket, !config.firstDirIsBucket { return [bucket] }
+        if let bucket = config.s3.bucket, !config.resolved.keys.firstDirIsBucket { return [bucket] }
         var names: Set<String> = []
-        for source in config.effectiveSources {
+        for source in config.resolved.sources {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: source.path)) ?? []
             for entry in entries {
                 var isDirectory: ObjCBool = false

@@ -43,7 +43,7 @@ package struct SourceWalk {
         progress: (String, ScanCounts) -> Void = { _, _ in },
         accept: (WalkedFile) throws -> Void
     ) throws -> ScanCounts {
-        let sources = config.effectiveSources
+        let sources = config.resolved.sources
         for (index, source) in sources.enumerated() where !FileManager.default.isReadableDirectory(source.path) {
             let key = config.sources != nil ? "sources[\(index)].path" : "source.path"
             throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
@@ -52,7 +52,11 @@ package struct SourceWalk {
         for source in sources {
             let name = source.name ?? ""
             let root = Array(source.path.utf8).trailingSlashRemoved
-            let scanner = Scanner(root: source.path, rules: rules(for: source), followSymlinks: config.followSymlinks)
+            let scanner = Scanner(
+                root: source.path,
+                rules: rules(for: source),
+                followSymlinks: config.resolved.scan.followSymlinks
+            )
             let counts = try scanner.run(
                 now: now,
                 problems: { problem in
@@ -88,12 +92,13 @@ package struct SourceWalk {
 
     /// The source's own patterns together with the scan-wide ones.
     func rules(for source: SourceSettings) -> ScanRules {
-        let include = ((source.include ?? []) + (config.scan?.include ?? [])).compactMap { try? GlobPattern($0) }
-        let exclude = ((source.exclude ?? []) + (config.scan?.exclude ?? [])).compactMap { try? GlobPattern($0) }
+        let scan = config.resolved.scan
+        let include = ((source.include ?? []) + scan.include).compactMap { try? GlobPattern($0) }
+        let exclude = ((source.exclude ?? []) + scan.exclude).compactMap { try? GlobPattern($0) }
         return ScanRules(
             filter: GlobFilter(include: include, exclude: exclude),
-            minAgeSeconds: config.minAgeSeconds,
-            maxAgeDays: config.maxAgeDays
+            minAgeSeconds: scan.minAgeSeconds,
+            maxAgeDays: scan.maxAgeDays
         )
     }
 }

@@ -35,23 +35,23 @@ package struct UploadPlanner {
         let mapper = try KeyMapper(config: config)
         // The same region and endpoint a real upload would use.
         let endpoint = try S3Context(config: config).endpoint
-        let sources = config.effectiveSources
-        let threshold = config.multipartThresholdBytes
+        let sources = config.resolved.sources
+        let threshold = config.resolved.upload.multipartThresholdBytes
         var plan = UploadPlan(
             project: config.project.name,
-            device: config.effectiveDevice,
+            device: config.resolved.device,
             configHash: config.hash,
             ledger: ledger.location,
             schemaVersion: try ledger.schemaVersion(),
             bucket: mapper.bucket,
-            prefix: config.effectivePrefix,
+            prefix: config.resolved.s3.prefix,
             region: endpoint.region,
             endpoint: config.s3.endpoint,
             keyTemplate: mapper.template.description,
             sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) }
         )
         plan.multipartThresholdBytes = threshold
-        plan.workers = config.effectiveWorkers
+        plan.workers = config.resolved.upload.workers
 
         var scanSeconds = 0.0
         let comparison = try ledger.comparePlan(projectName: config.project.name, multipartThreshold: threshold) {

@@ -38,7 +38,6 @@ package struct TriggerOptions: Sendable, Equatable {
     ///   - overrides: the values given on the command line.
     /// - Throws: `ConfigError` when there is no URL or an override is out of range.
     package init(settings: TriggerSettings?, overrides: TriggerSettings = TriggerSettings()) throws(ConfigError) {
-        let base = settings ?? TriggerSettings()
         func invalid(_ key: String, _ message: String) -> ConfigError {
             ConfigError(keyPath: "trigger.\(key)", origin: "command line", message)
         }
@@ -47,7 +46,18 @@ package struct TriggerOptions: Sendable, Equatable {
             // `--header` flags are not numbered the way a configuration's list is.
             throw invalid(key.hasPrefix("headers[") ? "headers" : key, message)
         }
-        guard let url = overrides.url ?? base.url else {
+        // A value given on the command line replaces the file's; then the defaults fill in the rest.
+        var merged = settings ?? TriggerSettings()
+        merged.url = overrides.url ?? merged.url
+        merged.timeoutSeconds = overrides.timeoutSeconds ?? merged.timeoutSeconds
+        merged.maxAttempts = overrides.maxAttempts ?? merged.maxAttempts
+        merged.backoffBaseSeconds = overrides.backoffBaseSeconds ?? merged.backoffBaseSeconds
+        merged.backoffCapSeconds = overrides.backoffCapSeconds ?? merged.backoffCapSeconds
+        merged.onlyIf = overrides.onlyIf ?? merged.onlyIf
+        merged.withKeys = overrides.withKeys ?? merged.withKeys
+        let resolved = ResolvedConfig.Trigger(merged)
+
+        guard let url = resolved.url else {
             throw ConfigError(
                 keyPath: "trigger.url",
                 "is not set: no URL was given and the configuration has no trigger.url"
@@ -55,7 +65,7 @@ package struct TriggerOptions: Sendable, Equatable {
         }
         self.url = url
 
-        var headers = base.headers ?? []
+        var headers = resolved.headers
         for header in overrides.headers ?? [] {
             guard let (name, _) = TriggerSettings.parseHeader(header) else { continue }  // refused above
             headers.removeAll { TriggerSettings.parseHeader($0)?.name.lowercased() == name.lowercased() }
@@ -63,12 +73,9 @@ package struct TriggerOptions: Sendable, Equatable {
         }
         self.headers = headers
 
-        timeoutSeconds = overrides.timeoutSeconds ?? base.timeoutSeconds ?? 30
-        maxAttempts = overrides.maxAttempts ?? base.maxAttempts ?? 5
-        backoff = Backoff(
-            baseSeconds: overrides.backoffBaseSeconds ?? base.backoffBaseSeconds ?? 1,
-            capSeconds: overrides.backoffCapSeconds ?? base.backoffCapSeconds ?? 30
-        )
+        timeoutSeconds = resolved.timeoutSeconds
+        maxAttempts = resolved.maxAttempts
+        backoff = resolved.backoff
         // One value from the command line and the other from the file: only together can they disagree.
         if overrides.backoffBaseSeconds != nil || overrides.backoffCapSeconds != nil,
             backoff.capSeconds < backoff.baseSeconds
@@ -78,12 +85,12 @@ package struct TriggerOptions: Sendable, Equatable {
                 "must be at least the base (\(backoff.baseSeconds)), got \(backoff.capSeconds)"
             )
         }
-        let condition = overrides.onlyIf ?? base.onlyIf ?? Condition.always.rawValue
+        let condition = resolved.onlyIf
         guard let onlyIf = Condition(rawValue: condition) else {
             throw invalid("only_if", "must be always or complete, got '\(condition)'")
         }
         self.onlyIf = onlyIf
-        withKeys = overrides.withKeys ?? base.withKeys ?? false
+        withKeys = resolved.withKeys
     }
 
     // MARK: - Request headers

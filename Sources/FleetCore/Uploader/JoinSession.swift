@@ -69,7 +69,7 @@ package struct JoinSession {
 
         let started = Date()
         try ledger.prepareStaging()
-        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.effectiveWorkers)
+        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.workers)
         logger.info("joined the session", metadata: ["worker": "\(ClaimHolder.thisProcess)"])
         var failure: (any Error)?
         var uploadedButUnrecorded: [Int64] = []
@@ -90,7 +90,7 @@ package struct JoinSession {
                     sessionID: sessionID,
                     batchSize: claimBatch,
                     state: state,
-                    afterScan: config.compareWithBucket
+                    afterScan: config.resolved.upload.compareWithBucket
                 )
             }
             defer { uploadedButUnrecorded = pool.uploadedButUnrecorded }

@@ -46,9 +46,9 @@ package final class ResultWriter: @unchecked Sendable {
         self.sessionID = sessionID
         self.projectID = projectID
         self.deviceID = deviceID
-        deleteAfterUpload = config.deleteAfterUpload
-        removeEmptyDirectories = config.removeEmptyDirectories
-        sourceRoots = Set(config.effectiveSources.map { Array($0.path.utf8).trailingSlashRemoved })
+        deleteAfterUpload = config.resolved.upload.deleteAfterUpload
+        removeEmptyDirectories = config.resolved.upload.removeEmptyDirectories
+        sourceRoots = Set(config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
         self.progress = progress
         self.logger = logger
     }

@@ -99,7 +99,7 @@ package struct RetrySession {
         let ledger = try Ledger(url: databaseURL, logger: logger)
         guard var session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
         let config = try ledger.sessionConfig(session, overrides: overrides)
-        let maxRounds = options.rounds ?? config.retryRounds
+        let maxRounds = options.rounds ?? config.resolved.retry.rounds
         var logger = self.logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
         if let deviceID = session.deviceID {
@@ -117,7 +117,7 @@ package struct RetrySession {
         }
 
         let statuses = Ledger.retryableStatuses(includePermanent: options.includePermanent)
-        let cap = options.auto ? config.maxFileAttempts : nil
+        let cap = options.auto ? config.resolved.retry.maxFileAttempts : nil
         // What the next round would take: counted before the first round and after each.
         var (remaining, remainingBytes) = try ledger.countRetryable(
             sessionID: sessionID,
@@ -148,7 +148,10 @@ package struct RetrySession {
                     // The outage the rounds are for may not be over: wait for it like for a round that failed.
                     unreachableWaits += 1
                     guard rounds.count + unreachableWaits < maxRounds else { break }
-                    let wait = config.retryRoundBackoff.delay(afterAttempt: unreachableWaits, using: &generator)
+                    let wait = config.resolved.retry.roundBackoff.delay(
+                        afterAttempt: unreachableWaits,
+                        using: &generator
+                    )
                     logger.warning(
                         "the store is unreachable (\(error.message)); trying again in \(Formatting.duration(wait))"
                     )
@@ -166,7 +169,7 @@ package struct RetrySession {
             }
             let before = progress.snapshot
             // Each round gets a fresh give-up clock: an outage that outlasted the last round may be over.
-            let roundState = RunState(giveUpAfter: config.giveUpAfterSeconds, parent: state)
+            let roundState = RunState(giveUpAfter: config.resolved.upload.giveUpAfterSeconds, parent: state)
             let pool = try UploadPool(
                 context: context,
                 config: config,
@@ -209,7 +212,10 @@ package struct RetrySession {
             else { break }
             // A round that gave up on the store checks it again before the next.
             if roundState.abandoned { destinationChecked = false }
-            let wait = config.retryRoundBackoff.delay(afterAttempt: rounds.count + unreachableWaits, using: &generator)
+            let wait = config.resolved.retry.roundBackoff.delay(
+                afterAttempt: rounds.count + unreachableWaits,
+                using: &generator
+            )
             logger.notice("\(remaining) files left; next round in \(Formatting.duration(wait))")
             state.pause(wait)
         }

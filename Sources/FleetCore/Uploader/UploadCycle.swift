@@ -44,7 +44,7 @@ package struct UploadCycle {
             result.retry = try retrySession.run(
                 sessionID: upload.sessionID,
                 options: options,
-                state: RunState(giveUpAfter: session.config.giveUpAfterSeconds, parent: state),
+                state: RunState(giveUpAfter: session.config.resolved.upload.giveUpAfterSeconds, parent: state),
                 progress: progress
             )
         }

@@ -16,7 +16,7 @@ package struct UploadPool {
     private let logger: Logger
     private let recordsAbandoned: Bool
 
-    /// Opens the pool's connections and starts `config.effectiveWorkers` workers on `jobs`.
+    /// Opens the pool's connections and starts `config.resolved.upload.workers` workers on `jobs`.
     ///
     /// - Parameters:
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
@@ -54,7 +54,7 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
-        for index in 0..<config.effectiveWorkers {
+        for index in 0..<config.resolved.upload.workers {
             let worker = UploadWorker(
                 index: index,
                 context: context,

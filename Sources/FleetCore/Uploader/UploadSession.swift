@@ -56,7 +56,7 @@ package struct UploadSession {
 
         let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
         let deviceID = try ledger.upsertDevice(
-            name: config.effectiveDevice,
+            name: config.resolved.device,
             hostname: ProcessInfo.processInfo.hostName,
             agentVersion: FleetVersion.number
         )
@@ -66,7 +66,7 @@ package struct UploadSession {
             projectID: projectID
         )
         let configID = try ledger.recordConfig(projectID: projectID, config: config, sourcePath: configPath)
-        let sources = config.effectiveSources
+        let sources = config.resolved.sources
         let sessionID = try ledger.openSession(
             kind: kind,
             projectID: projectID,
@@ -74,7 +74,7 @@ package struct UploadSession {
             configID: configID,
             localDirectory: sources.map(\.path).joined(separator: ", "),
             bucket: mapper.bucket,
-            prefix: config.effectivePrefix
+            prefix: config.resolved.s3.prefix
         )
         var sessionLogger = logger
         sessionLogger[metadataKey: "session.id"] = "\(sessionID)"
@@ -86,7 +86,7 @@ package struct UploadSession {
         let reconciler = Reconciler(context: context, logger: sessionLogger)
         do {
             try ledger.prepareStaging()
-            try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.effectiveWorkers)
+            try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.resolved.upload.workers)
             let pool = try UploadPool(
                 context: context,
                 config: config,
@@ -102,7 +102,7 @@ package struct UploadSession {
                     try reconciler.othersStillAtWork(sessionID: sessionID, ledger: ledger)
                 }
             }
-            if !config.compareWithBucket { pool.jobs.release() }
+            if !config.resolved.upload.compareWithBucket { pool.jobs.release() }
 
             do {
                 try record(
@@ -113,7 +113,7 @@ package struct UploadSession {
                     state: state,
                     progress: progress
                 )
-                if config.compareWithBucket {
+                if config.resolved.upload.compareWithBucket {
                     try skipWhatTheBucketHas(
                         context: context,
                         mapper: mapper,
@@ -163,9 +163,9 @@ package struct UploadSession {
             sessionID: sessionID,
             status: status,
             project: config.project.name,
-            device: config.effectiveDevice,
+            device: config.resolved.device,
             bucket: mapper.bucket,
-            prefix: config.effectivePrefix,
+            prefix: config.resolved.s3.prefix,
             totals: closed,
             durationSeconds: Date().timeIntervalSince(started),
             retries: progress.snapshot.retries,
@@ -249,8 +249,8 @@ package struct UploadSession {
         guard let bucket = mapper.bucket else { return }
         let client = try context.client(logger: logger)
         let prefix = mapper.template.listingPrefix(
-            prefix: config.effectivePrefix,
-            device: config.effectiveDevice,
+            prefix: config.resolved.s3.prefix,
+            device: config.resolved.device,
             project: config.project.name
         )
         var listing: [(String, String, Int64)] = []

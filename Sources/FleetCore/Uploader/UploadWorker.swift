@@ -54,11 +54,12 @@ struct UploadWorker {
         -> UploadOutcome
     {
         let started = Timestamp.now()
+        let settings = config.resolved.upload
         var attempts = 0
         let multipart = ParallelMultipart(
             context: context,
-            partSize: config.partSizeBytes,
-            concurrency: config.partConcurrency,
+            partSize: settings.partSizeBytes,
+            concurrency: settings.partConcurrency,
             timeouts: client.timeouts,
             logger: logger
         )
@@ -69,7 +70,7 @@ struct UploadWorker {
                 let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
                 let size = try S3Error.reading { try file.status() }.size
                 let uploaded: UploadedObject
-                if size >= config.multipartThresholdBytes {
+                if size >= settings.multipartThresholdBytes {
                     uploaded = try multipart.upload(
                         file,
                         bucket: job.bucket,
@@ -98,11 +99,11 @@ struct UploadWorker {
                 return outcome
             } catch {
                 let givingUp = error.isTransient && state.recordTransientFailure(error)
-                if error.isTransient, attempts < config.maxAttempts, !givingUp, !state.stopRequested {
-                    let wait = config.backoff.delay(afterAttempt: attempts, using: &generator)
+                if error.isTransient, attempts < settings.maxAttempts, !givingUp, !state.stopRequested {
+                    let wait = settings.backoff.delay(afterAttempt: attempts, using: &generator)
                     progress.update { $0.retries += 1 }
                     logger.notice(
-                        "retry \(attempts)/\(config.maxAttempts) in \(String(format: "%.1f", wait)) s",
+                        "retry \(attempts)/\(settings.maxAttempts) in \(String(format: "%.1f", wait)) s",
                         metadata: [
                             "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)",
                             "error": "\(error.message)",
@@ -112,7 +113,7 @@ struct UploadWorker {
                     continue
                 }
                 progress.update { $0.failedFiles += 1 }
-                if !error.isTransient, job.size >= config.multipartThresholdBytes {
+                if !error.isTransient, job.size >= settings.multipartThresholdBytes {
                     // Parts earlier runs sent for this file can never be completed now.
                     multipart.abandonRecorded(bucket: job.bucket, key: job.key, client: client, journaling: journaling)
                 }

@@ -227,8 +227,8 @@ struct AgentConfigValidationTests {
 
             """
         )
-        #expect(config.stabilitySeconds == 0)
-        #expect(config.agentTimeZone.identifier == "Asia/Shanghai")
+        #expect(config.resolved.agent.stabilitySeconds == 0)
+        #expect(config.resolved.agent.timeZone.identifier == "Asia/Shanghai")
         #expect(UploadSchedule(settings: config.agent?.schedule) == .every(seconds: 7200))
         #expect(
             OperationalHours(settings: config.agent?.operationalHours)
@@ -243,15 +243,15 @@ struct AgentConfigValidationTests {
             .standardizedFileURL
         let config = try ConfigLoader.load(path: root.appendingPathComponent("examples/agent.yaml").path)
         #expect(config.problems().isEmpty)
-        #expect(config.stabilitySeconds == 60)
+        #expect(config.resolved.agent.stabilitySeconds == 60)
         #expect(UploadSchedule(settings: config.agent?.schedule) == .every(seconds: 7200))
         #expect(
             OperationalHours(settings: config.agent?.operationalHours)
                 == OperationalHours(start: ClockTime(hour: 9, minute: 0), end: ClockTime(hour: 16, minute: 0))
         )
-        #expect(config.batchUpload)
-        #expect(config.uploadOnStart)
-        #expect(config.scanExistingFiles)
+        #expect(config.resolved.agent.batchUpload)
+        #expect(config.resolved.agent.uploadOnStart)
+        #expect(config.resolved.agent.scanExistingFiles)
         #expect(config.deletion?.afterUpload?.keepDays == 7)
         #expect(config.deletion?.age?.maxAgeDays == 14)
         #expect(config.deletion?.age?.at == "02:00")

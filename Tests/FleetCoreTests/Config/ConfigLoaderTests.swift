@@ -104,11 +104,11 @@ struct ConfigLoaderTests {
         #expect(config.project.name == "p")
         #expect(config.s3.bucket == "fleet-data")
         #expect(config.source?.path == "/data")
-        #expect(config.effectiveWorkers == 15)
-        #expect(config.effectiveKeyTemplate == "{prefix}/{relpath}")
+        #expect(config.resolved.upload.workers == 15)
+        #expect(config.resolved.keys.template == "{prefix}/{relpath}")
         #expect(config.s3.region == nil)
-        #expect(config.effectiveSources.map(\.name) == ["data"])
-        #expect(config.multipartThresholdBytes == 64 * 1024 * 1024)
+        #expect(config.resolved.sources.map(\.name) == ["data"])
+        #expect(config.resolved.upload.multipartThresholdBytes == 64 * 1024 * 1024)
     }
 
     @Test func decodesSnakeCaseKeysFromYAML() throws {
@@ -135,8 +135,8 @@ struct ConfigLoaderTests {
         #expect(config.scan?.include == ["*.bag", "raw/"])
         #expect(config.upload?.workers == 15)
         #expect(config.upload?.multipartThresholdMb == 128)
-        #expect(config.partSizeBytes == 32 * 1024 * 1024)
-        #expect(config.dateTimeZone.identifier == "Asia/Shanghai")
+        #expect(config.resolved.upload.partSizeBytes == 32 * 1024 * 1024)
+        #expect(config.resolved.keys.timeZone.identifier == "Asia/Shanghai")
     }
 
     @Test func yamlPlainNumberDecodesAsInteger() throws {
@@ -186,7 +186,7 @@ struct ConfigLoaderTests {
     @Test func nullMeansAbsent() throws {
         let config = try Self.decodeJSON(#""device": null, "upload": {"workers": null}"#)
         #expect(config.device == nil)
-        #expect(config.effectiveWorkers == 15)
+        #expect(config.resolved.upload.workers == 15)
         #expect(try Self.decodeYAML("device: ~\nupload:\n").device == nil)
     }
 

@@ -199,7 +199,8 @@ struct CloudWatchRequestTests {
                 """
             )
         )
-        #expect(good.enabledCloudWatch?.vehicleId == "vehicle-CN-001")
+        #expect(good.resolved.metrics.cloudwatch.enabled)
+        #expect(good.resolved.metrics.cloudwatch.vehicleId == "vehicle-CN-001")
     }
 
     private func header(_ name: String, in request: HTTPRequest) -> String? {
