@@ -140,7 +140,7 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     package var partSizeMb: Int?
     /// Parts of one large file sent at once.
     package var partConcurrency: Int?
-    /// Attempts per file within a run for transient errors (seed 001).
+    /// Attempts per file within a run for transient errors.
     package var maxAttempts: Int?
     /// Exponential backoff with full jitter between attempts: the first wait is up to this long.
     package var backoffBaseSeconds: Double?
@@ -222,7 +222,7 @@ package struct TriggerSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// `master run`: how the agent notices files and when it uploads them (seed 000's daemon).
+/// `master run`: how the agent notices files and when it uploads them.
 package struct AgentSettings: Codable, Sendable, Equatable {
     /// A file is ready when its size and mtime have not changed for this long.
     package var stabilitySeconds: Double?
@@ -376,7 +376,7 @@ package struct MetricsSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// CloudWatch PutMetricData (seed 000): `BytesUploaded`, `FileCount`, `FailureCount` and `DiskUsagePercent`
+/// CloudWatch PutMetricData: `BytesUploaded`, `FileCount`, `FailureCount` and `DiskUsagePercent`
 /// with the dimension `VehicleId`, signed with the same credentials as S3.
 package struct CloudWatchSettings: Codable, Sendable, Equatable {
     /// Nothing is sent unless this is true.
