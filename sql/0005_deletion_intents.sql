@@ -10,7 +10,7 @@
 -- another of the same size and mtime is another inode, and is not deleted as the uploaded one.
 
 ALTER TABLE local_deletions
-    ADD COLUMN state text NOT NULL DEFAULT 'deleted' CHECK (state IN ('intended', 'deleted')),
+    ADD COLUMN state text NOT NULL DEFAULT 'deleted',
     ADD COLUMN holder text,                  -- hostname:pid of the process that intends the deletion
     ADD COLUMN local_path_bytes bytea,       -- the exact path, only when it is not valid UTF-8
     ADD COLUMN bucket text,                  -- where the file was (or would be) uploaded, for matching its rows
@@ -19,5 +19,9 @@ ALTER TABLE local_deletions
 ALTER TABLE file_uploads
     ADD COLUMN file_device bigint,           -- st_dev of the file the upload read
     ADD COLUMN file_inode bigint;            -- st_ino, as a signed 64-bit bit pattern
+
+-- Every existing row is 'deleted' (the default): the check need not scan the table to hold.
+ALTER TABLE local_deletions
+    ADD CONSTRAINT local_deletions_state_check CHECK (state IN ('intended', 'deleted')) NOT VALID;
 
 CREATE INDEX local_deletions_intended ON local_deletions (device_id) WHERE state = 'intended';

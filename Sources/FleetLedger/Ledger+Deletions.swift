@@ -248,11 +248,14 @@ extension Ledger {
         }
     }
 
-    /// Intents on this device that are not settled: each with its file's path and the process that holds it.
-    package func openDeletionIntents(deviceID: Int64) throws -> [(id: Int64, path: [UInt8], holder: String)] {
+    /// Intents on this device that are not settled: each with its file's path, the process that holds it and
+    /// when it was recorded.
+    package func openDeletionIntents(
+        deviceID: Int64
+    ) throws -> [(id: Int64, path: [UInt8], holder: String, recordedAt: Timestamp)] {
         let rows = try connection.execute(
             """
-            SELECT id, local_path, local_path_bytes, holder FROM local_deletions
+            SELECT id, local_path, local_path_bytes, holder, deleted_at FROM local_deletions
             WHERE device_id = \(deviceID) AND state = 'intended'
             ORDER BY id
             """
@@ -263,7 +266,8 @@ extension Ledger {
             return (
                 try rows.decode(Int64.self, row, 0, in: "local_deletions"),
                 bytes.map(Ledger.decodeByteaHex) ?? Array(display.utf8),
-                try rows.decode(String.self, row, 3, in: "local_deletions")
+                try rows.decode(String.self, row, 3, in: "local_deletions"),
+                try rows.decode(Timestamp.self, row, 4, in: "local_deletions")
             )
         }
     }

@@ -8,7 +8,8 @@ package struct RecordedMultipartUpload: Sendable, Equatable {
     /// The file the upload was sending: its size, mtime and part size when the upload started.
     package var size: Int64
     package var mtime: Timestamp
-    package var partSize: Int64
+    /// `nil` when it was never recorded: the upload can then only be aborted, not resumed.
+    package var partSize: Int64?
     /// Rows that sent parts of it (several when a later run took it over), with their holders.
     package var holders: [Holder]
     /// Every part recorded for it, one per part number (the latest when a part was sent twice).
@@ -80,8 +81,9 @@ extension Ledger {
                     uploadID: uploadID,
                     size: try rows.decode(Int64.self, row, 1, in: "file_uploads"),
                     mtime: try rows.decode(Timestamp.self, row, 2, in: "file_uploads"),
-                    // Recorded together with the upload id (`recordMultipartUpload`).
-                    partSize: try rows.decode(Int64.self, row, 3, in: "file_uploads"),
+                    // Recorded with the upload id (`recordMultipartUpload`), unless that recording failed while the
+                    // result still named the upload: then the upload cannot be resumed, only aborted.
+                    partSize: try rows.decodeIfPresent(Int64.self, row, 3, in: "file_uploads"),
                     holders: [holder],
                     parts: []
                 )

@@ -128,15 +128,17 @@ extension Ledger {
             GROUP BY f.claimed_by
             """
         )
-        // Every claim sets `claimed_at` with `claimed_by`, so only the heartbeat (no `session_workers` row: a
-        // `retry`) may be missing.
+        // The heartbeat is missing for a holder without a `session_workers` row (a `retry`). Claims without a
+        // `claimed_at` (older binaries) count as abandoned, as `deadClaims` treats them: claimed forever ago, by
+        // a process that started at the earliest possible moment, so a live process with that pid is another.
         return try (0..<rows.rowCount).map { row in
             ClaimHolder(
                 holder: try rows.decode(String.self, row, 0, in: "file_uploads"),
                 files: try rows.decode(Int.self, row, 1, in: "file_uploads"),
                 silentFor: try rows.decodeIfPresent(Double.self, row, 2, in: "session_workers"),
-                claimedFor: try rows.decode(Double.self, row, 3, in: "file_uploads"),
-                since: try rows.decode(Timestamp.self, row, 4, in: "file_uploads")
+                claimedFor: try rows.decodeIfPresent(Double.self, row, 3, in: "file_uploads") ?? .infinity,
+                since: try rows.decodeIfPresent(Timestamp.self, row, 4, in: "file_uploads")
+                    ?? Timestamp(microseconds: 0)
             )
         }
     }

@@ -1,3 +1,4 @@
+import FleetLedger
 import FleetSystem
 import FleetTestSupport
 import Foundation
@@ -432,6 +433,42 @@ struct DeletionPoliciesTests {
         #expect(report?.deletedFiles == 0)
         #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'deleted'") == 2)
         #expect(try fixture.count("SELECT count(*) FROM file_uploads WHERE local_deleted_at IS NOT NULL") == 2)
+    }
+
+    @Test func aFileListedTwiceIsDeletedAndRecordedOnce() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let url = try fixture.tree.file("twice.log")
+        _ = try fixture.upload()
+        let ids = try fixture.ids()
+        let path = Array(url.path.utf8)
+        let record = LocalDeletionRecord(
+            path: path,
+            displayPath: url.path,
+            size: 16,
+            mtime: try LocalFile(path: url.path).status().mtime,
+            wasUploaded: true,
+            sessionID: nil,
+            bucket: "",
+            key: ""
+        )
+        let candidate = LocalDeleter.Candidate(
+            record: record,
+            root: Array(fixture.tree.root.path.utf8),
+            expected: try LocalFile(path: url.path).status().identity
+        )
+        let deleter = LocalDeleter(
+            ledger: try fixture.database.ledger(),
+            projectID: ids.project,
+            deviceID: ids.device,
+            logger: quietLogger
+        )
+
+        let outcomes = try deleter.delete([candidate, candidate], reason: "age")
+
+        #expect(outcomes == [.removed, .vanished])
+        #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'deleted'") == 1)
+        #expect(try fixture.count("SELECT count(*) FROM local_deletions WHERE state = 'intended'") == 0)
     }
 
     @Test func intentsADeadProcessLeftAreConfirmedWhenTheFileIsGoneAndWithdrawnWhenNot() throws {

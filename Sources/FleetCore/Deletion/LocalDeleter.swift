@@ -42,8 +42,10 @@ package struct LocalDeleter {
     package var deviceID: Int64
     package var logger: Logger
 
-    /// Intents this process is between recording and settling: `settleLeftovers` leaves them alone.
-    private static let inFlight = Mutex<Set<Int64>>([])
+    /// Intents of this process whose settling failed (`UnconfirmedDeletions`): the only intents of its own that
+    /// `settleLeftovers` may settle. Every other intent this process holds may be in the middle of a `delete`
+    /// on another thread.
+    private static let orphaned = Mutex<Set<Int64>>([])
 
     package init(ledger: Ledger, projectID: Int64, deviceID: Int64, logger: Logger) {
         self.ledger = ledger
@@ -63,39 +65,46 @@ package struct LocalDeleter {
     ///   every file).
     package func delete(_ candidates: [Candidate], reason: String) throws -> [LocalRemoval.Outcome] {
         guard !candidates.isEmpty else { return [] }
-        let ids = try ledger.reconnecting {
-            try ledger.intendDeletions(
-                candidates.map(\.record),
-                reason: reason,
-                projectID: projectID,
-                deviceID: deviceID
-            )
+        // A path listed twice (overlapping sources) is deleted once: the first listing carries it.
+        var first: [[UInt8]: Int] = [:]
+        var unique: [Candidate] = []
+        for (index, candidate) in candidates.enumerated() where first[candidate.record.path] == nil {
+            first[candidate.record.path] = index
+            unique.append(candidate)
         }
-        Self.inFlight.withLock { $0.formUnion(ids.values) }
-        defer { Self.inFlight.withLock { $0.subtract(ids.values) } }
+        // Not retried on a broken connection: intents the lost answer may have committed are this process's
+        // until it ends, then the next run settles them by what is on disk.
+        let ids = try ledger.intendDeletions(
+            unique.map(\.record),
+            reason: reason,
+            projectID: projectID,
+            deviceID: deviceID
+        )
 
-        var outcomes: [LocalRemoval.Outcome] = []
+        var removal: [[UInt8]: LocalRemoval.Outcome] = [:]
         var deleted: [Int64] = []
         var kept: [Int64] = []
-        for candidate in candidates {
-            guard let id = ids[candidate.record.path] else {
-                // Not recorded (cannot happen for distinct paths): not deleted either.
-                outcomes.append(.failed("its deletion was not recorded"))
+        for candidate in unique {
+            let path = candidate.record.path
+            guard let id = ids[path] else {
+                removal[path] = .failed("its deletion was not recorded")
                 continue
             }
-            let outcome = LocalRemoval.removeRegularFile(
-                candidate.record.path,
-                root: candidate.root,
-                expected: candidate.expected
-            )
-            outcomes.append(outcome)
+            let outcome = LocalRemoval.removeRegularFile(path, root: candidate.root, expected: candidate.expected)
+            removal[path] = outcome
             if outcome == .removed { deleted.append(id) } else { kept.append(id) }
+        }
+        let outcomes = candidates.enumerated().map { index, candidate in
+            let outcome = removal[candidate.record.path] ?? .failed("its deletion was not recorded")
+            let repeated = first[candidate.record.path] != index
+            return repeated && outcome == .removed ? .vanished : outcome
         }
         do {
             try ledger.reconnecting {
                 try ledger.settleDeletions(deleted: deleted, kept: kept, projectID: projectID, deviceID: deviceID)
             }
         } catch {
+            Self.orphaned.withLock { $0.formUnion(deleted + kept) }
             let gone = zip(candidates, outcomes).filter { $0.1 == .removed }.map(\.0.record.displayPath)
             logger.error(
                 "deleted \(gone.count) files but cannot confirm it in the ledger; the next run settles them",
@@ -115,31 +124,28 @@ package struct LocalDeleter {
     /// - Returns: how many intents became deletions and how many were withdrawn.
     @discardableResult
     package func settleLeftovers() throws -> (deleted: Int, withdrawn: Int) {
-        let hostname = ProcessInfo.processInfo.hostName
-        let ownPID = getpid()
-        let inFlight = Self.inFlight.withLock { $0 }
+        let own = ClaimHolder.thisProcess
+        let hostname = own[..<(own.lastIndex(of: ":") ?? own.endIndex)]
+        let orphaned = Self.orphaned.withLock { $0 }
         var deleted: [Int64] = []
         var withdrawn: [Int64] = []
         for intent in try ledger.openDeletionIntents(deviceID: deviceID) {
-            guard let colon = intent.holder.lastIndex(of: ":"), intent.holder[..<colon] == hostname,
-                let pid = Int32(intent.holder[intent.holder.index(after: colon)...])
-            else { continue }
-            if pid == ownPID {
-                if inFlight.contains(intent.id) { continue }
-            } else if LocalProcess.exists(pid) {
-                continue
+            if intent.holder == own {
+                guard orphaned.contains(intent.id) else { continue }
+            } else {
+                guard let colon = intent.holder.lastIndex(of: ":"), intent.holder[..<colon] == hostname,
+                    let pid = Int32(intent.holder[intent.holder.index(after: colon)...]),
+                    !LocalProcess.isAlive(pid, since: intent.recordedAt)
+                else { continue }
             }
-            var info = stat()
-            do {
-                try intent.path.withCPath { path throws(SystemCallError) in
-                    try Syscall.call("lstat") { lstat(path, &info) }
-                }
-                withdrawn.append(intent.id)
-            } catch {
-                if error.code == ENOENT || error.code == ENOTDIR { deleted.append(intent.id) } else { continue }
+            switch Self.state(of: intent.path) {
+            case .gone: deleted.append(intent.id)
+            case .present: withdrawn.append(intent.id)
+            case .unknown: continue
             }
         }
         try ledger.settleDeletions(deleted: deleted, kept: withdrawn, projectID: projectID, deviceID: deviceID)
+        Self.orphaned.withLock { $0.subtract(deleted + withdrawn) }
         if !deleted.isEmpty || !withdrawn.isEmpty {
             logger.notice(
                 "settled deletions a stopped process left open",
@@ -147,5 +153,32 @@ package struct LocalDeleter {
             )
         }
         return (deleted.count, withdrawn.count)
+    }
+
+    /// Whether a file an intent names is still there. Gone only when its directory is there without it: a
+    /// directory that is missing (a source not mounted yet) or cannot be examined says nothing.
+    private static func state(of path: [UInt8]) -> (FileState) {
+        guard let slash = path.lastIndex(of: UInt8(ascii: "/")) else { return .unknown }
+        let directory = slash == 0 ? [UInt8(ascii: "/")] : Array(path[..<slash])
+        var info = stat()
+        do {
+            try directory.withCPath { name throws(SystemCallError) in
+                try Syscall.call("lstat") { lstat(name, &info) }
+            }
+        } catch {
+            return .unknown
+        }
+        do {
+            try path.withCPath { name throws(SystemCallError) in
+                try Syscall.call("lstat") { lstat(name, &info) }
+            }
+            return .present
+        } catch {
+            return error.code == ENOENT ? .gone : .unknown
+        }
+    }
+
+    private enum FileState {
+        case gone, present, unknown
     }
 }

@@ -126,11 +126,30 @@ package enum LocalRemoval {
                 try Syscall.call("fcntl") { fcntl(descriptor, LocalRemoval.setLease, F_WRLCK) }
             } catch {
                 if error.code == EAGAIN || error.code == EBUSY { return .inUse }
-                return unlink(name, in: directory)
+                return unlinkIfStill(found, name, in: directory, opened: descriptor)
             }
             defer { _ = fcntl(descriptor, LocalRemoval.setLease, F_UNLCK) }
-            return unlink(name, in: directory)
+            return unlinkIfStill(found, name, in: directory, opened: descriptor)
         }
+        return unlinkIfStill(found, name, in: directory, opened: nil)
+    }
+
+    /// Unlinks `name` if the file opened (when it could be) and the entry are still the one examined: a file
+    /// renamed over it since is another inode and stays.
+    private static func unlinkIfStill(
+        _ examined: FileIdentity,
+        _ name: [UInt8],
+        in directory: Int32,
+        opened descriptor: Int32?
+    ) -> Outcome {
+        if let descriptor {
+            var info = stat()
+            guard (try? Syscall.call("fstat", { fstat(descriptor, &info) })) != nil,
+                UInt64(info.st_dev) == examined.device, UInt64(info.st_ino) == examined.inode
+            else { return .changed }
+        }
+        guard let info = try? entryStatus(name, in: directory) else { return .vanished }
+        guard UInt64(info.st_dev) == examined.device, UInt64(info.st_ino) == examined.inode else { return .changed }
         return unlink(name, in: directory)
     }
 
