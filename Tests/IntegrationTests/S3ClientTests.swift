@@ -263,6 +263,24 @@ struct S3ClientTests {
         #expect(error.kind == .signatureMismatch)
     }
 
+    @Test(arguments: ["CompleteMultipartUploadResult", "CompleteMultipartUploadResponse"])
+    func completeMultipartUploadAcceptsEitherRootName(root: String) throws {
+        // Some S3-compatible stores answer CompleteMultipartUpload with a `…Response` root.
+        let receiver = try HTTPReceiver(body: "<\(root)><Bucket>b</Bucket><ETag>\"abc-2\"</ETag></\(root)>")
+        defer { receiver.stop() }
+        let origin = try #require(URL(string: receiver.url)).deletingLastPathComponent().deletingLastPathComponent()
+        let client = try TestS3().client(endpoint: origin.absoluteString)
+
+        let etag = try client.completeMultipartUpload(
+            bucket: "b",
+            key: "k",
+            uploadID: "u",
+            parts: [UploadedPart(partNumber: 1, etag: "\"e1\"", checksumSHA256: nil, size: 5)]
+        )
+
+        #expect(etag == "\"abc-2\"")
+    }
+
     @Test func vanishedFileIsAPermanentFileMissing() throws {
         let error = try #require(throws: S3Error.self) {
             try S3Error.reading { try LocalFile(path: "/nonexistent/fleet/file.bin") }

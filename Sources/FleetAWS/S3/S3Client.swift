@@ -179,7 +179,7 @@ package final class S3Client {
         if !prefix.isEmpty { query.append(("prefix", prefix)) }
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
         let response = try send("GET", bucket: bucket, query: query, resource: "bucket \(bucket)")
-        let document = try parse(response, expecting: "ListBucketResult")
+        let document = try parse(response, expecting: ["ListBucketResult"])
         let objects = document.all("Contents").map { item in
             ListedObject(
                 key: S3Client.urlDecoded(item["Key"] ?? ""),
@@ -288,7 +288,7 @@ package final class S3Client {
             headers: [("content-type", "application/octet-stream"), ("x-amz-checksum-algorithm", "SHA256")],
             resource: "s3://\(bucket)/\(key)"
         )
-        let document = try parse(response, expecting: "InitiateMultipartUploadResult")
+        let document = try parse(response, expecting: ["InitiateMultipartUploadResult"])
         guard let uploadID = document["UploadId"], !uploadID.isEmpty else {
             throw S3Error(.other, "CreateMultipartUpload for s3://\(bucket)/\(key) returned no UploadId")
         }
@@ -332,7 +332,7 @@ package final class S3Client {
             var query = [("uploadId", uploadID)]
             if let marker { query.append(("part-number-marker", marker)) }
             let response = try send("GET", bucket: bucket, key: key, query: query, resource: "s3://\(bucket)/\(key)")
-            let document = try parse(response, expecting: "ListPartsResult")
+            let document = try parse(response, expecting: ["ListPartsResult", "ListPartsResponse"])
             for part in document.all("Part") {
                 parts.append(
                     UploadedPart(
@@ -360,7 +360,7 @@ package final class S3Client {
             var query = [("prefix", prefix), ("uploads", "")]
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
             let response = try send("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
-            let document = try parse(response, expecting: "ListMultipartUploadsResult")
+            let document = try parse(response, expecting: ["ListMultipartUploadsResult"])
             for upload in document.all("Upload") {
                 uploads.append((upload["Key"] ?? "", upload["UploadId"] ?? ""))
             }
@@ -401,7 +401,11 @@ package final class S3Client {
             resource: "s3://\(bucket)/\(key)"
         )
         // S3 can answer 200 and still fail: the error then arrives in the body.
-        let document = try parse(response, expecting: "CompleteMultipartUploadResult")
+        // Some S3-compatible stores name the root `…Response`.
+        let document = try parse(
+            response,
+            expecting: ["CompleteMultipartUploadResult", "CompleteMultipartUploadResponse"]
+        )
         return document["ETag"] ?? response.header("etag") ?? ""
     }
 
@@ -436,7 +440,7 @@ package final class S3Client {
             payloadHash: SHA256.hex(of: body),
             resource: "STS at \(authority)"
         )
-        let document = try parse(response, expecting: "GetCallerIdentityResponse")
+        let document = try parse(response, expecting: ["GetCallerIdentityResponse"])
         let result = document.child("GetCallerIdentityResult")
         return CallerIdentity(
             account: result?["Account"] ?? "",
@@ -533,7 +537,7 @@ package final class S3Client {
     }
 
     /// Parses a response document, turning an `<Error>` body (S3 sends some with status 200) into an error.
-    private func parse(_ response: HTTPResponse, expecting root: String) throws(S3Error) -> XMLTree {
+    private func parse(_ response: HTTPResponse, expecting roots: Set<String>) throws(S3Error) -> XMLTree {
         guard let document = XMLTree.parse(response.body) else {
             throw S3Error(.other, "unreadable response (HTTP \(response.status)): \(response.bodyText.prefix(200))")
         }
@@ -546,8 +550,9 @@ package final class S3Client {
                 resource: "request"
             )
         }
-        guard document.name == root else {
-            throw S3Error(.other, "expected <\(root)> in the response, got <\(document.name)>")
+        guard roots.contains(document.name) else {
+            let expected = roots.sorted().map { "<\($0)>" }.joined(separator: " or ")
+            throw S3Error(.other, "expected \(expected) in the response, got <\(document.name)>")
         }
         return document
     }

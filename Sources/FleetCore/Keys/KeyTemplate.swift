@@ -17,8 +17,9 @@ package struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     package let description: String
     let parts: [Part]
 
-    /// - Throws: `KeyTemplateError` for an unknown placeholder, an unclosed `{`, a `}` without its `{`, or a
-    ///   template that does not place the file by its path (`{relpath}` or `{filename}` must appear).
+    /// - Throws: `KeyTemplateError` for an unknown placeholder, an unclosed `{`, a `}` without its `{`, a `..` path
+    ///   segment, or a template that does not place the file by its path (`{relpath}` or `{filename}`
+    ///   must appear).
     package init(_ template: String) throws(KeyTemplateError) {
         description = template
         var parts: [Part] = []
@@ -41,6 +42,11 @@ package struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
             throw KeyTemplateError("must contain {relpath} or {filename}, or every file would get the same key")
         }
         self.parts = parts
+        // `.` segments are dropped when a key is rendered; a `..` segment the template writes itself would
+        // make every key climb out of its place, and S3 refuses such keys.
+        if render({ _ in "x" }).split(separator: "/").contains("..") {
+            throw KeyTemplateError("a '..' path segment is not allowed in a key")
+        }
     }
 
     package func uses(_ placeholder: Placeholder) -> Bool { parts.contains(.placeholder(placeholder)) }

@@ -101,7 +101,8 @@ package struct TriggerOptions: Sendable, Equatable {
     /// A `$` not followed by `{NAME}` (letters, digits and `_`, not starting with a digit) is kept as it is.
     /// The expanded values exist only in the returned list: never log or record them.
     ///
-    /// - Throws: `ConfigError` naming the header and the variable when the variable is not set.
+    /// - Throws: `ConfigError` naming the header and the variable when the variable is not set, or naming the
+    ///   header when its name or value holds a control character (a CR or LF would start another header).
     package func requestHeaders(environment: [String: String]) throws(ConfigError) -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = [
             ("Content-Type", "application/json"), ("User-Agent", "fleet-upload/\(FleetVersion.number)"),
@@ -111,6 +112,13 @@ package struct TriggerOptions: Sendable, Equatable {
                 throw ConfigError(keyPath: "trigger.headers[\(index)]", "must be 'Name: value'")
             }
             let expanded = try TriggerOptions.expand(value, header: name, environment: environment)
+            guard !(name + expanded).unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else {
+                throw ConfigError(
+                    keyPath: "trigger.headers[\(index)]",
+                    "header \(name): control characters (such as CR or LF) are not allowed in a header"
+                )
+            }
             result.removeAll { $0.name.lowercased() == name.lowercased() }
             result.append((name, expanded))
         }

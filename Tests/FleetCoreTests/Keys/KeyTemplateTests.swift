@@ -28,6 +28,16 @@ struct KeyTemplateTests {
         #expect(try Self.render(template, typed) == expected)
     }
 
+    @Test(arguments: ["{prefix}/../{relpath}", "../{relpath}", "{device}/{relpath}/..", "a/./../{filename}"])
+    func refusesADotDotSegment(template: String) {
+        #expect(throws: KeyTemplateError("a '..' path segment is not allowed in a key")) { try KeyTemplate(template) }
+    }
+
+    @Test(arguments: ["{prefix}..{relpath}", "{device}/..{filename}", "v..1/{relpath}", "./{relpath}"])
+    func acceptsDotsThatAreNotASegment(template: String) throws {
+        _ = try KeyTemplate(template)
+    }
+
     @Test func reportsWhichPlaceholdersItUses() throws {
         let template = try KeyTemplate("{device}/{date}/{source}/{relpath}")
         #expect(template.uses(.date))

@@ -93,6 +93,21 @@ struct TriggerOptionsTests {
         #expect(options.headers == ["Authorization: Bearer ${TRIGGER_TOKEN}"])
     }
 
+    @Test(arguments: [
+        (["X-Run: ${RUN}"], ["RUN": "7\r\nX-Injected: 1"]),
+        (["X-Run: ${RUN}"], ["RUN": "7\nX-Injected: 1"]),
+        (["X-Run: a\u{1B}b"], [:]),
+        (["X-Run: a\u{7F}b"], [:]),
+    ])
+    func controlCharactersInAHeaderAreRefusedNamingIt(headers: [String], environment: [String: String]) throws {
+        let options = try TriggerOptions(settings: TriggerSettings(url: "http://127.0.0.1/", headers: headers))
+
+        let error = #expect(throws: ConfigError.self) { try options.requestHeaders(environment: environment) }
+
+        #expect(error?.description.contains("header X-Run: control characters") == true)
+        #expect(error?.description.contains("X-Injected") == false)
+    }
+
     @Test func unsetVariableNamesTheHeaderAndTheVariableButNoValue() throws {
         let options = try TriggerOptions(
             settings: TriggerSettings(
