@@ -57,6 +57,21 @@ struct UploadCLITests {
         #expect(result.reason.hasSuffix("upload.workers (from FLEET_UPLOAD_WORKERS): must be 1…256, got 500"))
     }
 
+    @Test func emptyEndpointFlagExitsTwoInsteadOfTargetingAWS() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run", "--endpoint", ""])
+
+        #expect(result.status == 2)
+        #expect(
+            result.reason.hasSuffix(
+                "s3.endpoint (from --endpoint): is empty; leave the flag out to keep the file's value"
+            )
+        )
+    }
+
     @Test func flagBeatsEnvironmentWhichBeatsTheFile() throws {
         let database = try TestDatabase()
         defer { database.drop() }

@@ -83,6 +83,9 @@ package enum ConfigLoader {
     }
 
     /// Applies overrides to a parsed document, decodes and validates it.
+    ///
+    /// - Throws: `ConfigError` naming the key (and the flag or variable) for an empty override or any value
+    ///   that cannot be used.
     package static func decode(
         _ document: ConfigValue,
         overrides: [ConfigOverride] = []
@@ -98,6 +101,16 @@ package enum ConfigLoader {
         }
         var origins: [String: String] = [:]
         for item in overrides {
+            // An empty flag or variable must not quietly drop the file's value (an empty endpoint would send
+            // everything to AWS instead): it is refused, as any other unusable value is.
+            guard !item.value.trimmingCharacters(in: .whitespaces).isEmpty else {
+                let leave = item.origin.hasPrefix("-") ? "leave the flag out" : "unset the variable"
+                throw ConfigError(
+                    keyPath: item.keyPath,
+                    origin: item.origin,
+                    "is empty; \(leave) to keep the file's value"
+                )
+            }
             document.set(.plain(item.value), at: item.keyPath.split(separator: ".").map(String.init)[...])
             origins[item.keyPath] = item.origin
         }

@@ -331,6 +331,25 @@ struct ConfigLoaderTests {
         #expect(error?.description == #"upload.workers (from --workers): expected a whole number, got "many""#)
     }
 
+    @Test(arguments: [
+        (
+            "s3.endpoint", "--endpoint",
+            "s3.endpoint (from --endpoint): is empty; leave the flag out to keep the file's value"
+        ),
+        ("device", "FLEET_DEVICE", "device (from FLEET_DEVICE): is empty; unset the variable to keep the file's value"),
+        ("s3.region", "--region", "s3.region (from --region): is empty; leave the flag out to keep the file's value"),
+    ])
+    func emptyOverrideIsRefusedInsteadOfDroppingTheFileValue(key: String, origin: String, expected: String) {
+        let overrides = [ConfigOverride(keyPath: key, value: " ", origin: origin)]
+        let error = Self.error {
+            _ = try Self.decodeJSON(
+                #""s3": {"endpoint": "http://127.0.0.1:8333", "region": "eu-west-1"}"#,
+                overrides: overrides
+            )
+        }
+        #expect(error?.description == expected)
+    }
+
     @Test func fileValueErrorHasNoOrigin() {
         let overrides = ConfigLoader.environmentOverrides(["FLEET_S3_PREFIX": "night"])
         let error = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": 0}"#, overrides: overrides) }
