@@ -182,4 +182,22 @@ struct S3EndpointTests {
         #expect(thrown.description.contains(bad.source))
         #expect(thrown.description.contains("'\(bad.value)'"))
     }
+
+    @Test(arguments: [
+        ("http://127.0.0.1:8333/some/path", "must be scheme, host and port only"),
+        ("http://127.0.0.1:8333/?x=1", "must be scheme, host and port only"),
+        ("http://127.0.0.1:8333/#top", "must be scheme, host and port only"),
+        ("http://127.0.0.1:70000", "port must be 1…65535, got 70000"),
+        ("http://admin:hunter2@127.0.0.1:8333", "must not carry a user name or password"),
+    ])
+    func endpointWithMoreThanSchemeHostAndPortIsRefused(endpoint: String, expected: String) throws {
+        let error = try #require(#expect(throws: ConfigError.self) { try Self.custom(endpoint, environment: [:]) })
+        #expect(error.keyPath == "s3.endpoint")
+        #expect(error.description.contains(expected), "\(error)")
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    @Test func endpointWithATrailingSlashIsAccepted() throws {
+        #expect(try Self.custom("http://127.0.0.1:8333/", environment: [:]).description == "http://127.0.0.1:8333")
+    }
 }

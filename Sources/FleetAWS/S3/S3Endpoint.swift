@@ -21,7 +21,8 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// Resolves the endpoint for `region`.
     ///
-    /// - Throws: `ConfigError` for an endpoint that is not an http(s) URL with a host.
+    /// - Throws: `ConfigError` for an endpoint that is not an http(s) URL with a host, or that carries a user
+    ///   name or password, a port outside 1…65535, a path, a query or a fragment.
     package static func resolve(
         region: String,
         endpoint: String?,
@@ -39,7 +40,26 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
             guard let url = URLComponents(string: custom), let scheme = url.scheme?.lowercased(),
                 scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
             else {
-                throw ConfigError(keyPath: origin, "must be an http:// or https:// URL with a host, got '\(custom)'")
+                throw ConfigError(
+                    keyPath: origin,
+                    "must be an http:// or https:// URL with a host, got '\(redacted(custom))'"
+                )
+            }
+            // Everything but scheme, host and port would be dropped or leak: refuse it instead.
+            guard url.user == nil, url.password == nil else {
+                throw ConfigError(
+                    keyPath: origin,
+                    "must not carry a user name or password (credentials come from the AWS chain), got '\(redacted(custom))'"
+                )
+            }
+            if let port = url.port, !(1...65535).contains(port) {
+                throw ConfigError(keyPath: origin, "port must be 1…65535, got \(port)")
+            }
+            guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil else {
+                throw ConfigError(
+                    keyPath: origin,
+                    "must be scheme, host and port only (buckets and keys are added to it), got '\(custom)'"
+                )
             }
             let authority = url.port.map { "\(host):\($0)" } ?? host
             return S3Endpoint(
@@ -87,5 +107,15 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
     static func isVirtualHostable(_ bucket: String, scheme: String) -> Bool {
         guard BucketName.problem(with: bucket) == nil else { return false }
         return scheme == "http" || !bucket.contains(".")
+    }
+
+    /// `text` with any `user:password@` removed, for messages.
+    static func redacted(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else {
+            return text
+        }
+        let slash = text[scheme.upperBound...].firstIndex(of: "/") ?? text.endIndex
+        guard at < slash else { return text }
+        return String(text[..<scheme.upperBound]) + "…@" + text[text.index(after: at)...]
     }
 }

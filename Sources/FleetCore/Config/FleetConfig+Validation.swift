@@ -51,9 +51,11 @@ extension FleetConfig {
             problem("s3.region", "must look like us-east-1 or cn-north-1, got '\(region)'")
         }
         if let endpoint = s3.endpoint {
-            let url = URL(string: endpoint)
-            if url?.scheme.map({ ["http", "https"].contains($0.lowercased()) }) != true || url?.host == nil {
-                problem("s3.endpoint", "must be an http:// or https:// URL with a host, got '\(endpoint)'")
+            // The rules S3Endpoint applies when a run starts, so a bad endpoint is refused when the file loads.
+            do {
+                _ = try S3Endpoint.resolve(region: "us-east-1", endpoint: endpoint, pathStyle: nil, environment: [:])
+            } catch {
+                problem("s3.endpoint", error.message)
             }
         }
 
