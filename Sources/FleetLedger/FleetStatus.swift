@@ -137,15 +137,7 @@ extension StatusFilter: Encodable {
 }
 
 extension FleetStatus.Session: Encodable {
-    /// The keys `SessionRecord` uses for the same totals.
     private enum CodingKeys: String, CodingKey {
-        case totalFiles = "total_files"
-        case totalBytes = "total_size_bytes"
-        case uploadedFiles = "files_uploaded"
-        case uploadedBytes = "bytes_uploaded"
-        case skippedFiles = "files_skipped"
-        case skippedBytes = "bytes_skipped"
-        case failedFiles = "files_failed"
         case filesPerSecond = "files_per_second"
         case bytesPerSecond = "bytes_per_second"
     }
@@ -153,14 +145,15 @@ extension FleetStatus.Session: Encodable {
     /// The row's summary with the closing totals and throughput beside it, `null` while the session runs.
     package func encode(to encoder: any Encoder) throws {
         try row.encodeSummary(to: encoder)
+        var totalsContainer = encoder.container(keyedBy: SessionTotalsKey.self)
+        try totalsContainer.encode(totals?.files, forKey: .totalFiles)
+        try totalsContainer.encode(totals?.bytes, forKey: .totalBytes)
+        try totalsContainer.encode(totals?.uploadedFiles, forKey: .uploadedFiles)
+        try totalsContainer.encode(totals?.uploadedBytes, forKey: .uploadedBytes)
+        try totalsContainer.encode(totals?.skippedFiles, forKey: .skippedFiles)
+        try totalsContainer.encode(totals?.skippedBytes, forKey: .skippedBytes)
+        try totalsContainer.encode(totals?.failedFiles, forKey: .failedFiles)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(totals?.files, forKey: .totalFiles)
-        try container.encode(totals?.bytes, forKey: .totalBytes)
-        try container.encode(totals?.uploadedFiles, forKey: .uploadedFiles)
-        try container.encode(totals?.uploadedBytes, forKey: .uploadedBytes)
-        try container.encode(totals?.skippedFiles, forKey: .skippedFiles)
-        try container.encode(totals?.skippedBytes, forKey: .skippedBytes)
-        try container.encode(totals?.failedFiles, forKey: .failedFiles)
         try container.encode(filesPerSecond.map(thousandths), forKey: .filesPerSecond)
         try container.encode(bytesPerSecond.map { $0.rounded() }, forKey: .bytesPerSecond)
     }

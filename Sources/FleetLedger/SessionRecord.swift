@@ -19,24 +19,26 @@ package struct SessionRecord: Sendable {
 
 // MARK: - JSON
 
-extension SessionRecord: Encodable {
-    private enum CodingKeys: String, CodingKey {
-        case totalFiles = "total_files"
-        case totalBytes = "total_size_bytes"
-        case uploadedFiles = "files_uploaded"
-        case uploadedBytes = "bytes_uploaded"
-        case skippedFiles = "files_skipped"
-        case skippedBytes = "bytes_skipped"
-        case failedFiles = "files_failed"
-        case failedBytes = "bytes_failed"
-        case failuresByClass = "failures_by_class"
-        case unfinishedFiles = "files_unfinished"
-    }
+/// The JSON keys of a session's totals, the same wherever a session is written (`SessionRecord`, the sessions
+/// of `FleetStatus`).
+enum SessionTotalsKey: String, CodingKey {
+    case totalFiles = "total_files"
+    case totalBytes = "total_size_bytes"
+    case uploadedFiles = "files_uploaded"
+    case uploadedBytes = "bytes_uploaded"
+    case skippedFiles = "files_skipped"
+    case skippedBytes = "bytes_skipped"
+    case failedFiles = "files_failed"
+    case failedBytes = "bytes_failed"
+    case failuresByClass = "failures_by_class"
+    case unfinishedFiles = "files_unfinished"
+}
 
+extension SessionRecord: Encodable {
     /// The row's object with the counted totals beside its fields.
     package func encode(to encoder: any Encoder) throws {
         try row.encode(to: encoder)
-        var container = encoder.container(keyedBy: CodingKeys.self)
+        var container = encoder.container(keyedBy: SessionTotalsKey.self)
         try container.encode(totals.files, forKey: .totalFiles)
         try container.encode(totals.bytes, forKey: .totalBytes)
         try container.encode(totals.uploadedFiles, forKey: .uploadedFiles)

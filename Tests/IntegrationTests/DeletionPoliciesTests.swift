@@ -441,21 +441,15 @@ struct DeletionPoliciesTests {
         let url = try fixture.tree.file("twice.log")
         _ = try fixture.upload()
         let ids = try fixture.ids()
-        let path = Array(url.path.utf8)
-        let record = LocalDeletionRecord(
-            path: path,
+        let candidate = LocalDeleter.Candidate(
+            path: Array(url.path.utf8),
             displayPath: url.path,
-            size: 16,
-            mtime: try LocalFile(path: url.path).status().mtime,
+            root: Array(fixture.tree.root.path.utf8),
+            expected: try LocalFile(path: url.path).status().identity,
             wasUploaded: true,
             sessionID: nil,
             bucket: "",
             key: ""
-        )
-        let candidate = LocalDeleter.Candidate(
-            record: record,
-            root: Array(fixture.tree.root.path.utf8),
-            expected: try LocalFile(path: url.path).status().identity
         )
         let deleter = LocalDeleter(
             ledger: try fixture.database.ledger(),

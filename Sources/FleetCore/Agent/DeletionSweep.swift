@@ -51,25 +51,22 @@ struct DeletionSweep {
     /// Files waiting for the next `flush`, with whether the ledger confirmed their upload.
     private(set) var queued: [(candidate: LocalDeleter.Candidate, uploaded: Bool)] = []
     private(set) var queuedBytes: Int64 = 0
-    /// The source directories, never removed.
-    private let rootSet: Set<[UInt8]>
-    private let removeEmptyDirectories: Bool
-
     var queuedFiles: Int { queued.count }
 
     init(policies: DeletionPolicies, reason: String, logger: Logger, unuploadedLevel: Logger.Level = .error) {
+        let resolved = policies.config.resolved
         deleter = LocalDeleter(
             ledger: policies.ledger,
             projectID: policies.projectID,
             deviceID: policies.deviceID,
-            logger: logger
+            logger: logger,
+            emptyDirectoriesUnder: resolved.upload.removeEmptyDirectories
+                ? Set(resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved }) : nil
         )
         self.reason = reason
         self.logger = logger
         self.unuploadedLevel = unuploadedLevel
         report = DeletionReport(reason: reason)
-        rootSet = Set(policies.config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
-        removeEmptyDirectories = policies.config.resolved.upload.removeEmptyDirectories
     }
 
     /// Queues one found file the ledger was asked about.
@@ -107,18 +104,17 @@ struct DeletionSweep {
         key: String,
         sessionID: Int64?
     ) {
-        let record = LocalDeletionRecord(
+        let candidate = LocalDeleter.Candidate(
             path: path,
             displayPath: displayPath,
-            size: size,
-            mtime: mtime,
+            root: root,
+            expected: FileIdentity(size: size, mtime: mtime, device: device, inode: inode),
             wasUploaded: uploaded,
             sessionID: sessionID,
             bucket: bucket,
             key: key
         )
-        let expected = FileIdentity(size: size, mtime: mtime, device: device, inode: inode)
-        queued.append((LocalDeleter.Candidate(record: record, root: root, expected: expected), uploaded))
+        queued.append((candidate, uploaded))
         queuedBytes += size
     }
 
@@ -160,7 +156,6 @@ struct DeletionSweep {
                     report.deletedUnuploaded += 1
                     logger.log(level: unuploadedLevel, "deleting a file that was never uploaded", metadata: metadata)
                 }
-                if removeEmptyDirectories { LocalRemoval.removeEmptyParents(of: record.path, sourceRoots: rootSet) }
             case .vanished:
                 logger.debug("file already gone", metadata: metadata)
             case .changed:

@@ -20,8 +20,27 @@ package struct LocalDeleter {
         package var root: [UInt8]
         package var expected: FileIdentity
 
-        package init(record: LocalDeletionRecord, root: [UInt8], expected: FileIdentity) {
-            self.record = record
+        /// A file that must still be `expected` (its size and mtime are what the ledger records).
+        package init(
+            path: [UInt8],
+            displayPath: String,
+            root: [UInt8],
+            expected: FileIdentity,
+            wasUploaded: Bool,
+            sessionID: Int64?,
+            bucket: String,
+            key: String
+        ) {
+            record = LocalDeletionRecord(
+                path: path,
+                displayPath: displayPath,
+                size: expected.size,
+                mtime: expected.mtime,
+                wasUploaded: wasUploaded,
+                sessionID: sessionID,
+                bucket: bucket,
+                key: key
+            )
             self.root = root
             self.expected = expected
         }
@@ -41,17 +60,27 @@ package struct LocalDeleter {
     package var projectID: Int64
     package var deviceID: Int64
     package var logger: Logger
+    /// The source directories, when directories a deletion leaves empty are removed too
+    /// (`upload.remove_empty_directories`); never a source directory itself.
+    package var emptyDirectoriesUnder: Set<[UInt8]>?
 
     /// Intents of this process whose settling failed (`UnconfirmedDeletions`): the only intents of its own that
     /// `settleLeftovers` may settle. Every other intent this process holds may be in the middle of a `delete`
     /// on another thread.
     private static let orphaned = Mutex<Set<Int64>>([])
 
-    package init(ledger: Ledger, projectID: Int64, deviceID: Int64, logger: Logger) {
+    package init(
+        ledger: Ledger,
+        projectID: Int64,
+        deviceID: Int64,
+        logger: Logger,
+        emptyDirectoriesUnder: Set<[UInt8]>? = nil
+    ) {
         self.ledger = ledger
         self.projectID = projectID
         self.deviceID = deviceID
         self.logger = logger
+        self.emptyDirectoriesUnder = emptyDirectoriesUnder
     }
 
     /// Deletes the candidates that are still what they must be, recording every deletion before it happens.
@@ -111,6 +140,12 @@ package struct LocalDeleter {
                 metadata: ["error": "\(error)", "file.paths": "\(gone.joined(separator: ", "))"]
             )
             throw UnconfirmedDeletions(outcomes: outcomes, underlying: error)
+        }
+        // Only once confirmed: `settleLeftovers` needs a removed file's directory to tell "gone" from "unmounted".
+        if let roots = emptyDirectoriesUnder {
+            for candidate in unique where removal[candidate.record.path] == .removed {
+                LocalRemoval.removeEmptyParents(of: candidate.record.path, sourceRoots: roots)
+            }
         }
         return outcomes
     }

@@ -146,25 +146,31 @@ package final class ResultWriter: @unchecked Sendable {
                 )
                 continue
             }
-            let record = LocalDeletionRecord(
-                path: outcome.job.path,
-                displayPath: outcome.job.displayPath,
-                size: outcome.size,
-                mtime: outcome.mtime,
-                wasUploaded: true,
-                sessionID: sessionID,
-                bucket: outcome.job.bucket,
-                key: outcome.job.key
+            candidates.append(
+                LocalDeleter.Candidate(
+                    path: outcome.job.path,
+                    displayPath: outcome.job.displayPath,
+                    root: root,
+                    expected: FileIdentity(
+                        size: outcome.size,
+                        mtime: outcome.mtime,
+                        device: outcome.device,
+                        inode: outcome.inode
+                    ),
+                    wasUploaded: true,
+                    sessionID: sessionID,
+                    bucket: outcome.job.bucket,
+                    key: outcome.job.key
+                )
             )
-            let expected = FileIdentity(
-                size: outcome.size,
-                mtime: outcome.mtime,
-                device: outcome.device,
-                inode: outcome.inode
-            )
-            candidates.append(LocalDeleter.Candidate(record: record, root: root, expected: expected))
         }
-        let deleter = LocalDeleter(ledger: ledger, projectID: projectID, deviceID: deviceID, logger: logger)
+        let deleter = LocalDeleter(
+            ledger: ledger,
+            projectID: projectID,
+            deviceID: deviceID,
+            logger: logger,
+            emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
+        )
         let results: [LocalRemoval.Outcome]
         do {
             results = try deleter.delete(candidates, reason: "after_upload")
@@ -177,17 +183,11 @@ package final class ResultWriter: @unchecked Sendable {
             )
             return
         }
-        for (candidate, result) in zip(candidates, results) {
-            if result == .removed {
-                if removeEmptyDirectories {
-                    LocalRemoval.removeEmptyParents(of: candidate.record.path, sourceRoots: sourceRoots)
-                }
-            } else {
-                logger.notice(
-                    "not deleting an uploaded file: \(result.reason)",
-                    metadata: ["file.path": "\(candidate.record.displayPath)"]
-                )
-            }
+        for (candidate, result) in zip(candidates, results) where result != .removed {
+            logger.notice(
+                "not deleting an uploaded file: \(result.reason)",
+                metadata: ["file.path": "\(candidate.record.displayPath)"]
+            )
         }
     }
 }
