@@ -26,6 +26,9 @@ package enum PlanReport {
         if scan.tooNew > 0 { left.append("\(f.count(scan.tooNew)) too new (still changing)") }
         if scan.tooOld > 0 { left.append("\(f.count(scan.tooOld)) older than max age") }
         if scan.symlinksSkipped > 0 { left.append("\(f.count(scan.symlinksSkipped)) symbolic links") }
+        if scan.hardLinksSkipped > 0 {
+            left.append("\(f.count(scan.hardLinksSkipped)) hard links to files already taken")
+        }
         if !left.isEmpty { row("left out", left.joined(separator: ", ")) }
         if scan.unreadableFiles > 0 { row("unreadable files", f.count(scan.unreadableFiles)) }
         if scan.problems > 0 {

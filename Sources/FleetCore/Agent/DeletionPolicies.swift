@@ -422,7 +422,8 @@ package struct DeletionPolicies {
             } else {
                 walkConfig.source = source
             }
-            let walk = SourceWalk(config: walkConfig, mapper: mapper, logger: logger)
+            var walk = SourceWalk(config: walkConfig, mapper: mapper, logger: logger)
+            walk.takesHardLinksOnce = false  // a policy weighs every name on disk
             _ = try walk.run(now: Timestamp(now)) { walked in
                 if keep(walked.file) {
                     found.append(path: walked.fullPath, source: index, size: walked.file.size, mtime: walked.file.mtime)

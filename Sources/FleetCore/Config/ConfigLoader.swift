@@ -74,6 +74,11 @@ package enum ConfigLoader {
                 throw ConfigError(keyPath: nil, "unknown file type: name it .json, .yaml or .yml")
             }
             config.resolveSourcePaths(relativeTo: URL(fileURLWithPath: path).deletingLastPathComponent())
+            // Relative source paths can be compared only now that they are taken relative to the file.
+            if config.sources != nil, let overlap = FleetConfig.overlappingSourceProblems(config.resolved.sources).first
+            {
+                throw overlap
+            }
             return config
         } catch {
             var located = error

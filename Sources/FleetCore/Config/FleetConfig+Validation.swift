@@ -87,6 +87,10 @@ extension FleetConfig {
             found += FleetConfig.globProblems(item.include, at: "\(path).include")
             found += FleetConfig.globProblems(item.exclude, at: "\(path).exclude")
         }
+        // Relative paths are compared once `ConfigLoader.load` has taken them relative to the file.
+        if listed, resolved.sources.allSatisfy({ $0.path.hasPrefix("/") }) {
+            found += FleetConfig.overlappingSourceProblems(resolved.sources)
+        }
 
         // Keys
         do throws(KeyTemplateError) {
@@ -273,6 +277,46 @@ extension FleetConfig {
             return "must not contain control characters"
         }
         return nil
+    }
+
+    /// Sources that list one directory twice or one inside another: every file below would be scanned, recorded
+    /// and uploaded once per source. Paths are compared after resolving symbolic links (`realpath`), so
+    /// `/data` and a link to it are the same directory; a path that does not exist (yet) is compared as written.
+    static func overlappingSourceProblems(_ sources: [SourceSettings]) -> [ConfigError] {
+        let real = sources.map { realDirectory($0.path) }
+        var found: [ConfigError] = []
+        for later in sources.indices {
+            for earlier in sources.indices.prefix(later) {
+                let (a, b) = (real[earlier], real[later])
+                let other = "sources[\(earlier)] (\(sources[earlier].name ?? ""), '\(sources[earlier].path)')"
+                let resolvedNote = sources[later].path == b ? "" : ", resolved to '\(b)',"
+                let message: String
+                if a == b {
+                    message = "'\(sources[later].path)'\(resolvedNote) is the same directory as \(other)"
+                } else if b.hasPrefix(a == "/" ? a : a + "/") {
+                    message = "'\(sources[later].path)'\(resolvedNote) lies inside \(other)"
+                } else if a.hasPrefix(b == "/" ? b : b + "/") {
+                    message = "'\(sources[later].path)'\(resolvedNote) contains \(other)"
+                } else {
+                    continue
+                }
+                found.append(
+                    ConfigError(
+                        keyPath: "sources[\(later)].path",
+                        message + ": its files would be uploaded twice; list each directory once"
+                    )
+                )
+            }
+        }
+        return found
+    }
+
+    /// The directory `path` names with every symbolic link resolved; the path as written, standardized, when it
+    /// cannot be resolved (it does not exist yet).
+    static func realDirectory(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     static func globProblems(_ patterns: [String]?, at path: String) -> [ConfigError] {

@@ -11,12 +11,28 @@ package struct ScannedFile: Sendable, Equatable {
     package var mtime: Timestamp
     /// Whether this process may read it (`access(2)`); an unreadable file is reported, not uploaded.
     package var readable: Bool
+    /// `st_dev` and `st_ino`: which file this is, whatever its name.
+    package var device: UInt64
+    package var inode: UInt64
+    /// `st_nlink`: more than 1 when other names (hard links) lead to the same file.
+    package var linkCount: Int
 
-    package init(relativePath: [UInt8], size: Int64, mtime: Timestamp, readable: Bool = true) {
+    package init(
+        relativePath: [UInt8],
+        size: Int64,
+        mtime: Timestamp,
+        readable: Bool = true,
+        device: UInt64 = 0,
+        inode: UInt64 = 0,
+        linkCount: Int = 1
+    ) {
         self.relativePath = relativePath
         self.size = size
         self.mtime = mtime
         self.readable = readable
+        self.device = device
+        self.inode = inode
+        self.linkCount = linkCount
     }
 }
 
@@ -65,11 +81,18 @@ package struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
         case unreadableDirectory = "unreadable directory"
         case vanished = "vanished during the scan"
         case symlinkLoop = "symbolic link loop"
+        /// Another name of a file the walk already took: left out, so one file is uploaded once.
+        case secondHardLink = "hard link to a file already taken"
         case other = "scan problem"
     }
     package var kind: Kind
     package var message: String
     package var description: String { message }
+
+    package init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
 
     /// Classifies one line of `find`'s stderr (run under `LC_ALL=C`).
     package init(findMessage line: String) {
@@ -97,6 +120,8 @@ package struct ScanCounts: Sendable, Equatable, Codable {
     package var tooOld = 0
     /// Symbolic links not followed (or, when following, links that point nowhere).
     package var symlinksSkipped = 0
+    /// Further names of a file already taken (hard links): left out, not uploaded again.
+    package var hardLinksSkipped = 0
     package var unreadableFiles = 0
     package var problems = 0
 
@@ -111,6 +136,7 @@ package struct ScanCounts: Sendable, Equatable, Codable {
         sum.tooNew += b.tooNew
         sum.tooOld += b.tooOld
         sum.symlinksSkipped += b.symlinksSkipped
+        sum.hardLinksSkipped += b.hardLinksSkipped
         sum.unreadableFiles += b.unreadableFiles
         sum.problems += b.problems
         return sum
@@ -123,19 +149,24 @@ package struct ScanError: Error, Sendable, CustomStringConvertible {
 
 /// Walks one source directory with `find`, streaming each accepted file to a handler.
 ///
-/// `find -printf` writes size, mtime and relative path, NUL-terminated, so any file name survives and the
-/// list never sits in memory: each record is parsed, judged and handed on as it arrives.
+/// `find -printf` writes size, mtime, device, inode, link count and relative path, NUL-terminated, so any file
+/// name survives and the list never sits in memory: each record is parsed, judged and handed on as it arrives.
 package struct Scanner: Sendable {
     package var root: String
     package var rules: ScanRules
     package var followSymlinks: Bool
+    /// The files with several names already taken, shared by the scans of one session: an accepted file found
+    /// here again under another name is left out (`hardLinksSkipped`) and reported as a problem of kind
+    /// `secondHardLink`. `nil`: every name is accepted.
+    package var hardLinks: HardLinks?
     /// Progress is reported after every this many files found.
     package var progressInterval = 10_000
 
-    package init(root: String, rules: ScanRules, followSymlinks: Bool = false) {
+    package init(root: String, rules: ScanRules, followSymlinks: Bool = false, hardLinks: HardLinks? = nil) {
         self.root = root
         self.rules = rules
         self.followSymlinks = followSymlinks
+        self.hardLinks = hardLinks
     }
 
     /// Scans the tree.
@@ -187,7 +218,7 @@ package struct Scanner: Sendable {
         var counts = ScanCounts()
         do {
             try readRecords(from: output.fileHandleForReading.fileDescriptor) { record in
-                try handle(record, now: now, counts: &counts, progress: progress, accept: accept)
+                try handle(record, now: now, counts: &counts, problems: problems, progress: progress, accept: accept)
             }
         } catch {
             // SIGKILL, not terminate(): a child started from a Dispatch thread inherits its blocked SIGTERM.
@@ -210,8 +241,8 @@ package struct Scanner: Sendable {
 
     /// `f` readable file, `u` unreadable file, `l` symbolic link (not followed, or broken when following).
     private static let expression = [
-        "(", "-type", "f", "(", "-readable", "-printf", "f%s %T@ %P\\0", "-o", "-printf", "u%s %T@ %P\\0", ")", ")",
-        "-o", "(", "-type", "l", "-printf", "l0 0 %P\\0", ")",
+        "(", "-type", "f", "(", "-readable", "-printf", "f%s %T@ %D %i %n %P\\0", "-o", "-printf",
+        "u%s %T@ %D %i %n %P\\0", ")", ")", "-o", "(", "-type", "l", "-printf", "l0 0 0 0 1 %P\\0", ")",
     ]
 
     private static let findExecutable =
@@ -223,6 +254,7 @@ package struct Scanner: Sendable {
         _ record: ArraySlice<UInt8>,
         now: Timestamp,
         counts: inout ScanCounts,
+        problems: (ScanProblem) -> Void,
         progress: (ScanCounts) -> Void,
         accept: (ScannedFile) throws -> Void
     ) throws {
@@ -245,6 +277,14 @@ package struct Scanner: Sendable {
         case .tooNew: counts.tooNew += 1
         case .tooOld: counts.tooOld += 1
         case .accepted:
+            if file.linkCount > 1, let hardLinks {
+                let path = root.appendingPathComponent(PathText.escaped(file.relativePath))
+                if let first = hardLinks.take(file, path: path) {
+                    counts.hardLinksSkipped += 1
+                    problems(ScanProblem(kind: .secondHardLink, message: "\(path) is the same file as \(first)"))
+                    return
+                }
+            }
             if file.readable {
                 counts.accepted += 1
                 counts.acceptedBytes += file.size
@@ -255,18 +295,34 @@ package struct Scanner: Sendable {
         }
     }
 
-    /// Parses `<kind><size> <seconds>.<fraction> <relative path>`.
+    /// Parses `<kind><size> <seconds>.<fraction> <device> <inode> <links> <relative path>`.
     package static func parse(_ record: ArraySlice<UInt8>) -> ScannedFile? {
         guard let kind = record.first else { return nil }
         var rest = record.dropFirst()
-        guard let sizeEnd = rest.firstIndex(of: UInt8(ascii: " ")) else { return nil }
-        guard let size = Int64(String(decoding: rest[..<sizeEnd], as: UTF8.self)) else { return nil }
-        rest = rest[(sizeEnd + 1)...]
-        guard let timeEnd = rest.firstIndex(of: UInt8(ascii: " ")) else { return nil }
-        guard let mtime = parseTime(rest[..<timeEnd]) else { return nil }
-        let path = Array(rest[(timeEnd + 1)...])
+        /// The next space-separated field, consumed.
+        func field() -> ArraySlice<UInt8>? {
+            guard let end = rest.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+            defer { rest = rest[(end + 1)...] }
+            return rest[..<end]
+        }
+        func number<N: FixedWidthInteger>(_ text: ArraySlice<UInt8>?) -> N? {
+            text.flatMap { N(String(decoding: $0, as: UTF8.self)) }
+        }
+        guard let size: Int64 = number(field()), let mtime = field().flatMap(parseTime),
+            let device: UInt64 = number(field()), let inode: UInt64 = number(field()),
+            let links: Int = number(field())
+        else { return nil }
+        let path = Array(rest)
         guard !path.isEmpty else { return nil }
-        return ScannedFile(relativePath: path, size: size, mtime: mtime, readable: kind != UInt8(ascii: "u"))
+        return ScannedFile(
+            relativePath: path,
+            size: size,
+            mtime: mtime,
+            readable: kind != UInt8(ascii: "u"),
+            device: device,
+            inode: inode,
+            linkCount: links
+        )
     }
 
     /// `1700641021.6364862680` → microseconds, truncated (as the ledger stores them).

@@ -21,6 +21,10 @@ package struct SourceWalk {
     package var config: FleetConfig
     package var mapper: KeyMapper
     package var logger: Logger
+    /// Whether a file found again under another name (a hard link) is left out after its first name: on for
+    /// what is recorded and uploaded, so one file goes up once; off where every name on disk counts (deletion
+    /// policies).
+    package var takesHardLinksOnce = true
 
     package init(config: FleetConfig, mapper: KeyMapper, logger: Logger) {
         self.config = config
@@ -31,7 +35,8 @@ package struct SourceWalk {
     /// Scans the sources one after the other.
     ///
     /// - Parameters:
-    ///   - problems: called (after logging) for each problem `find` reports.
+    ///   - problems: called (after logging) for each problem `find` reports, and for each further name of a file
+    ///     already taken (a hard link: left out, so the file is recorded and uploaded once).
     ///   - progress: called every 10,000 files found, with the source's name and its totals so far.
     ///   - accept: called for every file the rules accept, readable or not (check `file.readable`).
     /// - Returns: the scan totals of all sources.
@@ -49,13 +54,16 @@ package struct SourceWalk {
             throw ConfigError(keyPath: key, "no readable directory at '\(source.path)'")
         }
         var total = ScanCounts()
+        // One file under several names (hard links, in one source or across sources) is taken once.
+        let hardLinks = takesHardLinksOnce ? HardLinks() : nil
         for source in sources {
             let name = source.name ?? ""
             let root = Array(source.path.utf8).trailingSlashRemoved
             let scanner = Scanner(
                 root: source.path,
                 rules: rules(for: source),
-                followSymlinks: config.resolved.scan.followSymlinks
+                followSymlinks: config.resolved.scan.followSymlinks,
+                hardLinks: hardLinks
             )
             let counts = try scanner.run(
                 now: now,

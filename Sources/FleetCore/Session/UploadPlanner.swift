@@ -61,6 +61,8 @@ package struct UploadPlanner {
             plan.scan = try SourceWalk(config: config, mapper: mapper, logger: logger).run(
                 now: now,
                 problems: { problem in
+                    // Hard links left out are counted under "left out", not as problems.
+                    guard problem.kind != .secondHardLink else { return }
                     if plan.scanProblems.count < listedProblemCount { plan.scanProblems.append(problem.message) }
                 },
                 progress: progress,

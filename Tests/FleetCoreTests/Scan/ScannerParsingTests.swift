@@ -11,7 +11,7 @@ struct ScannerParsingTests {
     // MARK: - Scanner.parse
 
     @Test func parsesReadableFileRecord() throws {
-        let file = try #require(Self.parse("f123 1700641021.6364862680 a/b.wav"))
+        let file = try #require(Self.parse("f123 1700641021.6364862680 2049 131075 1 a/b.wav"))
         #expect(file.relativePath == Array("a/b.wav".utf8))
         #expect(file.size == 123)
         #expect(file.mtime == Timestamp(microseconds: 1_700_641_021_636_486))
@@ -20,31 +20,42 @@ struct ScannerParsingTests {
 
     @Test(arguments: ["a/b c.wav", "a\tb.wav", "line\nbreak.wav", " leading space", "trailing space ", "x  y"])
     func keepsPathWhitespaceAsWritten(path: String) throws {
-        let file = try #require(Self.parse("f7 1700000000.0000000000 \(path)"))
+        let file = try #require(Self.parse("f7 1700000000.0000000000 2049 12 1 \(path)"))
         #expect(file.relativePath == Array(path.utf8))
         #expect(file.size == 7)
     }
 
     @Test func marksUnreadableFileRecord() throws {
-        let file = try #require(Self.parse("u0 1700000000.5000000000 secret.bin"))
+        let file = try #require(Self.parse("u0 1700000000.5000000000 2049 13 1 secret.bin"))
         #expect(!file.readable)
         #expect(file.size == 0)
         #expect(file.mtime == Timestamp(microseconds: 1_700_000_000_500_000))
     }
 
     @Test func keepsPathBytesThatAreNotUTF8() throws {
-        var record = Array("f1 1700000000.0 dir/".utf8)
+        var record = Array("f1 1700000000.0 2049 14 1 dir/".utf8)
         record += [0xFF, 0xFE, 0x2E, 0x62, 0x69, 0x6E]
         let file = try #require(Scanner.parse(record[...]))
         #expect(file.relativePath == [0x64, 0x69, 0x72, 0x2F, 0xFF, 0xFE, 0x2E, 0x62, 0x69, 0x6E])
     }
 
     @Test func parsesLargeSizes() throws {
-        let file = try #require(Self.parse("f5497558138880 1700000000.0 big.bag"))
+        let file = try #require(Self.parse("f5497558138880 1700000000.0 2049 15 1 big.bag"))
         #expect(file.size == 5_497_558_138_880)
     }
 
-    @Test(arguments: ["", "f", "f123", "f123 1700000000.0", "f123 1700000000.0 ", "fabc 1700000000.0 a", "f1 17x0.0 a"])
+    @Test func parsesDeviceInodeAndLinkCount() throws {
+        let file = try #require(Self.parse("f9 1700000000.0 64769 18446744073709551615 3 linked.log"))
+        #expect(file.device == 64769)
+        #expect(file.inode == UInt64.max)
+        #expect(file.linkCount == 3)
+        #expect(file.relativePath == Array("linked.log".utf8))
+    }
+
+    @Test(arguments: [
+        "", "f", "f123", "f123 1700000000.0", "f123 1700000000.0 2049 1 1 ", "fabc 1700000000.0 2049 1 1 a",
+        "f1 17x0.0 2049 1 1 a", "f1 1700000000.0 a", "f1 1700000000.0 2049 x 1 a", "f1 1700000000.0 2049 1 a",
+    ])
     func rejectsMalformedRecord(record: String) {
         #expect(Self.parse(record) == nil)
     }

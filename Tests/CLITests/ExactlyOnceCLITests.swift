@@ -1,0 +1,94 @@
+import FleetSystem
+import FleetTestSupport
+import Foundation
+import Testing
+
+/// One file goes up once, to a key no other project holds, and with `delete_after_upload` its local copy goes
+/// once its object is stored, even when the run that uploaded it was killed: through the real binaries,
+/// PostgreSQL and the S3 server.
+@Suite(.serialized)
+struct ExactlyOnceCLITests {
+    // MARK: - Hard links and overlapping sources
+
+    /// A file with two names, in one source and across two sources, goes up under its first name only; the
+    /// others are left out with a warning naming both paths.
+    @Test func aHardLinkedFileIsUploadedOnce() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let original = try scratch.write("data/one/original.log", "recorded once")
+        try scratch.write("data/one/other.log", "a file of its own")
+        let sameSource = scratch.url.appendingPathComponent("data/one/alias.log").path
+        let otherSource = scratch.url.appendingPathComponent("data/two/copy.log").path
+        try FileManager.default.createDirectory(
+            atPath: scratch.url.appendingPathComponent("data/two").path,
+            withIntermediateDirectories: true
+        )
+        try FileManager.default.linkItem(atPath: original, toPath: sameSource)
+        try FileManager.default.linkItem(atPath: original, toPath: otherSource)
+        let config = try scratch.write(
+            "session.json",
+            """
+            {
+              "project": { "name": "links-\(UUID().uuidString.prefix(8))" },
+              "device": "test-rig",
+              "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(s3.endpoint)",
+                      "region": "\(s3.region)" },
+              "sources": [ { "name": "one", "path": "data/one" }, { "name": "two", "path": "data/two" } ],
+              "keys": { "template": "{prefix}/{source}/{relpath}" },
+              "upload": { "workers": 2 }
+            }
+            """
+        )
+
+        let plan = try CLI.run("upload", ["--config", config, "--dry-run", "--database", database.url])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("2 hard links to files already taken"), "\(plan.stdout)")
+
+        let result = try runUpload(config, database, s3)
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let contents = try bucketContents(s3)
+        let linked = contents.keys.filter { !$0.hasSuffix("other.log") }
+        #expect(contents.count == 2, "\(contents.keys.sorted())")
+        #expect(contents[s3.prefix + "one/other.log"]?.1 == SHA256.hex(of: Array("a file of its own".utf8)))
+        #expect(linked.count == 1)
+        #expect(linked.allSatisfy { contents[$0]?.1 == SHA256.hex(of: Array("recorded once".utf8)) })
+        let warnings = result.stderr.split(separator: "\n").filter { $0.contains("hard link to a file already taken") }
+        #expect(warnings.count == 2, "\(result.stderr)")
+        let names = [original, sameSource, otherSource]
+        for warning in warnings { #expect(names.filter { warning.contains($0) }.count == 2, "\(warning)") }
+        let rows = try database.connect().execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'uploaded') FROM file_uploads"
+        )
+        #expect(rows.int(0, 0) == 2)
+        #expect(rows.int(0, 1) == 2)
+    }
+
+    /// A source inside another is refused before anything is recorded, naming both.
+    @Test func nestedSourcesExitTwoNamingBoth() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("data/ros/a.bag", "bag")
+        let config = try scratch.write(
+            "session.json",
+            """
+            {
+              "project": { "name": "nested" }, "s3": { "bucket": "fleet-test" },
+              "sources": [ { "name": "all", "path": "data" }, { "name": "ros", "path": "data/ros" } ]
+            }
+            """
+        )
+
+        let result = try CLI.run("upload", ["--config", config, "--dry-run"])
+
+        #expect(result.status == 2, "\(result.stderr)")
+        let data = scratch.url.appendingPathComponent("data").path
+        #expect(
+            result.reason.contains("sources[1].path: '\(data)/ros' lies inside sources[0] (all, '\(data)')"),
+            "\(result.stderr)"
+        )
+    }
+}
