@@ -1,4 +1,5 @@
 import FleetCore
+import FleetLedger
 import Foundation
 
 /// `upload --dry-run`'s output: the plan for people, or as JSON.
@@ -43,6 +44,12 @@ package enum PlanReport {
         }
         if plan.duplicateKeys > 0 {
             row("duplicate keys", "\(f.count(plan.duplicateKeys)) keys claimed by several files")
+        }
+        if plan.otherProjectFiles > 0 {
+            row("others' keys", "\(f.count(plan.otherProjectFiles)) files refused: another project stores the key")
+            for item in plan.otherProjectKeys {
+                lines.append("      s3://\(item.bucket)/\(item.key): project \(item.project)")
+            }
         }
         row(
             "already uploaded",

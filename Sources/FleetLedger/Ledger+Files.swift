@@ -121,8 +121,11 @@ extension Ledger {
     /// Records one batch of scanned files in one transaction.
     ///
     /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped`; a second
-    /// file mapping to a key already taken in this session, and a file that came with an error, as
-    /// `permanent_failure`; the rest as `pending`, ready to be claimed.
+    /// file mapping to a key already taken in this session, a file whose key another project stores (same bucket
+    /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
+    /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
+    /// this project stores it too: the object may be the other project's by now. One statement per batch: the
+    /// other projects' keys come from the `(bucket, s3_key)` index, never a round trip per file.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
@@ -146,7 +149,8 @@ extension Ledger {
             }
             let result = try connection.execute(
                 """
-                WITH ranked AS (
+                WITH me AS (SELECT endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
+                ranked AS (
                     SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
                     FROM staged_files s
                 ), judged AS MATERIALIZED (
@@ -156,12 +160,21 @@ extension Ledger {
                                  SELECT 1 FROM file_uploads e
                                  WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
                                    AND e.session_id = \(sessionID)) THEN 'duplicate_key'
+                             WHEN owner.name IS NOT NULL THEN 'key_owned_by_other_project'
                         END AS problem,
+                        owner.name AS owner,
                         o.s3_key IS NOT NULL AS stored
                     FROM ranked r
                     LEFT JOIN stored_objects o
                       ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
                      AND o.size_bytes = r.size_bytes AND o.mtime = r.mtime
+                    LEFT JOIN LATERAL (
+                        SELECT p.name FROM stored_objects x JOIN projects p ON p.id = x.project_id CROSS JOIN me
+                        WHERE x.bucket = r.bucket AND x.s3_key = r.s3_key AND x.project_id <> \(projectID)
+                          AND p.endpoint IS NOT DISTINCT FROM me.endpoint
+                          AND NOT (p.shared_prefix AND me.shared_prefix)
+                        ORDER BY x.uploaded_at DESC LIMIT 1
+                    ) AS owner ON true
                 )
                 INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
                                           s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
@@ -172,6 +185,9 @@ extension Ledger {
                        CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
                        problem,
                        CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
+                            WHEN problem = 'key_owned_by_other_project' THEN
+                                format('s3://%s/%s holds an object of project %L; two projects share keys only '
+                                       'when both set s3.shared_prefix: true', bucket, s3_key, owner)
                             ELSE error_message END,
                        CASE WHEN problem IS NOT NULL OR stored THEN now() END
                 FROM judged ORDER BY seq
@@ -216,13 +232,15 @@ extension Ledger {
     }
 
     /// The statuses `retry` takes files from: failed ones, files never tried (an interrupted run), and with
-    /// `includePermanent` permanent failures too — except those no upload can fix (an invalid or duplicate key).
+    /// `includePermanent` permanent failures too — except those no upload can fix (an invalid or duplicate key, a
+    /// key another project stores).
     package static func retryableStatuses(includePermanent: Bool) -> [String] {
         includePermanent ? ["pending", "failed", "permanent_failure"] : ["pending", "failed"]
     }
 
-    /// Error classes of permanent failures that a retry never takes: the key itself is wrong.
-    package static let unfixableClasses = ["invalid_key", "duplicate_key"]
+    /// Error classes of permanent failures that a retry never takes: the key itself is wrong, or belongs to
+    /// another project (sending it would overwrite that project's object).
+    package static let unfixableClasses = ["invalid_key", "duplicate_key", "key_owned_by_other_project"]
 
     /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`,
     /// skipping rows other processes hold (`FOR UPDATE SKIP LOCKED`), so two processes never get the same file.
@@ -426,7 +444,7 @@ extension Ledger {
 
 extension Ledger {
     /// Display paths of the session's files that need no further upload: uploaded, skipped, or refused for a
-    /// reason no retry fixes (an invalid or duplicate key, an unreadable file).
+    /// reason no retry fixes (an invalid or duplicate key, another project's key, an unreadable file).
     package func settledPaths(sessionID: Int64) throws -> Set<String> {
         let rows = try connection.execute(
             """

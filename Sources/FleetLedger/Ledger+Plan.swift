@@ -10,8 +10,23 @@ package struct PlanComparison: Sendable, Equatable {
     package var storedBytes: Int64 = 0
     /// Of those, the ones at or above the multipart threshold.
     package var storedMultipartFiles = 0
+    /// Planned files whose key another project stores: the session would refuse them
+    /// (`key_owned_by_other_project`).
+    package var otherProjectFiles = 0
+    package var otherProjectBytes: Int64 = 0
+    package var otherProjectMultipartFiles = 0
+    /// The first few of them, by bucket and key.
+    package var otherProjectKeys: [OtherProjectKey] = []
 
     package init() {}
+}
+
+/// A planned key another project stores.
+package struct OtherProjectKey: Sendable, Equatable, Codable {
+    package var bucket: String
+    package var key: String
+    /// The project whose object the key holds.
+    package var project: String
 }
 
 /// Takes the placements of a planned upload, one row each.
@@ -30,19 +45,28 @@ extension Ledger {
     /// The placements `write` adds stream through COPY into a temporary table dropped at the end of the
     /// transaction, so memory stays flat however many files there are and nothing outlives the call.
     ///
+    /// A planned key another project stores (same bucket and endpoint) is counted apart, as `recordFiles` would
+    /// refuse it, unless this project and that one both share their prefix: one `UPDATE` over the whole plan
+    /// finds them through the `(bucket, s3_key)` index.
+    ///
     /// - Parameters:
     ///   - projectName: The project whose stored objects count; an unknown project stores nothing.
+    ///   - endpoint: The project's custom endpoint (`nil` for AWS): the same bucket name elsewhere is another bucket.
+    ///   - sharedPrefix: Whether this project shares its keys with projects that share too.
     ///   - multipartThreshold: Files at or above this size are counted as multipart.
     ///   - write: Adds every planned file.
     package func comparePlan(
         projectName: String,
+        endpoint: String? = nil,
+        sharedPrefix: Bool = false,
         multipartThreshold: Int64,
         _ write: (PlanRowWriter) throws -> Void
     ) throws -> PlanComparison {
         try connection.transaction {
             try connection.execute(
                 """
-                CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz)
+                CREATE TEMPORARY TABLE plan_files (bucket text, s3_key text, size_bytes bigint, mtime timestamptz,
+                                                   owner text)
                 ON COMMIT DROP
                 """
             )
@@ -54,6 +78,36 @@ extension Ledger {
                 "SELECT count(*) FROM (SELECT 1 FROM plan_files GROUP BY bucket, s3_key HAVING count(*) > 1) AS d"
             )
             comparison.duplicateKeys = try duplicates.decode(Int.self, 0, 0, in: "plan_files")
+            try connection.execute(
+                """
+                UPDATE plan_files AS p SET owner = (
+                    SELECT j.name FROM stored_objects AS x JOIN projects AS j ON j.id = x.project_id
+                    WHERE x.bucket = p.bucket AND x.s3_key = p.s3_key AND j.name <> \(projectName)
+                      AND j.endpoint IS NOT DISTINCT FROM \(endpoint)::text
+                      AND NOT (j.shared_prefix AND \(sharedPrefix)::boolean)
+                    ORDER BY x.uploaded_at DESC LIMIT 1)
+                """
+            )
+            let owned = try connection.execute(
+                """
+                SELECT count(*) OVER (), sum(size_bytes) OVER (),
+                       count(*) FILTER (WHERE size_bytes >= \(multipartThreshold)) OVER (), bucket, s3_key, owner
+                FROM plan_files WHERE owner IS NOT NULL
+                ORDER BY bucket, s3_key LIMIT 10
+                """
+            )
+            if owned.rowCount > 0 {
+                comparison.otherProjectFiles = try owned.decode(Int.self, 0, 0, in: "plan_files")
+                comparison.otherProjectBytes = try owned.decode(Int64.self, 0, 1, in: "plan_files")
+                comparison.otherProjectMultipartFiles = try owned.decode(Int.self, 0, 2, in: "plan_files")
+                comparison.otherProjectKeys = try (0..<owned.rowCount).map { row in
+                    OtherProjectKey(
+                        bucket: try owned.decode(String.self, row, 3, in: "plan_files"),
+                        key: try owned.decode(String.self, row, 4, in: "plan_files"),
+                        project: try owned.decode(String.self, row, 5, in: "plan_files")
+                    )
+                }
+            }
             let stored = try connection.execute(
                 """
                 SELECT count(*), coalesce(sum(p.size_bytes), 0),
@@ -63,6 +117,7 @@ extension Ledger {
                 JOIN stored_objects AS o
                   ON o.project_id = j.id AND o.bucket = p.bucket AND o.s3_key = p.s3_key
                  AND o.size_bytes = p.size_bytes AND o.mtime = p.mtime
+                WHERE p.owner IS NULL
                 """
             )
             comparison.storedFiles = try stored.decode(Int.self, 0, 0, in: "plan_files")

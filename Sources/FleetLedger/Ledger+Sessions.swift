@@ -39,15 +39,26 @@ package struct ProjectDestination: Sendable, Equatable {
     /// A custom endpoint; `nil` for AWS.
     package var endpoint: String?
     package var keyTemplate: String
+    /// Whether other projects that share too may store the same keys; otherwise a key another project stores
+    /// is refused (`key_owned_by_other_project`).
+    package var sharedPrefix: Bool
 
-    package init(name: String, bucket: String?, prefix: String, region: String, endpoint: String?, keyTemplate: String)
-    {
+    package init(
+        name: String,
+        bucket: String?,
+        prefix: String,
+        region: String,
+        endpoint: String?,
+        keyTemplate: String,
+        sharedPrefix: Bool = false
+    ) {
         self.name = name
         self.bucket = bucket
         self.prefix = prefix
         self.region = region
         self.endpoint = endpoint
         self.keyTemplate = keyTemplate
+        self.sharedPrefix = sharedPrefix
     }
 }
 
@@ -56,12 +67,12 @@ extension Ledger {
     package func upsertProject(_ project: ProjectDestination) throws -> Int64 {
         let rows = try connection.execute(
             """
-            INSERT INTO projects (name, bucket, prefix, region, endpoint, key_template)
+            INSERT INTO projects (name, bucket, prefix, region, endpoint, key_template, shared_prefix)
             VALUES (\(project.name), \(project.bucket), \(project.prefix), \(project.region), \(project.endpoint),
-                    \(project.keyTemplate))
+                    \(project.keyTemplate), \(project.sharedPrefix))
             ON CONFLICT (name) DO UPDATE SET bucket = EXCLUDED.bucket, prefix = EXCLUDED.prefix,
                 region = EXCLUDED.region, endpoint = EXCLUDED.endpoint, key_template = EXCLUDED.key_template,
-                updated_at = now()
+                shared_prefix = EXCLUDED.shared_prefix, updated_at = now()
             RETURNING id
             """
         )

@@ -35,6 +35,11 @@ extension Migration {
             name: "deletion_intents",
             sql: String(decoding: PackageResources._005_deletion_intents_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 6,
+            name: "owner_shared_prefix",
+            sql: String(decoding: PackageResources._006_owner_shared_prefix_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -37,7 +37,7 @@ struct RetryCommand: FleetCommand {
     @Flag(help: "Run rounds with backoff until done, out of rounds, or out of attempts.")
     var auto = false
 
-    @Flag(help: "Also retry permanent failures (not those with an invalid or duplicate key).")
+    @Flag(help: "Also retry permanent failures (not invalid or duplicate keys, nor another project's keys).")
     var includePermanent = false
 
     @Option(help: ArgumentHelp("With --auto: rounds at most (default retry.rounds, 5).", valueName: "n"))

@@ -91,4 +91,89 @@ struct ExactlyOnceCLITests {
             "\(result.stderr)"
         )
     }
+
+    // MARK: - Two projects, one bucket
+
+    /// Project B may not overwrite the key project A stores (A may have deleted its local copy), until both
+    /// set `s3.shared_prefix`.
+    @Test func aKeyAnotherProjectStoresIsRefusedUnlessBothShare() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let (first, second) = (try Scratch(), try Scratch())
+        defer {
+            first.remove()
+            second.remove()
+        }
+        try first.write("data/shared.log", "project A's bytes")
+        try first.write("data/a-only.log", "only A")
+        try second.write("data/shared.log", "project B's other bytes")
+        try second.write("data/b-only.log", "only B")
+        let configA = try configFile(first, s3)
+        let configB = try configFile(second, s3, extraS3: #", "shared_prefix": true"#)
+        let projectA = try projectName(configA)
+        let sharedKey = s3.prefix + "shared.log"
+        let bytesA = SHA256.hex(of: Array("project A's bytes".utf8))
+        let bytesB = SHA256.hex(of: Array("project B's other bytes".utf8))
+
+        #expect(try runUpload(configA, database, s3).status == 0)
+        // Only B shares: A's key stays A's.
+        let plan = try CLI.run("upload", ["--config", configB, "--dry-run", "--database", database.url])
+        #expect(plan.stdout.contains("1 files refused: another project stores the key"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("s3://\(s3.bucket)/\(sharedKey): project \(projectA)"), "\(plan.stdout)")
+        let refused = try runUpload(configB, database, s3)
+
+        #expect(refused.status == 1, "\(refused.stderr)")
+        var contents = try bucketContents(s3)
+        #expect(contents[sharedKey]?.1 == bytesA)
+        #expect(contents[s3.prefix + "b-only.log"] != nil)
+        let rows = try database.connect().execute(
+            """
+            SELECT error_class, error_message FROM file_uploads f JOIN projects p ON p.id = f.project_id
+            WHERE p.name <> \(projectA) AND f.status = 'permanent_failure'
+            """
+        )
+        #expect(rows.rowCount == 1)
+        #expect(rows.string(0, 0) == "key_owned_by_other_project")
+        #expect(rows.string(0, 1)?.contains("project '\(projectA)'") == true, "\(rows.string(0, 1) ?? "")")
+        // `retry` does not send it either.
+        let sessionB = try #require(try database.connect().execute("SELECT max(id) FROM sync_sessions").int(0, 0))
+        _ = try CLI.run(
+            "retry",
+            ["--session", String(sessionB), "--include-permanent", "--database", database.url],
+            environment: s3.environment
+        )
+        contents = try bucketContents(s3)
+        #expect(contents[sharedKey]?.1 == bytesA)
+        let afterRetry = try database.connect().execute(
+            "SELECT status, attempts FROM file_uploads WHERE session_id = \(sessionB) AND s3_key = \(sharedKey)"
+        )
+        #expect(afterRetry.string(0, 0) == "permanent_failure")
+        #expect(afterRetry.int(0, 1) == 0)
+
+        // A shares too: the last upload of the key wins.
+        try setSharedPrefix(configA)
+        #expect(try runUpload(configA, database, s3).status == 0)
+        let shared = try runUpload(configB, database, s3)
+
+        #expect(shared.status == 0, "\(shared.stderr)")
+        #expect(try bucketContents(s3)[sharedKey]?.1 == bytesB)
+    }
+
+    // MARK: - Helpers
+
+    private func projectName(_ config: String) throws -> String {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config)))
+        return try #require(((json as? [String: Any])?["project"] as? [String: Any])?["name"] as? String)
+    }
+
+    /// Rewrites the configuration with `s3.shared_prefix: true`.
+    private func setSharedPrefix(_ config: String) throws {
+        let url = URL(fileURLWithPath: config)
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var s3 = try #require(json["s3"] as? [String: Any])
+        s3["shared_prefix"] = true
+        json["s3"] = s3
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+    }
 }

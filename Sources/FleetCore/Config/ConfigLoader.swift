@@ -26,6 +26,7 @@ package enum ConfigLoader {
     /// The keys that can be overridden from the environment (and their variables).
     package static let overridableKeys = [
         "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
+        "s3.shared_prefix",
         "keys.template",
         "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
         "upload.multipart_threshold_mb", "upload.part_size_mb", "upload.part_concurrency", "upload.max_attempts",

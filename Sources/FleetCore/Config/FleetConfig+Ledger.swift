@@ -16,7 +16,8 @@ extension Ledger {
                 prefix: config.resolved.s3.prefix,
                 region: region,
                 endpoint: endpoint,
-                keyTemplate: config.resolved.keys.template
+                keyTemplate: config.resolved.keys.template,
+                sharedPrefix: config.resolved.s3.sharedPrefix
             )
         )
     }

@@ -80,6 +80,10 @@ package struct S3Settings: Codable, Sendable, Equatable {
     package var pathStyle: Bool?
     /// The profile of the shared AWS files to take credentials from; it then comes before the environment.
     package var profile: String?
+    /// Let other projects that set it too write the same keys (the last upload of a key wins); unset or false, a
+    /// key another project stores is refused (`key_owned_by_other_project`), so no project overwrites another's
+    /// only copy.
+    package var sharedPrefix: Bool?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {

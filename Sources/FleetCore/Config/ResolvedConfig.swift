@@ -75,9 +75,14 @@ package struct ResolvedConfig: Sendable, Equatable {
         package var prefix: String
         /// The default of `prefix`.
         package static let defaultPrefix = ""
+        /// `s3.shared_prefix`: other projects that set it too may store the same keys.
+        package var sharedPrefix: Bool
+        /// The default of `sharedPrefix`: a key belongs to the project that stored it first.
+        package static let defaultSharedPrefix = false
 
         init(_ settings: S3Settings) {
             prefix = settings.prefix ?? Self.defaultPrefix
+            sharedPrefix = settings.sharedPrefix ?? Self.defaultSharedPrefix
         }
     }
 

@@ -1,3 +1,5 @@
+import FleetLedger
+
 /// What `upload` would do with a configuration, as `upload --dry-run` prints it.
 package struct UploadPlan: Sendable, Codable, Equatable {
     package struct Source: Sendable, Codable, Equatable {
@@ -37,6 +39,11 @@ package struct UploadPlan: Sendable, Codable, Equatable {
     package var unplaceableCount = 0
     /// Keys that more than one local file maps to.
     package var duplicateKeys = 0
+    /// Files whose key another project stores: `upload` refuses them (`key_owned_by_other_project`) unless both
+    /// projects set `s3.shared_prefix`.
+    package var otherProjectFiles = 0
+    /// The first few of those keys, with the project each belongs to.
+    package var otherProjectKeys: [OtherProjectKey] = []
 
     /// Files the ledger records as uploaded with the same project, bucket, key, size and mtime.
     package var alreadyUploadedFiles = 0

@@ -54,8 +54,12 @@ package struct UploadPlanner {
         plan.workers = config.resolved.upload.workers
 
         var scanSeconds = 0.0
-        let comparison = try ledger.comparePlan(projectName: config.project.name, multipartThreshold: threshold) {
-            rows in
+        let comparison = try ledger.comparePlan(
+            projectName: config.project.name,
+            endpoint: config.s3.endpoint,
+            sharedPrefix: config.resolved.s3.sharedPrefix,
+            multipartThreshold: threshold
+        ) { rows in
             let scanStarted = Date()
             defer { scanSeconds = Date().timeIntervalSince(scanStarted) }
             plan.scan = try SourceWalk(config: config, mapper: mapper, logger: logger).run(
@@ -95,9 +99,11 @@ package struct UploadPlanner {
         plan.duplicateKeys = comparison.duplicateKeys
         plan.alreadyUploadedFiles = comparison.storedFiles
         plan.alreadyUploadedBytes = comparison.storedBytes
-        plan.toUploadFiles -= comparison.storedFiles
-        plan.toUploadBytes -= comparison.storedBytes
-        plan.toUploadMultipart -= comparison.storedMultipartFiles
+        plan.otherProjectFiles = comparison.otherProjectFiles
+        plan.otherProjectKeys = comparison.otherProjectKeys
+        plan.toUploadFiles -= comparison.storedFiles + comparison.otherProjectFiles
+        plan.toUploadBytes -= comparison.storedBytes + comparison.otherProjectBytes
+        plan.toUploadMultipart -= comparison.storedMultipartFiles + comparison.otherProjectMultipartFiles
         plan.totalSeconds = Date().timeIntervalSince(started)
         logger.info(
             "planned upload",

@@ -105,4 +105,27 @@ struct SourceOverlapValidationTests {
         )
         #expect(Self.firstError("/nonexistent/fleet/a", "/nonexistent/fleet/b") == nil)
     }
+
+    @Test func sharedPrefixTakesTrueOrFalseOnly() throws {
+        let config = try ConfigLoader.decode(
+            ConfigValue.parseYAML(
+                "project:\n  name: p\ns3:\n  bucket: fleet-data\n  shared_prefix: true\nsource:\n  path: /d\n"
+            )
+        )
+        #expect(config.resolved.s3.sharedPrefix == true)
+        let unset = try ConfigLoader.decode(
+            ConfigValue.parseYAML("project:\n  name: p\ns3:\n  bucket: fleet-data\nsource:\n  path: /d\n")
+        )
+        #expect(unset.resolved.s3.sharedPrefix == false)
+        do {
+            _ = try ConfigLoader.decode(
+                ConfigValue.parseYAML(
+                    "project:\n  name: p\ns3:\n  bucket: fleet-data\n  shared_prefix: sometimes\nsource:\n  path: /d\n"
+                )
+            )
+            Issue.record("s3.shared_prefix: sometimes was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("s3.shared_prefix: "), "\(error)")
+        }
+    }
 }
