@@ -22,6 +22,23 @@ package struct AfterUploadCandidate: Sendable, Equatable {
     package var inode: UInt64?
 }
 
+/// A file a session recorded `skipped` because the ledger stores its object already (an earlier run uploaded it,
+/// perhaps one killed before it could delete the local copy), with the checksum S3 verified for that object.
+package struct StoredSkippedFile: Sendable, Equatable {
+    package var id: Int64
+    /// The bytes to open.
+    package var path: [UInt8]
+    /// The path as the ledger shows it (invalid UTF-8 as `%XX`).
+    package var displayPath: String
+    package var bucket: String
+    package var key: String
+    /// Size and mtime the scan found, which are the stored object's.
+    package var size: Int64
+    package var mtime: Timestamp
+    /// The stored object's SHA-256, hex: the local file is deleted only if it hashes to this.
+    package var checksum: String
+}
+
 /// One local file to delete, as `local_deletions` records it.
 package struct LocalDeletionRecord: Sendable, Equatable {
     /// The bytes to open.
@@ -121,6 +138,41 @@ extension Ledger {
             )
         }
         return candidates
+    }
+
+    /// The session's files recorded `skipped` because `stored_objects` holds their object with the same size and
+    /// mtime and a verified SHA-256, whose local copy is not known to be gone; in id order after `afterID`.
+    ///
+    /// Files skipped because the bucket listing had their key (`skip_reason` `bucket`) are not among them: the
+    /// ledger never verified those bytes.
+    package func storedSkippedFiles(sessionID: Int64, afterID: Int64, limit: Int) throws -> [StoredSkippedFile] {
+        let rows = try connection.execute(
+            """
+            SELECT f.id, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, o.checksum_sha256
+            FROM file_uploads f
+            JOIN stored_objects o
+              ON o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
+             AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime
+            WHERE f.session_id = \(sessionID) AND f.status = 'skipped' AND f.id > \(afterID)
+              AND f.skip_reason = 'ledger' AND f.local_deleted_at IS NULL AND o.checksum_sha256 IS NOT NULL
+            ORDER BY f.id
+            LIMIT \(limit)
+            """
+        )
+        return try (0..<rows.rowCount).map { row in
+            let display = try rows.decode(String.self, row, 1, in: "file_uploads")
+            let bytes = try rows.decodeIfPresent(String.self, row, 2, in: "file_uploads")
+            return StoredSkippedFile(
+                id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
+                path: bytes.map(Ledger.decodeByteaHex) ?? Array(display.utf8),
+                displayPath: display,
+                bucket: try rows.decode(String.self, row, 3, in: "file_uploads"),
+                key: try rows.decode(String.self, row, 4, in: "file_uploads"),
+                size: try rows.decode(Int64.self, row, 5, in: "file_uploads"),
+                mtime: try rows.decode(Timestamp.self, row, 6, in: "file_uploads"),
+                checksum: try rows.decode(String.self, row, 7, in: "stored_objects")
+            )
+        }
     }
 
     /// Sends rows examined and kept (the file changed, or cannot be deleted safely) to the back of the

@@ -199,7 +199,8 @@ extension Ledger {
     }
 
     /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
-    /// remembers them in `stored_objects`.
+    /// remembers them in `stored_objects` without a checksum: a checksum recorded for an earlier version of the
+    /// key no longer says what the bucket holds, and nothing is deleted on the strength of it.
     ///
     /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
     /// - Returns: how many were skipped.
@@ -224,7 +225,8 @@ extension Ledger {
                 INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, session_id)
                 SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
-                    mtime = EXCLUDED.mtime, session_id = EXCLUDED.session_id, uploaded_at = now()
+                    mtime = EXCLUDED.mtime, checksum_sha256 = NULL, etag = NULL, session_id = EXCLUDED.session_id,
+                    uploaded_at = now()
                 """
             )
             return updated.affectedRows

@@ -160,6 +160,87 @@ struct ExactlyOnceCLITests {
         #expect(try bucketContents(s3)[sharedKey]?.1 == bytesB)
     }
 
+    // MARK: - delete_after_upload after a killed run
+
+    /// A run killed after uploading files it had not deleted yet (here: its deletions could not be recorded), then
+    /// a run to the end: every file whose bytes are in the bucket is gone locally, the one whose bytes are not
+    /// stays, and `local_deletions` lists each deletion once.
+    @Test func filesAKilledRunUploadedAreDeletedByTheNextRun() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var expected: [String: (path: String, sha256: String)] = [:]
+        for index in 0..<600 {
+            let name = "sub\(index % 4)/f\(index).log"
+            let text = "log line \(index) " + String(repeating: "x", count: index % 37)
+            expected[s3.prefix + name] = (try scratch.write("data/" + name, text), SHA256.hex(of: Array(text.utf8)))
+        }
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
+        let migrate = try CLI.run("master", ["migrate", "--database", database.url])
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        let connection = try database.connect()
+
+        // The first run uploads but cannot record a deletion, and is killed on the way.
+        try database.refuse("INSERT", on: "local_deletions")
+        let run = try CLI.start(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+        defer { kill(run.process.processIdentifier, SIGKILL) }  // a failed expectation must not leave it running
+        #expect(waitForUploads(connection, atLeast: 100) >= 100)
+        kill(run.process.processIdentifier, SIGKILL)
+        _ = run.wait()
+        try database.allow(on: "local_deletions")
+        let uploadedBefore = try #require(
+            try connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0)
+        )
+        #expect(uploadedBefore < 600, "the run ended before it was killed")
+        #expect(expected.values.allSatisfy { FileManager.default.fileExists(atPath: $0.path) })
+
+        // One uploaded file is rewritten in place with its size and mtime kept: its bytes are not the stored ones.
+        let tamperedPath = try #require(
+            connection.execute("SELECT local_path FROM file_uploads WHERE status = 'uploaded' ORDER BY id LIMIT 1")
+                .string(0, 0)
+        )
+        try rewriteKeepingSizeAndMtime(tamperedPath)
+
+        let result = try runUpload(config, database, s3)
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("its SHA-256 is not the stored object's"), "\(result.stderr)")
+        let contents = try bucketContents(s3)
+        #expect(contents.count == 600)
+        for (key, file) in expected {
+            #expect(contents[key]?.1 == file.sha256, "\(key) in the bucket")
+            let present = FileManager.default.fileExists(atPath: file.path)
+            #expect(present == (file.path == tamperedPath), "\(file.path) present: \(present)")
+        }
+        let rows = try connection.execute(
+            """
+            SELECT (SELECT count(*) FROM local_deletions WHERE state = 'deleted' AND was_uploaded),
+                   (SELECT count(DISTINCT local_path) FROM local_deletions),
+                   (SELECT count(*) FROM local_deletions WHERE state <> 'deleted'),
+                   (SELECT count(*) FROM file_uploads f JOIN sync_sessions s ON s.id = f.session_id
+                    WHERE s.id = (SELECT max(id) FROM sync_sessions) AND f.status = 'skipped'),
+                   (SELECT count(*) FROM file_uploads f
+                    WHERE f.session_id = (SELECT max(id) FROM sync_sessions) AND f.status = 'skipped'
+                      AND f.local_deleted_at IS NOT NULL),
+                   (SELECT count(*) FROM local_deletions d WHERE d.local_path = \(tamperedPath))
+            """
+        )
+        #expect(rows.int(0, 0) == 599)
+        #expect(rows.int(0, 1) == 599)
+        #expect(rows.int(0, 2) == 0)
+        let skipped = try #require(rows.int(0, 3))
+        #expect(skipped >= uploadedBefore, "the second run skipped what the first had uploaded")
+        #expect(rows.int(0, 4) == skipped - 1)
+        #expect(rows.int(0, 5) == 0)
+        try expectNothingLeftHalfDone(connection)
+    }
+
     // MARK: - Helpers
 
     private func projectName(_ config: String) throws -> String {
@@ -175,5 +256,15 @@ struct ExactlyOnceCLITests {
         s3["shared_prefix"] = true
         json["s3"] = s3
         try JSONSerialization.data(withJSONObject: json).write(to: url)
+    }
+
+    /// Other bytes of the same length, with the file's mtime put back to the nanosecond.
+    private func rewriteKeepingSizeAndMtime(_ path: String) throws {
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        let size = Int(info.st_size)
+        try Data(repeating: UInt8(ascii: "#"), count: size).write(to: URL(fileURLWithPath: path))
+        let times = [info.st_atim, info.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, times, 0) == 0)
     }
 }

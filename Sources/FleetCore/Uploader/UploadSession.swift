@@ -134,6 +134,14 @@ package struct UploadSession {
             pool.jobs.finishScan()
             pool.jobs.release()
             try pool.finish()
+            if config.resolved.upload.deleteAfterUpload, failure == nil {
+                deleteStoredSkippedFiles(
+                    ledger: ledger,
+                    session: (sessionID, projectID, deviceID),
+                    state: state,
+                    logger: sessionLogger
+                )
+            }
         } catch {
             failure = failure ?? "\(error)"
         }
@@ -235,6 +243,25 @@ package struct UploadSession {
         }
         try flush()
         progress.update { $0.scanFinished = true }
+    }
+
+    /// With `delete_after_upload`: files skipped because an earlier run uploaded them (and died before deleting
+    /// them) are deleted too, once their content is checked against the stored object's checksum. A ledger that
+    /// cannot record it leaves them for the next run; the session's outcome does not change.
+    private func deleteStoredSkippedFiles(
+        ledger: Ledger,
+        session: (id: Int64, projectID: Int64, deviceID: Int64),
+        state: RunState,
+        logger: Logger
+    ) {
+        do {
+            try SkippedFileDeletion(ledger: ledger, session: session, config: config, logger: logger).run(state: state)
+        } catch {
+            logger.error(
+                "not deleting files an earlier run uploaded: the ledger cannot record their deletion",
+                metadata: ["error": "\(error)"]
+            )
+        }
     }
 
     /// With `compare_with_bucket`: list the destination and skip files already there with the same size.
