@@ -102,18 +102,23 @@ package final class S3Client {
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
+    /// The signing time, corrected by the server's once S3 said the local clock is off; shared by the clients
+    /// of one `S3Context`.
+    package let clock: SigningClock
     private let logger: Logger
 
     package init(
         endpoint: S3Endpoint,
         credentials: CredentialProvider,
         timeouts: HTTPTimeouts = HTTPTimeouts(),
+        clock: SigningClock = SigningClock(),
         logger: Logger
     )
         throws(S3Error)
     {
         self.endpoint = endpoint
         self.credentials = credentials
+        self.clock = clock
         self.timeouts = timeouts
         self.logger = logger
         do {
@@ -478,7 +483,9 @@ package final class S3Client {
                 }
                 .joined(separator: "&")
         }
-        for attempt in 1...2 {
+        var refreshedCredentials = false
+        var correctedClock = false
+        while true {
             let current: AWSCredentials
             do {
                 current = try credentials.credentials()
@@ -496,7 +503,7 @@ package final class S3Client {
                     headers: allHeaders,
                     payloadHash: hash
                 ),
-                at: Date(),
+                at: clock.now,
                 keys: &signingKeys
             )
             allHeaders += signature.headersToAdd
@@ -519,21 +526,39 @@ package final class S3Client {
             let document = XMLTree.parse(response.body)
             // HEAD responses have no body: the status and what was asked for say which error it is.
             let code = document?["Code"] ?? (response.status == 404 ? (key == nil ? "NoSuchBucket" : "NoSuchKey") : nil)
-            let error = S3Error(
+            var error = S3Error(
                 status: response.status,
                 code: code,
                 message: document?["Message"],
                 requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
                 resource: resource
             )
-            if error.kind == .expiredToken, attempt == 1 {
+            if error.kind == .expiredToken, !refreshedCredentials {
                 logger.notice("credentials expired; refreshing", metadata: ["credentials.source": "\(current.source)"])
                 credentials.invalidate()
+                refreshedCredentials = true
                 continue
+            }
+            if error.kind == .clockSkewed {
+                guard let serverTime = response.header("date").flatMap({ HTTPDate.parse($0) })?.date else {
+                    error.message += " (the answer carried no Date header to learn the server's time from)"
+                    throw error
+                }
+                let localTime = clock.localNow
+                let offset = serverTime.timeIntervalSince(localTime)
+                error.message = "\(SigningClock.describe(offsetSeconds: offset)): \(error.message)"
+                if !correctedClock {
+                    clock.adopt(serverTime: serverTime, at: localTime)
+                    correctedClock = true
+                    logger.warning(
+                        "\(SigningClock.describe(offsetSeconds: offset)); signing with the server's time from now on",
+                        metadata: ["clock.offset_seconds": "\(Int(offset.rounded()))"]
+                    )
+                    continue
+                }
             }
             throw error
         }
-        throw S3Error(.expiredToken, "credentials were still expired after a refresh")
     }
 
     /// Parses a response document, turning an `<Error>` body (S3 sends some with status 200) into an error.
