@@ -45,4 +45,25 @@ struct SigningClockTests {
     func describesTheSkewInMinutes(offset: Double, expected: String) {
         #expect(SigningClock.describe(offsetSeconds: offset) == expected)
     }
+
+    /// A bodiless 403 is the clock refusal only when the request was signed more than 15 minutes from the
+    /// server's `Date`; otherwise it stays a denial.
+    @Test func bodilessRefusalIsReadFromTheServersDate() {
+        let signed = Date(timeIntervalSince1970: 1_796_000_000)
+        func code(_ status: Int, serverOffset: TimeInterval?, isObject: Bool = true) -> String? {
+            S3Client.codeWithoutBody(
+                status: status,
+                isObject: isObject,
+                signedAt: signed,
+                serverTime: serverOffset.map { signed.addingTimeInterval($0) }
+            )
+        }
+        #expect(code(403, serverOffset: 16 * 60) == "RequestTimeTooSkewed")
+        #expect(code(403, serverOffset: -16 * 60) == "RequestTimeTooSkewed")
+        #expect(code(403, serverOffset: 14 * 60) == nil)
+        #expect(code(403, serverOffset: nil) == nil)
+        #expect(code(404, serverOffset: 16 * 60) == "NoSuchKey")
+        #expect(code(404, serverOffset: 0, isObject: false) == "NoSuchBucket")
+        #expect(code(400, serverOffset: 16 * 60) == nil)
+    }
 }

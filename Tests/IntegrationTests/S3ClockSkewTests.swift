@@ -42,6 +42,27 @@ struct S3ClockSkewTests {
         #expect(warnings == 1)
     }
 
+    /// HEAD answers carry no body, so no error code: a 403 to a request signed more than 15 minutes from the
+    /// answer's `Date` is read as the clock refusal, and the HEAD goes through once the offset is learned.
+    @Test func headRequestsLearnTheOffsetToo() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("a.bin", size: 300)
+        let plain = try s3.client()
+        _ = try plain.uploadFile(LocalFile(path: path.path), bucket: s3.bucket, key: s3.prefix + "a.bin")
+        let log = LogCapture()
+
+        let objectClient = try context(skew: 25 * 60, s3: s3).client(logger: log.logger)
+        let info = try objectClient.headObject(bucket: s3.bucket, key: s3.prefix + "a.bin")
+        let bucketContext = try context(skew: -25 * 60, s3: s3)
+        try bucketContext.client(logger: log.logger).headBucket(s3.bucket)
+
+        #expect(info?.size == 300)
+        #expect(abs(bucketContext.clock.offsetSeconds - 25 * 60) < 3)
+        #expect(log.count(level: .warning) { $0.contains("the clock is 25 minutes off") } == 2)
+    }
+
     /// Every client of the context (one per worker thread) signs with the learned offset: only the first
     /// request of the first client is refused.
     @Test func otherWorkersSignWithTheLearnedOffsetAtOnce() throws {

@@ -493,6 +493,7 @@ package final class S3Client {
                 throw S3Error(.invalidCredentials, "\(error)")
             }
             let signer = SigV4Signer(credentials: current, region: endpoint.region, service: service)
+            let signedAt = clock.now
             var allHeaders = [(name: "host", value: host)] + headers.map { (name: $0.0, value: $0.1) }
             let signature = signer.sign(
                 SigV4Request(
@@ -503,7 +504,7 @@ package final class S3Client {
                     headers: allHeaders,
                     payloadHash: hash
                 ),
-                at: clock.now,
+                at: signedAt,
                 keys: &signingKeys
             )
             allHeaders += signature.headersToAdd
@@ -524,12 +525,20 @@ package final class S3Client {
             }
             if (200..<300).contains(response.status) { return response }
             let document = XMLTree.parse(response.body)
-            // HEAD responses have no body: the status and what was asked for say which error it is.
-            let code = document?["Code"] ?? (response.status == 404 ? (key == nil ? "NoSuchBucket" : "NoSuchKey") : nil)
+            let serverTime = response.header("date").flatMap { HTTPDate.parse($0) }?.date
+            let code =
+                document?["Code"]
+                ?? S3Client.codeWithoutBody(
+                    status: response.status,
+                    isObject: key != nil,
+                    signedAt: signedAt,
+                    serverTime: serverTime
+                )
+            let skewed = code == "RequestTimeTooSkewed"
             var error = S3Error(
                 status: response.status,
                 code: code,
-                message: document?["Message"],
+                message: document?["Message"] ?? (skewed ? "the request time is too far from the server's" : nil),
                 requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
                 resource: resource
             )
@@ -540,7 +549,7 @@ package final class S3Client {
                 continue
             }
             if error.kind == .clockSkewed {
-                guard let serverTime = response.header("date").flatMap({ HTTPDate.parse($0) })?.date else {
+                guard let serverTime else {
                     error.message += " (the answer carried no Date header to learn the server's time from)"
                     throw error
                 }
@@ -558,6 +567,24 @@ package final class S3Client {
                 }
             }
             throw error
+        }
+    }
+
+    /// S3 refuses a request signed further than this from its own time, in seconds.
+    static let allowedSkewSeconds: TimeInterval = 15 * 60
+
+    /// The error code of an answer without a body (HEAD responses have none): the status and what was asked
+    /// for say which error it is. A 403 to a request signed further from the server's time (its `Date`
+    /// header) than S3 allows is the clock skew refusal, not a denial.
+    static func codeWithoutBody(status: Int, isObject: Bool, signedAt: Date, serverTime: Date?) -> String? {
+        switch status {
+        case 404:
+            return isObject ? "NoSuchKey" : "NoSuchBucket"
+        case 403:
+            guard let serverTime, abs(serverTime.timeIntervalSince(signedAt)) > allowedSkewSeconds else { return nil }
+            return "RequestTimeTooSkewed"
+        default:
+            return nil
         }
     }
 
