@@ -202,7 +202,7 @@ package struct TriggerDelivery {
     static func nextStep(after delivery: Int) -> String {
         delivery >= maximumDeliveries
             ? "giving up after \(delivery) deliveries"
-            : "the next run tries again (delivery \(delivery) of at most \(maximumDeliveries))"
+            : "the next master once or agent run tries again (delivery \(delivery) of at most \(maximumDeliveries))"
     }
 
     /// Announces again the sessions of `sessionID`'s project whose earlier deliveries all failed and that are

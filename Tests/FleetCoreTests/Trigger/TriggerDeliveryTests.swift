@@ -128,7 +128,10 @@ struct TriggerDeliveryTests {
     }
 
     @Test func aFailedDeliveryIsTriedAgainUntilTheLastOne() {
-        #expect(TriggerDelivery.nextStep(after: 1) == "the next run tries again (delivery 1 of at most 5)")
+        #expect(
+            TriggerDelivery.nextStep(after: 1)
+                == "the next master once or agent run tries again (delivery 1 of at most 5)"
+        )
         #expect(TriggerDelivery.nextStep(after: TriggerDelivery.maximumDeliveries) == "giving up after 5 deliveries")
     }
 }
