@@ -5,6 +5,8 @@
 package enum AWSErrorClass: String, Sendable, CaseIterable {
     case throttled
     case timeout
+    /// The request was signed too far from the server's time (S3 allows 15 minutes): the local clock is off.
+    case clockSkewed = "clock_skewed"
     case expiredToken = "expired_token"
     case badDigest = "bad_digest"
     case invalidCredentials = "invalid_credentials"
@@ -26,7 +28,8 @@ package enum AWSErrorClass: String, Sendable, CaseIterable {
         case (_, "SlowDown"), (_, "Throttling"), (_, "ThrottlingException"), (_, "RequestLimitExceeded"),
             (_, "TooManyRequests"), (429, _):
             self = .throttled
-        case (_, "RequestTimeout"), (_, "RequestTimeTooSkewed"), (_, "RequestExpired"), (408, _): self = .timeout
+        case (_, "RequestTimeTooSkewed"), (_, "RequestExpired"): self = .clockSkewed
+        case (_, "RequestTimeout"), (408, _): self = .timeout
         case (_, "ExpiredToken"), (_, "ExpiredTokenException"), (_, "TokenRefreshRequired"): self = .expiredToken
         case (_, "BadDigest"), (_, "XAmzContentSHA256Mismatch"), (_, "InvalidDigest"): self = .badDigest
         case (_, "InvalidAccessKeyId"), (_, "InvalidToken"), (_, "InvalidClientTokenId"),

@@ -247,7 +247,8 @@ extension Ledger {
     private func triggerEvents(sessionID: Int64) throws -> [TriggerEvent] {
         let rows = try connection.execute(
             """
-            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message, url, response_excerpt
+            SELECT attempt, created_at, http_status, latency_ms, succeeded, error_message, url, response_excerpt,
+                   delivery
             FROM trigger_events WHERE session_id = \(sessionID) ORDER BY created_at, id
             """
         )
@@ -255,6 +256,7 @@ extension Ledger {
             TriggerEvent(
                 sessionID: sessionID,
                 url: try rows.decode(String.self, row, 6, in: "trigger_events"),
+                delivery: try rows.decode(Int.self, row, 8, in: "trigger_events"),
                 attempt: try rows.decode(Int.self, row, 0, in: "trigger_events"),
                 httpStatus: try rows.decodeIfPresent(Int.self, row, 2, in: "trigger_events"),
                 latencyMs: try rows.decodeIfPresent(Int.self, row, 3, in: "trigger_events"),

@@ -6,6 +6,9 @@ package struct TriggerEvent: Sendable, Equatable {
     package var sessionID: Int64
     /// The endpoint without any `user:password@`.
     package var url: String
+    /// Which announcement of the session the request belongs to: 1 for the first, one more for each later
+    /// run that tried again after a failed one. Its requests share the Idempotency-Key `<session>-<delivery>`.
+    package var delivery: Int
     /// 1 for the first request of a delivery.
     package var attempt: Int
     /// Nil when no HTTP response arrived.
@@ -23,6 +26,7 @@ package struct TriggerEvent: Sendable, Equatable {
     package init(
         sessionID: Int64,
         url: String,
+        delivery: Int = 1,
         attempt: Int,
         httpStatus: Int? = nil,
         latencyMs: Int?,
@@ -33,6 +37,7 @@ package struct TriggerEvent: Sendable, Equatable {
     ) {
         self.sessionID = sessionID
         self.url = url
+        self.delivery = delivery
         self.attempt = attempt
         self.httpStatus = httpStatus
         self.latencyMs = latencyMs
@@ -46,7 +51,7 @@ package struct TriggerEvent: Sendable, Equatable {
 extension TriggerEvent: Encodable {
     /// The URL, the session and the response excerpt are left out: the URL may carry a token.
     private enum CodingKeys: String, CodingKey {
-        case attempt, at
+        case delivery, attempt, at
         case httpStatus = "http_status"
         case latencyMs = "latency_ms"
         case succeeded
@@ -56,6 +61,7 @@ extension TriggerEvent: Encodable {
     /// Snake-case keys; the time in RFC 3339 UTC; absent values as `null`.
     package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(delivery, forKey: .delivery)
         try container.encode(attempt, forKey: .attempt)
         try container.encode(at?.rfc3339, forKey: .at)
         try container.encode(httpStatus, forKey: .httpStatus)
@@ -77,12 +83,48 @@ extension Ledger {
     package func recordTriggerEvent(_ event: TriggerEvent) throws {
         try connection.execute(
             """
-            INSERT INTO trigger_events (session_id, url, attempt, http_status, latency_ms, succeeded, error_message,
-                                        response_excerpt)
-            VALUES (\(event.sessionID), \(event.url), \(event.attempt), \(event.httpStatus), \(event.latencyMs),
-                    \(event.succeeded), \(event.errorMessage), \(event.responseExcerpt))
+            INSERT INTO trigger_events (session_id, url, delivery, attempt, http_status, latency_ms, succeeded,
+                                        error_message, response_excerpt)
+            VALUES (\(event.sessionID), \(event.url), \(event.delivery), \(event.attempt), \(event.httpStatus),
+                    \(event.latencyMs), \(event.succeeded), \(event.errorMessage), \(event.responseExcerpt))
             """
         )
+    }
+
+    /// The number of the session's next delivery: one more than the last one recorded, 1 for the first.
+    ///
+    /// A delivery whose process died before its first request was recorded is numbered again by the next
+    /// one, so a request that may have reached the endpoint is repeated under the same Idempotency-Key.
+    package func nextTriggerDelivery(sessionID: Int64) throws -> Int {
+        let rows = try connection.execute(
+            "SELECT COALESCE(max(delivery), 0) + 1 FROM trigger_events WHERE session_id = \(sessionID)"
+        )
+        return try rows.decode(Int.self, 0, 0, in: "trigger_events")
+    }
+
+    /// Sessions of `sessionID`'s project whose announcement failed and is still worth another delivery,
+    /// oldest first: every request recorded for them failed, fewer than `maximumDeliveries` deliveries were
+    /// made, and the first request is younger than `maximumAgeSeconds`. `sessionID` itself is left out.
+    ///
+    /// A session past either limit has been given up: its requests stay recorded, and no run tries again.
+    package func undeliveredTriggers(
+        projectOf sessionID: Int64,
+        maximumDeliveries: Int,
+        maximumAgeSeconds: Int,
+        limit: Int
+    ) throws -> [Int64] {
+        let rows = try connection.execute(
+            """
+            SELECT e.session_id FROM trigger_events e JOIN sync_sessions s ON s.id = e.session_id
+            WHERE s.project_id = (SELECT project_id FROM sync_sessions WHERE id = \(sessionID))
+              AND e.session_id <> \(sessionID)
+            GROUP BY e.session_id
+            HAVING NOT bool_or(e.succeeded) AND max(e.delivery) < \(maximumDeliveries)
+               AND min(e.created_at) > now() - \(maximumAgeSeconds) * interval '1 second'
+            ORDER BY e.session_id LIMIT \(limit)
+            """
+        )
+        return try (0..<rows.rowCount).map { row in try rows.decode(Int64.self, row, 0, in: "trigger_events") }
     }
 
     /// Up to `limit` keys the session uploaded, recorded after row `afterID`, in id order.

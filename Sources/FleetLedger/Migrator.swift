@@ -37,8 +37,13 @@ extension Migration {
         ),
         Migration(
             version: 6,
-            name: "owner_shared_prefix",
-            sql: String(decoding: PackageResources._006_owner_shared_prefix_sql, as: UTF8.self)
+            name: "shared_prefix",
+            sql: String(decoding: PackageResources._006_shared_prefix_sql, as: UTF8.self)
+        ),
+        Migration(
+            version: 7,
+            name: "trigger_deliveries",
+            sql: String(decoding: PackageResources._007_trigger_deliveries_sql, as: UTF8.self)
         ),
     ]
 }

@@ -30,10 +30,14 @@ struct TriggerCommand: FleetCommand {
             of the same name. ${VARIABLE} in a header value is read from the environment when the request is \
             sent, as in --header 'Authorization: Bearer ${DOWNSTREAM_TOKEN}'; the value is never recorded.
 
-            Network errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter, up to \
-            --attempts requests in all; any other answer (4xx, 3xx) is final. Every request is recorded in \
-            trigger_events: HTTP status, latency and the first KiB of the response. A session that is still \
-            running is never announced.
+            Network errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter (or after \
+            the wait the answer's Retry-After asks for, at most backoff_cap_seconds), up to --attempts \
+            requests in all; any other answer (4xx, 3xx) is final. Every request of one run carries \
+            Idempotency-Key: <session>-<delivery>, the delivery counting this session's runs of trigger from 1. \
+            Every request is recorded in trigger_events: delivery, attempt, HTTP status, latency and the first \
+            KiB of the response. A session that is still running is never announced. A delivery that failed is \
+            tried again by the next master once or agent run of the project (5 deliveries at most, for 72 \
+            hours).
 
             Exit codes: 0 delivered; 1 not sent: the session is still running, or --only-if complete and it has \
             failed or unfinished files or did not complete; 2 bad usage or configuration (unknown session, no \

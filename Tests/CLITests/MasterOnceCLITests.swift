@@ -111,4 +111,50 @@ struct MasterOnceCLITests {
         #expect(retry["ending"] as? String == "all_uploaded")
         #expect(try bucketContents(s3).count == 800)
     }
+
+    /// A trigger the endpoint did not take (500 on both attempts) is announced again by the next `master once`,
+    /// after that run's own session, as the session's second delivery with a new Idempotency-Key.
+    @Test func failedTriggerIsDeliveredByTheNextRun() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let receiver = try HTTPReceiver(statuses: [500, 500, 200])
+        defer { receiver.stop() }
+        try scratch.write("data/a.bin", "first")
+        let config = try configFile(
+            scratch,
+            s3,
+            sections: """
+                "trigger": { "url": "\(receiver.url)", "max_attempts": 2, "backoff_base_seconds": 0.01,
+                             "backoff_cap_seconds": 0.05 }
+                """
+        )
+        let arguments = ["once", "--config", config, "--database", database.url]
+
+        let failed = try CLI.run("master", arguments, environment: s3.environment)
+        try scratch.write("data/b.bin", "second")
+        let next = try CLI.run("master", arguments, environment: s3.environment)
+
+        #expect(failed.status == 3, "\(failed.stderr)")
+        #expect(next.status == 0, "\(next.stderr)")
+        let first = try #require(Int(failed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let second = try #require(Int(next.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let requests = try receiver.requests()
+        #expect(requests.map(\.status) == [500, 500, 200, 200])
+        #expect(try requests.map { try $0.document()["session_id"] as? Int } == [first, first, second, first])
+        #expect(
+            requests.map { $0.header("Idempotency-Key") } == ["\(first)-1", "\(first)-1", "\(second)-1", "\(first)-2"]
+        )
+        #expect(next.stderr.contains("trigger: session \(first): delivered to \(receiver.url)"))
+        let rows = try database.connect().execute(
+            "SELECT delivery, attempt, succeeded FROM trigger_events WHERE session_id = \(first) ORDER BY id"
+        )
+        let recorded = (0..<rows.rowCount).map {
+            "\(rows.int($0, 0) ?? 0).\(rows.int($0, 1) ?? 0) \(rows.bool($0, 2) ?? false)"
+        }
+        #expect(recorded == ["1.1 false", "1.2 false", "2.1 true"])
+        #expect(try bucketContents(s3).count == 2)
+    }
 }

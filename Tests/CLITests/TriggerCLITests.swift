@@ -266,4 +266,67 @@ struct TriggerCLITests {
             #expect(result.stdout.contains(text), "\(text)")
         }
     }
+
+    // MARK: - Retry-After and Idempotency-Key
+
+    /// 503 and 429 with `Retry-After: 1` are waited out for a second each though the backoff would wait
+    /// milliseconds; every request of the delivery carries the same Idempotency-Key, and a later `trigger` of
+    /// the same session is the next delivery with a new key.
+    @Test func retryAfterIsHonouredAndOneDeliveryKeepsOneIdempotencyKey() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let receiver = try HTTPReceiver(statuses: [503, 429, 200], retryAfter: ["1", "1", ""])
+        defer { receiver.stop() }
+        let sessionID = try makeSession(
+            database,
+            trigger: TriggerSettings(url: receiver.url, backoffBaseSeconds: 0.01, backoffCapSeconds: 5)
+        )
+
+        let first = try CLI.run("trigger", ["--session", String(sessionID), "--database", database.url])
+        let second = try CLI.run("trigger", ["--session", String(sessionID), "--database", database.url])
+
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(second.status == 0, "\(second.stderr)")
+        let requests = try receiver.requests()
+        #expect(requests.map(\.status) == [503, 429, 200, 200])
+        #expect(requests[1].at - requests[0].at >= 0.95)
+        #expect(requests[2].at - requests[1].at >= 0.95)
+        #expect(
+            requests.map { $0.header("Idempotency-Key") ?? "" } == Array(repeating: "\(sessionID)-1", count: 3) + [
+                "\(sessionID)-2"
+            ]
+        )
+        let rows = try database.connect().execute(
+            "SELECT delivery, attempt, succeeded FROM trigger_events ORDER BY id"
+        )
+        let recorded = (0..<rows.rowCount).map {
+            "\(rows.int($0, 0) ?? 0).\(rows.int($0, 1) ?? 0) \(rows.bool($0, 2) ?? false)"
+        }
+        #expect(recorded == ["1.1 false", "1.2 false", "1.3 true", "2.1 true"])
+    }
+
+    /// A `Retry-After` date an hour away is cut to the configured cap: the run does not stall.
+    @Test func retryAfterBeyondTheCapWaitsOnlyTheCap() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let anHourAway = formatter.string(from: Date().addingTimeInterval(3_600))
+        let receiver = try HTTPReceiver(statuses: [503, 200], retryAfter: [anHourAway, ""])
+        defer { receiver.stop() }
+        let sessionID = try makeSession(
+            database,
+            trigger: TriggerSettings(url: receiver.url, backoffBaseSeconds: 0.01, backoffCapSeconds: 0.5)
+        )
+
+        let result = try CLI.run("trigger", ["--session", String(sessionID), "--database", database.url])
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let requests = try receiver.requests()
+        #expect(requests.map(\.status) == [503, 200])
+        let gap = requests[1].at - requests[0].at
+        #expect(gap >= 0.45 && gap < 3, "waited \(gap) s")
+    }
 }

@@ -29,6 +29,9 @@ struct S3ErrorTests {
         Response(status: 503, code: "RequestLimitExceeded", kind: .throttled, isTransient: true),
         // Transient: timeouts and temporary credentials that a refresh fixes.
         Response(status: 400, code: "RequestTimeout", kind: .timeout, isTransient: true),
+        // Transient: the local clock is off; signing with the server's time fixes it.
+        Response(status: 403, code: "RequestTimeTooSkewed", kind: .clockSkewed, isTransient: true),
+        Response(status: 400, code: "RequestExpired", kind: .clockSkewed, isTransient: true),
         Response(status: 400, code: "ExpiredToken", kind: .expiredToken, isTransient: true),
         Response(status: 403, code: "ExpiredToken", kind: .expiredToken, isTransient: true),
         Response(status: 400, code: "TokenRefreshRequired", kind: .expiredToken, isTransient: true),
@@ -65,7 +68,7 @@ struct S3ErrorTests {
 
     @Test func everyKindIsEitherTransientOrPermanentAsDocumented() {
         let transient: Set<S3Error.Kind> = [
-            .network, .timeout, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
+            .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
         ]
         for kind in S3Error.Kind.allCases {
             #expect(S3Error(kind, "m").isTransient == transient.contains(kind), "\(kind)")

@@ -635,9 +635,9 @@ enum GeneratedFleet {
         WHERE s.status IN ('completed_with_errors', 'failed') AND (n = 1 OR s.id % 3 = 0);
 
         -- One trigger call per finished session; one in eight needs a second attempt.
-        INSERT INTO trigger_events (session_id, url, attempt, http_status, latency_ms, succeeded, error_message,
-                                    response_excerpt, created_at)
-        SELECT s.id, 'https://pipeline.example.com/hooks/upload', a,
+        INSERT INTO trigger_events (session_id, url, delivery, attempt, http_status, latency_ms, succeeded,
+                                    error_message, response_excerpt, created_at)
+        SELECT s.id, 'https://pipeline.example.com/hooks/upload', 1, a,
                CASE WHEN a = 1 AND s.id % 8 = 0 THEN 502 ELSE 200 END, 40 + (s.id * 13) % 400,
                NOT (a = 1 AND s.id % 8 = 0), CASE WHEN a = 1 AND s.id % 8 = 0 THEN 'HTTP 502 Bad Gateway' END,
                '{"ok":true}', s.finished_at + a * interval '2 seconds'

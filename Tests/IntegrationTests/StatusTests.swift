@@ -254,11 +254,12 @@ struct StatusTests {
         _ = try ledger.startRetryRound(sessionID: other)
         try ledger.connection.execute(
             """
-            INSERT INTO trigger_events (session_id, url, attempt, http_status, latency_ms, succeeded, error_message,
-                                        created_at)
-            VALUES (\(id), 'https://hooks.example/x?token=secret', 1, NULL, 5000, false, 'timed out', now()),
-                   (\(id), 'https://hooks.example/x?token=secret', 2, 200, 84, true, NULL, now() + interval '1 second'),
-                   (\(other), 'https://hooks.example/x', 1, 200, 12, true, NULL, now())
+            INSERT INTO trigger_events (session_id, url, delivery, attempt, http_status, latency_ms, succeeded,
+                                        error_message, created_at)
+            VALUES (\(id), 'https://hooks.example/x?token=secret', 1, 1, NULL, 5000, false, 'timed out', now()),
+                   (\(id), 'https://hooks.example/x?token=secret', 1, 2, 200, 84, true, NULL,
+                    now() + interval '1 second'),
+                   (\(other), 'https://hooks.example/x', 1, 1, 200, 12, true, NULL, now())
             """
         )
 
@@ -293,8 +294,8 @@ struct StatusTests {
         let id = try fleet.session(uploaded: 2, failed: [.throttled])
         try fleet.ledger.connection.execute(
             """
-            INSERT INTO trigger_events (session_id, url, attempt, http_status, latency_ms, succeeded)
-            VALUES (\(id), 'https://hooks.example/x?token=secret', 1, 200, 84, true)
+            INSERT INTO trigger_events (session_id, url, delivery, attempt, http_status, latency_ms, succeeded)
+            VALUES (\(id), 'https://hooks.example/x?token=secret', 1, 1, 200, 84, true)
             """
         )
         let detail = try #require(try fleet.ledger.sessionDetail(id, failedLimit: 50))
@@ -317,7 +318,9 @@ struct StatusTests {
         #expect(failed.first?["s3_key"] as? String == "raw/s\(id)/f2.wav")
         let events = try #require(object["trigger_events"] as? [[String: Any]])
         let event = try #require(events.first)
-        #expect(Set(event.keys) == ["attempt", "at", "http_status", "latency_ms", "succeeded", "error_message"])
+        #expect(
+            Set(event.keys) == ["delivery", "attempt", "at", "http_status", "latency_ms", "succeeded", "error_message"]
+        )
         #expect(!String(decoding: try JSONEncoder().encode(detail), as: UTF8.self).contains("secret"))
     }
 

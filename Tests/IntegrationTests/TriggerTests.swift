@@ -366,4 +366,85 @@ struct TriggerTests {
 
         #expect(error?.kind == .unknownSession)
     }
+
+    // MARK: - Deliveries
+
+    private func record(_ ledger: Ledger, _ sessionID: Int64, delivery: Int, succeeded: Bool) throws {
+        try ledger.recordTriggerEvent(
+            TriggerEvent(
+                sessionID: sessionID,
+                url: "http://127.0.0.1:9/hook",
+                delivery: delivery,
+                attempt: 1,
+                latencyMs: 1,
+                succeeded: succeeded
+            )
+        )
+    }
+
+    /// A later run announces again only the project's sessions whose every request failed, with fewer than
+    /// the maximum deliveries, whose first request is younger than the age limit; the others are delivered or
+    /// given up.
+    @Test func onlyFailedSessionsWithinTheLimitsAreAnnouncedAgain() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let ledger = try database.ledger()
+        let current = try makeSession(ledger, uploaded: ["c.wav"])
+        let failedOnce = try makeSession(ledger, uploaded: ["a.wav"])
+        let delivered = try makeSession(ledger, uploaded: ["b.wav"])
+        let givenUp = try makeSession(ledger, uploaded: ["d.wav"])
+        let tooOld = try makeSession(ledger, uploaded: ["e.wav"])
+        let neverSent = try makeSession(ledger, uploaded: ["f.wav"])
+        try record(ledger, current, delivery: 1, succeeded: false)
+        try record(ledger, failedOnce, delivery: 1, succeeded: false)
+        try record(ledger, delivered, delivery: 1, succeeded: false)
+        try record(ledger, delivered, delivery: 2, succeeded: true)
+        for delivery in 1...TriggerDelivery.maximumDeliveries {
+            try record(ledger, givenUp, delivery: delivery, succeeded: false)
+        }
+        try record(ledger, tooOld, delivery: 1, succeeded: false)
+        try ledger.connection.execute(
+            "UPDATE trigger_events SET created_at = now() - interval '73 hours' WHERE session_id = \(tooOld)"
+        )
+
+        let pending = try ledger.undeliveredTriggers(
+            projectOf: current,
+            maximumDeliveries: TriggerDelivery.maximumDeliveries,
+            maximumAgeSeconds: TriggerDelivery.maximumAgeSeconds,
+            limit: TriggerDelivery.redeliveriesPerRun
+        )
+
+        #expect(pending == [failedOnce])
+        #expect(try ledger.nextTriggerDelivery(sessionID: neverSent) == 1)
+        #expect(try ledger.nextTriggerDelivery(sessionID: failedOnce) == 2)
+        #expect(try ledger.nextTriggerDelivery(sessionID: givenUp) == TriggerDelivery.maximumDeliveries + 1)
+    }
+
+    /// Requests recorded before deliveries existed are numbered when the ledger is upgraded: each attempt 1
+    /// starts the next delivery of its session.
+    @Test func upgradeNumbersTheDeliveriesOfEarlierRequests() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let ledger = try database.ledger()
+        let first = try makeSession(ledger, uploaded: ["a.wav"])
+        let second = try makeSession(ledger, uploaded: ["b.wav"])
+        let migration = try #require(Migration.all.first { $0.name == "trigger_deliveries" })
+        let connection = try database.connect()
+        try connection.execute("ALTER TABLE trigger_events DROP COLUMN delivery")
+        try connection.execute("DELETE FROM schema_migrations WHERE version = \(migration.version)")
+        for (session, attempt) in [(first, 1), (first, 2), (second, 1), (first, 1), (second, 1), (second, 2)] {
+            try connection.execute(
+                """
+                INSERT INTO trigger_events (session_id, url, attempt, succeeded)
+                VALUES (\(session), 'http://127.0.0.1:9/hook', \(attempt), false)
+                """
+            )
+        }
+
+        _ = try database.ledger()
+
+        let rows = try connection.execute("SELECT session_id, delivery FROM trigger_events ORDER BY id")
+        let numbered = (0..<rows.rowCount).map { [Int64(rows.int($0, 0) ?? 0), Int64(rows.int($0, 1) ?? 0)] }
+        #expect(numbered == [[first, 1], [first, 1], [second, 1], [first, 2], [second, 2], [second, 2]])
+    }
 }

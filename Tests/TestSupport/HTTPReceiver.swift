@@ -1,7 +1,8 @@
 import Foundation
 
 /// A local HTTP endpoint for tests (`scripts/testing/http-receiver.py`): records every request and answers
-/// with a scripted sequence of statuses (the last repeats), after optional delays. It exits when `stop()`
+/// with a scripted sequence of statuses (the last repeats), after optional delays, with optional `Retry-After`
+/// headers. It exits when `stop()`
 /// closes its stdin, or when the test process ends.
 package final class HTTPReceiver {
     /// One request as the receiver recorded it.
@@ -12,6 +13,8 @@ package final class HTTPReceiver {
         package var body: String
         /// The status it was answered with.
         package var status: Int
+        /// When it arrived, in seconds since the epoch.
+        package var at: Double
 
         package func header(_ name: String) -> String? {
             headers.first { $0.key.lowercased() == name.lowercased() }?.value
@@ -34,13 +37,21 @@ package final class HTTPReceiver {
         "receiver-\(UUID().uuidString).jsonl"
     )
 
-    package init(statuses: [Int] = [200], delays: [Double] = [0], body: String? = nil) throws {
+    /// - Parameter retryAfter: The n-th request's `Retry-After` value (seconds or an HTTP date; "" for none),
+    ///   the last repeating.
+    package init(
+        statuses: [Int] = [200],
+        delays: [Double] = [0],
+        retryAfter: [String] = [""],
+        body: String? = nil
+    ) throws {
         let script = repositoryScript("testing/http-receiver.py")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
             [
                 "python3", script, "--log", log.path, "--statuses", statuses.map(String.init).joined(separator: ","),
-                "--delays", delays.map { String($0) }.joined(separator: ","),
+                "--delays", delays.map { String($0) }.joined(separator: ","), "--retry-after",
+                retryAfter.joined(separator: "|"),
             ] + (body.map { ["--body", $0] } ?? [])
         let output = Pipe()
         process.standardOutput = output

@@ -9,6 +9,8 @@ package struct CloudWatchError: Error, Sendable, CustomStringConvertible {
         // Transient: the same data can go out at the next flush.
         case network
         case timeout
+        /// The local clock is too far from the server's.
+        case clockSkewed = "clock_skewed"
         case throttled
         case server
         case expiredToken = "expired_token"
@@ -34,7 +36,9 @@ package struct CloudWatchError: Error, Sendable, CustomStringConvertible {
         self.awsCode = awsCode
     }
 
-    package var isTransient: Bool { [.network, .timeout, .throttled, .server, .expiredToken].contains(kind) }
+    package var isTransient: Bool {
+        [.network, .timeout, .clockSkewed, .throttled, .server, .expiredToken].contains(kind)
+    }
 
     package var description: String {
         var text = "CloudWatch \(kind.rawValue)"
@@ -53,6 +57,7 @@ extension CloudWatchError {
             switch AWSErrorClass(status: status, code: code) {
             case .throttled: .throttled
             case .timeout: .timeout
+            case .clockSkewed: .clockSkewed
             case .expiredToken: .expiredToken
             case .invalidCredentials: .invalidCredentials
             case .signatureMismatch: .signatureMismatch

@@ -102,18 +102,23 @@ package final class S3Client {
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
+    /// The signing time, corrected by the server's once S3 said the local clock is off; shared by the clients
+    /// of one `S3Context`.
+    package let clock: SigningClock
     private let logger: Logger
 
     package init(
         endpoint: S3Endpoint,
         credentials: CredentialProvider,
         timeouts: HTTPTimeouts = HTTPTimeouts(),
+        clock: SigningClock = SigningClock(),
         logger: Logger
     )
         throws(S3Error)
     {
         self.endpoint = endpoint
         self.credentials = credentials
+        self.clock = clock
         self.timeouts = timeouts
         self.logger = logger
         do {
@@ -478,7 +483,9 @@ package final class S3Client {
                 }
                 .joined(separator: "&")
         }
-        for attempt in 1...2 {
+        var refreshedCredentials = false
+        var correctedClock = false
+        while true {
             let current: AWSCredentials
             do {
                 current = try credentials.credentials()
@@ -486,6 +493,7 @@ package final class S3Client {
                 throw S3Error(.invalidCredentials, "\(error)")
             }
             let signer = SigV4Signer(credentials: current, region: endpoint.region, service: service)
+            let signedAt = clock.now
             var allHeaders = [(name: "host", value: host)] + headers.map { (name: $0.0, value: $0.1) }
             let signature = signer.sign(
                 SigV4Request(
@@ -496,7 +504,7 @@ package final class S3Client {
                     headers: allHeaders,
                     payloadHash: hash
                 ),
-                at: Date(),
+                at: signedAt,
                 keys: &signingKeys
             )
             allHeaders += signature.headersToAdd
@@ -517,23 +525,67 @@ package final class S3Client {
             }
             if (200..<300).contains(response.status) { return response }
             let document = XMLTree.parse(response.body)
-            // HEAD responses have no body: the status and what was asked for say which error it is.
-            let code = document?["Code"] ?? (response.status == 404 ? (key == nil ? "NoSuchBucket" : "NoSuchKey") : nil)
-            let error = S3Error(
+            let serverTime = response.header("date").flatMap { HTTPDate.parse($0) }?.date
+            let code =
+                document?["Code"]
+                ?? S3Client.codeWithoutBody(
+                    status: response.status,
+                    isObject: key != nil,
+                    signedAt: signedAt,
+                    serverTime: serverTime
+                )
+            let skewed = code == "RequestTimeTooSkewed"
+            var error = S3Error(
                 status: response.status,
                 code: code,
-                message: document?["Message"],
+                message: document?["Message"] ?? (skewed ? "the request time is too far from the server's" : nil),
                 requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
                 resource: resource
             )
-            if error.kind == .expiredToken, attempt == 1 {
+            if error.kind == .expiredToken, !refreshedCredentials {
                 logger.notice("credentials expired; refreshing", metadata: ["credentials.source": "\(current.source)"])
                 credentials.invalidate()
+                refreshedCredentials = true
                 continue
+            }
+            if error.kind == .clockSkewed {
+                guard let serverTime else {
+                    error.message += " (the answer carried no Date header to learn the server's time from)"
+                    throw error
+                }
+                let localTime = clock.localNow
+                let offset = serverTime.timeIntervalSince(localTime)
+                error.message = "\(SigningClock.describe(offsetSeconds: offset)): \(error.message)"
+                if !correctedClock {
+                    clock.adopt(serverTime: serverTime, at: localTime)
+                    correctedClock = true
+                    logger.warning(
+                        "\(SigningClock.describe(offsetSeconds: offset)); signing with the server's time from now on",
+                        metadata: ["clock.offset_seconds": "\(Int(offset.rounded()))"]
+                    )
+                    continue
+                }
             }
             throw error
         }
-        throw S3Error(.expiredToken, "credentials were still expired after a refresh")
+    }
+
+    /// S3 refuses a request signed further than this from its own time, in seconds.
+    static let allowedSkewSeconds: TimeInterval = 15 * 60
+
+    /// The error code of an answer without a body (HEAD responses have none): the status and what was asked
+    /// for say which error it is. A 403 to a request signed further from the server's time (its `Date`
+    /// header) than S3 allows is the clock skew refusal, not a denial.
+    static func codeWithoutBody(status: Int, isObject: Bool, signedAt: Date, serverTime: Date?) -> String? {
+        switch status {
+        case 404:
+            return isObject ? "NoSuchKey" : "NoSuchBucket"
+        case 403:
+            guard let serverTime, abs(serverTime.timeIntervalSince(signedAt)) > allowedSkewSeconds else { return nil }
+            return "RequestTimeTooSkewed"
+        default:
+            return nil
+        }
     }
 
     /// Parses a response document, turning an `<Error>` body (S3 sends some with status 200) into an error.

@@ -8,6 +8,10 @@ package struct S3Context: Sendable {
     package var endpoint: S3Endpoint
     package var credentials: CredentialProvider
     package var chain: CredentialChain
+    /// The signing time every client of this context shares: once S3 says the local clock is off, all
+    /// workers sign with the server's time. By default the process's one clock, so a later session of the
+    /// same process (the agent's next run) starts with the offset already learned.
+    package var clock = SigningClock.process
 
     /// Resolves region, endpoint and the credentials chain from the settings and the environment.
     ///
@@ -55,7 +59,7 @@ package struct S3Context: Sendable {
 
     /// A client for the calling thread.
     package func client(logger: Logger, timeouts: HTTPTimeouts = HTTPTimeouts()) throws(S3Error) -> S3Client {
-        try S3Client(endpoint: endpoint, credentials: credentials, timeouts: timeouts, logger: logger)
+        try S3Client(endpoint: endpoint, credentials: credentials, timeouts: timeouts, clock: clock, logger: logger)
     }
 }
 

@@ -9,6 +9,8 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         // Transient: the same request can succeed later.
         case network
         case timeout
+        /// The local clock is too far from the server's; signing with the server's time fixes it.
+        case clockSkewed = "clock_skewed"
         case throttled
         case server
         case expiredToken = "expired_token"
@@ -53,7 +55,7 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
     /// just before: the file changed while it was read, so it is tried again once it is stable.
     package var isTransient: Bool {
         switch kind {
-        case .network, .timeout, .throttled, .server, .expiredToken, .fileChanged, .badDigest: true
+        case .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest: true
         default: false
         }
     }
@@ -74,6 +76,7 @@ extension S3Error {
             switch AWSErrorClass(status: status, code: code) {
             case .throttled: .throttled
             case .timeout: .timeout
+            case .clockSkewed: .clockSkewed
             case .expiredToken: .expiredToken
             case .badDigest: .badDigest
             case .invalidCredentials: .invalidCredentials

@@ -22,6 +22,13 @@ package struct TriggerDelivery {
         self.logger = logger
     }
 
+    /// Deliveries a session gets at most: after this many failed ones no later run tries again.
+    package static let maximumDeliveries = 5
+    /// How long after a session's first trigger request later runs keep trying to deliver it: 72 hours.
+    package static let maximumAgeSeconds = 72 * 3600
+    /// Sessions one run delivers again at most, after its own.
+    package static let redeliveriesPerRun = 20
+
     /// What one attempt's outcome means for the delivery.
     enum Verdict: Equatable {
         case delivered
@@ -40,6 +47,27 @@ package struct TriggerDelivery {
     }
 
     static func verdict(error: HTTPError) -> Verdict { error.isTransient ? .retry : .final }
+
+    /// The wait a `Retry-After` header asks for, in seconds: its delay-seconds, or the time until its HTTP
+    /// date (0 for a date already past); nil when there is no such header or it is neither.
+    static func retryAfter(_ value: String?, now: Timestamp) -> Double? {
+        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        if text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) { return Double(text) }
+        guard let date = HTTPDate.parse(text, now: now) else { return nil }
+        return max(0, Double(date.microseconds - now.microseconds) / 1_000_000)
+    }
+
+    /// The wait before the next attempt: what the endpoint asked for with `Retry-After`, bounded by the
+    /// backoff's cap so a server cannot stall the run; else the jittered backoff.
+    static func wait(
+        retryAfter: Double?,
+        backoff: Backoff,
+        afterAttempt attempt: Int,
+        using generator: inout some RandomNumberGenerator
+    ) -> Double {
+        if let retryAfter { return min(retryAfter, backoff.capSeconds) }
+        return backoff.delay(afterAttempt: attempt, using: &generator)
+    }
 
     /// Why `session` is not announced, or nil when it is.
     ///
@@ -64,8 +92,11 @@ package struct TriggerDelivery {
     ///
     /// A refused session (see `TriggerOptions.Condition`) gets no request and no event. Otherwise the payload
     /// (`TriggerPayload`) is written to an unlinked temporary file and POSTed; network errors, 5xx and 429 are
-    /// retried with backoff up to `options.maxAttempts`, resending the same bytes, and any other answer is
-    /// final. Each request becomes one `trigger_events` row.
+    /// retried up to `options.maxAttempts`, resending the same bytes, after the wait the answer's
+    /// `Retry-After` asks for (at most the backoff's cap) or else the jittered backoff; any other answer is
+    /// final. Every request of this delivery carries `Idempotency-Key: <session>-<delivery>` (unless the
+    /// configuration names that header itself), the delivery being the session's next number. Each request
+    /// becomes one `trigger_events` row.
     ///
     /// - Returns: delivered, refused or failed, with the requests made.
     /// - Throws: `TriggerError` for an unknown session or a payload that cannot be written, `ConfigError` for a
@@ -74,7 +105,7 @@ package struct TriggerDelivery {
         guard let session = try ledger.session(sessionID) else {
             throw TriggerError(.unknownSession, "no session \(sessionID) in the ledger at \(ledger.location)")
         }
-        let headers = try options.requestHeaders(environment: environment)
+        var headers = try options.requestHeaders(environment: environment)
         var result = TriggerResult(sessionID: sessionID, url: options.redactedURL, outcome: .refused, attempts: 0)
         var logger = logger
         logger[metadataKey: "session.id"] = "\(sessionID)"
@@ -83,6 +114,13 @@ package struct TriggerDelivery {
             logger.info("trigger not sent: \(reason)")
             result.reason = reason
             return result
+        }
+
+        let delivery = try ledger.nextTriggerDelivery(sessionID: sessionID)
+        result.delivery = delivery
+        logger[metadataKey: "trigger.delivery"] = "\(delivery)"
+        if !headers.contains(where: { $0.name.lowercased() == "idempotency-key" }) {
+            headers.append(("Idempotency-Key", "\(sessionID)-\(delivery)"))
         }
 
         let file = try SpoolFile()
@@ -115,7 +153,13 @@ package struct TriggerDelivery {
         var generator = SystemRandomNumberGenerator()
         let attempts = max(1, options.maxAttempts)
         for number in 1...attempts {
-            let (event, verdict, problem) = attempt(request, number: number, of: session, with: curl)
+            let (event, verdict, problem, retryAfter) = attempt(
+                request,
+                number: number,
+                delivery: delivery,
+                of: session,
+                with: curl
+            )
             try ledger.recordTriggerEvent(event)
             result.attempts = number
             result.httpStatus = event.httpStatus
@@ -128,42 +172,96 @@ package struct TriggerDelivery {
             case .final:
                 result.outcome = .failed
                 result.reason = problem
-                logger.info("trigger not delivered: \(problem)")
+                logger.info("trigger not delivered: \(problem); \(TriggerDelivery.nextStep(after: delivery))")
                 return result
             case .retry where number < attempts:
-                let wait = options.backoff.delay(afterAttempt: number, using: &generator)
+                let wait = TriggerDelivery.wait(
+                    retryAfter: retryAfter,
+                    backoff: options.backoff,
+                    afterAttempt: number,
+                    using: &generator
+                )
                 let seconds = String(format: "%.1f", wait)
-                logger.notice("trigger attempt \(number) of \(attempts) failed: \(problem); retrying in \(seconds) s")
+                let asked = retryAfter == nil ? "" : " (Retry-After)"
+                logger.notice(
+                    "trigger attempt \(number) of \(attempts) failed: \(problem); retrying in \(seconds) s\(asked)"
+                )
                 Thread.sleep(forTimeInterval: wait)
             case .retry:
                 result.outcome = .failed
                 result.reason = "no success in \(number) attempts; last: \(problem)"
-                logger.info("trigger not delivered: \(result.reason ?? problem)")
+                logger.info(
+                    "trigger not delivered: \(result.reason ?? problem); \(TriggerDelivery.nextStep(after: delivery))"
+                )
             }
         }
         return result
     }
 
-    /// Sends the request once; returns its event, what it means, and a one-line account of a failure.
+    /// What happens to a session whose delivery number `delivery` failed.
+    static func nextStep(after delivery: Int) -> String {
+        delivery >= maximumDeliveries
+            ? "giving up after \(delivery) deliveries"
+            : "the next master once or agent run tries again (delivery \(delivery) of at most \(maximumDeliveries))"
+    }
+
+    /// Announces again the sessions of `sessionID`'s project whose earlier deliveries all failed and that are
+    /// not given up (fewer than `maximumDeliveries` deliveries, the first request less than
+    /// `maximumAgeSeconds` ago), oldest first, at most `redeliveriesPerRun` of them.
+    ///
+    /// Stops at the first that fails again: the endpoint is still unwell, and the next run tries again.
+    ///
+    /// - Parameter each: Called with each result as it ends.
+    /// - Returns: The results, in order.
+    package func deliverUndelivered(
+        besides sessionID: Int64,
+        ledger: Ledger,
+        each: (TriggerResult) -> Void = { _ in }
+    ) throws -> [TriggerResult] {
+        let pending = try ledger.undeliveredTriggers(
+            projectOf: sessionID,
+            maximumDeliveries: TriggerDelivery.maximumDeliveries,
+            maximumAgeSeconds: TriggerDelivery.maximumAgeSeconds,
+            limit: TriggerDelivery.redeliveriesPerRun
+        )
+        var results: [TriggerResult] = []
+        for earlier in pending {
+            logger.info("announcing session \(earlier) again: its earlier deliveries failed")
+            let result = try deliver(sessionID: earlier, ledger: ledger)
+            each(result)
+            results.append(result)
+            if result.outcome == .failed { break }
+        }
+        return results
+    }
+
+    /// Sends the request once; returns its event, what it means, a one-line account of a failure, and the
+    /// wait a retried answer's `Retry-After` asks for.
     private func attempt(
         _ request: HTTPRequest,
         number: Int,
+        delivery: Int,
         of session: SessionRecord,
         with curl: CurlEasy
-    ) -> (TriggerEvent, Verdict, String) {
+    ) -> (TriggerEvent, Verdict, String, Double?) {
         let started = DispatchTime.now().uptimeNanoseconds
         var event = TriggerEvent(
             sessionID: session.id,
             url: options.redactedURL,
+            delivery: delivery,
             attempt: number,
             latencyMs: 0,
             succeeded: false
         )
         let verdict: Verdict
         let problem: String
+        var retryAfter: Double? = nil
         do {
             let response = try curl.perform(request)
             verdict = TriggerDelivery.verdict(status: response.status)
+            if verdict == .retry {
+                retryAfter = TriggerDelivery.retryAfter(response.header("retry-after"), now: .now())
+            }
             event.httpStatus = response.status
             event.responseExcerpt = TriggerDelivery.excerpt(response.body)
             let firstLine = event.responseExcerpt?.split(whereSeparator: \.isNewline).first.map {
@@ -177,7 +275,7 @@ package struct TriggerDelivery {
         }
         event.latencyMs = Int((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
         event.succeeded = verdict == .delivered
-        return (event, verdict, problem)
+        return (event, verdict, problem, retryAfter)
     }
 
     /// The first KiB of a response body as text (NUL removed: PostgreSQL text cannot hold it); nil if empty.

@@ -13,6 +13,8 @@ package struct TriggerResult: Codable, Sendable, Equatable {
     /// The endpoint without `user:password@`.
     package var url: String
     package var outcome: Outcome
+    /// Which delivery of the session this was (see `TriggerEvent.delivery`); nil when refused.
+    package var delivery: Int?
     /// Requests sent (0 when refused).
     package var attempts: Int
     /// The last response's status; nil when none arrived.
@@ -30,7 +32,7 @@ package struct TriggerResult: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case sessionID = "session_id"
-        case url, outcome, attempts
+        case url, outcome, delivery, attempts
         case httpStatus = "http_status"
         case latencyMs = "latency_ms"
         case payloadBytes = "payload_bytes"

@@ -7,10 +7,15 @@ package struct CycleResult: Sendable {
     package var upload: UploadSummary
     package var retry: RetrySummary?
     package var trigger: TriggerResult?
+    /// Earlier sessions of the project announced again because their deliveries had failed, in order.
+    package var redelivered: [TriggerResult] = []
 }
 
 /// Upload, automatic retry rounds when files failed, trigger: each step only when the one before left the
 /// session in a state that calls for it. `master once` runs one cycle; the agent runs one per upload.
+///
+/// After the session's own trigger (unless it failed: the endpoint is unwell), earlier sessions of the project
+/// whose trigger was not delivered are announced again (`TriggerDelivery.deliverUndelivered`).
 package struct UploadCycle {
     package var session: UploadSession
     /// Where to announce the session; nil: no trigger.
@@ -50,10 +55,23 @@ package struct UploadCycle {
         }
 
         if let trigger, upload.status != .failed, !state.stopRequested {
-            let delivery = try TriggerDelivery(options: trigger, logger: logger)
-                .deliver(sessionID: upload.sessionID, ledger: try Ledger(url: session.databaseURL, logger: logger))
+            let ledger = try Ledger(url: session.databaseURL, logger: logger)
+            let announcer = TriggerDelivery(options: trigger, logger: logger)
+            let delivery = try announcer.deliver(sessionID: upload.sessionID, ledger: ledger)
             onTrigger(delivery)
             result.trigger = delivery
+            if delivery.outcome != .failed, !state.stopRequested {
+                // An earlier session's announcement must not change how this session's cycle ends.
+                do {
+                    result.redelivered = try announcer.deliverUndelivered(
+                        besides: upload.sessionID,
+                        ledger: ledger,
+                        each: onTrigger
+                    )
+                } catch {
+                    logger.warning("earlier sessions' triggers were not announced again: \(error)")
+                }
+            }
         }
         return result
     }

@@ -93,4 +93,45 @@ struct TriggerDeliveryTests {
         #expect(TriggerDelivery.excerpt(Array("ok\u{0}!".utf8)) == "ok!")
         #expect(TriggerDelivery.excerpt([UInt8](repeating: UInt8(ascii: "x"), count: 5000))?.count == 1024)
     }
+
+    // MARK: - Retry-After
+
+    @Test(arguments: [
+        ("2", 2.0), (" 120 ", 120.0), ("0", 0.0),
+        // An HTTP date, 90 seconds after `now`, in its three forms.
+        ("Sun, 06 Dec 2026 15:01:30 GMT", 90.0), ("Sunday, 06-Dec-26 15:01:30 GMT", 90.0),
+        ("Sun Dec  6 15:01:30 2026", 90.0),
+        // A date already past asks for no wait.
+        ("Sun, 06 Dec 2026 14:00:00 GMT", 0.0),
+    ])
+    func retryAfterReadsSecondsOrAnHTTPDate(value: String, seconds: Double) {
+        let now = Timestamp(seconds: 1_796_569_200)  // 2026-12-06 15:00:00 UTC
+        #expect(TriggerDelivery.retryAfter(value, now: now) == seconds)
+    }
+
+    @Test(arguments: [nil, "", "soon", "-5", "1.5", "Sun, 06 Dec 2026 15:01:30"])
+    func unreadableRetryAfterIsIgnored(value: String?) {
+        #expect(TriggerDelivery.retryAfter(value, now: Timestamp(seconds: 1_796_569_200)) == nil)
+    }
+
+    /// The endpoint's wish is honoured up to the configured cap; without one, the jittered backoff applies.
+    @Test func retryAfterIsBoundedByTheBackoffCap() {
+        let backoff = Backoff(baseSeconds: 1, capSeconds: 30)
+        var generator = SystemRandomNumberGenerator()
+        #expect(TriggerDelivery.wait(retryAfter: 7, backoff: backoff, afterAttempt: 1, using: &generator) == 7)
+        #expect(TriggerDelivery.wait(retryAfter: 3_600, backoff: backoff, afterAttempt: 1, using: &generator) == 30)
+        #expect(TriggerDelivery.wait(retryAfter: 0, backoff: backoff, afterAttempt: 3, using: &generator) == 0)
+        for attempt in 1...6 {
+            let wait = TriggerDelivery.wait(retryAfter: nil, backoff: backoff, afterAttempt: attempt, using: &generator)
+            #expect(wait >= 0 && wait <= backoff.ceiling(afterAttempt: attempt))
+        }
+    }
+
+    @Test func aFailedDeliveryIsTriedAgainUntilTheLastOne() {
+        #expect(
+            TriggerDelivery.nextStep(after: 1)
+                == "the next master once or agent run tries again (delivery 1 of at most 5)"
+        )
+        #expect(TriggerDelivery.nextStep(after: TriggerDelivery.maximumDeliveries) == "giving up after 5 deliveries")
+    }
 }
