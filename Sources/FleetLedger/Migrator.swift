@@ -35,6 +35,11 @@ extension Migration {
             name: "deletion_intents",
             sql: String(decoding: PackageResources._005_deletion_intents_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 6,
+            name: "settle_multipart_aborts",
+            sql: String(decoding: PackageResources._006_settle_multipart_aborts_sql, as: UTF8.self)
+        ),
     ]
 }
 
