@@ -96,11 +96,14 @@ package struct Reconciler {
 
     /// Looks each claim of a process that is gone up in the bucket and records what it finds: `uploaded` when an
     /// object of the recorded size with the file's checksum is there (the upload finished, only its outcome was
-    /// lost), else `failed` with class `interrupted`, to be uploaded again.
+    /// lost), else `failed` with class `interrupted`, to be uploaded again. A claim whose file another session
+    /// has stored since is closed `skipped` first, without asking the bucket (`Ledger.skipSupersededClaims`).
+    /// The lookups run `concurrency` at a time.
     ///
     /// - Parameter requeue: Put what is not in the bucket back to `pending` instead, for the run at hand to
     ///   upload (the opener of a session, settling a process that joined it).
-    /// - Throws: `LedgerError`; an `S3Error` other than a missing object (nothing is recorded).
+    /// - Throws: `LedgerError`; an `S3Error` other than a missing object (then only the `skipped` rows, which
+    ///   needed no lookup, are recorded).
     package func settle(_ claims: [DeadClaim], ledger: Ledger, requeue: Bool = false) throws -> Report {
         var report = Report()
         guard !claims.isEmpty else { return report }
