@@ -298,4 +298,58 @@ import Testing
         #expect(sessions.int(1, 2) == 256)
         try expectNothingLeftHalfDone(connection)
     }
+
+    /// `master run` aborts an abandoned upload when it starts (and daily after: `AgentStateMachineTests`), under
+    /// the prefix its key template gives, and records it with the agent's device.
+    @Test func theAgentAbortsAnAbandonedUploadWhenItStarts() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        _ = try database.ledger()  // migrated before the test queries it
+        let s3 = try TestS3()
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try FileManager.default.createDirectory(
+            at: scratch.url.appendingPathComponent("terminal"),
+            withIntermediateDirectories: true
+        )
+        let config = try scratch.write(
+            "agent.yaml",
+            """
+            project: { name: settle-agent }
+            device: vehicle-7
+            s3: { bucket: \(s3.bucket), prefix: "\(s3.prefix.dropLast())", endpoint: "\(s3.endpoint)", region: \(s3.region) }
+            sources:
+              - { name: terminal, path: terminal }
+            keys: { template: "{prefix}/{device}/{date}/{source}/{relpath}" }
+            upload: { workers: 2, abandoned_multipart_hours: 0 }
+            agent: { stability_seconds: 0.5 }
+            """
+        )
+        let client = try s3.client()
+        let key = s3.prefix + "vehicle-7/2026-12-06/terminal/run.mcap"
+        let orphan = try client.createMultipartUpload(bucket: s3.bucket, key: key)
+        // Another device's keys are outside this agent's prefix.
+        let otherKey = s3.prefix + "vehicle-8/2026-12-06/terminal/run.mcap"
+        let other = try client.createMultipartUpload(bucket: s3.bucket, key: otherKey)
+        defer { try? client.abortMultipartUpload(bucket: s3.bucket, key: otherKey, uploadID: other) }
+
+        let agent = try CLI.start(
+            "master",
+            ["run", "--config", config, "--database", database.url, "--log-level", "info"],
+            environment: s3.environment
+        )
+        defer { kill(agent.process.processIdentifier, SIGKILL) }
+        let connection = try database.connect()
+        #expect(try eventually(within: 30) { try Self.count(connection, "SELECT count(*) FROM multipart_aborts") == 1 })
+        kill(agent.process.processIdentifier, SIGTERM)
+        let result = agent.wait()
+        #expect(result.status == 0, "\(result.stderr)")
+
+        let row = try connection.execute(
+            "SELECT a.upload_id, d.name FROM multipart_aborts a JOIN devices d ON d.id = a.device_id"
+        )
+        #expect(row.string(0, 0) == orphan)
+        #expect(row.string(0, 1) == "vehicle-7")
+        #expect(try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.prefix).map(\.uploadID) == [other])
+    }
 }
