@@ -171,3 +171,30 @@ extension Ledger {
         )
     }
 }
+
+extension Ledger {
+    /// Closes as `skipped` (reason `ledger`) each of `claims` whose file another session has stored since, with
+    /// the same size and mtime: a later run uploaded it while this row's outcome was unknown. The object in the
+    /// bucket is then that run's, not proof of this row's upload, so the row is not counted `uploaded` again;
+    /// each key keeps one `uploaded` row. Returns the ids closed.
+    package func skipSupersededClaims(_ claims: [DeadClaim]) throws -> Set<Int64> {
+        guard !claims.isEmpty else { return [] }
+        let rows = try connection.execute(
+            """
+            UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', finished_at = now(),
+                updated_at = now(), error_class = NULL,
+                error_message = 'stored by session ' || o.session_id || ' before the upload by ' || f.claimed_by
+                                || ' was settled'
+            FROM stored_objects AS o,
+                 unnest(\(PGTextArray(claims.map { String($0.job.id) }))::bigint[],
+                        \(PGTextArray(claims.map(\.job.createdAt)))::timestamptz[]) AS c (id, created_at)
+            WHERE f.id = c.id AND f.created_at = c.created_at AND f.status = 'uploading'
+              AND o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
+              AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.checksum_sha256 IS NOT NULL
+              AND o.session_id IS DISTINCT FROM f.session_id
+            RETURNING f.id
+            """
+        )
+        return Set(try (0..<rows.rowCount).map { try rows.decode(Int64.self, $0, 0, in: "file_uploads") })
+    }
+}

@@ -127,6 +127,51 @@ extension Ledger {
         return released
     }
 
+    /// Closes a retried session with the status its files call for now: `completed` once none failed or is
+    /// unfinished, else `interrupted` when the session was interrupted and so was this retry (`interrupted`), else
+    /// `completed_with_errors`; the totals are counted from the rows at the same moment.
+    ///
+    /// The status and the totals are decided and written in one statement, taken while this transaction holds
+    /// the session's row: two retries of one session that finish together close it one after the other, and
+    /// the later one sees every outcome the earlier one recorded. A status read first and written later could
+    /// close a session whose every file was uploaded as `completed_with_errors`.
+    ///
+    /// - Returns: the status written.
+    @discardableResult
+    package func closeRetriedSession(_ sessionID: Int64, interrupted: Bool) throws -> SessionStatus {
+        try connection.transaction {
+            try connection.execute("SELECT 1 FROM sync_sessions WHERE id = \(sessionID) FOR UPDATE")
+            let rows = try connection.execute(
+                """
+                WITH t AS (
+                    SELECT count(*) AS files, coalesce(sum(size_bytes), 0) AS bytes,
+                           count(*) FILTER (WHERE status = 'uploaded') AS uploaded_files,
+                           coalesce(sum(size_bytes) FILTER (WHERE status = 'uploaded'), 0) AS uploaded_bytes,
+                           count(*) FILTER (WHERE status = 'skipped') AS skipped_files,
+                           coalesce(sum(size_bytes) FILTER (WHERE status = 'skipped'), 0) AS skipped_bytes,
+                           count(*) FILTER (WHERE status IN ('failed', 'permanent_failure')) AS failed_files,
+                           count(*) FILTER (WHERE status IN ('pending', 'uploading')) AS unfinished_files
+                    FROM file_uploads WHERE session_id = \(sessionID)
+                )
+                UPDATE sync_sessions AS s SET
+                    status = CASE WHEN t.failed_files = 0 AND t.unfinished_files = 0 THEN 'completed'
+                                  WHEN s.status = 'interrupted' AND \(interrupted) THEN 'interrupted'
+                                  ELSE 'completed_with_errors' END,
+                    finished_at = coalesce(s.finished_at, now()), heartbeat_at = now(),
+                    total_files = t.files, total_bytes = t.bytes,
+                    files_uploaded = t.uploaded_files, bytes_uploaded = t.uploaded_bytes,
+                    files_skipped = t.skipped_files, bytes_skipped = t.skipped_bytes, files_failed = t.failed_files
+                FROM t WHERE s.id = \(sessionID)
+                RETURNING s.status
+                """
+            )
+            guard rows.rowCount == 1 else {
+                throw LedgerError(.queryFailed, location: location, message: "no session \(sessionID) to close")
+            }
+            return try rows.decode(SessionStatus.self, 0, 0, in: "sync_sessions")
+        }
+    }
+
     /// Marks the session's unfinished files that `stored_objects` now records (same bucket, key, size and
     /// mtime, stored by a later session) as `skipped`; returns how many.
     package func skipAlreadyStored(sessionID: Int64) throws -> Int {

@@ -45,6 +45,11 @@ extension Migration {
             name: "trigger_deliveries",
             sql: String(decoding: PackageResources._007_trigger_deliveries_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 8,
+            name: "multipart_aborts",
+            sql: String(decoding: PackageResources._008_multipart_aborts_sql, as: UTF8.self)
+        ),
     ]
 }
 

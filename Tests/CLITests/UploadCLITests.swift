@@ -23,6 +23,11 @@ struct UploadCLITests {
         ("unknown.json", unknownKeyJSON, "unknown.json: upload.wokers: unknown key"),
         ("range.json", outOfRangeJSON, "range.json: upload.workers: must be 1…256, got 0"),
         (
+            "age.json",
+            validJSON.replacingOccurrences(of: "\"workers\": 4", with: "\"abandoned_multipart_hours\": -1"),
+            "age.json: upload.abandoned_multipart_hours: must be 0…8760, got -1"
+        ),
+        (
             "type.yaml",
             "project: {name: x}\ns3: {bucket: cli-bucket}\nsource: {path: data}\nupload: {workers: many}\n",
             "type.yaml: upload.workers: expected a whole number, got \"many\""

@@ -354,12 +354,13 @@ package final class S3Client {
     }
 
     /// The multipart uploads started under `prefix` and neither completed nor aborted, all pages, as
-    /// (key, upload id). The S3 operation is ListMultipartUploads.
+    /// (key, upload id, when S3 created it; `nil` when the listing does not say). The S3 operation is
+    /// ListMultipartUploads.
     package func listMultipartUploads(
         bucket: String,
         prefix: String
-    ) throws(S3Error) -> [(key: String, uploadID: String)] {
-        var uploads: [(key: String, uploadID: String)] = []
+    ) throws(S3Error) -> [(key: String, uploadID: String, initiated: Timestamp?)] {
+        var uploads: [(key: String, uploadID: String, initiated: Timestamp?)] = []
         var markers: (key: String, uploadID: String)? = nil
         repeat {
             var query = [("prefix", prefix), ("uploads", "")]
@@ -367,7 +368,11 @@ package final class S3Client {
             let response = try send("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
             let document = try parse(response, expecting: ["ListMultipartUploadsResult"])
             for upload in document.all("Upload") {
-                uploads.append((upload["Key"] ?? "", upload["UploadId"] ?? ""))
+                // `2026-11-23T14:05:09.000Z`: the ISO 8601 form Timestamp reads, once the `Z` is an offset.
+                let initiated = upload["Initiated"].flatMap {
+                    Timestamp(postgres: $0.hasSuffix("Z") ? $0.dropLast() + "+00" : $0)
+                }
+                uploads.append((upload["Key"] ?? "", upload["UploadId"] ?? "", initiated))
             }
             markers =
                 document["IsTruncated"] == "true"

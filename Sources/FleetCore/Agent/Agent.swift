@@ -450,22 +450,30 @@ package final class Agent {
         }
     }
 
-    /// Settles what a dead process (or a run of this one that failed) left `uploading`, before the next run. An
-    /// S3 problem here holds back runs only: heartbeat and deletions go on, and it is tried again in a minute.
+    /// Settles what a dead process (or a run of this one that failed) left `uploading`, before the next run, and
+    /// aborts the multipart uploads abandoned in the bucket (at start and daily). An S3 problem while settling
+    /// holds back runs only: heartbeat and deletions go on, and it is tried again after a backoff of seconds
+    /// that grows while S3 stays out of reach. An abort that fails is only a warning.
     private func reconcile(now: Date) {
         guard let ledger else { return machine.notPerformed(.reconcile, now: now) }
         do {
             let context = try S3Context(config: config, environment: environment)
-            _ = try Reconciler(context: context, logger: logger)
-                .run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
-            machine.reconciled()
+            let reconciler = Reconciler(context: context, logger: logger, concurrency: settings.upload.workers)
+            _ = try reconciler.run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
+            try reconciler.abortAbandonedUploads(
+                ledger: ledger,
+                projectID: projectID,
+                deviceID: deviceID,
+                config: config
+            )
+            machine.reconciled(now: now)
         } catch let error as LedgerError {
             ledgerFailed(error, now: now)
         } catch {
-            machine.reconciliationFailed(now: now)
+            let wait = machine.reconciliationFailed(now: now, jitter: jitter())
             logger.warning(
-                "cannot check what an earlier run left in flight; uploads wait, retrying in 60 s",
-                metadata: ["error": "\(error)"]
+                "cannot check what an earlier run left in flight; uploads wait",
+                metadata: ["error": "\(error)", "retry.seconds": "\(Int(wait.rounded(.up)))"]
             )
         }
     }

@@ -73,8 +73,9 @@ package enum AgentAction: Sendable, Hashable {
     /// Open the loop's ledger connection and register project and device; answer with `ledgerConnected` or
     /// `ledgerLost`.
     case connect
-    /// Settle what a dead process or a failed run left `uploading`; answer with `reconciled`,
-    /// `reconciliationFailed` (S3) or `ledgerLost`.
+    /// Settle what a dead process or a failed run left `uploading` and abort the multipart uploads abandoned in
+    /// the bucket (at start, after a failed run, and daily); answer with `reconciled`, `reconciliationFailed`
+    /// (S3) or `ledgerLost`.
     case reconcile
     /// Start this run on the upload queue; answer with `runSucceeded` or `runFailed` when it ends.
     case startRun(AgentRunPlan)

@@ -83,8 +83,12 @@ package struct AgentStateMachine: Sendable {
     package static let runBackoff = Backoff(baseSeconds: 15, capSeconds: 900)
     /// The wait between attempts to reach the ledger.
     package static let ledgerBackoff = Backoff(baseSeconds: 2, capSeconds: 300)
-    /// The wait before reconciling again after S3 could not be asked.
-    package static let reconcileRetrySeconds: Double = 60
+    /// The wait before reconciling again after S3 could not be asked: seconds at first, growing while it stays
+    /// out of reach.
+    package static let reconcileBackoff = Backoff(baseSeconds: 2, capSeconds: 300)
+    /// A reconciliation that succeeded is asked for again after this long, so multipart uploads abandoned in
+    /// the bucket are aborted daily however long the agent runs.
+    package static let reconcileEverySeconds: Double = 86_400
 
     private enum LedgerState: Sendable, Equatable {
         case disconnected(failures: Int, nextAttempt: Date)
@@ -127,6 +131,10 @@ package struct AgentStateMachine: Sendable {
     // The ledger.
     private var ledger = LedgerState.disconnected(failures: 0, nextAttempt: .distantPast)
     private var reconciliation = Reconciliation.needed(notBefore: .distantPast)
+    /// Reconciliations that could not ask the store since the last one that could.
+    package private(set) var reconcileFailures = 0
+    /// When the last successful reconciliation is due again.
+    private var nextDailyReconcile = Date.distantFuture
 
     // Housekeeping.
     private var nextHeartbeat = Date.distantPast
@@ -236,14 +244,24 @@ package struct AgentStateMachine: Sendable {
         ledger = .disconnected(failures: 0, nextAttempt: .distantPast)
     }
 
-    /// What earlier runs left `uploading` is settled: runs may start.
-    package mutating func reconciled() {
+    /// What earlier runs left `uploading` is settled: runs may start. It is asked for again in a day.
+    package mutating func reconciled(now: Date) {
         reconciliation = .done
+        reconcileFailures = 0
+        nextDailyReconcile = now.addingTimeInterval(Self.reconcileEverySeconds)
     }
 
-    /// Reconciliation could not ask the store: runs wait, and it is tried again in a minute.
-    package mutating func reconciliationFailed(now: Date) {
-        reconciliation = .needed(notBefore: now.addingTimeInterval(Self.reconcileRetrySeconds))
+    /// Reconciliation could not ask the store: runs wait, and it is tried again after a backoff that starts at
+    /// seconds and grows while the store stays out of reach.
+    ///
+    /// - Parameter jitter: 0…1, the share of the backoff's upper half to wait.
+    /// - Returns: the wait before the next attempt, in seconds.
+    @discardableResult
+    package mutating func reconciliationFailed(now: Date, jitter: Double) -> Double {
+        reconcileFailures += 1
+        let wait = Self.reconcileBackoff.halfJitteredDelay(afterAttempt: reconcileFailures, jitter: jitter)
+        reconciliation = .needed(notBefore: now.addingTimeInterval(wait))
+        return wait
     }
 
     /// An action needing the ledger (heartbeat, deletion, reconciliation) was not performed because the
@@ -314,6 +332,10 @@ package struct AgentStateMachine: Sendable {
         if case .disconnected(let failures, let nextAttempt) = ledger, now >= nextAttempt {
             ledger = .connecting(failures: failures)
             actions.append(.connect)
+        }
+        if reconciliation == .done, running == nil, now >= nextDailyReconcile {
+            nextDailyReconcile = .distantFuture
+            reconciliation = .needed(notBefore: now)
         }
         if ledger == .connected, case .needed(let notBefore) = reconciliation, running == nil, now >= notBefore {
             reconciliation = .inProgress

@@ -143,6 +143,9 @@ extension FleetConfig {
         if let value = upload?.giveUpAfterSeconds, !(value > 0 && value <= 604_800) {
             problem("upload.give_up_after_seconds", "must be more than 0 and at most 604800, got \(value)")
         }
+        if let value = upload?.abandonedMultipartHours, !(value >= 0 && value <= 8760) {
+            problem("upload.abandoned_multipart_hours", "must be 0…8760, got \(value)")
+        }
         if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
             problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
         }

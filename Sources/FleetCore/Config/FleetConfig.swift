@@ -160,6 +160,9 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     package var deleteAfterUpload: Bool?
     /// With `delete_after_upload`, also remove directories left empty.
     package var removeEmptyDirectories: Bool?
+    /// A multipart upload open in the bucket under the project's prefix, owned by no ledger row, and older
+    /// than this many hours is aborted by the next run (its creator died before recording it).
+    package var abandonedMultipartHours: Double?
 }
 
 package struct RetrySettings: Codable, Sendable, Equatable {

@@ -192,6 +192,11 @@ package struct ResolvedConfig: Sendable, Equatable {
         package var removeEmptyDirectories: Bool
         /// The default of `removeEmptyDirectories`.
         package static let defaultRemoveEmptyDirectories = false
+        /// `upload.abandoned_multipart_hours`: open multipart uploads no row owns are aborted once this old.
+        package var abandonedMultipartHours: Double
+        /// The default of `abandonedMultipartHours`: a day, far longer than any upload takes between S3 creating
+        /// it and the ledger recording it.
+        package static let defaultAbandonedMultipartHours: Double = 24
 
         init(_ settings: UploadSettings?) {
             workers = settings?.workers ?? Self.defaultWorkers
@@ -205,6 +210,7 @@ package struct ResolvedConfig: Sendable, Equatable {
             compareWithBucket = settings?.compareWithBucket ?? Self.defaultCompareWithBucket
             deleteAfterUpload = settings?.deleteAfterUpload ?? Self.defaultDeleteAfterUpload
             removeEmptyDirectories = settings?.removeEmptyDirectories ?? Self.defaultRemoveEmptyDirectories
+            abandonedMultipartHours = settings?.abandonedMultipartHours ?? Self.defaultAbandonedMultipartHours
         }
 
         /// `multipartThresholdMb` in bytes.

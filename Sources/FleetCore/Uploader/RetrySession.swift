@@ -104,8 +104,8 @@ package struct RetrySession {
         logger[metadataKey: "session.id"] = "\(sessionID)"
         if let deviceID = session.deviceID {
             let context = try S3Context(config: config, environment: environment)
-            try Reconciler(context: context, logger: logger)
-                .settleBeforeRun(ledger: ledger, deviceID: deviceID, projectID: session.projectID)
+            try Reconciler(context: context, logger: logger, concurrency: config.resolved.upload.workers)
+                .settleBeforeRun(ledger: ledger, deviceID: deviceID, projectID: session.projectID, config: config)
             session = try ledger.session(sessionID) ?? session
         }
         try takeOver(&session, ledger: ledger, logger: logger)
@@ -267,15 +267,10 @@ package struct RetrySession {
         ending: RetrySummary.Ending,
         remaining: Int
     ) throws -> RetrySummary {
-        // The session's status follows its files now: completed once nothing failed.
-        if !rounds.isEmpty, let before = try ledger.session(sessionID) {
-            let done = before.totals.failedFiles == 0 && before.totals.unfinishedFiles == 0
-            let status: SessionStatus =
-                done
-                ? .completed
-                : before.status == .interrupted && ending == .interrupted ? .interrupted : .completedWithErrors
-            _ = try ledger.closeSession(sessionID, status: status, errorMessage: before.errorMessage)
-        }
+        // The session's status follows its files now: completed once nothing failed. Decided in the ledger in
+        // one statement, so a retry of the same session finishing at the same moment cannot close it on totals
+        // read before the other recorded its files.
+        if !rounds.isEmpty { try ledger.closeRetriedSession(sessionID, interrupted: ending == .interrupted) }
         guard let session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
         return RetrySummary(session: session, rounds: rounds, ending: ending, remaining: remaining)
     }

@@ -60,10 +60,11 @@ package struct UploadSession {
             hostname: ProcessInfo.processInfo.hostName,
             agentVersion: FleetVersion.number
         )
-        try Reconciler(context: context, logger: logger).settleBeforeRun(
+        try Reconciler(context: context, logger: logger, concurrency: config.resolved.upload.workers).settleBeforeRun(
             ledger: ledger,
             deviceID: deviceID,
-            projectID: projectID
+            projectID: projectID,
+            config: config
         )
         let configID = try ledger.recordConfig(projectID: projectID, config: config, sourcePath: configPath)
         let sources = config.resolved.sources
@@ -83,7 +84,11 @@ package struct UploadSession {
         let started = Date()
         var failure: String?
         var uploadedButUnrecorded: [Int64] = []
-        let reconciler = Reconciler(context: context, logger: sessionLogger)
+        let reconciler = Reconciler(
+            context: context,
+            logger: sessionLogger,
+            concurrency: config.resolved.upload.workers
+        )
         do {
             try ledger.prepareStaging()
             try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.resolved.upload.workers)

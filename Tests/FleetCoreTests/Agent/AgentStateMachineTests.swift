@@ -70,7 +70,11 @@ struct AgentStateMachineTests {
                 case .connect:
                     if ledgerUp { machine.ledgerConnected() } else { machine.ledgerLost(now: now, jitter: 0) }
                 case .reconcile:
-                    if storeUp { machine.reconciled() } else { machine.reconciliationFailed(now: now) }
+                    if storeUp {
+                        machine.reconciled(now: now)
+                    } else {
+                        machine.reconciliationFailed(now: now, jitter: 0)
+                    }
                 case .startRun, .noFilesReady, .sendHeartbeat, .runDeletion: break
                 }
             }
@@ -440,11 +444,46 @@ struct AgentStateMachineTests {
         #expect(loop.advance(2) == [.connect, .reconcile] + Self.housekeeping)
         #expect(loop.machine.connectFailures == 0)
         #expect(loop.runs.isEmpty, "nothing is sent before what an earlier run left in flight is settled")
+        // Asked again after seconds, not a minute: half of a 2 s ceiling, then of 4 s, then of 8 s.
+        #expect(loop.advance(0.5).isEmpty)
+        #expect(loop.advance(0.5) == [.reconcile])
+        #expect(loop.advance(1.5).isEmpty)
+        #expect(loop.advance(0.5) == [.reconcile])
+        #expect(loop.machine.reconcileFailures == 3)
         loop.storeUp = true
-        loop.advance(59)
+        #expect(loop.advance(3.5).isEmpty)
         #expect(loop.runs.isEmpty)
-        loop.advance(1)
+        #expect(loop.advance(0.5).first == .reconcile)
+        #expect(loop.machine.reconcileFailures == 0)
         #expect(loop.runs == ["immediate a.log"])
+    }
+
+    @Test func reconciliationBackoffGrowsToItsCap() {
+        var machine = AgentStateMachine(settings: AgentStateMachine.Settings(timeZone: Self.utc), now: Date())
+        let waits = (0..<10).map { _ in machine.reconciliationFailed(now: Date(), jitter: 1) }
+        #expect(waits == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300])
+    }
+
+    @Test func aReconciliationIsAskedForAgainDailyButNotDuringARun() {
+        let settings = AgentStateMachine.Settings(timeZone: Self.utc, uploadOnStart: false, heartbeatSeconds: 60)
+        let start = Self.moment("2026-11-23 12:00 +00:00")
+        var loop = Loop(settings, at: start)
+        #expect(loop.tick().first == .connect)
+        func reconciles() -> [Date] { loop.asked.filter { $0.action == .reconcile }.map(\.at) }
+        #expect(reconciles() == [start])
+        loop.tick(at: start.addingTimeInterval(86_399))
+        #expect(reconciles() == [start])
+        // A run is in progress when the day is over: the reconciliation waits for its end.
+        loop.ready("a.log")
+        loop.tick(at: start.addingTimeInterval(86_399.5))
+        #expect(loop.machine.running != nil)
+        loop.tick(at: start.addingTimeInterval(86_400))
+        #expect(reconciles() == [start])
+        loop.succeed()
+        loop.tick(at: start.addingTimeInterval(86_401))
+        #expect(reconciles() == [start, start.addingTimeInterval(86_401)])
+        loop.tick(at: start.addingTimeInterval(2 * 86_400 + 1))
+        #expect(reconciles().count == 3)
     }
 
     @Test func losingTheLedgerMidwayLeavesTheRestOfTheHousekeepingDue() {
