@@ -16,6 +16,14 @@ import Testing
         ),
         ("cut.yaml", "project:\n  name: x\ns3:\n  bucket: \"b", "cut.yaml: invalid YAML"),
         ("empty.json", "", "empty.json: invalid JSON"),
+        (
+            "twice.json", "{\n  \"upload\": { \"workers\": 4,\n    \"workers\": 64 }\n}",
+            "twice.json: invalid JSON: duplicate key 'upload.workers' (first at line 2) at line 3, column 5"
+        ),
+        (
+            "comma.json", "{\n  \"project\": { \"name\": \"x\", },\n}",
+            "comma.json: invalid JSON: trailing comma after the last member of 'project' at line 2, column 27"
+        ),
     ])
     func truncatedConfigurationExitsTwoAndRecordsNothing(file: String, content: String, expected: String) throws {
         let database = try TestDatabase()
