@@ -84,9 +84,8 @@ package enum UploadReport {
         let f = Formatting.self
         let totals = summary.totals
         var lines: [String] = []
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         lines.append("Session \(summary.sessionID): \(summary.status.rawValue)")
         row("project", "\(summary.project) (device \(summary.device))")
         row("destination", (summary.bucket.map { "s3://\($0)" } ?? "s3://<first directory>") + "/" + summary.prefix)
@@ -106,6 +105,7 @@ package enum UploadReport {
             "\(String(format: "%.0f", summary.filesPerSecond)) files/s, \(f.bytes(Int64(summary.bytesPerSecond)))/s"
         )
         if let message = summary.message { row("error", message) }
+        lines += SummaryRows.lines(rows)
         if totals.uploadedFiles == 0, totals.failedFiles == 0, totals.skippedFiles > 0 {
             lines.append("  Nothing to upload: every file is already in the ledger.")
         }
@@ -125,9 +125,8 @@ package enum UploadReport {
         let rate = summary.durationSeconds > 0 ? Double(summary.uploadedFiles) / summary.durationSeconds : 0
         let bytesRate = summary.durationSeconds > 0 ? Double(summary.uploadedBytes) / summary.durationSeconds : 0
         var lines = ["Joined session \(summary.sessionID) (\(summary.project)) as \(summary.worker)"]
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         row("uploaded", "\(f.count(summary.uploadedFiles)) files, \(f.bytes(summary.uploadedBytes))")
         row("failed", "\(f.count(summary.failedFiles)) files")
         row("retries", f.count(summary.retries))
@@ -139,6 +138,7 @@ package enum UploadReport {
                 ? "running (its opener closes it when every file is recorded)" : summary.sessionStatus.rawValue
         )
         if summary.interrupted { row("stopped", "interrupted; the files it held went back to the session") }
+        lines += SummaryRows.lines(rows)
         return lines.joined(separator: "\n")
     }
 }

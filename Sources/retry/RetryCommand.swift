@@ -43,7 +43,8 @@ struct RetryCommand: FleetCommand {
     @Option(help: ArgumentHelp("With --auto: rounds at most (default retry.rounds, 5).", valueName: "n"))
     var rounds: Int?
 
-    @Option(help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused naming the key.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
     var workers: String?
 
     @Flag(help: "Print the result as JSON on stdout.")

@@ -51,6 +51,9 @@ struct UploadCommand: FleetCommand {
     var join: Int64?
 
     func validate() throws {
+        if dryRun && check {
+            throw ValidationError("--dry-run and --check cannot be combined: run one, then the other")
+        }
         guard join != nil else {
             _ = try configOptions.requiredPath()
             return
@@ -81,8 +84,20 @@ struct UploadCommand: FleetCommand {
         }
         let ledger = try Ledger(url: common.databaseURL, logger: logger)
         let progress = ScanProgressLine()
-        let plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
-            progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+        let plan: UploadPlan
+        do {
+            plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
+                progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+            }
+        } catch let error as ConfigError
+            where error.keyPath == "source.path"
+            || (error.keyPath?.hasPrefix("sources[") == true && error.keyPath?.hasSuffix("].path") == true)
+        {
+            // A source directory that is not there (an unmounted disk) is the environment: exit 3, as the real
+            // run does when it records the session failed.
+            progress.finish()
+            standardError("upload: \(error)")
+            throw ExitCode(ExitStatus.environment.rawValue)
         }
         progress.finish()
         print(json ? PlanReport.json(plan) : PlanReport.text(plan))
