@@ -30,14 +30,14 @@ package final class UploadProgressDisplay: @unchecked Sendable {
         queue.sync {
             timer?.cancel()
             timer = nil
-            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+            if isTerminal { StandardStreams.writeError("\r\u{1B}[2K") }
         }
     }
 
     /// Runs `body`, which prints lines of its own, with the bar cleared so the two do not mix.
     package func pause(_ body: () -> Void) {
         queue.sync {
-            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+            if isTerminal { StandardStreams.writeError("\r\u{1B}[2K") }
             body()
         }
     }
@@ -45,10 +45,10 @@ package final class UploadProgressDisplay: @unchecked Sendable {
     private func tick() {
         let line = UploadProgressDisplay.line(progress.snapshot, elapsed: Date().timeIntervalSince(progress.started))
         if isTerminal {
-            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
+            StandardStreams.writeError("\r\u{1B}[2K" + line)
         } else if Date().timeIntervalSince(lastLog) >= logInterval {
             lastLog = Date()
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            StandardStreams.writeError(line + "\n")
         }
     }
 

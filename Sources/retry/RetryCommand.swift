@@ -26,7 +26,7 @@ struct RetryCommand: FleetCommand {
             the session id to stdout (--json: the summary as JSON on stdout).
 
             Exit codes: 0 nothing left failed, 1 files still failed or interrupted, 2 bad usage or unknown
-            session, 3 environment unusable (database, credentials, bucket).
+            session, 3 environment unusable (database, credentials, bucket) or the output could not be written.
             """,
         version: FleetVersion.description
     )
@@ -76,10 +76,10 @@ struct RetryCommand: FleetCommand {
             return try retry.run(sessionID: session, options: options, state: state, progress: progress)
         }
         if json {
-            print(RetryReport.json(summary))
+            standardOutput(RetryReport.json(summary))
         } else {
             standardError(RetryReport.text(summary))
-            print(summary.session.id)
+            standardOutput(summary.session.id)
         }
         // Files another retry of the session still holds are its business, not a failure of this one.
         if summary.ending == .interrupted || summary.session.totals.failedFiles > 0 || summary.remaining > 0 {

@@ -30,7 +30,7 @@ struct UploadCommand: FleetCommand {
             session once every process's files are recorded. `master status` shows running sessions.
 
             Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
-            unusable (database, credentials, bucket).
+            unusable (database, credentials, bucket) or the output could not be written (the session stands).
             """,
         version: FleetVersion.description
     )
@@ -100,7 +100,7 @@ struct UploadCommand: FleetCommand {
             throw ExitCode(ExitStatus.environment.rawValue)
         }
         progress.finish()
-        print(json ? PlanReport.json(plan) : PlanReport.text(plan))
+        standardOutput(json ? PlanReport.json(plan) : PlanReport.text(plan))
     }
 
     /// Another process on a running session: exit 0 when every file it took is uploaded, 1 when some failed or
@@ -115,10 +115,10 @@ struct UploadCommand: FleetCommand {
             try session.run(sessionID: sessionID, state: state, progress: progress)
         }
         if json {
-            print(UploadReport.json(summary))
+            standardOutput(UploadReport.json(summary))
         } else {
             standardError(UploadReport.text(summary))
-            print(summary.sessionID)
+            standardOutput(summary.sessionID)
         }
         if summary.failedFiles > 0 || summary.interrupted {
             throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
@@ -139,10 +139,10 @@ struct UploadCommand: FleetCommand {
             ).run(state: state, progress: progress)
         }
         if json {
-            print(UploadReport.json(summary))
+            standardOutput(UploadReport.json(summary))
         } else {
-            FileHandle.standardError.write(Data((UploadReport.text(summary) + "\n").utf8))
-            print(summary.sessionID)
+            standardError(UploadReport.text(summary))
+            standardOutput(summary.sessionID)
         }
         switch summary.status {
         case .completed: return
