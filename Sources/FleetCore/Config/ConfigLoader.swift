@@ -152,13 +152,14 @@ package enum ConfigLoader {
 }
 
 extension FleetConfig {
-    /// Relative source paths are taken relative to the configuration file, so a job started from any
-    /// directory (cron, systemd) scans the same place.
+    /// Relative source paths (and `s3.ca_bundle`) are taken relative to the configuration file, so a job
+    /// started from any directory (cron, systemd) scans the same place and trusts the same CAs.
     mutating func resolveSourcePaths(relativeTo directory: URL) {
         func resolved(_ path: String) -> String {
             path.hasPrefix("/") ? path : directory.appendingPathComponent(path).standardizedFileURL.path
         }
         if let path = source?.path { source?.path = resolved(path) }
+        if let path = s3.caBundle { s3.caBundle = resolved(path) }
         sources = sources?.map { item in
             var item = item
             item.path = resolved(item.path)

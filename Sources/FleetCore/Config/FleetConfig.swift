@@ -80,6 +80,9 @@ package struct S3Settings: Codable, Sendable, Equatable {
     package var pathStyle: Bool?
     /// The profile of the shared AWS files to take credentials from; it then comes before the environment.
     package var profile: String?
+    /// A PEM file of certificate authorities to trust for the endpoint (a private CA); unset, `S3Context`
+    /// takes `AWS_CA_BUNDLE`, else the system's. A relative path is relative to the configuration file.
+    package var caBundle: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {
