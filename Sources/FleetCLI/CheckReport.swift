@@ -14,7 +14,7 @@ package enum CheckReport {
         logger: Logger
     ) throws {
         let items = Preflight(config: config, databaseURL: databaseURL, logger: logger).run()
-        print(json ? CheckReport.json(items) : CheckReport.text(items))
+        standardOutput(json ? CheckReport.json(items) : CheckReport.text(items))
         if let failure = CheckReport.failure(items) {
             standardError("\(command): \(failure)")
             throw ExitCode(ExitStatus.environment.rawValue)

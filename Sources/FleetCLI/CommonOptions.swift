@@ -1,4 +1,5 @@
 import ArgumentParser
+import FleetSystem
 import Foundation
 import Logging
 
@@ -26,6 +27,16 @@ package struct CommonOptions: ParsableArguments {
     package var logFormat: LogFormat = .text
 
     package init() {}
+
+    /// Warns (on stderr, once, before anything runs) when `--database` holds a password: a command line is
+    /// visible to every user of the machine in `ps`. The password itself is never printed.
+    package func validate() throws {
+        guard let databaseOption, (try? PGConnectionString(databaseOption))?.hasPassword == true else { return }
+        standardError(
+            "warning: --database holds a password, which other users of this machine can read in ps; "
+                + "put the URL in DATABASE_URL or the password in a password file (PGPASSFILE) instead"
+        )
+    }
 
     /// Bootstraps logging with `--log-level` and `--log-format` (first call only) and returns a logger.
     package func logger(label: String) -> Logger {

@@ -31,7 +31,9 @@ package struct ConfigOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Override s3.endpoint (an S3-compatible server).", valueName: "url"))
     package var endpoint: String?
 
-    @Option(help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused by the range check that names
+    /// the key rather than reported as a missing value.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
     package var workers: String?
 
     package init() {}

@@ -4,7 +4,9 @@ import FleetSystem
 import Foundation
 
 /// The exit codes scripts can act on: 0 done, 1 finished with failed files, 2 bad usage or configuration,
-/// 3 environment unusable (database, credentials, bucket).
+/// 3 environment unusable (database, credentials, bucket) or the output could not be written (a run that
+/// would end 0 or 1 but lost what it printed ends 3, since a script cannot trust what it captured; the
+/// ledger's record stands).
 package enum ExitStatus: Int32 {
     /// Everything was done.
     case success = 0
@@ -32,6 +34,9 @@ extension FleetCommand {
     /// Parses, runs, and maps every way out to an exit code. ArgumentParser's own usage errors (which exit 64)
     /// become 2; `--help` and `--version` exit 0.
     package static func main() {
+        // A reader that went away (`upload … | head -1`) must not kill a run: the write fails with EPIPE
+        // instead, and `StandardStreams` reports it.
+        signal(SIGPIPE, SIG_IGN)
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()
@@ -45,24 +50,28 @@ extension FleetCommand {
         }
         var runnable = command
         Curl.globalInit()  // before any worker thread starts
+        let name = configuration.commandName ?? "fleet-upload"
         do {
             try runnable.run()
         } catch let error as ExitCode {
-            exit(withError: error)
+            finish(error.rawValue, name: name)
         } catch  where exitCode(for: error) == .success {
             exit(withError: error)  // --help and --version of a subcommand arrive as errors
         } catch {
-            let name = configuration.commandName ?? "fleet-upload"
             standardError("\(name): \(String(describing: error).collapsedToOneLine)")
-            exitProcess(ExitStatus(for: error).rawValue)
+            finish(ExitStatus(for: error).rawValue, name: name)
         }
-        exitProcess(0)
+        finish(0, name: name)
     }
-}
 
-/// Writes one line to stderr (never through C's `stderr` global, which Swift 6 rejects).
-package func standardError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    /// Exits with `code`, unless output was lost: a run that would end 0 or 1 but could not write all it
+    /// printed (stdout or stderr full, closed, or a reader gone) ends 3, the environment, with the reason on
+    /// stderr if stderr still takes it. What the run recorded in the ledger stands.
+    private static func finish(_ code: Int32, name: String) -> Never {
+        guard let failure = StandardStreams.failure, code == 0 || code == 1 else { exitProcess(code) }
+        standardError("\(name): \(failure)")
+        exitProcess(ExitStatus.environment.rawValue)
+    }
 }
 
 private func exitProcess(_ code: Int32) -> Never {

@@ -99,6 +99,6 @@ package struct JSONLogHandler: LogHandler {
 
     /// Writes `line` to standard error with one system call, so lines from several threads never interleave.
     package static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardStreams.writeError(line)
     }
 }

@@ -20,9 +20,8 @@ package enum RetryReport {
         let f = Formatting.self
         let totals = summary.session.totals
         var lines = ["Session \(summary.session.id): \(summary.session.status.rawValue) after retry"]
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         row("rounds", summary.rounds.isEmpty ? "none" : f.count(summary.rounds.count))
         row("attempted", f.count(summary.rounds.reduce(0) { $0 + $1.record.filesAttempted }) + " files")
         row("uploaded now", f.count(summary.rounds.reduce(0) { $0 + $1.record.filesUploaded }) + " files")
@@ -35,6 +34,7 @@ package enum RetryReport {
             row("  \(errorClass)", f.count(count))
         }
         row("result", endingText(summary))
+        lines += SummaryRows.lines(rows)
         return lines.joined(separator: "\n")
     }
 

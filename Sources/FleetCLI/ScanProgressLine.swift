@@ -10,13 +10,13 @@ package final class ScanProgressLine {
 
     package func update(_ text: String) {
         guard isTerminal else { return }
-        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + text).utf8))
+        StandardStreams.writeError("\r\u{1B}[2K" + text)
         shown = true
     }
 
     package func finish() {
         guard shown else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        StandardStreams.writeError("\r\u{1B}[2K")
         shown = false
     }
 }

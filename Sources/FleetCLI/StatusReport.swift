@@ -23,6 +23,13 @@ package enum StatusReport {
             lines.append("  none")
         } else {
             lines += sessionTable(status.sessions).lines
+            if status.sessions.contains(where: \.stale) {
+                let limit = Formatting.duration(SessionRow.staleAfterSeconds)
+                lines.append(
+                    "  stale: marked running, but silent for over \(limit): its process was killed or lost its host; "
+                        + "retry --session ID closes it and puts its files back."
+                )
+            }
             if status.sessions.contains(where: { $0.totals == nil }) {
                 lines.append("  Running sessions show their totals when they end; --session ID counts them now.")
             }
@@ -88,7 +95,8 @@ package enum StatusReport {
         for session in sessions {
             let totals = session.totals
             table.append([
-                String(session.id), session.project, session.device ?? missing, session.kind, session.status.rawValue,
+                String(session.id), session.project, session.device ?? missing, session.kind,
+                session.stale ? "stale" : session.status.rawValue,
                 f.utc(session.startedAt), f.duration(session.durationSeconds),
                 totals.map { f.count(Int($0.files)) } ?? missing,
                 totals.map { f.count(Int($0.uploadedFiles)) } ?? missing,
@@ -127,10 +135,9 @@ package enum StatusReport {
         let f = Formatting.self
         let session = detail.record
         let totals = session.totals
-        var lines = ["Session \(session.id): \(session.status.rawValue)"]
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var lines = ["Session \(session.id): \(detail.stale ? "stale" : session.status.rawValue)"]
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         row("project", "\(session.project) (device \(session.device ?? missing))")
         row("kind", "\(session.kind) on \(session.hostname) (pid \(session.pid))")
         row("source", session.localDirectory)
@@ -139,7 +146,15 @@ package enum StatusReport {
         if let finished = session.finishedAt {
             row("finished", f.utc(finished) + " UTC")
         } else {
-            row("last heartbeat", f.utc(session.heartbeatAt) + " UTC (still running)")
+            let age = f.duration(session.row.heartbeatAge(at: detail.readAt))
+            row(
+                "last heartbeat",
+                f.utc(session.heartbeatAt) + " UTC"
+                    + (detail.stale
+                        ? " (stale: silent for \(age), its process was killed or lost its host; "
+                            + "retry --session \(session.id) closes it)"
+                        : " (still running)")
+            )
         }
         row("duration", f.duration(session.durationSeconds))
         row("files", "\(f.count(totals.files)) files, \(f.bytes(totals.bytes))")
@@ -161,6 +176,7 @@ package enum StatusReport {
             )
         }
         if let message = session.errorMessage { row("error", message.collapsedToOneLine) }
+        lines += SummaryRows.lines(rows)
 
         lines += ["", failedFilesHeading(detail)]
         if detail.failedFiles.isEmpty {

@@ -30,14 +30,14 @@ package final class UploadProgressDisplay: @unchecked Sendable {
         queue.sync {
             timer?.cancel()
             timer = nil
-            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+            if isTerminal { StandardStreams.writeError("\r\u{1B}[2K") }
         }
     }
 
     /// Runs `body`, which prints lines of its own, with the bar cleared so the two do not mix.
     package func pause(_ body: () -> Void) {
         queue.sync {
-            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+            if isTerminal { StandardStreams.writeError("\r\u{1B}[2K") }
             body()
         }
     }
@@ -45,10 +45,10 @@ package final class UploadProgressDisplay: @unchecked Sendable {
     private func tick() {
         let line = UploadProgressDisplay.line(progress.snapshot, elapsed: Date().timeIntervalSince(progress.started))
         if isTerminal {
-            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
+            StandardStreams.writeError("\r\u{1B}[2K" + line)
         } else if Date().timeIntervalSince(lastLog) >= logInterval {
             lastLog = Date()
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            StandardStreams.writeError(line + "\n")
         }
     }
 
@@ -84,9 +84,8 @@ package enum UploadReport {
         let f = Formatting.self
         let totals = summary.totals
         var lines: [String] = []
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         lines.append("Session \(summary.sessionID): \(summary.status.rawValue)")
         row("project", "\(summary.project) (device \(summary.device))")
         row("destination", (summary.bucket.map { "s3://\($0)" } ?? "s3://<first directory>") + "/" + summary.prefix)
@@ -106,6 +105,7 @@ package enum UploadReport {
             "\(String(format: "%.0f", summary.filesPerSecond)) files/s, \(f.bytes(Int64(summary.bytesPerSecond)))/s"
         )
         if let message = summary.message { row("error", message) }
+        lines += SummaryRows.lines(rows)
         if totals.uploadedFiles == 0, totals.failedFiles == 0, totals.skippedFiles > 0 {
             lines.append("  Nothing to upload: every file is already in the ledger.")
         }
@@ -125,9 +125,8 @@ package enum UploadReport {
         let rate = summary.durationSeconds > 0 ? Double(summary.uploadedFiles) / summary.durationSeconds : 0
         let bytesRate = summary.durationSeconds > 0 ? Double(summary.uploadedBytes) / summary.durationSeconds : 0
         var lines = ["Joined session \(summary.sessionID) (\(summary.project)) as \(summary.worker)"]
-        func row(_ label: String, _ value: String) {
-            lines.append("  " + label.padding(toLength: 16, withPad: " ", startingAt: 0) + value)
-        }
+        var rows: [(label: String, value: String)] = []
+        func row(_ label: String, _ value: String) { rows.append((label, value)) }
         row("uploaded", "\(f.count(summary.uploadedFiles)) files, \(f.bytes(summary.uploadedBytes))")
         row("failed", "\(f.count(summary.failedFiles)) files")
         row("retries", f.count(summary.retries))
@@ -139,6 +138,7 @@ package enum UploadReport {
                 ? "running (its opener closes it when every file is recorded)" : summary.sessionStatus.rawValue
         )
         if summary.interrupted { row("stopped", "interrupted; the files it held went back to the session") }
+        lines += SummaryRows.lines(rows)
         return lines.joined(separator: "\n")
     }
 }

@@ -43,6 +43,8 @@ package struct FleetStatus: Sendable {
         package var row: SessionRow
         /// The totals written when the session closed; `nil` while it runs.
         package var totals: Totals?
+        /// Marked running, but its heartbeat stopped (`SessionRow.isStale`) when the status was read.
+        package var stale = false
 
         package subscript<Value>(dynamicMember keyPath: KeyPath<SessionRow, Value>) -> Value {
             row[keyPath: keyPath]
@@ -140,6 +142,7 @@ extension FleetStatus.Session: Encodable {
     private enum CodingKeys: String, CodingKey {
         case filesPerSecond = "files_per_second"
         case bytesPerSecond = "bytes_per_second"
+        case stale
     }
 
     /// The row's summary with the closing totals and throughput beside it, `null` while the session runs.
@@ -156,6 +159,7 @@ extension FleetStatus.Session: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(filesPerSecond.map(thousandths), forKey: .filesPerSecond)
         try container.encode(bytesPerSecond.map { $0.rounded() }, forKey: .bytesPerSecond)
+        try container.encode(stale, forKey: .stale)
     }
 }
 

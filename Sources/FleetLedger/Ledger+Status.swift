@@ -11,7 +11,11 @@ extension Ledger {
     package func fleetStatus(_ filter: StatusFilter, projectWindowDays: Int = 30) throws -> FleetStatus {
         try readingOneSnapshot {
             let readAt = try connection.execute("SELECT now()").decode(Timestamp.self, 0, 0, in: "now()")
-            let sessions = try recentSessions(filter)
+            let sessions = try recentSessions(filter).map { session in
+                var session = session
+                session.stale = session.row.isStale(at: readAt)
+                return session
+            }
             return FleetStatus(
                 readAt: readAt,
                 filter: filter,
@@ -31,8 +35,10 @@ extension Ledger {
     package func sessionDetail(_ id: Int64, failedLimit: Int) throws -> SessionDetail? {
         try readingOneSnapshot {
             guard let record = try session(id) else { return nil }
+            let readAt = try connection.execute("SELECT now()").decode(Timestamp.self, 0, 0, in: "now()")
             return SessionDetail(
                 record: record,
+                readAt: readAt,
                 failedFiles: try failedFiles(sessionID: id, limit: failedLimit),
                 retryRounds: try retryRounds(sessionID: id),
                 triggerEvents: try triggerEvents(sessionID: id),

@@ -5,6 +5,8 @@ import Foundation
 package struct SessionDetail: Sendable {
     /// The session with its totals counted from the file rows.
     package var record: SessionRecord
+    /// The database's clock when the session was read; the heartbeat's age is measured against it.
+    package var readAt: Timestamp
     /// The session's failed files in the order they were recorded, at most as many as asked for.
     package var failedFiles: [FailedFile]
     /// Retry rounds in order.
@@ -16,6 +18,9 @@ package struct SessionDetail: Sendable {
 
     /// Failed files left out of `failedFiles` by the limit.
     package var failedFilesNotShown: Int { max(0, record.totals.failedFiles - failedFiles.count) }
+
+    /// Marked running, but its heartbeat stopped (`SessionRow.isStale`): the process was killed or lost.
+    package var stale: Bool { record.row.isStale(at: readAt) }
 
     /// A file that failed (`failed`) or cannot be uploaded at all (`permanent_failure`), with its last error.
     package struct FailedFile: Sendable, Equatable {
@@ -50,11 +55,11 @@ extension SessionDetail: Encodable {
         case failedFiles = "failed_files"
         case retryRounds = "retry_rounds"
         case triggerEvents = "trigger_events"
-        case processes
+        case processes, stale
     }
 
-    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds`, `trigger_events` and
-    /// `processes` beside them in the same object.
+    /// `SessionRecord`'s fields, unchanged, with `failed_files`, `retry_rounds`, `trigger_events`,
+    /// `processes` and `stale` beside them in the same object.
     package func encode(to encoder: any Encoder) throws {
         try record.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -62,6 +67,7 @@ extension SessionDetail: Encodable {
         try container.encode(retryRounds, forKey: .retryRounds)
         try container.encode(triggerEvents, forKey: .triggerEvents)
         try container.encode(processes, forKey: .processes)
+        try container.encode(stale, forKey: .stale)
     }
 }
 

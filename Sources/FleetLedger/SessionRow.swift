@@ -23,6 +23,21 @@ package struct SessionRow: Sendable, Equatable {
     package var finishedAt: Timestamp?
     package var errorMessage: String?
 
+    /// A running session's process renews its heartbeat every few seconds; one silent this long (seconds) was
+    /// killed or lost its host, and `master status` shows the session as stale rather than running.
+    package static let staleAfterSeconds: Double = 60
+
+    /// Whether the session is still marked running although its heartbeat stopped more than
+    /// `staleAfterSeconds` before `now` (the database's clock).
+    package func isStale(at now: Timestamp) -> Bool {
+        status == .running && heartbeatAge(at: now) > Self.staleAfterSeconds
+    }
+
+    /// Seconds from the last heartbeat to `now`.
+    package func heartbeatAge(at now: Timestamp) -> Double {
+        Double(now.microseconds - heartbeatAt.microseconds) / 1_000_000
+    }
+
     /// Seconds from start to finish (to the last heartbeat while running).
     package var durationSeconds: Double {
         Double((finishedAt ?? heartbeatAt).microseconds - startedAt.microseconds) / 1_000_000

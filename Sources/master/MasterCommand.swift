@@ -32,7 +32,7 @@ extension MasterCommand {
             let version = try ledger.schemaVersion()
             let applied = ledger.appliedMigrations.map(\.fileName)
             let what = applied.isEmpty ? "already up to date" : "applied \(applied.joined(separator: ", "))"
-            print("ledger \(ledger.location): schema version \(version) (\(what))")
+            standardOutput("ledger \(ledger.location): schema version \(version) (\(what))")
         }
     }
 }

@@ -19,8 +19,8 @@ extension MasterCommand {
 
                 Exit codes: 0 every file uploaded or skipped and the trigger (if any) delivered, 1 files still
                 failed (or the run was interrupted, or only_if: complete held the trigger back), 2 bad usage or
-                configuration, 3 environment unusable (database, credentials, bucket) or the trigger was not
-                delivered.
+                configuration, 3 environment unusable (database, credentials, bucket), the trigger was not
+                delivered, or the output could not be written.
                 """
         )
 
@@ -55,10 +55,10 @@ extension MasterCommand {
                 throw RetryError.noSuchSession(upload.sessionID)
             }
             if json {
-                print(OnceReport.json(session: record, retry: retry, trigger: delivery))
+                standardOutput(OnceReport.json(session: record, retry: retry, trigger: delivery))
             } else {
                 standardError(OnceReport.text(session: record, retry: retry, trigger: delivery))
-                print(record.id)
+                standardOutput(record.id)
             }
             if record.status == .failed { throw ExitCode(ExitStatus.environment.rawValue) }
             if state.stopRequested || record.totals.failedFiles > 0 || record.totals.unfinishedFiles > 0 {

@@ -19,7 +19,8 @@ extension MasterCommand {
                 Times are UTC. --json prints one object instead; for --session it holds the session summary's
                 fields plus failed_files, retry_rounds and trigger_events.
 
-                Exit codes: 0 shown; 2 bad usage or no such session, project or device; 3 ledger unreachable.
+                Exit codes: 0 shown; 2 bad usage or no such session, project or device; 3 ledger unreachable or
+                the output could not be written.
                 """
         )
 
@@ -61,7 +62,7 @@ extension MasterCommand {
                 guard let detail = try ledger.sessionDetail(session, failedLimit: failedLimit ?? 50) else {
                     throw ValidationError("no session \(session) in the ledger \(ledger.location)")
                 }
-                print(json ? StatusReport.json(detail) : StatusReport.text(detail))
+                standardOutput(json ? StatusReport.json(detail) : StatusReport.text(detail))
                 return
             }
             let status = try ledger.fleetStatus(StatusFilter(limit: limit ?? 20, project: project, device: device))
@@ -71,7 +72,7 @@ extension MasterCommand {
             if let device, status.devices.isEmpty {
                 throw ValidationError("--device: no device named '\(device)' in the ledger \(ledger.location)")
             }
-            print(json ? StatusReport.json(status) : StatusReport.text(status, ledger: ledger.location))
+            standardOutput(json ? StatusReport.json(status) : StatusReport.text(status, ledger: ledger.location))
         }
     }
 }

@@ -26,7 +26,7 @@ struct RetryCommand: FleetCommand {
             the session id to stdout (--json: the summary as JSON on stdout).
 
             Exit codes: 0 nothing left failed, 1 files still failed or interrupted, 2 bad usage or unknown
-            session, 3 environment unusable (database, credentials, bucket).
+            session, 3 environment unusable (database, credentials, bucket) or the output could not be written.
             """,
         version: FleetVersion.description
     )
@@ -43,7 +43,8 @@ struct RetryCommand: FleetCommand {
     @Option(help: ArgumentHelp("With --auto: rounds at most (default retry.rounds, 5).", valueName: "n"))
     var rounds: Int?
 
-    @Option(help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused naming the key.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
     var workers: String?
 
     @Flag(help: "Print the result as JSON on stdout.")
@@ -75,10 +76,10 @@ struct RetryCommand: FleetCommand {
             return try retry.run(sessionID: session, options: options, state: state, progress: progress)
         }
         if json {
-            print(RetryReport.json(summary))
+            standardOutput(RetryReport.json(summary))
         } else {
             standardError(RetryReport.text(summary))
-            print(summary.session.id)
+            standardOutput(summary.session.id)
         }
         // Files another retry of the session still holds are its business, not a failure of this one.
         if summary.ending == .interrupted || summary.session.totals.failedFiles > 0 || summary.remaining > 0 {

@@ -42,7 +42,7 @@ struct TriggerCommand: FleetCommand {
             Exit codes: 0 delivered; 1 not sent: the session is still running, or --only-if complete and it has \
             failed or unfinished files or did not complete; 2 bad usage or configuration (unknown session, no \
             URL, a header variable that is not set); 3 not delivered (unreachable, 4xx, out of attempts) or the \
-            ledger is unusable.
+            ledger is unusable, or the output could not be written.
             """,
         version: FleetVersion.description
     )
@@ -127,9 +127,9 @@ struct TriggerCommand: FleetCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            standardOutput(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
-            print(result.summary)
+            standardOutput(result.summary)
         }
         switch result.outcome {
         case .delivered:

@@ -30,7 +30,7 @@ struct UploadCommand: FleetCommand {
             session once every process's files are recorded. `master status` shows running sessions.
 
             Exit codes: 0 done, 1 finished with failed files, 2 bad usage or configuration, 3 environment
-            unusable (database, credentials, bucket).
+            unusable (database, credentials, bucket) or the output could not be written (the session stands).
             """,
         version: FleetVersion.description
     )
@@ -51,6 +51,9 @@ struct UploadCommand: FleetCommand {
     var join: Int64?
 
     func validate() throws {
+        if dryRun && check {
+            throw ValidationError("--dry-run and --check cannot be combined: run one, then the other")
+        }
         guard join != nil else {
             _ = try configOptions.requiredPath()
             return
@@ -81,11 +84,23 @@ struct UploadCommand: FleetCommand {
         }
         let ledger = try Ledger(url: common.databaseURL, logger: logger)
         let progress = ScanProgressLine()
-        let plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
-            progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+        let plan: UploadPlan
+        do {
+            plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
+                progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+            }
+        } catch let error as ConfigError
+            where error.keyPath == "source.path"
+            || (error.keyPath?.hasPrefix("sources[") == true && error.keyPath?.hasSuffix("].path") == true)
+        {
+            // A source directory that is not there (an unmounted disk) is the environment: exit 3, as the real
+            // run does when it records the session failed.
+            progress.finish()
+            standardError("upload: \(error)")
+            throw ExitCode(ExitStatus.environment.rawValue)
         }
         progress.finish()
-        print(json ? PlanReport.json(plan) : PlanReport.text(plan))
+        standardOutput(json ? PlanReport.json(plan) : PlanReport.text(plan))
     }
 
     /// Another process on a running session: exit 0 when every file it took is uploaded, 1 when some failed or
@@ -100,10 +115,10 @@ struct UploadCommand: FleetCommand {
             try session.run(sessionID: sessionID, state: state, progress: progress)
         }
         if json {
-            print(UploadReport.json(summary))
+            standardOutput(UploadReport.json(summary))
         } else {
             standardError(UploadReport.text(summary))
-            print(summary.sessionID)
+            standardOutput(summary.sessionID)
         }
         if summary.failedFiles > 0 || summary.interrupted {
             throw ExitCode(ExitStatus.finishedWithFailures.rawValue)
@@ -124,10 +139,10 @@ struct UploadCommand: FleetCommand {
             ).run(state: state, progress: progress)
         }
         if json {
-            print(UploadReport.json(summary))
+            standardOutput(UploadReport.json(summary))
         } else {
-            FileHandle.standardError.write(Data((UploadReport.text(summary) + "\n").utf8))
-            print(summary.sessionID)
+            standardError(UploadReport.text(summary))
+            standardOutput(summary.sessionID)
         }
         switch summary.status {
         case .completed: return

@@ -15,7 +15,15 @@ import Testing
             "cut.json: invalid JSON"
         ),
         ("cut.yaml", "project:\n  name: x\ns3:\n  bucket: \"b", "cut.yaml: invalid YAML"),
-        ("empty.json", "", "empty.json: invalid JSON"),
+        ("empty.json", "", "empty.json: cannot read the configuration: the file is empty"),
+        (
+            "twice.json", "{\n  \"upload\": { \"workers\": 4,\n    \"workers\": 64 }\n}",
+            "twice.json: invalid JSON: duplicate key 'upload.workers' (first at line 2) at line 3, column 5"
+        ),
+        (
+            "comma.json", "{\n  \"project\": { \"name\": \"x\", },\n}",
+            "comma.json: invalid JSON: trailing comma after the last member of 'project' at line 2, column 27"
+        ),
     ])
     func truncatedConfigurationExitsTwoAndRecordsNothing(file: String, content: String, expected: String) throws {
         let database = try TestDatabase()
@@ -103,6 +111,45 @@ import Testing
         #expect(row.string(0, 0) == "permanent_failure")
         #expect(row.string(0, 1) == "file_unreadable")
         #expect(row.string(0, 2)?.contains("secret.log: permission denied") == true, "\(row.string(0, 2) ?? "")")
+        // The summary's class column is as wide as its longest class: the count stands apart from the name.
+        #expect(result.stderr.contains("\n    file_unreadable  1\n"), "\(result.stderr)")
+        try expectNothingLeftHalfDone(database.connect())
+    }
+
+    /// A directory the uploading user may not read: its files were never seen, so the session cannot count as
+    /// complete. It ends `completed_with_errors` with the directory named, exit 1; the rest uploads.
+    @Test func unreadableDirectoryEndsTheSessionWithErrors() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("data/open/a.log", "readable")
+        try scratch.write("data/closed/b.log", "behind a closed door")
+        let closed = scratch.url.appendingPathComponent("data/closed").path
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: closed)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: closed) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.url.path)
+        let config = try configFile(scratch, s3)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment,
+            asUser: getuid() == 0 ? "nobody" : nil
+        )
+
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(Set(try bucketContents(s3).keys) == [s3.prefix + "open/a.log"])
+        let session = try database.connect().execute("SELECT status, error_message FROM sync_sessions")
+        #expect(session.string(0, 0) == "completed_with_errors")
+        #expect(
+            session.string(0, 1)?.hasPrefix("1 directory could not be read, their files were not uploaded: ") == true,
+            "\(session.string(0, 1) ?? "")"
+        )
+        #expect(session.string(0, 1)?.contains("closed': Permission denied") == true)
+        #expect(result.stderr.contains("Session "), "\(result.stderr)")
+        #expect(result.stderr.contains("completed_with_errors"))
         try expectNothingLeftHalfDone(database.connect())
     }
 

@@ -76,7 +76,7 @@ struct MasterStatusCLITests {
         )
         #expect(
             Set(object.keys)
-                == Set(expected.keys).union(["failed_files", "retry_rounds", "trigger_events", "processes"])
+                == Set(expected.keys).union(["failed_files", "retry_rounds", "trigger_events", "processes", "stale"])
         )
         for (key, value) in expected {
             #expect(try canonical(object[key] ?? "absent") == canonical(value), "\(key)")
@@ -112,6 +112,82 @@ struct MasterStatusCLITests {
         #expect(failed[1].hasSuffix("  connection reset by peer"))
         #expect(failed[3] == "  … and 1 more (--failed-limit N shows more)")
         #expect(try rows(of: "Retry rounds", in: lines) == ["  none"])
+    }
+
+    /// A session whose process was SIGKILLed stays marked running; once its heartbeat is a minute old, status
+    /// shows it stale (text and JSON), while a session whose heartbeat is fresh still shows running.
+    @Test func runningSessionWithAStoppedHeartbeatIsShownStale() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let ledger = try database.ledger()
+        let killed = try recordSession(ledger, project: "survey", device: "rig-1", uploaded: 1, failed: 0, close: false)
+        let alive = try recordSession(ledger, project: "survey", device: "rig-2", uploaded: 1, failed: 0, close: false)
+        try ledger.connection.execute(
+            "UPDATE sync_sessions SET heartbeat_at = now() - interval '5 minutes' WHERE id = \(killed)"
+        )
+
+        let fleet = try CLI.run("master", ["status", "--database", database.url])
+        let json = try CLI.run("master", ["status", "--json", "--database", database.url])
+        let one = try CLI.run("master", ["status", "--session", String(killed), "--database", database.url])
+
+        #expect(fleet.status == 0, "\(fleet.stderr)")
+        let lines = fleet.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains { words($0).prefix(5) == ["\(killed)", "survey", "rig-1", "upload", "stale"] })
+        #expect(lines.contains { words($0).prefix(5) == ["\(alive)", "survey", "rig-2", "upload", "running"] })
+        #expect(lines.contains { $0.hasPrefix("  stale: marked running, but silent for over 1 min 00 s") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let sessions = try #require(object["sessions"] as? [[String: Any]])
+        let staleByID = Dictionary(
+            uniqueKeysWithValues: sessions.map { ($0["session_id"] as? Int ?? 0, $0["stale"] as? Bool) }
+        )
+        #expect(staleByID == [Int(killed): true, Int(alive): false])
+        #expect(one.stdout.hasPrefix("Session \(killed): stale\n"), "\(one.stdout)")
+        #expect(one.stdout.contains(" UTC (stale: silent for 5 min "), "\(one.stdout)")
+        #expect(one.stdout.contains("retry --session \(killed) closes it)"), "\(one.stdout)")
+    }
+
+    /// An `sslmode` libpq does not know can never connect: it is configuration (exit 2), from the URL or from
+    /// PGSSLMODE, and nothing is tried.
+    @Test func unknownSSLModeIsAConfigurationError() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+
+        let inURL = try CLI.run("master", ["status", "--database", database.url + "?sslmode=sometimes"])
+        let inEnvironment = try CLI.run(
+            "master",
+            ["status"],
+            environment: ["DATABASE_URL": database.url, "PGSSLMODE": "on"]
+        )
+
+        #expect(inURL.status == 2, "\(inURL.stderr)")
+        #expect(
+            inURL.stderr
+                == "master: the ledger's connection string: sslmode 'sometimes' is not one of disable, allow, "
+                + "prefer, require, verify-ca, verify-full\n"
+        )
+        #expect(inEnvironment.status == 2, "\(inEnvironment.stderr)")
+        #expect(inEnvironment.reason.hasPrefix("master: PGSSLMODE: sslmode 'on' is not one of disable"))
+    }
+
+    /// A password in `--database` is visible in `ps`: the command warns (without the password) and still runs;
+    /// the same URL from DATABASE_URL is not warned about.
+    @Test func passwordOnTheCommandLineIsWarnedAboutButNeverPrinted() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        var components = try #require(URLComponents(string: database.url))
+        components.password = "pw-kept-out-of-sight"
+        let url = try #require(components.string)
+
+        let flag = try CLI.run("master", ["status", "--database", url])
+        let variable = try CLI.run("master", ["status"], environment: ["DATABASE_URL": url])
+
+        #expect(flag.status == 0, "\(flag.stderr)")
+        #expect(flag.reason.hasPrefix("warning: --database holds a password, which other users of this machine"))
+        #expect(flag.reason.hasSuffix("or the password in a password file (PGPASSFILE) instead"))
+        #expect(!flag.stderr.contains("pw-kept-out-of-sight"))
+        #expect(!flag.stdout.contains("pw-kept-out-of-sight"))
+        #expect(variable.status == 0, "\(variable.stderr)")
+        #expect(variable.stderr.isEmpty, "\(variable.stderr)")
     }
 
     @Test func unknownSessionExitsWithUsageStatus() throws {
@@ -175,7 +251,8 @@ struct MasterStatusCLITests {
         project: String,
         device: String,
         uploaded: Int,
-        failed: Int
+        failed: Int,
+        close: Bool = true
     ) throws
         -> Int64
     {
@@ -220,7 +297,7 @@ struct MasterStatusCLITests {
             return outcome
         }
         try ledger.recordOutcomes(outcomes, sessionID: sessionID, projectID: projectID)
-        _ = try ledger.closeSession(sessionID, status: failed == 0 ? .completed : .completedWithErrors)
+        if close { _ = try ledger.closeSession(sessionID, status: failed == 0 ? .completed : .completedWithErrors) }
         return sessionID
     }
 

@@ -62,6 +62,65 @@ struct UploadCLITests {
         #expect(result.reason.hasSuffix("upload.workers (from FLEET_UPLOAD_WORKERS): must be 1…256, got 500"))
     }
 
+    /// A negative number after `--workers` is the flag's value, refused by the range check that names the key.
+    @Test func negativeWorkersFlagIsRefusedByTheRangeCheck() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run", "--workers", "-1"])
+
+        #expect(result.status == 2)
+        #expect(result.reason.hasSuffix("upload.workers (from --workers): must be 1…256, got -1"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    /// A directory, a device or an empty file as `--config`: one line saying which, exit 2.
+    @Test func configurationThatIsNotARegularFileIsNamedPlainly() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let directory = scratch.url.appendingPathComponent("configs.json").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let empty = try scratch.write("empty.yaml", "")
+        let cases = [
+            (directory, "is a directory, not a file"), ("/dev/null", "is a device, not a regular file"),
+            (empty, "the file is empty"),
+        ]
+        for (path, reason) in cases {
+            let result = try CLI.run("upload", ["--config", path, "--dry-run"])
+
+            #expect(result.status == 2, "\(path)")
+            #expect(result.stderr == "upload: \(path): cannot read the configuration: \(reason)\n")
+        }
+    }
+
+    @Test func dryRunAndCheckTogetherAreRefused() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run", "--check"])
+
+        #expect(result.status == 2)
+        #expect(result.reason == "Error: --dry-run and --check cannot be combined: run one, then the other")
+        #expect(result.stdout.isEmpty)
+    }
+
+    /// A missing source directory (an unmounted disk) is the environment, exit 3, in a dry run as in a real one.
+    @Test func missingSourceDirectoryExitsThreeInADryRun() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write("ok.json", Self.validJSON)
+
+        let result = try CLI.run("upload", ["--config", path, "--dry-run", "--database", database.url])
+
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.reason == "upload: source.path: no readable directory at '\(scratch.url.path)/data'")
+        #expect(result.stdout.isEmpty)
+    }
+
     @Test func emptyEndpointFlagExitsTwoInsteadOfTargetingAWS() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }

@@ -305,7 +305,7 @@ struct StatusTests {
 
         #expect(
             Set(object.keys).subtracting(record.keys) == [
-                "failed_files", "retry_rounds", "trigger_events", "processes",
+                "failed_files", "retry_rounds", "trigger_events", "processes", "stale",
             ]
         )
         for (key, value) in record {

@@ -126,6 +126,7 @@ package final class S3Client {
         } catch {
             throw S3Error(error)
         }
+        curl.caBundle = endpoint.caBundle
     }
 
     // MARK: - Buckets and objects

@@ -20,12 +20,15 @@ package struct S3Context: Sendable {
     ///   - endpoint: A custom endpoint URL (`s3.endpoint`); `nil` for AWS.
     ///   - pathStyle: Path-style addressing (`s3.path_style`); `nil` chooses by endpoint.
     ///   - profile: The shared-files profile (`s3.profile`); `nil` for `AWS_PROFILE` or `default`.
-    /// - Throws: `ConfigError` for an endpoint that cannot be used.
+    ///   - caBundle: A PEM file of certificate authorities to trust (`s3.ca_bundle`); `nil` for
+    ///     `AWS_CA_BUNDLE`, else the system's.
+    /// - Throws: `ConfigError` for an endpoint that cannot be used, or a CA bundle that cannot be read.
     package init(
         region configured: String?,
         endpoint: String?,
         pathStyle: Bool?,
         profile: String?,
+        caBundle: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment,
         homeDirectory: String = NSHomeDirectory()
     ) throws(ConfigError) {
@@ -42,6 +45,19 @@ package struct S3Context: Sendable {
             pathStyle: pathStyle,
             environment: environment
         )
+        let fromEnvironment = environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let bundle = caBundle ?? fromEnvironment {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: bundle, isDirectory: &isDirectory), !isDirectory.boolValue,
+                FileManager.default.isReadableFile(atPath: bundle)
+            else {
+                throw ConfigError(
+                    keyPath: caBundle != nil ? "s3.ca_bundle" : "AWS_CA_BUNDLE",
+                    "no readable file at '\(bundle)'"
+                )
+            }
+            self.endpoint.caBundle = bundle
+        }
         credentials = CredentialProvider(chain: chain)
     }
 

@@ -16,6 +16,9 @@ package struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
     package var forcePathStyle: Bool
     /// True for AWS's own endpoints (where STS exists at a known address).
     package var isAWS: Bool
+    /// A PEM file of certificate authorities trusted for this endpoint (`s3.ca_bundle`, else
+    /// `AWS_CA_BUNDLE`); `nil` trusts the system's. `S3Context` fills it in.
+    package var caBundle: String?
 
     package var description: String { "\(scheme)://\(authority)" }
 

@@ -52,6 +52,9 @@ package enum ConfigLoader {
     ///
     /// - Throws: `ConfigError` naming the file, the key and the reason (the first problem found).
     package static func load(path: String, overrides: [ConfigOverride] = []) throws(ConfigError) -> FleetConfig {
+        if let problem = fileProblem(path) {
+            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(problem)")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -86,6 +89,22 @@ package enum ConfigLoader {
             var located = error
             located.file = path
             throw located
+        }
+    }
+
+    /// Why `path` cannot be a configuration file, before anything reads it: it is a directory, not a regular
+    /// file (`/dev/null`, a pipe) or empty. `nil` when it is a non-empty regular file, or when it cannot be
+    /// looked at (reading it then says why).
+    static func fileProblem(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return info.st_size == 0 ? "the file is empty" : nil
+        case S_IFDIR: return "is a directory, not a file"
+        case S_IFCHR, S_IFBLK: return "is a device, not a regular file"
+        case S_IFIFO: return "is a pipe, not a regular file"
+        case S_IFSOCK: return "is a socket, not a regular file"
+        default: return "not a regular file"
         }
     }
 
@@ -140,13 +159,14 @@ package enum ConfigLoader {
 }
 
 extension FleetConfig {
-    /// Relative source paths are taken relative to the configuration file, so a job started from any
-    /// directory (cron, systemd) scans the same place.
+    /// Relative source paths (and `s3.ca_bundle`) are taken relative to the configuration file, so a job
+    /// started from any directory (cron, systemd) scans the same place and trusts the same CAs.
     mutating func resolveSourcePaths(relativeTo directory: URL) {
         func resolved(_ path: String) -> String {
             path.hasPrefix("/") ? path : directory.appendingPathComponent(path).standardizedFileURL.path
         }
         if let path = source?.path { source?.path = resolved(path) }
+        if let path = s3.caBundle { s3.caBundle = resolved(path) }
         sources = sources?.map { item in
             var item = item
             item.path = resolved(item.path)

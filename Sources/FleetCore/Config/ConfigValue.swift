@@ -79,16 +79,10 @@ package indirect enum ConfigValue: Equatable, Sendable {
 // MARK: - Parsing
 
 extension ConfigValue {
-    /// Parses a JSON document. Errors carry the line and column.
+    /// Parses a JSON document strictly (`JSONReader`): members in the file's order, a duplicate key or a
+    /// trailing comma refused, every error with its line and column.
     package static func parseJSON(_ data: Data) throws(ConfigError) -> ConfigValue {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            let reason = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
-            throw ConfigError(keyPath: nil, "invalid JSON: \(describeJSONError(reason, in: data))")
-        }
-        return fromJSON(object)
+        try JSONReader.parse(data)
     }
 
     /// Parses a YAML document (one document; anchors and aliases resolved). Errors carry the line and column.
@@ -103,27 +97,6 @@ extension ConfigValue {
         }
         guard let node else { return .object([]) }
         return try fromYAML(node)
-    }
-
-    private static let booleanType = type(of: NSNumber(value: true))
-
-    private static func fromJSON(_ object: Any) -> ConfigValue {
-        switch object {
-        case let dictionary as [String: Any]:
-            // JSONSerialization does not keep the order; sorted keys make messages and hashes stable.
-            return .object(dictionary.keys.sorted().map { ($0, fromJSON(dictionary[$0]!)) })
-        case let array as [Any]:
-            return .array(array.map(fromJSON))
-        case let string as String:
-            return .string(string)
-        case let number as NSNumber:
-            if type(of: number) == booleanType { return .bool(number.boolValue) }
-            let kind = String(cString: number.objCType)
-            if kind == "d" || kind == "f" { return .double(number.doubleValue) }
-            return .integer(number.int64Value)
-        default:
-            return .null
-        }
     }
 
     private static func fromYAML(_ node: Node) throws(ConfigError) -> ConfigValue {
@@ -171,25 +144,5 @@ extension ConfigValue {
         default:
             return String(describing: error).collapsedToOneLine
         }
-    }
-
-    /// Foundation reports "Invalid value around line 3, column 5." or "… around character 42."; the second
-    /// is turned into a line and column.
-    private static func describeJSONError(_ reason: String, in data: Data) -> String {
-        var text = reason.hasSuffix(".") ? String(reason.dropLast()) : reason
-        if let range = text.range(of: "around character "), let offset = Int(text[range.upperBound...]) {
-            var line = 1
-            var column = 1
-            for byte in data.prefix(offset) {
-                if byte == UInt8(ascii: "\n") {
-                    line += 1
-                    column = 1
-                } else {
-                    column += 1
-                }
-            }
-            text = text[..<range.lowerBound] + "at line \(line), column \(column)"
-        }
-        return text
     }
 }

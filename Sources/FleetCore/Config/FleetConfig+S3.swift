@@ -16,6 +16,7 @@ extension S3Context {
             endpoint: config.s3.endpoint,
             pathStyle: config.s3.pathStyle,
             profile: config.s3.profile,
+            caBundle: config.s3.caBundle,
             environment: environment,
             homeDirectory: homeDirectory
         )

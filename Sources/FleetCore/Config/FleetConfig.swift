@@ -84,6 +84,9 @@ package struct S3Settings: Codable, Sendable, Equatable {
     /// key another project stores is refused (`key_owned_by_other_project`), so no project overwrites another's
     /// only copy.
     package var sharedPrefix: Bool?
+    /// A PEM file of certificate authorities to trust for the endpoint (a private CA); unset, `S3Context`
+    /// takes `AWS_CA_BUNDLE`, else the system's. A relative path is relative to the configuration file.
+    package var caBundle: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {

@@ -83,6 +83,7 @@ package struct UploadSession {
 
         let started = Date()
         var failure: String?
+        var unreadableDirectories: [ScanProblem] = []
         var uploadedButUnrecorded: [Int64] = []
         let reconciler = Reconciler(
             context: context,
@@ -110,7 +111,7 @@ package struct UploadSession {
             if !config.resolved.upload.compareWithBucket { pool.jobs.release() }
 
             do {
-                try record(
+                unreadableDirectories = try record(
                     mapper: mapper,
                     ledger: ledger,
                     sessionID: sessionID,
@@ -165,10 +166,15 @@ package struct UploadSession {
         } else if interrupted {
             status = .interrupted
         } else {
-            status = totals.failedFiles > 0 || totals.unfinishedFiles > 0 ? .completedWithErrors : .completed
+            status =
+                totals.failedFiles > 0 || totals.unfinishedFiles > 0 || !unreadableDirectories.isEmpty
+                ? .completedWithErrors : .completed
         }
+        // Files in a directory the scan could not read were never seen, so no row says they are missing: the
+        // session's message does, and the session does not count as complete.
+        let message = failure ?? Self.unreadableMessage(unreadableDirectories)
         let closed = try ledger.reconnecting {
-            try ledger.closeSession(sessionID, status: status, errorMessage: failure)
+            try ledger.closeSession(sessionID, status: status, errorMessage: message)
         }
         try ledger.reconnecting { try ledger.leaveSession(sessionID) }
         sessionLogger.info("session closed", metadata: ["status": "\(status.rawValue)"])
@@ -182,11 +188,21 @@ package struct UploadSession {
             totals: closed,
             durationSeconds: Date().timeIntervalSince(started),
             retries: progress.snapshot.retries,
-            message: failure
+            message: message
         )
     }
 
+    /// `2 directories could not be read, their files were not uploaded: '/data/a': Permission denied, …`.
+    static func unreadableMessage(_ problems: [ScanProblem]) -> String? {
+        guard let first = problems.first else { return nil }
+        let count =
+            problems.count == 1 ? "1 directory could not be read" : "\(problems.count) directories could not be read"
+        return "\(count), their files were not uploaded: \(first.message)\(problems.count > 1 ? ", …" : "")"
+    }
+
     /// Scans every source and records the files in batches (each batch becomes claimable when committed).
+    ///
+    /// - Returns: the directories the scan could not read.
     private func record(
         mapper: KeyMapper,
         ledger: Ledger,
@@ -194,8 +210,9 @@ package struct UploadSession {
         projectID: Int64,
         state: RunState,
         progress: UploadProgress
-    ) throws {
+    ) throws -> [ScanProblem] {
         let now = Timestamp.now()
+        var unreadable: [ScanProblem] = []
         var batch: [PlannedFile] = []
         batch.reserveCapacity(recordBatch)
         func flush() throws {
@@ -244,10 +261,17 @@ package struct UploadSession {
         if let files {
             for walked in files { try accept(walked) }
         } else {
-            _ = try SourceWalk(config: config, mapper: mapper, logger: logger).run(now: now, accept: accept)
+            _ = try SourceWalk(config: config, mapper: mapper, logger: logger).run(
+                now: now,
+                problems: { problem in
+                    if problem.kind == .unreadableDirectory { unreadable.append(problem) }
+                },
+                accept: accept
+            )
         }
         try flush()
         progress.update { $0.scanFinished = true }
+        return unreadable
     }
 
     /// With `delete_after_upload`: files skipped because an earlier run uploaded them (and died before deleting

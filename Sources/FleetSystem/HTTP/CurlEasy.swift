@@ -19,6 +19,10 @@ package final class CurlEasy {
     /// Bodies above this many bytes are cut (S3 error and listing documents are far smaller).
     package var maximumResponseBytes = 64 * 1024 * 1024
 
+    /// A PEM file of certificate authorities to trust instead of the system's (a private CA in front of a
+    /// custom endpoint); `nil` keeps libcurl's default. The corresponding libcurl option is `CURLOPT_CAINFO`.
+    package var caBundle: String?
+
     package init() throws(HTTPError) {
         Curl.globalInit()
         guard let handle = curl_easy_init() else {
@@ -60,6 +64,7 @@ package final class CurlEasy {
                 ok = ok && ccurl_easy_setopt_ptr(handle, option, pointer) == CURLE_OK
             }
             request.url.withCString { url in set(CURLOPT_URL, pointer: url) }  // libcurl copies strings
+            caBundle?.withCString { path in set(CURLOPT_CAINFO, pointer: path) }
             set(CURLOPT_NOSIGNAL, 1)
             set(CURLOPT_TCP_KEEPALIVE, 1)
             set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))

@@ -15,8 +15,10 @@ package final class PGConnection {
     /// string or `PGCONNECT_TIMEOUT` says otherwise, connecting gives up after 10 seconds.
     /// The corresponding libpq function is `PQconnectdbParams`.
     ///
-    /// - Throws: `LedgerError.Kind.connectionFailed` with the server's or libpq's reason.
+    /// - Throws: `ConfigError` for a string that can never work (see `PGConnectionString`);
+    ///   `LedgerError.Kind.connectionFailed` with the server's or libpq's reason.
     package init(conninfo: String, applicationName: String = "fleet-upload") throws {
+        _ = try PGConnectionString(conninfo)
         // Entries before the expanded `dbname` are defaults that the user's string overrides.
         var pairs: [(String, String)] = [("application_name", applicationName)]
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { pairs.append(("connect_timeout", "10")) }

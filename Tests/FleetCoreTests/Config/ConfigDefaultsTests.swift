@@ -160,7 +160,7 @@ struct ConfigDefaultsTests {
     /// Rows whose default is not a value `resolved` holds, each with the check that stands for it.
     static let specialRows: Set<String> = [
         "project.name", "s3.bucket", "source", "sources[]", "sources[].run_folders", "deletion.age.max_age_days",
-        "device", "keys.template", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
+        "device", "keys.template", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile", "s3.ca_bundle",
         "metrics.cloudwatch.region", "metrics.cloudwatch.vehicle_id", "metrics.cloudwatch.endpoint",
     ]
 
@@ -325,6 +325,11 @@ struct ConfigDefaultsTests {
         #expect(rows["s3.path_style"] == "`true` for custom endpoints, `false` on AWS")
         #expect(try Self.context(environment: both).endpoint.forcePathStyle)
         #expect(try !Self.context(environment: [:]).endpoint.forcePathStyle)
+
+        #expect(rows["s3.ca_bundle"] == "`AWS_CA_BUNDLE`, else the system's CAs")
+        #expect(try Self.context(environment: [:]).endpoint.caBundle == nil)
+        #expect(try Self.context(environment: ["AWS_CA_BUNDLE": "/etc/hostname"]).endpoint.caBundle == "/etc/hostname")
+        #expect(throws: ConfigError.self) { try Self.context(environment: ["AWS_CA_BUNDLE": "/nonexistent.pem"]) }
 
         #expect(rows["s3.profile"] == "`AWS_PROFILE`, else `default`")
         let shared = "[default]\nregion = ap-south-1\n\n[profile other]\nregion = sa-east-1\n"

@@ -50,10 +50,68 @@ struct ConfigLoaderTests {
         #expect(
             value
                 == .object([
-                    ("a", .object([])),
                     ("b", .array([.integer(1), .double(2.5), .bool(true), .bool(false), .null, .string("15")])),
+                    ("a", .object([])),
                 ])
         )
+    }
+
+    @Test func jsonStringsNumbersAndEscapesAreReadExactly() throws {
+        let value = try Self.json(
+            #"{"s": "a\"b\\c\/d\n\u00e9\ud83d\ude80", "big": 9223372036854775808, "neg": -0.5e2, "e": "é"}"#
+        )
+        #expect(value["s"] == .string("a\"b\\c/d\né🚀"))
+        #expect(value["big"] == .double(9.223372036854775808e18))
+        #expect(value["neg"] == .double(-50))
+        #expect(value["e"] == .string("é"))
+        #expect(try Self.json("\u{FEFF}[]") == .array([]))
+    }
+
+    @Test func duplicateJSONKeyIsRefusedNamingItsPathAndBothLines() {
+        let document = "{\n  \"upload\": {\n    \"workers\": 4,\n    \"workers\": 8\n  }\n}"
+        let error = Self.error { _ = try Self.json(document) }
+        #expect(error?.keyPath == nil)
+        #expect(
+            error?.message == "invalid JSON: duplicate key 'upload.workers' (first at line 3) at line 4, column 5"
+        )
+        let nested = Self.error { _ = try Self.json(#"{"a": 1, "b": [{"c": 1, "c": 2}]}"#) }
+        #expect(nested?.message == "invalid JSON: duplicate key 'b[0].c' (first at line 1) at line 1, column 25")
+    }
+
+    @Test(arguments: [
+        ("{\n  \"a\": 1,\n}", "trailing comma after the last member of 'top level' at line 2, column 9"),
+        (#"{"a": [1, 2,]}"#, "trailing comma after the last item of 'a' at line 1, column 12"),
+        (
+            "{\n  \"s3\": {\"bucket\": \"b\", \"pre",
+            "the file ends at line 2, column 29 inside the string opened at line 2, column 25"
+        ),
+        (#"{"a": {"b": 1}"#, "the file ends at line 1, column 15 inside the object opened at line 1, column 1"),
+        ("", "the file ends where a value was expected at line 1, column 1"),
+        (#"{"a": True}"#, "expected a value, got 'True' at line 1, column 7"),
+        (#"{"a": 1 "b": 2}"#, #"expected ',' or '}' after the value of 'a', got '"' at line 1, column 9"#),
+        ("{a: 1}", "expected a key in double quotes, got 'a' at line 1, column 2"),
+        (#"{"é": 'x'}"#, "expected a value, got ''' at line 1, column 7"),
+        (#"{"a": 07}"#, "a number must not start with 0 (write 7, not 07) at line 1, column 7"),
+        ("{\"a\": \"x\ny\"}", "a line break inside a string (is a closing quote missing?) at line 1, column 9"),
+        (#"{"a": "\q"}"#, #"invalid escape \q at line 1, column 8"#),
+        (#"{"a": "\ud800"}"#, #"a \u escape for half of a surrogate pair with no second half at line 1, column 8"#),
+        (#"{"a": 1e999}"#, "the number 1e999 is out of range at line 1, column 7"),
+        ("// note\n{}", "comments are not allowed in JSON at line 1, column 1"),
+        ("{} {}", "'{' after the end of the document at line 1, column 4"),
+        ("[[[[", "the file ends at line 1, column 5 inside the list opened at line 1, column 4"),
+    ])
+    func everyJSONErrorHasALineAndAColumn(document: String, expected: String) {
+        let error = Self.error { _ = try Self.json(document) }
+        #expect(error?.message == "invalid JSON: " + expected)
+    }
+
+    @Test func invalidUTF8AndDeepNestingInJSONAreRefused() {
+        let bytes = Data([0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D])
+        let utf8 = Self.error { _ = try ConfigValue.parseJSON(bytes) }
+        #expect(utf8?.message == "invalid JSON: the string is not valid UTF-8 at line 1, column 6")
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        let nested = Self.error { _ = try Self.json(deep) }
+        #expect(nested?.message == "invalid JSON: nested deeper than 128 levels at line 1, column 129")
     }
 
     @Test func parsesYAMLPlainAndQuotedScalarsApart() throws {
@@ -342,10 +400,11 @@ struct ConfigLoaderTests {
     func emptyOverrideIsRefusedInsteadOfDroppingTheFileValue(key: String, origin: String, expected: String) {
         let overrides = [ConfigOverride(keyPath: key, value: " ", origin: origin)]
         let error = Self.error {
-            _ = try Self.decodeJSON(
-                #""s3": {"endpoint": "http://127.0.0.1:8333", "region": "eu-west-1"}"#,
-                overrides: overrides
-            )
+            let document = #"""
+                {"project": {"name": "p"}, "s3": {"bucket": "fleet-data", "endpoint": "http://127.0.0.1:8333",
+                 "region": "eu-west-1"}, "source": {"path": "/data"}}
+                """#
+            _ = try ConfigLoader.decode(Self.json(document), overrides: overrides)
         }
         #expect(error?.description == expected)
     }
