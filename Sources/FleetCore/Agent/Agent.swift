@@ -315,6 +315,7 @@ package final class Agent {
             }
         }
         complete = true
+        FreedMemory.release()
         logger.info(
             "\(reason): \(counts.found) files, \(counts.taken) recent enough",
             metadata: [
@@ -396,6 +397,8 @@ package final class Agent {
     private func collectFinishedRun(now: Date) {
         guard let run = running, let result = run.finished.withLock({ $0 }) else { return }
         running = nil
+        // The run's workers freed what they held; hand it back rather than keep the run's peak while idle.
+        defer { FreedMemory.release() }
         let plan = run.plan
         switch result {
         case .success(let outcome):

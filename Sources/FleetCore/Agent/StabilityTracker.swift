@@ -51,7 +51,6 @@ package struct StabilityTracker {
     private var entries: [SourceFile: Entry] = [:]
     private var handled = HandledVersions()
     private var scan: UInt32 = 0
-    private var scanHandled: [HandledVersions.Fingerprint]?
 
     package init(stabilitySeconds: Double) {
         self.stabilitySeconds = stabilitySeconds
@@ -90,7 +89,7 @@ package struct StabilityTracker {
     /// (`endScan`) pending files it did not find are forgotten.
     package mutating func beginScan() {
         scan &+= 1
-        scanHandled = []
+        handled.beginScan()
     }
 
     /// The scan in progress found `file` as `version`.
@@ -107,8 +106,8 @@ package struct StabilityTracker {
         settled: Bool,
         now: Date
     ) -> Bool {
-        if entries[file] == nil, handled.contains(file, version) {
-            if take { scanHandled?.append(HandledVersions.Fingerprint(file, version)) }
+        // A handled file too old to be taken up is not reported found: its fingerprint goes with this scan.
+        if entries[file] == nil, take ? handled.noteFound(file, version) : handled.contains(file, version) {
             return false
         }
         guard take else {
@@ -121,11 +120,10 @@ package struct StabilityTracker {
     /// The scan begun by `beginScan` ended. When it was complete, pending files it did not find are forgotten and
     /// only the handled fingerprints it found are kept; an incomplete scan forgets nothing.
     package mutating func endScan(complete: Bool) {
-        defer { scanHandled = nil }
-        guard complete, let found = scanHandled else { return }
+        handled.endScan(complete: complete)
+        guard complete else { return }
         let current = scan
         entries = entries.filter { $0.value.scan == current }
-        handled = HandledVersions(found)
     }
 
     /// Moves files that have settled long enough to ready, after checking them once more: `current` gives a
@@ -161,7 +159,6 @@ package struct StabilityTracker {
         guard let entry = entries[file], entry.version == version else { return }
         entries[file] = nil
         handled.insert(file, version)
-        scanHandled?.append(HandledVersions.Fingerprint(file, version))
     }
 
     /// The files waiting for an upload, oldest in the queue first, with their versions.
