@@ -235,7 +235,7 @@ package final class Agent {
                 if let version = FileVersion.current(at: path, followSymlinks: settings.scan.followSymlinks) {
                     // A file older than scan.max_age_days that only had its attributes touched (chmod, chown,
                     // a source coming back) is not new: the age limit holds for events as for scans.
-                    if !tracker.knows(file), version.mtime < ageCutoff(now) { continue }
+                    if !tracker.knows(file, version), version.mtime < ageCutoff(now) { continue }
                     tracker.observe(file, version, now: now)
                 } else {
                     tracker.forget(file)
@@ -276,10 +276,14 @@ package final class Agent {
         }
         let stamp = Timestamp(now)
         let cutoff = ageCutoff(now).microseconds
-        var seen: Set<SourceFile> = []
         var newlyReady: [SourceFile] = []
         var counts = (found: 0, taken: 0)
-        defer { machine.scanFinished(reason, newlyReady: newlyReady, now: now) }
+        var complete = false
+        tracker.beginScan()
+        defer {
+            tracker.endScan(complete: complete)
+            machine.scanFinished(reason, newlyReady: newlyReady, now: now)
+        }
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
             let scanner = Scanner(
                 root: sources[index].path,
@@ -289,18 +293,18 @@ package final class Agent {
             do {
                 _ = try scanner.run(now: stamp) { scanned in
                     let file = SourceFile(source: index, relativePath: scanned.relativePath)
-                    seen.insert(file)
-                    counts.found += 1
-                    guard scanned.mtime.microseconds >= cutoff else { return }
+                    let take = scanned.mtime.microseconds >= cutoff
                     let age = Double(stamp.microseconds - scanned.mtime.microseconds) / 1_000_000
-                    let ready = tracker.observe(
+                    let ready = tracker.scanned(
                         file,
                         FileVersion(size: scanned.size, mtime: scanned.mtime),
-                        now: now,
-                        settled: age >= StabilityTracker.settledAge
+                        take: take,
+                        settled: age >= StabilityTracker.settledAge,
+                        now: now
                     )
                     if ready { newlyReady.append(file) }
-                    counts.taken += 1
+                    counts.found += 1
+                    if take { counts.taken += 1 }
                 }
             } catch {
                 logger.warning(
@@ -310,10 +314,14 @@ package final class Agent {
                 return  // an incomplete scan must not forget files
             }
         }
-        tracker.forgetMissing { !seen.contains($0) }
+        complete = true
+        FreedMemory.release()
         logger.info(
             "\(reason): \(counts.found) files, \(counts.taken) recent enough",
-            metadata: ["queue.files": "\(tracker.queue.files)", "settling": "\(tracker.settlingCount)"]
+            metadata: [
+                "queue.files": "\(tracker.queue.files)", "settling": "\(tracker.settlingCount)",
+                "handled": "\(tracker.handledCount)",
+            ]
         )
     }
 
@@ -389,6 +397,8 @@ package final class Agent {
     private func collectFinishedRun(now: Date) {
         guard let run = running, let result = run.finished.withLock({ $0 }) else { return }
         running = nil
+        // The run's workers freed what they held; hand it back rather than keep the run's peak while idle.
+        defer { FreedMemory.release() }
         let plan = run.plan
         switch result {
         case .success(let outcome):

@@ -384,6 +384,9 @@ package struct AgentStateMachine: Sendable {
 
     /// The run to start now, if one is due and may start: start-up first, then a due schedule, then files that
     /// became ready inside operational hours.
+    /// The most files one run takes.
+    package static let filesPerRun = 10_000
+
     private mutating func decideRun(now: Date, queue: StabilityTracker) -> AgentAction? {
         if let next = nextScheduledRun, now >= next {
             scheduledRunPending = true
@@ -419,12 +422,16 @@ package struct AgentStateMachine: Sendable {
             return nil
         }
         let ready = queue.ready
-        let files =
+        let offered =
             kind == .immediate && !settings.batchUpload
             ? ready.filter { immediateBacklog.contains($0.file) } : ready
-        startupRunPending = false
-        scheduledRunPending = false
-        immediateBacklog.removeAll()
+        // A backlog larger than one run is taken in turns, oldest first: the next run of the same kind starts as
+        // soon as this one ends, and memory stays bounded by a run's size, not the backlog's.
+        let files = offered.prefix(Self.filesPerRun)
+        let more = files.count < offered.count
+        startupRunPending = kind == .startup && more
+        scheduledRunPending = kind == .scheduled && more
+        immediateBacklog = kind == .immediate && more ? Set(offered.dropFirst(files.count).map(\.file)) : []
         guard !files.isEmpty else { return .noFilesReady(kind) }
         let plan = AgentRunPlan(
             kind: kind,

@@ -29,19 +29,28 @@ package struct FileVersion: Hashable, Sendable {
 /// `stabilitySeconds`; it is then *ready* (in the upload queue) until an upload run *handles* it (uploaded,
 /// already stored, or refused for good). A handled version is never queued again; a new version (the file
 /// grew or was rewritten) settles again. Time comes from the caller, so tests can drive it.
+///
+/// Memory follows the work, not the disk: only pending files (settling or ready) are kept whole. A handled
+/// version is remembered as a 16-byte fingerprint of its source, path, size and mtime (`HandledVersions`), and a
+/// full scan keeps only the fingerprints of the files it still finds that are young enough to be taken up, so a
+/// vehicle holding a million uploaded files keeps about 16 MB for them. What is uploaded lives in the ledger: after
+/// a restart the first run finds those files stored and marks them handled again.
 package struct StabilityTracker {
     private enum State {
         case settling(since: Date)
         case ready(since: Date)
-        case handled
     }
     private struct Entry {
         var version: FileVersion
         var state: State
+        /// The scan that last found the file, so a complete scan can forget the files it did not find.
+        var scan: UInt32
     }
 
     package var stabilitySeconds: Double
     private var entries: [SourceFile: Entry] = [:]
+    private var handled = HandledVersions()
+    private var scan: UInt32 = 0
 
     package init(stabilitySeconds: Double) {
         self.stabilitySeconds = stabilitySeconds
@@ -51,7 +60,7 @@ package struct StabilityTracker {
     /// stability wait; younger ones might still be being written.
     package static let settledAge: Double = 120
 
-    /// Notes that `file` exists as `version` at `now`.
+    /// Notes that `file` exists as `version` at `now` (a file event, or a scan through `scanned`).
     ///
     /// - Parameter settled: the file comes from a scan and was last modified `settledAge` or more before `now`;
     ///   it is ready at once unless this version is known already.
@@ -59,20 +68,62 @@ package struct StabilityTracker {
     @discardableResult
     package mutating func observe(_ file: SourceFile, _ version: FileVersion, now: Date, settled: Bool = false) -> Bool
     {
-        if let entry = entries[file], entry.version == version { return false }
-        entries[file] = Entry(version: version, state: settled ? .ready(since: now) : .settling(since: now))
+        if let entry = entries[file], entry.version == version {
+            entries[file]?.scan = scan
+            return false
+        }
+        if entries[file] == nil, handled.contains(file, version) { return false }
+        entries[file] = Entry(version: version, state: settled ? .ready(since: now) : .settling(since: now), scan: scan)
         return settled
     }
 
-    /// Whether the file is known in any state.
-    package func knows(_ file: SourceFile) -> Bool { entries[file] != nil }
+    /// Whether `file` is pending (settling or ready) or handled in `version`.
+    package func knows(_ file: SourceFile, _ version: FileVersion) -> Bool {
+        entries[file] != nil || handled.contains(file, version)
+    }
 
-    /// Forgets a file that is gone.
+    /// Forgets a file that is gone. (The fingerprint of a handled version goes with the next complete scan.)
     package mutating func forget(_ file: SourceFile) { entries[file] = nil }
 
-    /// Forgets every file `gone` says no longer exists (after a full rescan).
-    package mutating func forgetMissing(where gone: (SourceFile) -> Bool) {
-        for file in entries.keys where gone(file) { entries[file] = nil }
+    /// A full scan of the sources begins: files it reports through `scanned` are kept, and once it ends complete
+    /// (`endScan`) pending files it did not find are forgotten.
+    package mutating func beginScan() {
+        scan &+= 1
+        handled.beginScan()
+    }
+
+    /// The scan in progress found `file` as `version`.
+    ///
+    /// - Parameters:
+    ///   - take: the file is young enough to be taken up (`scan.max_age_days`); an older one is only kept when it
+    ///     is pending already, and a handled fingerprint of it is dropped (an older file is not taken up again).
+    ///   - settled: as for `observe`.
+    /// - Returns: true when the file became ready by this call.
+    package mutating func scanned(
+        _ file: SourceFile,
+        _ version: FileVersion,
+        take: Bool,
+        settled: Bool,
+        now: Date
+    ) -> Bool {
+        // A handled file too old to be taken up is not reported found: its fingerprint goes with this scan.
+        if entries[file] == nil, take ? handled.noteFound(file, version) : handled.contains(file, version) {
+            return false
+        }
+        guard take else {
+            entries[file]?.scan = scan
+            return false
+        }
+        return observe(file, version, now: now, settled: settled)
+    }
+
+    /// The scan begun by `beginScan` ended. When it was complete, pending files it did not find are forgotten and
+    /// only the handled fingerprints it found are kept; an incomplete scan forgets nothing.
+    package mutating func endScan(complete: Bool) {
+        handled.endScan(complete: complete)
+        guard complete else { return }
+        let current = scan
+        entries = entries.filter { $0.value.scan == current }
     }
 
     /// Moves files that have settled long enough to ready, after checking them once more: `current` gives a
@@ -97,7 +148,7 @@ package struct StabilityTracker {
                 entries[file]?.state = .ready(since: now)
                 promoted.append(file)
             } else {
-                entries[file] = Entry(version: version, state: .settling(since: now))
+                entries[file] = Entry(version: version, state: .settling(since: now), scan: entry.scan)
             }
         }
         return promoted
@@ -106,7 +157,8 @@ package struct StabilityTracker {
     /// Marks `version` of `file` handled, unless the file has changed since (then the new version stays).
     package mutating func markHandled(_ file: SourceFile, _ version: FileVersion) {
         guard let entry = entries[file], entry.version == version else { return }
-        entries[file]?.state = .handled
+        entries[file] = nil
+        handled.insert(file, version)
     }
 
     /// The files waiting for an upload, oldest in the queue first, with their versions.
@@ -140,6 +192,9 @@ package struct StabilityTracker {
         entries.values.count { if case .settling = $0.state { true } else { false } }
     }
 
-    /// Every file known, in any state.
-    package var knownCount: Int { entries.count }
+    /// Files pending (settling or ready): the only ones held whole.
+    package var pendingCount: Int { entries.count }
+
+    /// Handled versions remembered.
+    package var handledCount: Int { handled.count }
 }

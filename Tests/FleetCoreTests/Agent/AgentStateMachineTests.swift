@@ -299,6 +299,28 @@ struct AgentStateMachineTests {
         #expect(loop.runs == ["startup a.log,b.log"])
     }
 
+    @Test func aBacklogLargerThanOneRunIsTakenInTurnsOfBoundedSize() {
+        let names = (0..<(AgentStateMachine.filesPerRun * 2 + 5)).map { "f\($0).log" }
+        var loop = Loop(
+            AgentStateMachine.Settings(timeZone: Self.utc),
+            at: Self.moment("2026-11-23 12:00 +00:00"),
+            existing: names
+        )
+        for _ in 0..<4 {
+            loop.tick()
+            loop.succeed()
+            loop.advance(1)
+        }
+        let plans = loop.asked.compactMap { _, action -> AgentRunPlan? in
+            guard case .startRun(let plan) = action else { return nil }
+            return plan
+        }
+        #expect(plans.map(\.kind) == [.startup, .startup, .startup])
+        #expect(plans.map(\.files.count) == [AgentStateMachine.filesPerRun, AgentStateMachine.filesPerRun, 5])
+        let taken = plans.flatMap { $0.files.map(\.file) }
+        #expect(Set(taken).count == names.count && taken.count == names.count, "every file once")
+    }
+
     @Test func withoutUploadOnStartTheStartUpScansFilesWaitForANewFile() {
         let settings = AgentStateMachine.Settings(timeZone: Self.utc, uploadOnStart: false)
         var loop = Loop(settings, at: Self.moment("2026-11-23 12:00 +00:00"), existing: ["a.log"])
