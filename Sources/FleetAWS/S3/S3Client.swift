@@ -8,6 +8,20 @@ package struct ObjectInfo: Sendable, Equatable {
     package var etag: String
     /// Base64 SHA-256 as S3 stores it (for multipart objects, the checksum of the part checksums with `-N`).
     package var checksumSHA256: String?
+    /// The version HEAD found, in a versioned bucket.
+    package var versionID: String?
+
+    package init(size: Int64, etag: String, checksumSHA256: String?, versionID: String? = nil) {
+        self.size = size
+        self.etag = etag
+        self.checksumSHA256 = checksumSHA256
+        self.versionID = versionID
+    }
+
+    /// Whether S3 assembled the object from parts: its ETag or checksum ends in `-N`.
+    package var isMultipart: Bool {
+        etag.contains("-") || (checksumSHA256?.contains("-") ?? false)
+    }
 }
 
 /// A finished upload, for the ledger.
@@ -152,7 +166,8 @@ package final class S3Client {
             return ObjectInfo(
                 size: Int64(response.header("content-length") ?? "") ?? 0,
                 etag: response.header("etag") ?? "",
-                checksumSHA256: response.header("x-amz-checksum-sha256")
+                checksumSHA256: response.header("x-amz-checksum-sha256"),
+                versionID: response.header("x-amz-version-id")
             )
         } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
             return nil
@@ -213,10 +228,14 @@ package final class S3Client {
     /// `x-amz-content-sha256` and, for a file above `inMemoryUploadLimit`, in `x-amz-checksum-sha256`; a small
     /// file carries `Content-MD5` instead. Either way S3 refuses bytes that differ, and the ledger records the
     /// SHA-256. A file whose size or mtime changes meanwhile is reported as `.fileChanged`.
+    ///
+    /// - Parameter condition: What the key must hold for the write to happen (`PutCondition`); a key in
+    ///   another state is answered `.preconditionFailed` and nothing is written.
     package func uploadFile(
         _ file: LocalFile,
         bucket: String,
         key: String,
+        condition: PutCondition = .always,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
         let before = try S3Error.reading { try file.status() }
@@ -240,6 +259,7 @@ package final class S3Client {
             headers.append(("x-amz-checksum-sha256", digest.base64))
             try requireUnchanged(file, since: before, "while its checksum was computed")
         }
+        headers += condition.headers
         let response = try send(
             "PUT",
             bucket: bucket,
