@@ -211,4 +211,37 @@ import Testing
         #expect(try objectVersions(rig.s3, bucket: rig.bucket).values.sorted() == [1])
         try expectNothingLeftHalfDone(connection)
     }
+
+    /// A file changed since its key was uploaded replaces the older object (sent on `If-Match` its ETag), once,
+    /// even when every answer to its PutObject is lost: two versions for two ledger rows, the newer one the file.
+    @Test func aChangedFileReplacesTheOlderObjectOnceEvenWhenItsAnswersAreLost() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        var rig = try Rig(upload: Self.settings)
+        defer { rig.remove() }
+        try rig.write("logs/can.log", Array("first version of the log".utf8))
+        try rig.write("logs/gps.bin", (0..<(300 * 1024)).map { UInt8(truncatingIfNeeded: $0) })
+        let first = try rig.upload(database)
+        #expect(first.status == 0, "\(first.stderr)")
+
+        Thread.sleep(forTimeInterval: 1.1)  // a new mtime
+        try rig.write("logs/can.log", Array("second, longer version of the log".utf8))
+        try rig.write("logs/gps.bin", (0..<(300 * 1024 + 7)).map { UInt8(truncatingIfNeeded: $0 &* 3) })
+        try rig.proxy.loseAnswers(fraction: 1, of: .put)
+        let second = try rig.upload(database)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try rig.proxy.faults().lostAnswers >= 2)
+
+        let contents = try bucketContents(rig.s3, bucket: rig.bucket)
+        for (path, sha256) in rig.files {
+            #expect(contents[rig.s3.prefix + path]?.1 == sha256, "\(path) is not the newer file")
+        }
+        #expect(try objectVersions(rig.s3, bucket: rig.bucket).values.sorted() == [2, 2])
+        let connection = try database.connect()
+        let rows = try connection.execute(
+            "SELECT count(*) FILTER (WHERE status = 'uploaded'), count(*) FROM file_uploads"
+        )
+        #expect(rows.int(0, 0) == 4 && rows.int(0, 1) == 4, "one uploaded row per file and run")
+        try expectNothingLeftHalfDone(connection)
+    }
 }
