@@ -255,7 +255,14 @@ package final class S3Client {
             try requireUnchanged(file, since: before, "while it was read")
         } else {
             digest = try S3Error.reading { try file.sha256(offset: 0, length: before.size) }
-            body = .file(FileRegion(descriptor: file.descriptor, offset: 0, length: before.size))
+            body = .file(
+                FileRegion(
+                    descriptor: file.descriptor,
+                    offset: 0,
+                    length: before.size,
+                    unchangedSince: (before.size, before.mtime)
+                )
+            )
             headers.append(("x-amz-checksum-sha256", digest.base64))
             try requireUnchanged(file, since: before, "while its checksum was computed")
         }

@@ -16,6 +16,11 @@ import Synchronization
 /// missing parts, S3 verifying each against its checksum, and the journal records each part as S3 acknowledges
 /// it.
 ///
+/// The part size is the configured one raised to fit S3's 10,000 parts (`PartPlan`), or the one a resumable
+/// upload recorded. A CompleteMultipartUpload without an answer, or answered `NoSuchUpload`, and an upload the
+/// next attempt finds gone, are settled by the object in the bucket: when it is the one the parts make
+/// (`ObjectVerification`), the upload is done and never started again.
+///
 /// A transient failure leaves the upload open for the next attempt to continue; a permanent one (or a file that
 /// changed) aborts it, so no part is left behind.
 package struct ParallelMultipart {
@@ -113,7 +118,9 @@ package struct ParallelMultipart {
         let next = Mutex(0)
         let firstError = Mutex<S3Error?>(nil)
         let group = DispatchGroup()
-        let (descriptor, size, context, timeouts, logger) = (file.descriptor, before.size, context, timeouts, logger)
+        let (descriptor, size, mtime, context, timeouts, logger) = (
+            file.descriptor, before.size, before.mtime, context, timeouts, logger
+        )
         let digestList = digests
         for lane in 0..<min(concurrency, missing.count) {
             DispatchQueue(label: "fleet.multipart.\(lane)").async(group: group) {
@@ -135,7 +142,8 @@ package struct ParallelMultipart {
                             region: FileRegion(
                                 descriptor: descriptor,
                                 offset: start,
-                                length: min(partSize, size - start)
+                                length: min(partSize, size - start),
+                                unchangedSince: (size, mtime)
                             ),
                             sha256: digestList[index]
                         )
@@ -151,6 +159,9 @@ package struct ParallelMultipart {
         do throws(S3Error) {
             if let error = firstError.withLock({ $0 }) { throw error }
             let finished = parts.withLock { $0.compactMap { $0 } }
+            // A file that changed while its parts were sent is not completed into an object: the upload is
+            // aborted below and the next attempt sends the file as it is then.
+            try client.requireUnchanged(file, since: before, "while it was sent")
             let completed = try complete(uploadID, parts: finished, file: file, size: before.size, bucket, key, client)
             try client.requireUnchanged(file, since: before, "while it was sent")
             return UploadedObject(
