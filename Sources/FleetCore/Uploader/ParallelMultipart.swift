@@ -162,7 +162,7 @@ package struct ParallelMultipart {
             // A file that changed while its parts were sent is not completed into an object: the upload is
             // aborted below and the next attempt sends the file as it is then.
             try client.requireUnchanged(file, since: before, "while it was sent")
-            let completed = try complete(uploadID, parts: finished, file: file, size: before.size, bucket, key, client)
+            let completed = try complete(uploadID, parts: finished, size: before.size, bucket, key, client)
             try client.requireUnchanged(file, since: before, "while it was sent")
             return UploadedObject(
                 bucket: bucket,
@@ -195,7 +195,6 @@ package struct ParallelMultipart {
     private func complete(
         _ uploadID: String,
         parts: [UploadedPart],
-        file: LocalFile,
         size: Int64,
         _ bucket: String,
         _ key: String,
@@ -205,14 +204,9 @@ package struct ParallelMultipart {
             let etag = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
             return (etag, nil)
         } catch  where error.mayHaveTakenEffect || error.kind == .noSuchUpload {
-            guard let object = try? client.headObject(bucket: bucket, key: key),
-                ObjectVerification.sha256(
-                    ofCopyOf: file,
-                    size: size,
-                    object: object,
-                    parts: parts.map(RecordedPart.init)
-                )
-                    != nil
+            // The parts' checksums are the file's part digests, taken before they were sent.
+            guard let object = try? client.headObject(bucket: bucket, key: key), object.size == size,
+                ObjectVerification.isAssembled(object, from: parts.map(RecordedPart.init))
             else { throw error }
             logger.notice(
                 "CompleteMultipartUpload went through although its answer did not say so",
