@@ -244,4 +244,24 @@ import Testing
         #expect(rows.int(0, 0) == 4 && rows.int(0, 1) == 4, "one uploaded row per file and run")
         try expectNothingLeftHalfDone(connection)
     }
+
+    /// A store without conditional writes answers them 501 NotImplemented: each worker writes without the
+    /// condition from then on, every file is uploaded once, and the log says why.
+    @Test func aStoreWithoutConditionalWritesGetsPlainWrites() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        var rig = try Rig(upload: Self.settings)
+        defer { rig.remove() }
+        for index in 0..<40 {
+            let count = index % 10 == 0 ? 300 * 1024 + index : 100 + index
+            try rig.write("can/\(index).bin", (0..<count).map { UInt8(truncatingIfNeeded: $0 &+ index) })
+        }
+        try rig.proxy.refuseConditionalWrites()
+        let result = try rig.upload(database)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("the store does not implement conditional writes"), "\(result.stderr)")
+        let refused = try rig.proxy.faults().errors
+        #expect(refused >= 1 && refused <= 4, "one refusal per worker, then plain writes: \(refused)")
+        try rig.verify(try database.connect())
+    }
 }

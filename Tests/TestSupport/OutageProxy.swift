@@ -78,6 +78,10 @@ package final class OutageProxy {
     /// client is answered 404 NoSuchUpload instead (a store that no longer knows an upload it completed).
     package func noSuchUpload(next count: Int) throws { try send("no-such-upload \(count)") }
 
+    /// Every request carrying If-None-Match or If-Match is answered 501 NotImplemented by the proxy (a store
+    /// without conditional writes); the server never sees it.
+    package func refuseConditionalWrites() throws { try send("refuse-conditional") }
+
     /// No faults any more: up, no flapping, latency, resets, errors or lost answers.
     package func clear() throws { try send("clear") }
 

@@ -21,6 +21,9 @@ each with "ok":
                       complete: CompleteMultipartUpload, a POST with uploadId=), forward the request whole,
                       let the server handle and answer it, then close the connection instead of relaying
                       the answer: the request took effect, the client cannot know
+    refuse-conditional
+                      answer every request carrying If-None-Match or If-Match itself with 501 NotImplemented
+                      (a store without conditional writes); the server never sees them
     no-such-upload N  forward the next N CompleteMultipartUpload requests whole, let the server handle them,
                       and answer the client 404 NoSuchUpload instead (a store that no longer knows an upload
                       it completed)
@@ -56,6 +59,7 @@ error_fraction, error_code, error_method = 0.0, 503, None
 resets = errors = drops = 0
 lose_fraction, lose_kind = 0.0, None  # answers the server gave that the client never sees
 no_such_upload_left = 0  # Complete requests whose answer becomes 404 NoSuchUpload
+refuse_conditional = False  # 501 NotImplemented for requests with If-None-Match or If-Match
 lost = 0
 flapping = None  # the Event that stops the flapping thread
 rng = random.Random()
@@ -63,6 +67,7 @@ rng = random.Random()
 ERROR_BODIES = {
     503: ("Service Unavailable", "SlowDown", "Please reduce your request rate."),
     500: ("Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
+    501: ("Not Implemented", "NotImplemented", "A header you provided implies functionality that is not implemented."),
 }
 
 
@@ -135,17 +140,21 @@ def requests(client, upstream, answer):
             head += b"\r\n\r\n"
             lines = head.split(b"\r\n")
             method, target_path = (lines[0].split(b" ") + [b"", b""])[:2]
-            length, expects = 0, False
+            length, expects, conditional = 0, False, False
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value.strip() or 0)
                 elif name.strip().lower() == b"expect":
                     expects = b"100-continue" in value.lower()
+                elif name.strip().lower() in (b"if-none-match", b"if-match"):
+                    conditional = True
             with lock:
                 wait, reset_p, error_p, code = latency, reset_fraction, error_fraction, error_code
                 if error_method is not None and method.decode() != error_method:
                     error_p = 0.0
+                if conditional and refuse_conditional:
+                    error_p, code = 1.0, 501
             if wait:
                 time.sleep(wait)
             if error_p and rng.random() < error_p:
@@ -327,6 +336,9 @@ for line in sys.stdin:
                 raise ValueError(kind)
             with lock:
                 lose_fraction, lose_kind = float(args[0]), kind
+        elif command == "refuse-conditional":
+            with lock:
+                refuse_conditional = True
         elif command == "no-such-upload":
             with lock:
                 no_such_upload_left = int(args[0])
@@ -350,7 +362,7 @@ for line in sys.stdin:
             up()
             with lock:
                 latency, reset_fraction, error_fraction = 0.0, 0.0, 0.0
-                lose_fraction, no_such_upload_left = 0.0, 0
+                lose_fraction, no_such_upload_left, refuse_conditional = 0.0, 0, False
         else:
             print(f"unknown command {command!r}", flush=True)
             continue

@@ -113,6 +113,10 @@ package struct CallerIdentity: Sendable, Equatable {
 package final class S3Client {
     package let endpoint: S3Endpoint
     package var timeouts: HTTPTimeouts
+    /// False once the store answered a conditional PutObject 501 NotImplemented: it has no conditional writes,
+    /// so this client's later writes go without their condition (a write sent again after a lost answer is then
+    /// kept from landing twice only by the look before it).
+    package private(set) var conditionalWrites = true
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
@@ -266,17 +270,37 @@ package final class S3Client {
             headers.append(("x-amz-checksum-sha256", digest.base64))
             try requireUnchanged(file, since: before, "while its checksum was computed")
         }
-        headers += condition.headers
-        let response = try send(
-            "PUT",
-            bucket: bucket,
-            key: key,
-            headers: headers,
-            body: body,
-            payloadHash: digest.hexString,
-            resource: "s3://\(bucket)/\(key)",
-            onBytesSent: onBytesSent
-        )
+        let condition = conditionalWrites ? condition : .always
+        var response: HTTPResponse
+        do {
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: headers + condition.headers,
+                body: body,
+                payloadHash: digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        } catch  where error.httpStatus == 501 && condition != .always {
+            // 501 NotImplemented: the store refused the request for its condition and stored nothing.
+            conditionalWrites = false
+            logger.warning(
+                "the store does not implement conditional writes (If-None-Match, If-Match); writing without them",
+                metadata: ["error": "\(error.message)"]
+            )
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: headers,
+                body: body,
+                payloadHash: digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        }
         if case .file = body { try requireUnchanged(file, since: before, "while it was sent") }
         return UploadedObject(
             bucket: bucket,
