@@ -17,6 +17,10 @@ package enum AWSErrorClass: String, Sendable, CaseIterable {
     case accessDenied = "access_denied"
     case server
     case invalidRequest = "invalid_request"
+    /// A conditional write (`If-None-Match: *`, `If-Match`) found the key in another state than it asked for.
+    case preconditionFailed = "precondition_failed"
+    /// An object or part above S3's size limits.
+    case entityTooLarge = "entity_too_large"
 
     /// Classifies an error response.
     ///
@@ -39,6 +43,8 @@ package enum AWSErrorClass: String, Sendable, CaseIterable {
         case (_, "NoSuchBucket"): self = .noSuchBucket
         case (_, "NoSuchKey"): self = .noSuchKey
         case (_, "NoSuchUpload"): self = .noSuchUpload
+        case (_, "PreconditionFailed"), (_, "ConditionalRequestConflict"), (412, _): self = .preconditionFailed
+        case (_, "EntityTooLarge"): self = .entityTooLarge
         case (_, "AccessDenied"), (_, "AccessDeniedException"), (403, _): self = .accessDenied
         case (_, "InternalFailure"), (_, "InternalError"), (_, "ServiceUnavailable"), (500..<600, _): self = .server
         default: self = .invalidRequest

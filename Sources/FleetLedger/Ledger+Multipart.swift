@@ -163,3 +163,32 @@ extension Ledger {
         }
     }
 }
+
+extension Ledger {
+    /// The parts recorded for the multipart upload the row records (by whichever row of the key sent them, the
+    /// latest of each part number), in part order; none when the row records no upload.
+    package func recordedParts(of job: UploadJob) throws -> [RecordedPart] {
+        let rows = try connection.execute(
+            """
+            SELECT DISTINCT ON (p.part_number) p.part_number, p.etag, p.checksum_sha256, p.size_bytes
+            FROM file_uploads AS f
+            JOIN file_uploads AS h
+              ON h.project_id = f.project_id AND h.bucket = f.bucket AND h.s3_key = f.s3_key
+             AND h.multipart_upload_id = f.multipart_upload_id
+            JOIN upload_parts AS p
+              ON p.file_upload_id = h.id AND p.file_created_at = h.created_at
+             AND p.multipart_upload_id = f.multipart_upload_id
+            WHERE f.id = \(job.id) AND f.created_at = \(job.createdAt)::timestamptz
+            ORDER BY p.part_number, p.uploaded_at DESC
+            """
+        )
+        return try (0..<rows.rowCount).map { row in
+            RecordedPart(
+                partNumber: try rows.decode(Int.self, row, 0, in: "upload_parts"),
+                etag: try rows.decode(String.self, row, 1, in: "upload_parts"),
+                checksumSHA256: try rows.decodeIfPresent(String.self, row, 2, in: "upload_parts"),
+                size: try rows.decode(Int64.self, row, 3, in: "upload_parts")
+            )
+        }
+    }
+}

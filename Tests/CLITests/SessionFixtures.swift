@@ -13,6 +13,7 @@ func configFile(
     _ s3: TestS3,
     upload: String = #"{ "workers": 4 }"#,
     endpoint: String? = nil,
+    bucket: String? = nil,
     extraS3: String = "",
     sections: String = ""
 ) throws -> String {
@@ -22,7 +23,7 @@ func configFile(
         {
           "project": { "name": "e2e-\(UUID().uuidString.prefix(8))" },
           "device": "test-rig",
-          "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(endpoint ?? s3.endpoint)",
+          "s3": { "bucket": "\(bucket ?? s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(endpoint ?? s3.endpoint)",
                   "region": "\(s3.region)" \(extraS3) },
           "source": { "path": "data" },
           "upload": \(upload)\(sections.isEmpty ? "" : ",\n  " + sections)
@@ -32,11 +33,11 @@ func configFile(
 }
 
 /// key → (size, sha256) of everything under the test's prefix, read back with boto3.
-func bucketContents(_ s3: TestS3, endpoint: String? = nil) throws -> [String: (Int, String)] {
+func bucketContents(_ s3: TestS3, endpoint: String? = nil, bucket: String? = nil) throws -> [String: (Int, String)] {
     let script = repositoryScript("testing/verify-bucket.py")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script, endpoint ?? s3.endpoint, s3.bucket, s3.prefix]
+    process.arguments = ["python3", script, endpoint ?? s3.endpoint, bucket ?? s3.bucket, s3.prefix]
     process.environment = ProcessInfo.processInfo.environment.merging(s3.environment) { $1 }
     let output = Pipe()
     process.standardOutput = output
@@ -97,4 +98,37 @@ func expectNothingLeftHalfDone(_ connection: PGConnection) throws {
     )
     #expect(state.int(0, 0) == 0, "rows left uploading")
     #expect(state.int(0, 1) == 0, "sessions left running")
+}
+
+/// A new bucket with versioning enabled, created with boto3 (`scripts/testing/object-versions.py`), where every
+/// write of a key leaves a version: a test counts them to see how often an object was written.
+func versionedBucket(_ s3: TestS3) throws -> String {
+    let bucket = "fleet-versions-" + UUID().uuidString.lowercased().prefix(12)
+    _ = try objectVersionsScript(s3, ["create", bucket])
+    return bucket
+}
+
+/// key → how many versions the versioned `bucket` holds of it, under the test's prefix.
+func objectVersions(_ s3: TestS3, bucket: String) throws -> [String: Int] {
+    let data = try objectVersionsScript(s3, ["count", bucket, s3.prefix])
+    guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Int] else {
+        throw TestEnvironmentError(description: "object-versions.py count: not a JSON object of counts")
+    }
+    return json
+}
+
+private func objectVersionsScript(_ s3: TestS3, _ arguments: [String]) throws -> Data {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", repositoryScript("testing/object-versions.py"), s3.endpoint] + arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(s3.environment) { $1 }
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw TestEnvironmentError(description: "object-versions.py \(arguments[0]) failed (is boto3 installed?)")
+    }
+    return data
 }

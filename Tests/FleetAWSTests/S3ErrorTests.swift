@@ -38,6 +38,10 @@ struct S3ErrorTests {
         // Transient: the file changed while it was read, so the bytes did not match the checksum.
         Response(status: 400, code: "BadDigest", kind: .badDigest, isTransient: true),
         Response(status: 400, code: "XAmzContentSHA256Mismatch", kind: .badDigest, isTransient: true),
+        // Transient: a conditional write found another write there; the uploader looks at the key again.
+        Response(status: 412, code: "PreconditionFailed", kind: .preconditionFailed, isTransient: true),
+        Response(status: 409, code: "ConditionalRequestConflict", kind: .preconditionFailed, isTransient: true),
+        Response(status: 412, code: nil, kind: .preconditionFailed, isTransient: true),
         // Permanent: credentials, permissions and configuration.
         Response(status: 403, code: "AccessDenied", kind: .accessDenied, isTransient: false),
         Response(status: 403, code: nil, kind: .accessDenied, isTransient: false),
@@ -47,6 +51,7 @@ struct S3ErrorTests {
         Response(status: 404, code: "NoSuchBucket", kind: .noSuchBucket, isTransient: false),
         Response(status: 404, code: "NoSuchKey", kind: .noSuchKey, isTransient: false),
         Response(status: 404, code: "NoSuchUpload", kind: .noSuchUpload, isTransient: false),
+        Response(status: 400, code: "EntityTooLarge", kind: .entityTooLarge, isTransient: false),
         Response(status: 400, code: "KeyTooLongError", kind: .invalidRequest, isTransient: false),
         Response(status: 400, code: "InvalidBucketName", kind: .invalidRequest, isTransient: false),
         Response(status: 400, code: nil, kind: .invalidRequest, isTransient: false),
@@ -69,6 +74,7 @@ struct S3ErrorTests {
     @Test func everyKindIsEitherTransientOrPermanentAsDocumented() {
         let transient: Set<S3Error.Kind> = [
             .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
+            .preconditionFailed,
         ]
         for kind in S3Error.Kind.allCases {
             #expect(S3Error(kind, "m").isTransient == transient.contains(kind), "\(kind)")

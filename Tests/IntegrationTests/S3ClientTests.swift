@@ -237,12 +237,9 @@ struct S3ClientTests {
         }
         #expect(error.kind == .fileChanged)
         #expect(error.isTransient)
-        // S3 verified what was sent against the checksum taken before: whatever is stored is the whole
-        // earlier content, never a mix.
-        if try client.headObject(bucket: s3.bucket, key: key) != nil {
-            let stored = try client.getObject(bucket: s3.bucket, key: key)
-            #expect(stored == Array(try Data(contentsOf: path).prefix(3 << 20)))
-        }
+        #expect(error.message.contains("ended before its last byte"), "\(error)")
+        // The request was ended before its last byte: no object of the file as it was half-way is stored.
+        #expect(try client.headObject(bucket: s3.bucket, key: key) == nil)
     }
 
     @Test func callerIdentityNamesTheAccountAndAWrongSecretIsRefused() throws {

@@ -3,7 +3,7 @@ import Foundation
 /// A proxy in front of the test S3 server that a test can break (`scripts/testing/tcp-proxy.py`): down refuses
 /// new connections and drops open ones, as a server that went away; up serves again on the same port; and the
 /// faults of a bad network or a struggling store: flapping, latency, connections reset mid-body, 500 and 503
-/// SlowDown answers. The proxy exits when the test drops it (its stdin closes).
+/// SlowDown answers, answers lost after the server acted on the request, NoSuchUpload for a completed upload. The proxy exits when the test drops it (its stdin closes).
 package final class OutageProxy {
     private let process = Process()
     private let input = Pipe()
@@ -60,17 +60,40 @@ package final class OutageProxy {
         try send("errors \(fraction) \(status)" + (method.map { " " + $0 } ?? ""))
     }
 
-    /// No faults any more: up, no flapping, latency, resets or errors.
+    /// The requests whose answer `lose` and `noSuchUpload` act on.
+    package enum AnswerKind: String {
+        /// PutObject (a PUT that is not an UploadPart).
+        case put
+        /// CompleteMultipartUpload.
+        case complete
+    }
+
+    /// This fraction of requests of `kind` is forwarded whole and handled by the server, but the connection is
+    /// closed instead of relaying the answer: the request took effect and the client cannot know.
+    package func loseAnswers(fraction: Double, of kind: AnswerKind) throws {
+        try send("lose \(fraction) \(kind.rawValue)")
+    }
+
+    /// The next `count` CompleteMultipartUpload requests are forwarded whole and handled by the server, and the
+    /// client is answered 404 NoSuchUpload instead (a store that no longer knows an upload it completed).
+    package func noSuchUpload(next count: Int) throws { try send("no-such-upload \(count)") }
+
+    /// Every request carrying If-None-Match or If-Match is answered 501 NotImplemented by the proxy (a store
+    /// without conditional writes); the server never sees it.
+    package func refuseConditionalWrites() throws { try send("refuse-conditional") }
+
+    /// No faults any more: up, no flapping, latency, resets, errors or lost answers.
     package func clear() throws { try send("clear") }
 
     /// The bytes clients have sent through the proxy so far (requests, headers and bodies).
     package func bytesSent() throws -> Int64 { try ask("sent")[0] }
 
-    /// The requests reset mid-body, the requests answered with errors, and the times the proxy went down so far.
-    package func faults() throws -> (resets: Int64, errors: Int64, downs: Int64) {
+    /// The requests reset mid-body, the requests answered with errors, the times the proxy went down, and the
+    /// answers kept from the client (`loseAnswers`, `noSuchUpload`) so far.
+    package func faults() throws -> (resets: Int64, errors: Int64, downs: Int64, lostAnswers: Int64) {
         let counts = try ask("faults")
-        guard counts.count == 3 else { throw TestEnvironmentError(description: "tcp-proxy.py: faults → \(counts)") }
-        return (counts[0], counts[1], counts[2])
+        guard counts.count == 4 else { throw TestEnvironmentError(description: "tcp-proxy.py: faults → \(counts)") }
+        return (counts[0], counts[1], counts[2], counts[3])
     }
 
     /// The requests a proxy started with `requestLog` forwarded to the server, in order: when each started to go

@@ -16,9 +16,20 @@ each with "ok":
                       answer that fraction of requests (of that METHOD only, when given) itself with CODE
                       (503: S3's SlowDown, 500: InternalError) and close the connection; the server never
                       sees them
-    clear             no faults: stop flapping, be up, no latency, resets or errors
-    faults            answer "ok R E D": the requests reset, answered with errors, and the times it went
-                      down (with connections dropped) so far
+    lose FRACTION KIND
+                      for that fraction of requests of KIND (put: PutObject, a PUT without uploadId=;
+                      complete: CompleteMultipartUpload, a POST with uploadId=), forward the request whole,
+                      let the server handle and answer it, then close the connection instead of relaying
+                      the answer: the request took effect, the client cannot know
+    refuse-conditional
+                      answer every request carrying If-None-Match or If-Match itself with 501 NotImplemented
+                      (a store without conditional writes); the server never sees them
+    no-such-upload N  forward the next N CompleteMultipartUpload requests whole, let the server handle them,
+                      and answer the client 404 NoSuchUpload instead (a store that no longer knows an upload
+                      it completed)
+    clear             no faults: stop flapping, be up, no latency, resets, errors or lost answers
+    faults            answer "ok R E D L": the requests reset, answered with errors, the times it went
+                      down (with connections dropped), and the answers kept from the client so far
 It exits when stdin closes, so it never outlives the test that started it.
 
 Requests are parsed as HTTP/1.1 from the client (head, then Content-Length bytes of body; the uploader
@@ -46,12 +57,17 @@ latency = 0.0
 reset_fraction = 0.0
 error_fraction, error_code, error_method = 0.0, 503, None
 resets = errors = drops = 0
+lose_fraction, lose_kind = 0.0, None  # answers the server gave that the client never sees
+no_such_upload_left = 0  # Complete requests whose answer becomes 404 NoSuchUpload
+refuse_conditional = False  # 501 NotImplemented for requests with If-None-Match or If-Match
+lost = 0
 flapping = None  # the Event that stops the flapping thread
 rng = random.Random()
 
 ERROR_BODIES = {
     503: ("Service Unavailable", "SlowDown", "Please reduce your request rate."),
     500: ("Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
+    501: ("Not Implemented", "NotImplemented", "A header you provided implies functionality that is not implemented."),
 }
 
 
@@ -78,9 +94,36 @@ def count(n):
         sent += n
 
 
-def requests(client, upstream):
+NO_SUCH_UPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchUpload</Code>'
+                  b"<Message>The specified multipart upload does not exist. The upload ID may be invalid, or the "
+                  b"upload may have been aborted or completed.</Message><RequestId>fault-proxy</RequestId></Error>")
+
+
+def kind_of(method, target_path):
+    """put: a PutObject or UploadPart is not one (PUT without uploadId=); complete: CompleteMultipartUpload."""
+    if method == b"PUT" and b"uploadId=" not in target_path:
+        return "put"
+    if method == b"POST" and b"uploadId=" in target_path and b"partNumber=" not in target_path:
+        return "complete"
+    return None
+
+
+def answer_fault(method, target_path):
+    """The fault for a request's answer, decided before it goes to the server: None, "lose" or "no-such-upload"."""
+    global no_such_upload_left
+    kind = kind_of(method, target_path)
+    with lock:
+        if kind == "complete" and no_such_upload_left > 0:
+            no_such_upload_left -= 1
+            return "no-such-upload"
+        if kind is not None and kind == lose_kind and lose_fraction and rng.random() < lose_fraction:
+            return "lose"
+    return None
+
+
+def requests(client, upstream, answer):
     """Client to server, a request at a time, with the faults applied."""
-    global resets, errors
+    global resets, errors, lost
     buffer = b""
     try:
         buffer = client.recv(65536)
@@ -97,17 +140,21 @@ def requests(client, upstream):
             head += b"\r\n\r\n"
             lines = head.split(b"\r\n")
             method, target_path = (lines[0].split(b" ") + [b"", b""])[:2]
-            length, expects = 0, False
+            length, expects, conditional = 0, False, False
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value.strip() or 0)
                 elif name.strip().lower() == b"expect":
                     expects = b"100-continue" in value.lower()
+                elif name.strip().lower() in (b"if-none-match", b"if-match"):
+                    conditional = True
             with lock:
                 wait, reset_p, error_p, code = latency, reset_fraction, error_fraction, error_code
                 if error_method is not None and method.decode() != error_method:
                     error_p = 0.0
+                if conditional and refuse_conditional:
+                    error_p, code = 1.0, 501
             if wait:
                 time.sleep(wait)
             if error_p and rng.random() < error_p:
@@ -126,6 +173,9 @@ def requests(client, upstream):
                 with lock:
                     errors += 1
                 raise EOFError
+            fault = answer_fault(method, target_path)
+            if fault is not None:
+                answer["swallow"] = True  # before the server can answer
             cut = length // 2 if length > 1 and reset_p and rng.random() < reset_p else None
             started = time.time()  # before the server can have seen it, so before any answer to it
             upstream.sendall(head)
@@ -150,6 +200,17 @@ def requests(client, upstream):
                 remaining -= len(chunk)
             if request_log is not None:
                 request_log.write(f"{started:.6f} {method.decode()} {target_path.decode()}\n")
+            if fault is not None:
+                # The server handled the request whole; its answer is kept from the client.
+                answer["answered"].wait(60)
+                time.sleep(0.05)  # the rest of the answer
+                with lock:
+                    lost += 1
+                if fault == "no-such-upload":
+                    client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\n"
+                                   + f"Content-Length: {len(NO_SUCH_UPLOAD)}\r\n".encode()
+                                   + b"Connection: close\r\n\r\n" + NO_SUCH_UPLOAD)
+                break
     except (OSError, EOFError, ValueError):
         pass
     close(client, upstream)
@@ -168,12 +229,15 @@ def raw(client, upstream, first):
     close(client, upstream)
 
 
-def responses(upstream, client):
+def responses(upstream, client, answer):
     try:
         while True:
             data = upstream.recv(65536)
             if not data:
                 break
+            if answer["swallow"]:
+                answer["answered"].set()
+                continue
             client.sendall(data)
     except OSError:
         pass
@@ -193,8 +257,9 @@ def serve(sock):
             continue
         with lock:
             connections.update((client, upstream))
-        threading.Thread(target=requests, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=responses, args=(upstream, client), daemon=True).start()
+        answer = {"swallow": False, "answered": threading.Event()}
+        threading.Thread(target=requests, args=(client, upstream, answer), daemon=True).start()
+        threading.Thread(target=responses, args=(upstream, client, answer), daemon=True).start()
 
 
 def up():
@@ -263,8 +328,20 @@ for line in sys.stdin:
             continue
         elif command == "faults":
             with lock:
-                print(f"ok {resets} {errors} {drops}", flush=True)
+                print(f"ok {resets} {errors} {drops} {lost}", flush=True)
             continue
+        elif command == "lose":
+            kind = args[1]
+            if kind not in ("put", "complete"):
+                raise ValueError(kind)
+            with lock:
+                lose_fraction, lose_kind = float(args[0]), kind
+        elif command == "refuse-conditional":
+            with lock:
+                refuse_conditional = True
+        elif command == "no-such-upload":
+            with lock:
+                no_such_upload_left = int(args[0])
         elif command == "flap":
             stop_flapping()
             flapping = threading.Event()
@@ -285,6 +362,7 @@ for line in sys.stdin:
             up()
             with lock:
                 latency, reset_fraction, error_fraction = 0.0, 0.0, 0.0
+                lose_fraction, no_such_upload_left, refuse_conditional = 0.0, 0, False
         else:
             print(f"unknown command {command!r}", flush=True)
             continue

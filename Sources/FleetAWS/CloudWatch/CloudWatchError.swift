@@ -63,7 +63,9 @@ extension CloudWatchError {
             case .signatureMismatch: .signatureMismatch
             case .accessDenied: .accessDenied
             case .server: .server
-            case .badDigest, .noSuchBucket, .noSuchKey, .noSuchUpload, .invalidRequest: .invalidRequest
+            case .badDigest, .noSuchBucket, .noSuchKey, .noSuchUpload, .invalidRequest, .preconditionFailed,
+                .entityTooLarge:
+                .invalidRequest
             }
         let message = error?["Message"].flatMap { $0.isEmpty ? nil : $0 } ?? "HTTP \(status) from PutMetricData"
         self.init(kind, message, httpStatus: status, awsCode: code)

@@ -8,6 +8,20 @@ package struct ObjectInfo: Sendable, Equatable {
     package var etag: String
     /// Base64 SHA-256 as S3 stores it (for multipart objects, the checksum of the part checksums with `-N`).
     package var checksumSHA256: String?
+    /// The version HEAD found, in a versioned bucket.
+    package var versionID: String?
+
+    package init(size: Int64, etag: String, checksumSHA256: String?, versionID: String? = nil) {
+        self.size = size
+        self.etag = etag
+        self.checksumSHA256 = checksumSHA256
+        self.versionID = versionID
+    }
+
+    /// Whether S3 assembled the object from parts: its ETag or checksum ends in `-N`.
+    package var isMultipart: Bool {
+        etag.contains("-") || (checksumSHA256?.contains("-") ?? false)
+    }
 }
 
 /// A finished upload, for the ledger.
@@ -99,6 +113,10 @@ package struct CallerIdentity: Sendable, Equatable {
 package final class S3Client {
     package let endpoint: S3Endpoint
     package var timeouts: HTTPTimeouts
+    /// False once the store answered a conditional PutObject 501 NotImplemented: it has no conditional writes,
+    /// so this client's later writes go without their condition (a write sent again after a lost answer is then
+    /// kept from landing twice only by the look before it).
+    package private(set) var conditionalWrites = true
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
@@ -158,7 +176,8 @@ package final class S3Client {
             return ObjectInfo(
                 size: Int64(response.header("content-length") ?? "") ?? 0,
                 etag: response.header("etag") ?? "",
-                checksumSHA256: response.header("x-amz-checksum-sha256")
+                checksumSHA256: response.header("x-amz-checksum-sha256"),
+                versionID: response.header("x-amz-version-id")
             )
         } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
             return nil
@@ -219,10 +238,14 @@ package final class S3Client {
     /// `x-amz-content-sha256` and, for a file above `inMemoryUploadLimit`, in `x-amz-checksum-sha256`; a small
     /// file carries `Content-MD5` instead. Either way S3 refuses bytes that differ, and the ledger records the
     /// SHA-256. A file whose size or mtime changes meanwhile is reported as `.fileChanged`.
+    ///
+    /// - Parameter condition: What the key must hold for the write to happen (`PutCondition`); a key in
+    ///   another state is answered `.preconditionFailed` and nothing is written.
     package func uploadFile(
         _ file: LocalFile,
         bucket: String,
         key: String,
+        condition: PutCondition = .always,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
         let before = try S3Error.reading { try file.status() }
@@ -242,20 +265,48 @@ package final class S3Client {
             try requireUnchanged(file, since: before, "while it was read")
         } else {
             digest = try S3Error.reading { try file.sha256(offset: 0, length: before.size) }
-            body = .file(FileRegion(descriptor: file.descriptor, offset: 0, length: before.size))
+            body = .file(
+                FileRegion(
+                    descriptor: file.descriptor,
+                    offset: 0,
+                    length: before.size,
+                    unchangedSince: (before.size, before.mtime)
+                )
+            )
             headers.append(("x-amz-checksum-sha256", digest.base64))
             try requireUnchanged(file, since: before, "while its checksum was computed")
         }
-        let response = try send(
-            "PUT",
-            bucket: bucket,
-            key: key,
-            headers: headers,
-            body: body,
-            payloadHash: digest.hexString,
-            resource: "s3://\(bucket)/\(key)",
-            onBytesSent: onBytesSent
-        )
+        let condition = conditionalWrites ? condition : .always
+        var response: HTTPResponse
+        do {
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: headers + condition.headers,
+                body: body,
+                payloadHash: digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        } catch  where error.httpStatus == 501 && condition != .always {
+            // 501 NotImplemented: the store refused the request for its condition and stored nothing.
+            conditionalWrites = false
+            logger.warning(
+                "the store does not implement conditional writes (If-None-Match, If-Match); writing without them",
+                metadata: ["error": "\(error.message)"]
+            )
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: headers,
+                body: body,
+                payloadHash: digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        }
         if case .file = body { try requireUnchanged(file, since: before, "while it was sent") }
         return UploadedObject(
             bucket: bucket,

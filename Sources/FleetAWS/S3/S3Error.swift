@@ -16,6 +16,9 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         case expiredToken = "expired_token"
         case fileChanged = "file_changed"
         case badDigest = "bad_digest"
+        /// A conditional write found the key in another state than the look before it: another write reached it
+        /// in between (often this upload's own earlier attempt, whose answer was lost). Looked at again.
+        case preconditionFailed = "precondition_failed"
         // Permanent: something must change first.
         case accessDenied = "access_denied"
         case invalidCredentials = "invalid_credentials"
@@ -26,6 +29,8 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         case fileMissing = "file_missing"
         case fileUnreadable = "file_unreadable"
         case invalidRequest = "invalid_request"
+        /// Larger than S3 stores: an object above 5 TiB, or a part above 5 GiB.
+        case entityTooLarge = "entity_too_large"
         case tls
         case other
     }
@@ -55,7 +60,19 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
     /// just before: the file changed while it was read, so it is tried again once it is stable.
     package var isTransient: Bool {
         switch kind {
-        case .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest: true
+        case .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
+            .preconditionFailed:
+            true
+        default: false
+        }
+    }
+
+    /// The request may have reached the store and changed it although no answer said so: the connection broke
+    /// or timed out after the request went out, the store failed while answering, or a conditional write found
+    /// another write there. Before such a request is sent again, the bucket is asked what it holds.
+    package var mayHaveTakenEffect: Bool {
+        switch kind {
+        case .network, .timeout, .server, .preconditionFailed: true
         default: false
         }
     }
@@ -87,6 +104,8 @@ extension S3Error {
             case .accessDenied: .accessDenied
             case .server: .server
             case .invalidRequest: .invalidRequest
+            case .preconditionFailed: .preconditionFailed
+            case .entityTooLarge: .entityTooLarge
             }
         let text =
             message.flatMap { $0.isEmpty ? nil : $0 } ?? S3Error.defaultMessage(status: status, resource: resource)

@@ -117,7 +117,7 @@ package struct Reconciler {
         for (index, claim) in claims.enumerated() {
             let info = found[index]
             var outcome: UploadOutcome
-            if let info, let sha256 = Reconciler.verifiedChecksum(of: claim.job, against: info) {
+            if let info, let sha256 = try Reconciler.verifiedChecksum(of: claim.job, against: info, ledger: ledger) {
                 outcome = UploadOutcome(job: claim.job, status: .uploaded, attempts: 1, startedAt: .now())
                 outcome.etag = info.etag
                 outcome.sha256 = sha256
@@ -273,23 +273,16 @@ package struct Reconciler {
     }
 
     /// The local file's SHA-256 (hex) when the object is provably its copy: same size, the file unchanged since it
-    /// was recorded, and the object's SHA-256 checksum (or, for a single-request upload without one, its ETag, the
-    /// MD5 of the bytes) equal to the file's. Nil when that cannot be shown.
-    static func verifiedChecksum(of job: UploadJob, against info: ObjectInfo) -> String? {
+    /// was recorded, and the object's checksum (or ETag) equal to the one the file gives (`ObjectVerification`):
+    /// for an object sent in parts, the composite of the parts the ledger recorded for the row's upload, each of
+    /// them the file's bytes. Nil when that cannot be shown.
+    ///
+    /// - Throws: `LedgerError` (the recorded parts of a multipart object could not be read).
+    static func verifiedChecksum(of job: UploadJob, against info: ObjectInfo, ledger: Ledger) throws -> String? {
         guard info.size == job.size, let file = try? LocalFile(pathBytes: job.path), let status = try? file.status(),
             status.size == job.size, status.mtime == job.mtime
         else { return nil }
-        if let checksum = info.checksumSHA256, !checksum.contains("-") {
-            guard let digest = try? file.sha256(offset: 0, length: job.size) else { return nil }
-            return digest.base64 == checksum ? digest.hexString : nil
-        }
-        let etag = info.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        guard !etag.contains("-"), job.size <= S3Client.inMemoryUploadLimit,
-            let bytes = try? file.contents(length: job.size)
-        else { return nil }
-        guard MD5.digest(bytes).hexString == etag.lowercased() else { return nil }
-        let hash = SHA256()
-        hash.update(bytes)
-        return hash.finalize().hexString
+        let parts = info.isMultipart ? try ledger.recordedParts(of: job) : []
+        return ObjectVerification.sha256(ofCopyOf: file, size: job.size, object: info, parts: parts)
     }
 }

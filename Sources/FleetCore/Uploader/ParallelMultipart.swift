@@ -16,6 +16,11 @@ import Synchronization
 /// missing parts, S3 verifying each against its checksum, and the journal records each part as S3 acknowledges
 /// it.
 ///
+/// The part size is the configured one raised to fit S3's 10,000 parts (`PartPlan`), or the one a resumable
+/// upload recorded. A CompleteMultipartUpload without an answer, or answered `NoSuchUpload`, and an upload the
+/// next attempt finds gone, are settled by the object in the bucket: when it is the one the parts make
+/// (`ObjectVerification`), the upload is done and never started again.
+///
 /// A transient failure leaves the upload open for the next attempt to continue; a permanent one (or a file that
 /// changed) aborts it, so no part is left behind.
 package struct ParallelMultipart {
@@ -54,6 +59,7 @@ package struct ParallelMultipart {
         -> UploadedObject
     {
         let before = try S3Error.reading { try file.status() }
+        let partSize = try self.partSize(for: before, bucket: bucket, key: key, journaling)
         let whole = SHA256()
         var digests: [[UInt8]] = []
         var offset: Int64 = 0
@@ -66,16 +72,36 @@ package struct ParallelMultipart {
 
         var reused: [Int: UploadedPart] = [:]
         let uploadID: String
-        if let resumed = try resume(
+        let resumed = try resume(
             digests: digests,
+            partSize: partSize,
             file: before,
             bucket: bucket,
             key: key,
             client: client,
             journaling
-        ) {
-            uploadID = resumed.uploadID
-            reused = resumed.parts
+        )
+        if case .completed(let recordedID, let object) = resumed {
+            // An earlier attempt's CompleteMultipartUpload went through; only its answer was lost.
+            try client.requireUnchanged(file, since: before, "while it was sent")
+            logger.info("an earlier attempt completed the multipart upload", metadata: ["s3.key": "\(key)"])
+            return UploadedObject(
+                bucket: bucket,
+                key: key,
+                etag: object.etag,
+                sha256: whole.finalize().hexString,
+                versionID: object.versionID,
+                size: before.size,
+                mtime: before.mtime,
+                partCount: digests.count,
+                multipartUploadID: recordedID,
+                device: before.device,
+                inode: before.inode
+            )
+        }
+        if case .continuing(let recordedID, let parts) = resumed {
+            uploadID = recordedID
+            reused = parts
             logger.info(
                 "resuming multipart upload",
                 metadata: [
@@ -92,8 +118,8 @@ package struct ParallelMultipart {
         let next = Mutex(0)
         let firstError = Mutex<S3Error?>(nil)
         let group = DispatchGroup()
-        let (descriptor, size, partSize, context, timeouts, logger) = (
-            file.descriptor, before.size, partSize, context, timeouts, logger
+        let (descriptor, size, mtime, context, timeouts, logger) = (
+            file.descriptor, before.size, before.mtime, context, timeouts, logger
         )
         let digestList = digests
         for lane in 0..<min(concurrency, missing.count) {
@@ -116,7 +142,8 @@ package struct ParallelMultipart {
                             region: FileRegion(
                                 descriptor: descriptor,
                                 offset: start,
-                                length: min(partSize, size - start)
+                                length: min(partSize, size - start),
+                                unchangedSince: (size, mtime)
                             ),
                             sha256: digestList[index]
                         )
@@ -132,14 +159,17 @@ package struct ParallelMultipart {
         do throws(S3Error) {
             if let error = firstError.withLock({ $0 }) { throw error }
             let finished = parts.withLock { $0.compactMap { $0 } }
-            let etag = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: finished)
+            // A file that changed while its parts were sent is not completed into an object: the upload is
+            // aborted below and the next attempt sends the file as it is then.
+            try client.requireUnchanged(file, since: before, "while it was sent")
+            let completed = try complete(uploadID, parts: finished, size: before.size, bucket, key, client)
             try client.requireUnchanged(file, since: before, "while it was sent")
             return UploadedObject(
                 bucket: bucket,
                 key: key,
-                etag: etag,
+                etag: completed.etag,
                 sha256: whole.finalize().hexString,
-                versionID: nil,
+                versionID: completed.versionID,
                 size: before.size,
                 mtime: before.mtime,
                 partCount: finished.count,
@@ -156,17 +186,82 @@ package struct ParallelMultipart {
         }
     }
 
-    /// The recorded upload to continue, with the parts that need not be sent again; nil to start a new one.
-    /// Recorded uploads of the key that cannot be continued, and that no live process may be sending, are aborted.
+    /// Sends CompleteMultipartUpload. When no answer says how it went (the connection broke after the request
+    /// went out), or the store answers `NoSuchUpload` (a Complete that went through before is no longer
+    /// known), the object in the bucket tells: if it is the one these parts make, the upload is complete and is
+    /// never started again.
+    ///
+    /// - Returns: the object's ETag, and its version when a look at the object found it.
+    private func complete(
+        _ uploadID: String,
+        parts: [UploadedPart],
+        size: Int64,
+        _ bucket: String,
+        _ key: String,
+        _ client: S3Client
+    ) throws(S3Error) -> (etag: String, versionID: String?) {
+        do {
+            let etag = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID, parts: parts)
+            return (etag, nil)
+        } catch  where error.mayHaveTakenEffect || error.kind == .noSuchUpload {
+            // The parts' checksums are the file's part digests, taken before they were sent.
+            guard let object = try? client.headObject(bucket: bucket, key: key), object.size == size,
+                ObjectVerification.isAssembled(object, from: parts.map(RecordedPart.init))
+            else { throw error }
+            logger.notice(
+                "CompleteMultipartUpload went through although its answer did not say so",
+                metadata: ["s3.key": "\(key)", "error": "\(error.message)"]
+            )
+            return (object.etag, object.versionID)
+        }
+    }
+
+    /// What an upload of the file recorded earlier leaves to do.
+    private enum Resumption {
+        /// Continue this upload: send the parts not in `parts`, then complete it.
+        case continuing(uploadID: String, parts: [Int: UploadedPart])
+        /// It was completed (only the answer was lost): the object is the file's copy.
+        case completed(uploadID: String, object: ObjectInfo)
+        /// Start a new upload.
+        case none
+    }
+
+    /// The part size for the file: the one an unfinished upload of it recorded, when that upload may be
+    /// continued and the size suits S3's limits, so a resumed upload cuts the file as it was cut before; else
+    /// the configured one, raised to fit 10,000 parts.
+    ///
+    /// - Throws: `.entityTooLarge` for a file above 5 TiB.
+    private func partSize(
+        for file: LocalFile.Status,
+        bucket: String,
+        key: String,
+        _ journaling: Journaling?
+    ) throws(S3Error) -> Int64 {
+        let planned = try PartPlan(fileSize: file.size, preferredPartSize: partSize).partSize
+        guard let journaling else { return planned }
+        let journal = journaling.journal
+        for recorded in journal.unfinished(bucket: bucket, key: key)
+        where !recorded.holders.contains(where: { journal.mayBeInFlight($0, ownFileID: journaling.job.id) }) {
+            guard recorded.size == file.size, recorded.mtime == file.mtime, let recordedSize = recorded.partSize
+            else { continue }
+            return PartPlan.accepts(partSize: recordedSize, fileSize: file.size) ? recordedSize : planned
+        }
+        return planned
+    }
+
+    /// The recorded upload to continue, with the parts that need not be sent again, or the one that turns out
+    /// completed; `.none` to start a new one. Recorded uploads of the key that cannot be continued, and that no
+    /// live process may be sending, are aborted.
     private func resume(
         digests: [[UInt8]],
+        partSize: Int64,
         file: LocalFile.Status,
         bucket: String,
         key: String,
         client: S3Client,
         _ journaling: Journaling?
-    ) throws(S3Error) -> (uploadID: String, parts: [Int: UploadedPart])? {
-        guard let journaling else { return nil }
+    ) throws(S3Error) -> Resumption {
+        guard let journaling else { return .none }
         let journal = journaling.journal
         var chosen: (uploadID: String, parts: [Int: UploadedPart])?
         for recorded in journal.unfinished(bucket: bucket, key: key) {
@@ -178,6 +273,10 @@ package struct ParallelMultipart {
                 do {
                     listed = try client.listParts(bucket: bucket, key: key, uploadID: recorded.uploadID)
                 } catch  where error.kind == .noSuchUpload {
+                    // Gone: aborted, or completed by an attempt whose answer was lost. The object tells which.
+                    if let object = try completedObject(recorded, digests: digests, bucket, key, client) {
+                        return .completed(uploadID: recorded.uploadID, object: object)
+                    }
                     journal.forget(bucket: bucket, key: key, uploadID: recorded.uploadID)
                     continue
                 }
@@ -195,7 +294,25 @@ package struct ParallelMultipart {
             }
             abort(recorded.uploadID, bucket: bucket, key: key, client: client, journaling: journaling)
         }
-        return chosen
+        return chosen.map { .continuing(uploadID: $0.uploadID, parts: $0.parts) } ?? .none
+    }
+
+    /// The object in the bucket when it is the one the recorded upload's parts make and those parts hold the
+    /// file's bytes now (their checksums equal the file's part digests); nil when it is not.
+    private func completedObject(
+        _ recorded: RecordedMultipartUpload,
+        digests: [[UInt8]],
+        _ bucket: String,
+        _ key: String,
+        _ client: S3Client
+    ) throws(S3Error) -> ObjectInfo? {
+        let parts = recorded.parts.sorted { $0.partNumber < $1.partNumber }
+        guard parts.count == digests.count,
+            zip(parts, digests).allSatisfy({ $0.checksumSHA256 == $1.base64 }),
+            let object = try client.headObject(bucket: bucket, key: key),
+            object.size == recorded.size, ObjectVerification.isAssembled(object, from: parts)
+        else { return nil }
+        return object
     }
 
     /// Aborts the uploads recorded for the key that no live process may be sending: the file they were for cannot

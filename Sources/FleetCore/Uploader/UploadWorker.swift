@@ -64,6 +64,9 @@ struct UploadWorker {
             logger: logger
         )
         let journaling = ParallelMultipart.Journaling(journal: journal, job: job)
+        // Whether an object an earlier attempt (of this run, or of the run that recorded the row failed) sent may
+        // be in the bucket although no answer said so: then the bucket is asked before the file is sent again.
+        var unsure = job.claimedFrom != "pending"
         while true {
             attempts += 1
             do throws(S3Error) {
@@ -79,7 +82,7 @@ struct UploadWorker {
                         journaling: journaling
                     )
                 } else {
-                    uploaded = try client.uploadFile(file, bucket: job.bucket, key: job.key)
+                    uploaded = try putObject(file, job: job, client: client, lookFirst: unsure, logger: logger)
                 }
                 state.recordSuccess()
                 progress.update {
@@ -98,6 +101,7 @@ struct UploadWorker {
                 outcome.inode = uploaded.inode
                 return outcome
             } catch {
+                if error.mayHaveTakenEffect { unsure = true }
                 let givingUp = error.isTransient && state.recordTransientFailure(error)
                 if error.isTransient, attempts < settings.maxAttempts, !givingUp, !state.stopRequested {
                     let wait = settings.backoff.delay(afterAttempt: attempts, using: &generator)

@@ -191,6 +191,22 @@ private final class TransferContext {
                 readError = "the file ended \(body.length - sent) bytes early (it shrank while being sent)"
                 return nil
             }
+            if sent + Int64(got) == body.length, let expected = region.unchangedSince {
+                // The last bytes: held back, and the request left unfinished, when the file changed meanwhile.
+                var info = stat()
+                let now =
+                    fstat(region.descriptor, &info) == 0
+                    ? (
+                        size: Int64(info.st_size),
+                        mtime: Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
+                    ) : nil
+                guard let now, now.size == expected.size, now.mtime == expected.mtime else {
+                    readError =
+                        "the file changed while it was sent (size \(expected.size) → \(now.map { String($0.size) } ?? "?"))"
+                        + "; the request was ended before its last byte, so nothing was stored"
+                    return nil
+                }
+            }
             sent += Int64(got)
             onBytesSent?(sent)
             return got

@@ -48,11 +48,21 @@ package struct FileRegion: Sendable {
     package var descriptor: Int32
     package var offset: Int64
     package var length: Int64
+    /// The file's size and mtime when the body's checksum was taken. Before the last bytes go out the file is
+    /// looked at again (`fstat`), and a file that no longer has them ends the request unfinished (`.bodyRead`):
+    /// the server never receives a whole body, so no object of a file that changed while it was sent is stored.
+    package var unchangedSince: (size: Int64, mtime: Timestamp)?
 
-    package init(descriptor: Int32, offset: Int64, length: Int64) {
+    package init(
+        descriptor: Int32,
+        offset: Int64,
+        length: Int64,
+        unchangedSince: (size: Int64, mtime: Timestamp)? = nil
+    ) {
         self.descriptor = descriptor
         self.offset = offset
         self.length = length
+        self.unchangedSince = unchangedSince
     }
 }
 
