@@ -42,7 +42,10 @@ extension MasterCommand {
                 try url != nil || config.trigger?.url != nil
                 ? TriggerOptions(settings: config.trigger, overrides: TriggerSettings(url: url)) : nil
 
-            let state = RunState(giveUpAfter: config.resolved.upload.giveUpAfterSeconds)
+            let state = RunState(
+                giveUpAfter: config.resolved.upload.giveUpAfterSeconds,
+                transferGrace: config.resolved.upload.stopTimeoutSeconds
+            )
             let (upload, retry, delivery) = try UploadProgressDisplay.running(
                 state: state,
                 progress: UploadProgress(),

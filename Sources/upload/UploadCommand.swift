@@ -128,7 +128,10 @@ struct UploadCommand: FleetCommand {
     /// The session itself: exit 0 when everything is uploaded (or already was), 1 when files failed or the run
     /// was interrupted, 3 when the session failed.
     private func upload(_ config: FleetConfig, logger: Logger) throws {
-        let state = RunState(giveUpAfter: config.resolved.upload.giveUpAfterSeconds)
+        let state = RunState(
+            giveUpAfter: config.resolved.upload.giveUpAfterSeconds,
+            transferGrace: config.resolved.upload.stopTimeoutSeconds
+        )
         let progress = UploadProgress()
         let summary = try UploadProgressDisplay.running(state: state, progress: progress, logger: logger) { _ in
             try UploadSession(

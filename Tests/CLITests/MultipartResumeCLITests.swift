@@ -207,4 +207,63 @@ import Testing
         #expect(try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.prefix).isEmpty)
         #expect(try Self.count(connection, "SELECT count(*) FROM file_uploads WHERE status = 'uploading'") == 0)
     }
+
+    @Test func sigintEndsALargeUploadInFlightWithinTheStopTimeoutAndTheNextRunContinuesFromItsParts() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        _ = try database.ledger()  // migrated before the test queries it
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let proxy = try OutageProxy(target: s3.endpoint)
+        let (partSize, parts, lanes) = (5 * Self.mebibyte, 8, 2)
+        let file = try Self.writeLargeFile(scratch, "data/lidar.bin", mebibytes: parts * 5)
+        let config = try configFile(
+            scratch,
+            s3,
+            upload: Self.multipartSettings(partMebibytes: 5, lanes: lanes, extra: #", "stop_timeout_seconds": 2"#),
+            endpoint: proxy.endpoint
+        )
+        let arguments = ["--config", config, "--database", database.url, "--json"]
+        let connection = try database.connect()
+        // 512 KiB/s a connection: a part takes 10 s, the whole file 40 s on two lanes.
+        try proxy.rate(bytesPerSecond: 512 * 1024)
+
+        let first = try CLI.start("upload", arguments, environment: s3.environment)
+        defer { kill(first.process.processIdentifier, SIGKILL) }
+        #expect(try eventually(within: 60) { try Self.count(connection, "SELECT count(*) FROM upload_parts") >= 1 })
+        let interrupted = Date()
+        kill(first.process.processIdentifier, SIGINT)
+        let result = first.wait()
+        let took = Date().timeIntervalSince(interrupted)
+
+        // The parts in flight had 2 s, then were ended: far sooner than the ~30 s the rest of the file needs.
+        #expect(took < 15, "the stop took \(took) s")
+        #expect(result.status == 1, "\(result.stderr)")
+        let row = try connection.execute("SELECT status, error_class, error_message FROM file_uploads")
+        #expect(row.string(0, 0) == "failed")
+        #expect(row.string(0, 1) == "interrupted")
+        #expect(row.string(0, 2)?.contains("the next run continues") == true, "\(row.string(0, 2) ?? "")")
+        let recorded = try Self.count(connection, "SELECT count(*) FROM upload_parts")
+        #expect(recorded >= 1 && recorded < parts)
+        let client = try s3.client()
+        #expect(try bucketContents(s3).isEmpty, "nothing is stored from a transfer that was ended")
+        #expect(try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.prefix).count == 1)
+
+        try proxy.clear()
+        // What the ended transfers wrote may still sit in the proxy's buffers: let it drain before counting.
+        var sentBefore = try proxy.bytesSent()
+        while true {
+            Thread.sleep(forTimeInterval: 0.3)
+            let now = try proxy.bytesSent()
+            if now == sentBefore { break }
+            sentBefore = now
+        }
+        let second = try CLI.run("upload", arguments, environment: s3.environment)
+        #expect(second.status == 0, "\(second.stderr)")
+        let sentAfter = try proxy.bytesSent() - sentBefore
+        #expect(sentAfter <= Int64(parts - recorded) * partSize + Self.mebibyte, "re-sent \(sentAfter) bytes")
+        #expect(try bucketContents(s3)[s3.prefix + "lidar.bin"]?.1 == (try Self.fileSHA256(file)))
+        #expect(try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.prefix).isEmpty)
+    }
 }

@@ -51,6 +51,9 @@ package final class OutageProxy {
     /// Every request waits this long before it is forwarded.
     package func latency(milliseconds: Int) throws { try send("latency \(milliseconds)") }
 
+    /// Request bodies go to the server at most this fast on each connection (a slow uplink; 0: no limit).
+    package func rate(bytesPerSecond: Int) throws { try send("rate \(bytesPerSecond)") }
+
     /// This fraction of requests with a body is reset (RST) halfway through the body.
     package func resetMidBody(fraction: Double) throws { try send("reset \(fraction)") }
 

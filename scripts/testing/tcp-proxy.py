@@ -11,6 +11,8 @@ each with "ok":
     flap MIN MAX      stay up, then go down and up by turns, each state lasting a random MIN…MAX seconds
                       (WiFi that drops)
     latency MS        hold every request MS milliseconds before forwarding it
+    rate BYTES        forward request bodies at most BYTES per second on each connection (a slow uplink;
+                      0: no limit)
     reset FRACTION    reset (RST) that fraction of requests with a body halfway through the body
     errors FRACTION CODE [METHOD]
                       answer that fraction of requests (of that METHOD only, when given) itself with CODE
@@ -54,6 +56,7 @@ listener = None
 port = 0
 sent = 0
 latency = 0.0
+body_rate = 0  # bytes per second per connection, 0: unlimited
 reset_fraction = 0.0
 error_fraction, error_code, error_method = 0.0, 503, None
 resets = errors = drops = 0
@@ -198,6 +201,8 @@ def requests(client, upstream, answer):
                 upstream.sendall(chunk)
                 count(len(chunk))
                 remaining -= len(chunk)
+                if body_rate:
+                    time.sleep(len(chunk) / body_rate)
             if request_log is not None:
                 request_log.write(f"{started:.6f} {method.decode()} {target_path.decode()}\n")
             if fault is not None:
@@ -349,6 +354,9 @@ for line in sys.stdin:
         elif command == "latency":
             with lock:
                 latency = float(args[0]) / 1000
+        elif command == "rate":
+            with lock:
+                body_rate = int(args[0])
         elif command == "reset":
             with lock:
                 reset_fraction = float(args[0])
@@ -361,7 +369,7 @@ for line in sys.stdin:
             time.sleep(0.05)
             up()
             with lock:
-                latency, reset_fraction, error_fraction = 0.0, 0.0, 0.0
+                latency, reset_fraction, error_fraction, body_rate = 0.0, 0.0, 0.0, 0
                 lose_fraction, no_such_upload_left, refuse_conditional = 0.0, 0, False
         else:
             print(f"unknown command {command!r}", flush=True)

@@ -75,7 +75,7 @@ extension CloudWatchError {
     package init(_ error: HTTPError) {
         let kind: Kind
         switch error.kind {
-        case .dns, .connect, .network, .bodyRead: kind = .network
+        case .dns, .connect, .network, .bodyRead, .ended: kind = .network
         case .timeout, .stalled: kind = .timeout
         case .tls: kind = .tls
         case .invalidRequest: kind = .invalidRequest

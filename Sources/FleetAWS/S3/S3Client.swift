@@ -117,6 +117,9 @@ package final class S3Client {
     /// so this client's later writes go without their condition (a write sent again after a lost answer is then
     /// kept from landing twice only by the look before it).
     package private(set) var conditionalWrites = true
+    /// Asked while a request body goes out: true ends the request (class `interrupted`, nothing stored). A run
+    /// that is stopping sets it, so a large upload does not hold the stop up.
+    package var shouldEnd: (@Sendable () -> Bool)?
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
@@ -574,7 +577,8 @@ package final class S3Client {
                         headers: allHeaders,
                         body: body,
                         timeouts: timeouts,
-                        onBytesSent: onBytesSent
+                        onBytesSent: onBytesSent,
+                        shouldEnd: shouldEnd
                     )
                 )
             } catch {

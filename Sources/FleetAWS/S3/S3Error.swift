@@ -19,6 +19,9 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         /// A conditional write found the key in another state than the look before it: another write reached it
         /// in between (often this upload's own earlier attempt, whose answer was lost). Looked at again.
         case preconditionFailed = "precondition_failed"
+        /// A stop (SIGINT, SIGTERM) ended the transfer before its end; nothing was stored, and the parts of a
+        /// multipart upload that were sent are kept for the next attempt.
+        case interrupted
         // Permanent: something must change first.
         case accessDenied = "access_denied"
         case invalidCredentials = "invalid_credentials"
@@ -61,7 +64,7 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
     package var isTransient: Bool {
         switch kind {
         case .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
-            .preconditionFailed:
+            .preconditionFailed, .interrupted:
             true
         default: false
         }
@@ -143,8 +146,12 @@ extension S3Error {
         case .tls: kind = .tls
         case .bodyRead: kind = .fileChanged
         case .invalidRequest: kind = .invalidRequest
+        case .ended: kind = .interrupted
         }
-        self.init(kind, error.message)
+        self.init(
+            kind,
+            kind == .interrupted ? "stopped while it was sent (\(error.message)); nothing was stored" : error.message
+        )
     }
 }
 

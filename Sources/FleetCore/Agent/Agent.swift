@@ -346,7 +346,12 @@ package final class Agent {
     // MARK: - Runs
 
     private func start(_ plan: AgentRunPlan) {
-        let run = RunningUpload(plan: plan, state: RunState(giveUpAfter: settings.upload.giveUpAfterSeconds))
+        // Transfers in flight are ended in time for their outcome to be recorded before the agent stops waiting.
+        let grace = min(settings.upload.stopTimeoutSeconds, settings.agent.stopTimeoutSeconds * 0.75)
+        let run = RunningUpload(
+            plan: plan,
+            state: RunState(giveUpAfter: settings.upload.giveUpAfterSeconds, transferGrace: grace)
+        )
         var walked: [WalkedFile] = []
         walked.reserveCapacity(plan.files.count)
         for entry in plan.files {

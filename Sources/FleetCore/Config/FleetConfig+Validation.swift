@@ -146,6 +146,9 @@ extension FleetConfig {
         if let value = upload?.abandonedMultipartHours, !(value >= 0 && value <= 8760) {
             problem("upload.abandoned_multipart_hours", "must be 0…8760, got \(value)")
         }
+        if let value = upload?.stopTimeoutSeconds, !(value >= 0 && value <= 600) {
+            problem("upload.stop_timeout_seconds", "must be 0…600, got \(value)")
+        }
         if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
             problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
         }

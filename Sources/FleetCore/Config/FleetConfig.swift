@@ -166,6 +166,9 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     /// A multipart upload open in the bucket under the project's prefix, owned by no ledger row, and older
     /// than this many hours is aborted by the next run (its creator died before recording it).
     package var abandonedMultipartHours: Double?
+    /// After SIGINT/SIGTERM, how long files in flight may take to finish before their transfers are ended (a
+    /// multipart upload keeps the parts it sent, for the next run to continue).
+    package var stopTimeoutSeconds: Double?
 }
 
 package struct RetrySettings: Codable, Sendable, Equatable {

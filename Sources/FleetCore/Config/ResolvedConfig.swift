@@ -197,6 +197,10 @@ package struct ResolvedConfig: Sendable, Equatable {
         /// The default of `abandonedMultipartHours`: a day, far longer than any upload takes between S3 creating
         /// it and the ledger recording it.
         package static let defaultAbandonedMultipartHours: Double = 24
+        /// `upload.stop_timeout_seconds`.
+        package var stopTimeoutSeconds: Double
+        /// The default of `stopTimeoutSeconds`: a part of the default size goes out in that time on a few Mbit/s.
+        package static let defaultStopTimeoutSeconds: Double = 15
 
         init(_ settings: UploadSettings?) {
             workers = settings?.workers ?? Self.defaultWorkers
@@ -211,6 +215,7 @@ package struct ResolvedConfig: Sendable, Equatable {
             deleteAfterUpload = settings?.deleteAfterUpload ?? Self.defaultDeleteAfterUpload
             removeEmptyDirectories = settings?.removeEmptyDirectories ?? Self.defaultRemoveEmptyDirectories
             abandonedMultipartHours = settings?.abandonedMultipartHours ?? Self.defaultAbandonedMultipartHours
+            stopTimeoutSeconds = settings?.stopTimeoutSeconds ?? Self.defaultStopTimeoutSeconds
         }
 
         /// `multipartThresholdMb` in bytes.

@@ -22,13 +22,17 @@ import Synchronization
 /// (`ObjectVerification`), the upload is done and never started again.
 ///
 /// A transient failure leaves the upload open for the next attempt to continue; a permanent one (or a file that
-/// changed) aborts it, so no part is left behind.
+/// changed) aborts it, so no part is left behind. A stop of the run (`stop`) starts no further part, gives the
+/// parts in flight the run's transfer grace and then ends them: the upload stays open with the parts that made
+/// it, for the next run.
 package struct ParallelMultipart {
     var context: S3Context
     var partSize: Int64
     var concurrency: Int
     var timeouts: HTTPTimeouts
     var logger: Logger
+    /// The run this upload belongs to, whose stop ends it.
+    var stop: RunState?
 
     /// Where a journaled upload is recorded: the journal, and the claimed row the file belongs to.
     package struct Journaling: Sendable {
@@ -41,12 +45,20 @@ package struct ParallelMultipart {
         }
     }
 
-    package init(context: S3Context, partSize: Int64, concurrency: Int, timeouts: HTTPTimeouts, logger: Logger) {
+    package init(
+        context: S3Context,
+        partSize: Int64,
+        concurrency: Int,
+        timeouts: HTTPTimeouts,
+        logger: Logger,
+        stop: RunState? = nil
+    ) {
         self.context = context
         self.partSize = partSize
         self.concurrency = concurrency
         self.timeouts = timeouts
         self.logger = logger
+        self.stop = stop
     }
 
     package func upload(
@@ -64,6 +76,9 @@ package struct ParallelMultipart {
         var digests: [[UInt8]] = []
         var offset: Int64 = 0
         while offset < before.size {
+            if stop?.stopRequested == true {
+                throw S3Error(.interrupted, "stopped while its checksums were computed; nothing was sent")
+            }
             let length = min(partSize, before.size - offset)
             digests.append(try S3Error.reading { try file.sha256(offset: offset, length: length, also: whole) })
             offset += length
@@ -118,15 +133,17 @@ package struct ParallelMultipart {
         let next = Mutex(0)
         let firstError = Mutex<S3Error?>(nil)
         let group = DispatchGroup()
-        let (descriptor, size, mtime, context, timeouts, logger) = (
-            file.descriptor, before.size, before.mtime, context, timeouts, logger
+        let (descriptor, size, mtime, context, timeouts, logger, stop) = (
+            file.descriptor, before.size, before.mtime, context, timeouts, logger, stop
         )
         let digestList = digests
         for lane in 0..<min(concurrency, missing.count) {
             DispatchQueue(label: "fleet.multipart.\(lane)").async(group: group) {
                 do throws(S3Error) {
                     let laneClient = try context.client(logger: logger, timeouts: timeouts)
+                    if let stop { laneClient.shouldEnd = { stop.transfersMustEnd } }
                     while firstError.withLock({ $0 == nil }) {
+                        if stop?.stopRequested == true { throw S3Error(.interrupted, "stopped") }
                         let position = next.withLock { value -> Int in
                             defer { value += 1 }
                             return value
@@ -157,7 +174,15 @@ package struct ParallelMultipart {
         }
         group.wait()
         do throws(S3Error) {
-            if let error = firstError.withLock({ $0 }) { throw error }
+            if var error = firstError.withLock({ $0 }) {
+                if error.kind == .interrupted {
+                    let sent = parts.withLock { $0.count { $0 != nil } }
+                    error.message =
+                        "stopped after \(sent) of \(digests.count) parts; the upload stays open with them and the next "
+                        + "run continues from there"
+                }
+                throw error
+            }
             let finished = parts.withLock { $0.compactMap { $0 } }
             // A file that changed while its parts were sent is not completed into an object: the upload is
             // aborted below and the next attempt sends the file as it is then.

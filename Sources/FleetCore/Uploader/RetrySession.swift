@@ -169,7 +169,11 @@ package struct RetrySession {
             }
             let before = progress.snapshot
             // Each round gets a fresh give-up clock: an outage that outlasted the last round may be over.
-            let roundState = RunState(giveUpAfter: config.resolved.upload.giveUpAfterSeconds, parent: state)
+            let roundState = RunState(
+                giveUpAfter: config.resolved.upload.giveUpAfterSeconds,
+                transferGrace: config.resolved.upload.stopTimeoutSeconds,
+                parent: state
+            )
             let pool = try UploadPool(
                 context: context,
                 config: config,

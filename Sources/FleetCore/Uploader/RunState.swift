@@ -7,6 +7,7 @@ import Synchronization
 package final class RunState: Sendable {
     private struct State {
         var stopRequested = false
+        var stopRequestedAt: Date?
         var abandoned = false
         var lastSuccess = Date()
         var lastError: S3Error?
@@ -17,14 +18,43 @@ package final class RunState: Sendable {
     /// A stop requested of the parent stops this run too (a retry round within the retry command).
     private let parent: RunState?
 
-    package init(giveUpAfter: TimeInterval, parent: RunState? = nil) {
+    /// After a stop is requested, how long transfers in flight may go on before they are ended
+    /// (`upload.stop_timeout_seconds`).
+    package let transferGrace: TimeInterval
+
+    package init(
+        giveUpAfter: TimeInterval,
+        transferGrace: TimeInterval = ResolvedConfig.Upload.defaultStopTimeoutSeconds,
+        parent: RunState? = nil
+    ) {
         self.giveUpAfter = giveUpAfter
+        self.transferGrace = transferGrace
         self.parent = parent
     }
 
-    /// Asks every worker to stop after its current file (SIGINT, SIGTERM).
-    package func requestStop() { state.withLock { $0.stopRequested = true } }
+    /// Asks every worker to stop after its current file (SIGINT, SIGTERM); a transfer still going
+    /// `transferGrace` seconds later is ended.
+    package func requestStop() {
+        state.withLock { state in
+            state.stopRequested = true
+            state.stopRequestedAt = state.stopRequestedAt ?? Date()
+        }
+    }
     package var stopRequested: Bool { state.withLock { $0.stopRequested } || parent?.stopRequested == true }
+
+    /// A stop was requested and its grace is over: transfers in flight end now (a multipart upload keeps the
+    /// parts it sent for the next attempt).
+    package var transfersMustEnd: Bool {
+        guard let since = stopRequestedAt else { return false }
+        return Date().timeIntervalSince(since) >= transferGrace
+    }
+
+    /// When a stop was first requested, of this run or its parent.
+    private var stopRequestedAt: Date? {
+        let own = state.withLock { $0.stopRequestedAt }
+        guard let inherited = parent?.stopRequestedAt else { return own }
+        return min(own ?? inherited, inherited)
+    }
     /// The run gave up on the store; remaining files are recorded failed.
     package var abandoned: Bool { state.withLock { $0.abandoned } }
     package var lastError: S3Error? { state.withLock { $0.lastError } }

@@ -49,7 +49,11 @@ package struct UploadCycle {
             result.retry = try retrySession.run(
                 sessionID: upload.sessionID,
                 options: options,
-                state: RunState(giveUpAfter: session.config.resolved.upload.giveUpAfterSeconds, parent: state),
+                state: RunState(
+                    giveUpAfter: session.config.resolved.upload.giveUpAfterSeconds,
+                    transferGrace: session.config.resolved.upload.stopTimeoutSeconds,
+                    parent: state
+                ),
                 progress: progress
             )
         }

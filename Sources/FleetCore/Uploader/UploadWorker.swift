@@ -24,6 +24,7 @@ struct UploadWorker {
         let client: S3Client
         do {
             client = try context.client(logger: logger)
+            client.shouldEnd = { [state] in state.transfersMustEnd }
         } catch {
             logger.error("cannot create an S3 client", metadata: ["error": "\(error)"])
             state.requestStop()
@@ -61,7 +62,8 @@ struct UploadWorker {
             partSize: settings.partSizeBytes,
             concurrency: settings.partConcurrency,
             timeouts: client.timeouts,
-            logger: logger
+            logger: logger,
+            stop: state
         )
         let journaling = ParallelMultipart.Journaling(journal: journal, job: job)
         // Whether an object an earlier attempt (of this run, or of the run that recorded the row failed) sent may

@@ -40,6 +40,7 @@ package final class CurlEasy {
     package func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         let context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
         context.onBytesSent = request.onBytesSent
+        context.shouldEnd = request.shouldEnd
         curl_easy_reset(handle)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
@@ -118,6 +119,13 @@ package final class CurlEasy {
             return curl_easy_perform(handle)
         }
 
+        if context.ended {
+            throw HTTPError(
+                kind: .ended,
+                message: "ended after \(context.sent) of \(request.body.length) body bytes",
+                curlCode: Int(code.rawValue)
+            )
+        }
         if let readError = context.readError {
             throw HTTPError(kind: .bodyRead, message: readError, curlCode: Int(code.rawValue))
         }
@@ -141,6 +149,9 @@ private final class TransferContext {
     let body: HTTPBody
     var sent: Int64 = 0
     var onBytesSent: ((Int64) -> Void)?
+    var shouldEnd: (@Sendable () -> Bool)?
+    /// The request was ended on `shouldEnd`.
+    var ended = false
     var readError: String?
     var response: [UInt8] = []
     let maximumResponseBytes: Int
@@ -174,6 +185,10 @@ private final class TransferContext {
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         let remaining = body.length - sent
         guard remaining > 0 else { return 0 }
+        if let shouldEnd, shouldEnd() {
+            ended = true
+            return nil
+        }
         let count = Int(min(Int64(buffer.count), remaining))
         switch body {
         case .none: return 0

@@ -9,6 +9,9 @@ package struct HTTPRequest {
     package var timeouts: HTTPTimeouts
     /// Called from the transfer thread with the number of body bytes sent so far.
     package var onBytesSent: ((Int64) -> Void)?
+    /// Asked before each piece of the body goes out: true ends the request there (`HTTPError.Kind.ended`), so
+    /// a stop does not wait for a large body to finish.
+    package var shouldEnd: (@Sendable () -> Bool)?
 
     package init(
         method: String,
@@ -16,7 +19,8 @@ package struct HTTPRequest {
         headers: [(name: String, value: String)] = [],
         body: HTTPBody = .none,
         timeouts: HTTPTimeouts = HTTPTimeouts(),
-        onBytesSent: ((Int64) -> Void)? = nil
+        onBytesSent: ((Int64) -> Void)? = nil,
+        shouldEnd: (@Sendable () -> Bool)? = nil
     ) {
         self.method = method
         self.url = url
@@ -24,6 +28,7 @@ package struct HTTPRequest {
         self.body = body
         self.timeouts = timeouts
         self.onBytesSent = onBytesSent
+        self.shouldEnd = shouldEnd
     }
 }
 
@@ -121,6 +126,8 @@ package struct HTTPError: Error, Sendable, CustomStringConvertible {
         case bodyRead
         /// The URL or an option was not acceptable.
         case invalidRequest
+        /// The caller ended the request before its body was sent (`HTTPRequest.shouldEnd`); nothing was stored.
+        case ended
     }
 
     package var kind: Kind
