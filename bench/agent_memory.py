@@ -119,24 +119,26 @@ agent: {{ stability_seconds: 5, heartbeat_seconds: 30, rescan_minutes: 1 }}
             print(f"agent_memory: {uploaded:,} uploaded, RSS {status(agent.pid, 'VmRSS') / 1024:.0f} MiB",
                   file=sys.stderr, flush=True)
         upload_wall = time.monotonic() - started
-        # The next complete rescan after the last upload: every file found, none queued again.
+        # The first complete rescan that finds the agent's queue empty: every file handled, none queued again.
+        handled = queued = None
         with open(log_path) as f:
-            f.seek(0, os.SEEK_END)
-            seen = ""
-            deadline = time.monotonic() + 300
-            while "periodic rescan:" not in seen and time.monotonic() < deadline:
-                time.sleep(1)
-                seen += f.read()
-        match = re.search(r"periodic rescan: (\d+) files.*?handled=(\d+).*?queue\.files=(\d+)", seen)
-        if not match:
-            match = re.search(r"periodic rescan: (\d+) files", seen)
-        if not match:
-            problems.append("no rescan logged within 5 minutes of the last upload")
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                line = f.readline()
+                if not line:
+                    time.sleep(1)
+                    continue
+                if "periodic rescan:" not in line:
+                    continue
+                handled = re.search(r"handled=(\d+)", line)
+                queued = re.search(r"queue\.files=(\d+)", line)
+                if queued and int(queued.group(1)) == 0:
+                    break
+        if not queued:
+            problems.append("no rescan logged within 10 minutes of the last upload")
         time.sleep(5)
         rss = status(agent.pid, "VmRSS") / 1024
         peak = status(agent.pid, "VmHWM") / 1024
-        handled = re.search(r"handled=(\d+)", seen)
-        queued = re.search(r"queue\.files=(\d+)", seen)
     finally:
         agent.terminate()
         try:

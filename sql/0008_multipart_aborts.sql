@@ -1,4 +1,4 @@
--- fleet-upload ledger, version 6: the multipart uploads a run found open in the bucket, owned by no row, and
+-- fleet-upload ledger, version 8: the multipart uploads a run found open in the bucket, owned by no row, and
 -- aborted.
 --
 -- A process killed between S3 creating a multipart upload and the ledger recording its id leaves an upload

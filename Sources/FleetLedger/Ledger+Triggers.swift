@@ -102,13 +102,15 @@ extension Ledger {
         return try rows.decode(Int.self, 0, 0, in: "trigger_events")
     }
 
-    /// Sessions of `sessionID`'s project whose announcement failed and is still worth another delivery,
-    /// oldest first: every request recorded for them failed, fewer than `maximumDeliveries` deliveries were
-    /// made, and the first request is younger than `maximumAgeSeconds`. `sessionID` itself is left out.
+    /// Sessions of `sessionID`'s project and device whose announcement to `url` failed and is still worth
+    /// another delivery, oldest first: every request recorded for them failed, fewer than `maximumDeliveries`
+    /// deliveries were made, and the first request is younger than `maximumAgeSeconds`. `sessionID` itself is
+    /// left out. Only the device's own sessions: two devices of a project never announce one session twice.
     ///
     /// A session past either limit has been given up: its requests stay recorded, and no run tries again.
     package func undeliveredTriggers(
         projectOf sessionID: Int64,
+        url: String,
         maximumDeliveries: Int,
         maximumAgeSeconds: Int,
         limit: Int
@@ -116,8 +118,10 @@ extension Ledger {
         let rows = try connection.execute(
             """
             SELECT e.session_id FROM trigger_events e JOIN sync_sessions s ON s.id = e.session_id
-            WHERE s.project_id = (SELECT project_id FROM sync_sessions WHERE id = \(sessionID))
-              AND e.session_id <> \(sessionID)
+            JOIN sync_sessions me ON me.id = \(sessionID)
+            WHERE s.project_id = me.project_id AND s.device_id IS NOT DISTINCT FROM me.device_id
+              AND e.session_id <> \(sessionID) AND e.url = \(url)
+              AND s.started_at > now() - \(maximumAgeSeconds) * interval '1 second' - interval '7 days'
             GROUP BY e.session_id
             HAVING NOT bool_or(e.succeeded) AND max(e.delivery) < \(maximumDeliveries)
                AND min(e.created_at) > now() - \(maximumAgeSeconds) * interval '1 second'

@@ -72,15 +72,9 @@ import Testing
         kill(first.process.processIdentifier, SIGKILL)
         _ = first.wait()
         let recorded = try Self.count(connection, "SELECT count(*) FROM upload_parts")
-        // What the killed process wrote may still sit in socket buffers the proxy has not read: count it as sent
-        // before the kill, where it belongs, by waiting until the count stops moving.
-        var sentBeforeKill = try proxy.bytesSent()
-        while true {
-            Thread.sleep(forTimeInterval: 0.3)
-            let now = try proxy.bytesSent()
-            if now == sentBeforeKill { break }
-            sentBeforeKill = now
-        }
+        // What the killed process wrote may still sit in socket buffers the proxy has not read: it counts as
+        // sent before the kill, where it belongs.
+        let sentBeforeKill = try proxy.bytesSentOnceDrained()
         #expect(recorded < parts, "the upload finished before it was killed")
 
         let second = try CLI.run("upload", arguments, environment: s3.environment)
@@ -251,14 +245,7 @@ import Testing
         #expect(try client.listMultipartUploads(bucket: s3.bucket, prefix: s3.prefix).count == 1)
 
         try proxy.clear()
-        // What the ended transfers wrote may still sit in the proxy's buffers: let it drain before counting.
-        var sentBefore = try proxy.bytesSent()
-        while true {
-            Thread.sleep(forTimeInterval: 0.3)
-            let now = try proxy.bytesSent()
-            if now == sentBefore { break }
-            sentBefore = now
-        }
+        let sentBefore = try proxy.bytesSentOnceDrained()
         let second = try CLI.run("upload", arguments, environment: s3.environment)
         #expect(second.status == 0, "\(second.stderr)")
         let sentAfter = try proxy.bytesSent() - sentBefore

@@ -11,7 +11,7 @@ struct LedgerRowTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         // A status a newer binary might write: the schema's check would refuse it, so it goes first.
         let connection = try database.connect()
         try connection.execute("ALTER TABLE sync_sessions DROP CONSTRAINT sync_sessions_status_check")
@@ -28,7 +28,7 @@ struct LedgerRowTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         let connection = try database.connect()
         try connection.execute("ALTER TABLE sync_sessions ALTER COLUMN kind DROP NOT NULL")
         try connection.execute("UPDATE sync_sessions SET kind = NULL WHERE id = \(id)")
@@ -43,7 +43,7 @@ struct LedgerRowTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         _ = try ledger.startRetryRound(sessionID: id)
         let connection = try database.connect()
         try connection.execute("ALTER TABLE retry_rounds ALTER COLUMN started_at DROP NOT NULL")
@@ -57,7 +57,7 @@ struct LedgerRowTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         let connection = try database.connect()
         try connection.execute("UPDATE sync_sessions SET device_id = NULL, config_id = NULL WHERE id = \(id)")
 
@@ -72,36 +72,6 @@ struct LedgerRowTests {
     }
 
     // MARK: - Helpers
-
-    /// A running session of a fresh project and device.
-    private func openSession(_ ledger: Ledger) throws -> Int64 {
-        let projectID = try ledger.upsertProject(
-            ProjectDestination(
-                name: "survey",
-                bucket: "fleet-data",
-                prefix: "raw",
-                region: "us-east-1",
-                endpoint: nil,
-                keyTemplate: "{prefix}/{path}"
-            )
-        )
-        let deviceID = try ledger.upsertDevice(name: "rig-1", hostname: "rig-1.local", agentVersion: "1.0")
-        let configID = try ledger.recordConfig(
-            projectID: projectID,
-            hash: String(repeating: "a", count: 64),
-            json: "{}",
-            sourcePath: nil
-        )
-        return try ledger.openSession(
-            kind: "upload",
-            projectID: projectID,
-            deviceID: deviceID,
-            configID: configID,
-            localDirectory: "/data",
-            bucket: "fleet-data",
-            prefix: "raw"
-        )
-    }
 
     /// The `LedgerError.Kind.unexpectedValue` that `body` throws.
     private func expectUnexpectedValue(

@@ -13,7 +13,7 @@ struct RetryCloseTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         let connection = try database.connect()
         for (index, status) in ["uploaded", "uploading"].enumerated() {
             try connection.execute(
@@ -65,7 +65,7 @@ struct RetryCloseTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
-        let id = try openSession(ledger)
+        let id = try openTestSession(ledger)
         let connection = try database.connect()
         try connection.execute(
             """
@@ -82,33 +82,4 @@ struct RetryCloseTests {
         #expect(try ledger.closeRetriedSession(id, interrupted: true) == .completed)
     }
 
-    /// A running session of a fresh project and device.
-    private func openSession(_ ledger: Ledger) throws -> Int64 {
-        let projectID = try ledger.upsertProject(
-            ProjectDestination(
-                name: "survey",
-                bucket: "fleet-data",
-                prefix: "raw",
-                region: "us-east-1",
-                endpoint: nil,
-                keyTemplate: "{prefix}/{path}"
-            )
-        )
-        let deviceID = try ledger.upsertDevice(name: "rig-1", hostname: "rig-1.local", agentVersion: "1.0")
-        let configID = try ledger.recordConfig(
-            projectID: projectID,
-            hash: String(repeating: "a", count: 64),
-            json: "{}",
-            sourcePath: nil
-        )
-        return try ledger.openSession(
-            kind: "upload",
-            projectID: projectID,
-            deviceID: deviceID,
-            configID: configID,
-            localDirectory: "/data",
-            bucket: "fleet-data",
-            prefix: "raw"
-        )
-    }
 }

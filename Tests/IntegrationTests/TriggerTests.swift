@@ -369,11 +369,17 @@ struct TriggerTests {
 
     // MARK: - Deliveries
 
-    private func record(_ ledger: Ledger, _ sessionID: Int64, delivery: Int, succeeded: Bool) throws {
+    private func record(
+        _ ledger: Ledger,
+        _ sessionID: Int64,
+        delivery: Int,
+        succeeded: Bool,
+        url: String = "http://127.0.0.1:9/hook"
+    ) throws {
         try ledger.recordTriggerEvent(
             TriggerEvent(
                 sessionID: sessionID,
-                url: "http://127.0.0.1:9/hook",
+                url: url,
                 delivery: delivery,
                 attempt: 1,
                 latencyMs: 1,
@@ -382,9 +388,9 @@ struct TriggerTests {
         )
     }
 
-    /// A later run announces again only the project's sessions whose every request failed, with fewer than
-    /// the maximum deliveries, whose first request is younger than the age limit; the others are delivered or
-    /// given up.
+    /// A later run announces again only the project's sessions whose every request to its URL failed, with
+    /// fewer than the maximum deliveries, whose first request is younger than the age limit; the others are
+    /// delivered, given up, or were announced elsewhere.
     @Test func onlyFailedSessionsWithinTheLimitsAreAnnouncedAgain() throws {
         let database = try TestDatabase()
         defer { database.drop() }
@@ -395,6 +401,8 @@ struct TriggerTests {
         let givenUp = try makeSession(ledger, uploaded: ["d.wav"])
         let tooOld = try makeSession(ledger, uploaded: ["e.wav"])
         let neverSent = try makeSession(ledger, uploaded: ["f.wav"])
+        let elsewhere = try makeSession(ledger, uploaded: ["g.wav"])
+        try record(ledger, elsewhere, delivery: 1, succeeded: false, url: "http://127.0.0.1:9/other")
         try record(ledger, current, delivery: 1, succeeded: false)
         try record(ledger, failedOnce, delivery: 1, succeeded: false)
         try record(ledger, delivered, delivery: 1, succeeded: false)
@@ -409,6 +417,7 @@ struct TriggerTests {
 
         let pending = try ledger.undeliveredTriggers(
             projectOf: current,
+            url: "http://127.0.0.1:9/hook",
             maximumDeliveries: TriggerDelivery.maximumDeliveries,
             maximumAgeSeconds: TriggerDelivery.maximumAgeSeconds,
             limit: TriggerDelivery.redeliveriesPerRun

@@ -91,6 +91,18 @@ package final class OutageProxy {
     /// The bytes clients have sent through the proxy so far (requests, headers and bodies).
     package func bytesSent() throws -> Int64 { try ask("sent")[0] }
 
+    /// `bytesSent()` once it has stopped moving: what a client that is gone wrote may still sit in the proxy's
+    /// buffers, and belongs to the time before it went.
+    package func bytesSentOnceDrained() throws -> Int64 {
+        var sent = try bytesSent()
+        while true {
+            Thread.sleep(forTimeInterval: 0.3)
+            let now = try bytesSent()
+            if now == sent { return sent }
+            sent = now
+        }
+    }
+
     /// The requests reset mid-body, the requests answered with errors, the times the proxy went down, and the
     /// answers kept from the client (`loseAnswers`, `noSuchUpload`) so far.
     package func faults() throws -> (resets: Int64, errors: Int64, downs: Int64, lostAnswers: Int64) {

@@ -22,7 +22,8 @@ each with "ok":
                       for that fraction of requests of KIND (put: PutObject, a PUT without uploadId=;
                       complete: CompleteMultipartUpload, a POST with uploadId=), forward the request whole,
                       let the server handle and answer it, then close the connection instead of relaying
-                      the answer: the request took effect, the client cannot know
+                      the answer: the request took effect, the client cannot know (each KIND keeps its own
+                      fraction: lose both by giving the command once for each)
     refuse-conditional
                       answer every request carrying If-None-Match or If-Match itself with 501 NotImplemented
                       (a store without conditional writes); the server never sees them
@@ -60,7 +61,7 @@ body_rate = 0  # bytes per second per connection, 0: unlimited
 reset_fraction = 0.0
 error_fraction, error_code, error_method = 0.0, 503, None
 resets = errors = drops = 0
-lose_fraction, lose_kind = 0.0, None  # answers the server gave that the client never sees
+lose_fractions = {}  # request kind → fraction of answers the server gave that the client never sees
 no_such_upload_left = 0  # Complete requests whose answer becomes 404 NoSuchUpload
 refuse_conditional = False  # 501 NotImplemented for requests with If-None-Match or If-Match
 lost = 0
@@ -119,7 +120,7 @@ def answer_fault(method, target_path):
         if kind == "complete" and no_such_upload_left > 0:
             no_such_upload_left -= 1
             return "no-such-upload"
-        if kind is not None and kind == lose_kind and lose_fraction and rng.random() < lose_fraction:
+        if kind is not None and rng.random() < lose_fractions.get(kind, 0.0):
             return "lose"
     return None
 
@@ -340,7 +341,7 @@ for line in sys.stdin:
             if kind not in ("put", "complete"):
                 raise ValueError(kind)
             with lock:
-                lose_fraction, lose_kind = float(args[0]), kind
+                lose_fractions[kind] = float(args[0])
         elif command == "refuse-conditional":
             with lock:
                 refuse_conditional = True
@@ -370,7 +371,8 @@ for line in sys.stdin:
             up()
             with lock:
                 latency, reset_fraction, error_fraction, body_rate = 0.0, 0.0, 0.0, 0
-                lose_fraction, no_such_upload_left, refuse_conditional = 0.0, 0, False
+                no_such_upload_left, refuse_conditional = 0, False
+                lose_fractions.clear()
         else:
             print(f"unknown command {command!r}", flush=True)
             continue

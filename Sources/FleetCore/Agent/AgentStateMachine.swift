@@ -111,6 +111,8 @@ package struct AgentStateMachine: Sendable {
 
     // Runs.
     private var startupRunPending = false
+    /// The last run took a full turn of a larger backlog; the next takes the rest.
+    private var continuingBacklog = false
     private var scheduledRunPending = false
     /// Files that became ready inside operational hours and wait for an immediate run.
     private var immediateBacklog: Set<SourceFile> = []
@@ -382,11 +384,11 @@ package struct AgentStateMachine: Sendable {
         }
     }
 
-    /// The run to start now, if one is due and may start: start-up first, then a due schedule, then files that
-    /// became ready inside operational hours.
     /// The most files one run takes.
     package static let filesPerRun = 10_000
 
+    /// The run to start now, if one is due and may start: start-up first, then a due schedule, then files that
+    /// became ready inside operational hours.
     private mutating func decideRun(now: Date, queue: StabilityTracker) -> AgentAction? {
         if let next = nextScheduledRun, now >= next {
             scheduledRunPending = true
@@ -421,7 +423,11 @@ package struct AgentStateMachine: Sendable {
         } else {
             return nil
         }
-        let ready = queue.ready
+        var ready = queue.ready
+        if continuingBacklog {
+            // The turn after a full one: files an earlier turn could not upload wait for their own backoff.
+            ready.removeAll { unsettled.contains($0.file) }
+        }
         let offered =
             kind == .immediate && !settings.batchUpload
             ? ready.filter { immediateBacklog.contains($0.file) } : ready
@@ -429,6 +435,7 @@ package struct AgentStateMachine: Sendable {
         // soon as this one ends, and memory stays bounded by a run's size, not the backlog's.
         let files = offered.prefix(Self.filesPerRun)
         let more = files.count < offered.count
+        continuingBacklog = more
         startupRunPending = kind == .startup && more
         scheduledRunPending = kind == .scheduled && more
         immediateBacklog = kind == .immediate && more ? Set(offered.dropFirst(files.count).map(\.file)) : []

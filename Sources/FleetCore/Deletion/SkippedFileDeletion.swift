@@ -63,8 +63,11 @@ package struct SkippedFileDeletion {
             }
             guard let last = files.last else { break }
             afterID = last.id
+            // Reading and hashing a batch takes a while: the session shows it is alive.
+            try ledger.reconnecting { try ledger.workerHeartbeat(sessionID: sessionID) }
             var candidates: [LocalDeleter.Candidate] = []
             for file in files {
+                if state.stopRequested { break }  // a stop does not wait for the rest of the batch's hashing
                 switch candidate(file, roots: roots) {
                 case .success(let candidate): candidates.append(candidate)
                 case .failure(let reason):

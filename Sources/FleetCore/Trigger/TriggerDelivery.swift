@@ -220,6 +220,7 @@ package struct TriggerDelivery {
     ) throws -> [TriggerResult] {
         let pending = try ledger.undeliveredTriggers(
             projectOf: sessionID,
+            url: options.redactedURL,
             maximumDeliveries: TriggerDelivery.maximumDeliveries,
             maximumAgeSeconds: TriggerDelivery.maximumAgeSeconds,
             limit: TriggerDelivery.redeliveriesPerRun

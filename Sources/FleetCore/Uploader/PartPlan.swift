@@ -4,7 +4,7 @@ import FleetAWS
 /// may be smaller), and an object of at most 5 TiB.
 ///
 /// The configured part size is used while it fits; a file it would cut into more than 10,000 parts gets the
-/// smallest whole number of MiB that does (a 60 GiB file with 5 MiB parts is sent in 6.2 MiB parts, not 12,288
+/// smallest whole number of MiB that does (a 60 GiB file with 5 MiB parts is sent in 7 MiB parts, 8,778 of them, not 12,288
 /// parts S3 refuses at the end). The part size chosen is recorded with the upload, so a resumed upload goes on
 /// with the same one.
 package struct PartPlan: Sendable, Equatable {

@@ -27,9 +27,13 @@ package struct PGConnectionString: Sendable {
         if Self.isExpanded(text) {
             var error: UnsafeMutablePointer<CChar>?
             guard let info = PQconninfoParse(text, &error) else {
-                let reason = error.map { String(cString: $0).collapsedToOneLine } ?? "libpq cannot parse it"
+                // libpq's reason quotes the part it could not read, which may be the password: not repeated.
                 if let error { PQfreemem(error) }
-                throw ConfigError(keyPath: nil, "the ledger's connection string is not valid: \(reason)")
+                throw ConfigError(
+                    keyPath: nil,
+                    "the ledger's connection string is not valid: libpq cannot parse it (check the percent-encoding "
+                        + "of a URL's parts, or the quoting of key=value pairs)"
+                )
             }
             var cursor = info
             while let keyword = cursor.pointee.keyword {

@@ -121,6 +121,14 @@ struct AgentStateMachineTests {
         }
     }
 
+    /// The last run the machine asked for.
+    private static func lastRun(in loop: Loop) -> AgentRunPlan? {
+        loop.asked.reversed().lazy.compactMap { _, action -> AgentRunPlan? in
+            guard case .startRun(let plan) = action else { return nil }
+            return plan
+        }.first
+    }
+
     /// Ticks once a minute from `start` through `end`; each run ends at once, settling its files.
     private static func minutes(_ loop: inout Loop, from start: Date, through end: Date) {
         var now = start
@@ -319,6 +327,29 @@ struct AgentStateMachineTests {
         #expect(plans.map(\.files.count) == [AgentStateMachine.filesPerRun, AgentStateMachine.filesPerRun, 5])
         let taken = plans.flatMap { $0.files.map(\.file) }
         #expect(Set(taken).count == names.count && taken.count == names.count, "every file once")
+    }
+
+    @Test func theNextTurnOfABacklogLeavesWhatTheLastTurnCouldNotUploadToItsBackoff() {
+        let names = (0..<(AgentStateMachine.filesPerRun + 5)).map { "f\($0).log" }
+        var loop = Loop(
+            AgentStateMachine.Settings(timeZone: Self.utc),
+            at: Self.moment("2026-11-23 12:00 +00:00"),
+            existing: names
+        )
+        loop.tick()
+        guard let first = Self.lastRun(in: loop) else {
+            Issue.record("no first run")
+            return
+        }
+        let failed = first.files.prefix(3).map { String(decoding: $0.file.relativePath, as: UTF8.self) }
+        loop.succeed(leaving: failed)
+        loop.advance(1)
+        guard let second = Self.lastRun(in: loop), second != first else {
+            Issue.record("no second run")
+            return
+        }
+        let taken = Set(second.files.map { String(decoding: $0.file.relativePath, as: UTF8.self) })
+        #expect(taken.count == 5 && taken.isDisjoint(with: failed), "the rest of the backlog, not the failures")
     }
 
     @Test func withoutUploadOnStartTheStartUpScansFilesWaitForANewFile() {
