@@ -56,6 +56,27 @@ def sql(url, query):
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def wait_for_empty_rescan(log_path, offset, problems, reason="periodic rescan"):
+    """Follows the agent's log from `offset` to the first complete scan of `reason` with nothing queued."""
+    queued = handled = None
+    with open(log_path) as f:
+        f.seek(offset)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = f.readline()
+            if not line:
+                time.sleep(1)
+                continue
+            if f"{reason}:" not in line:
+                continue
+            handled = re.search(r"handled=(\d+)", line)
+            queued = re.search(r"queue\.files=(\d+)", line)
+            if queued and int(queued.group(1)) == 0:
+                return queued, handled
+    problems.append(f"no {reason} with an empty queue within 10 minutes")
+    return queued, handled
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1_000_000)
@@ -119,26 +140,23 @@ agent: {{ stability_seconds: 5, heartbeat_seconds: 30, rescan_minutes: 1 }}
             print(f"agent_memory: {uploaded:,} uploaded, RSS {status(agent.pid, 'VmRSS') / 1024:.0f} MiB",
                   file=sys.stderr, flush=True)
         upload_wall = time.monotonic() - started
-        # The first complete rescan that finds the agent's queue empty: every file handled, none queued again.
-        handled = queued = None
-        with open(log_path) as f:
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                line = f.readline()
-                if not line:
-                    time.sleep(1)
-                    continue
-                if "periodic rescan:" not in line:
-                    continue
-                handled = re.search(r"handled=(\d+)", line)
-                queued = re.search(r"queue\.files=(\d+)", line)
-                if queued and int(queued.group(1)) == 0:
-                    break
-        if not queued:
-            problems.append("no rescan logged within 10 minutes of the last upload")
+        queued, handled = wait_for_empty_rescan(log_path, 0, problems)
         time.sleep(5)
         rss = status(agent.pid, "VmRSS") / 1024
         peak = status(agent.pid, "VmHWM") / 1024
+        # A restart with every file already uploaded: the start-up scan asks the ledger instead of queueing them.
+        agent.terminate()
+        agent.wait(timeout=120)
+        offset = os.path.getsize(log_path)
+        log = open(log_path, "a")
+        restarted = time.monotonic()
+        agent = subprocess.Popen([master, "run", "--config", config, "--log-level", "info"], env=env,
+                                 stdout=log, stderr=subprocess.STDOUT)
+        queued_again, _ = wait_for_empty_rescan(log_path, offset, problems, reason="start-up scan")
+        restart_wall = time.monotonic() - restarted
+        time.sleep(5)
+        restart_rss = status(agent.pid, "VmRSS") / 1024
+        restart_peak = status(agent.pid, "VmHWM") / 1024
     finally:
         agent.terminate()
         try:
@@ -159,6 +177,10 @@ agent: {{ stability_seconds: 5, heartbeat_seconds: 30, rescan_minutes: 1 }}
           f"{'peak RSS MiB':>13} {'handled':>10}")
     print(f"{n:>14,} {upload_wall:>9.0f} {n / upload_wall:>8,.0f} {rss:>21.1f} {peak:>13.1f} "
           f"{handled.group(1) if handled else '?':>10}")
+    print(f"{'after a restart':>14} {'scan s':>9} {'':>8} {'RSS after start-up scan MiB':>21} "
+          f"{'peak RSS MiB':>13} {'queued':>10}")
+    print(f"{n:>14,} {restart_wall:>9.0f} {'':>8} {restart_rss:>21.1f} {restart_peak:>13.1f} "
+          f"{queued_again.group(1) if queued_again else '?':>10}")
     for problem in problems:
         print(f"PROBLEM: {problem}")
     sys.exit(1 if problems else 0)

@@ -274,15 +274,29 @@ package final class Agent {
         {
             startWatching()
         }
+        // The ledger says which files earlier runs uploaded before they are queued: after a restart the files on
+        // disk are remembered as handled (16 bytes each), not held whole until a run finds them stored.
+        if ledger == nil, reason == .startup { connect(now: now) }
+        var lookup = StoredLookup(ledger: ledger, projectID: projectID)
         let stamp = Timestamp(now)
         let cutoff = ageCutoff(now).microseconds
         var newlyReady: [SourceFile] = []
-        var counts = (found: 0, taken: 0)
+        var counts = (found: 0, taken: 0, stored: 0)
         var complete = false
         tracker.beginScan()
         defer {
+            counts.stored += lookup.flush(into: &tracker, newlyReady: &newlyReady, now: now, logger: logger)
             tracker.endScan(complete: complete)
+            FreedMemory.release()
             machine.scanFinished(reason, newlyReady: newlyReady, now: now)
+            logger.info(
+                "\(reason): \(counts.found) files, \(counts.taken) recent enough",
+                metadata: [
+                    "queue.files": "\(tracker.queue.files)", "settling": "\(tracker.settlingCount)",
+                    "handled": "\(tracker.handledCount)", "stored.found": "\(counts.stored)",
+                    "complete": "\(complete)",
+                ]
+            )
         }
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
             let scanner = Scanner(
@@ -293,18 +307,34 @@ package final class Agent {
             do {
                 _ = try scanner.run(now: stamp) { scanned in
                     let file = SourceFile(source: index, relativePath: scanned.relativePath)
+                    let version = FileVersion(size: scanned.size, mtime: scanned.mtime)
                     let take = scanned.mtime.microseconds >= cutoff
-                    let age = Double(stamp.microseconds - scanned.mtime.microseconds) / 1_000_000
-                    let ready = tracker.scanned(
-                        file,
-                        FileVersion(size: scanned.size, mtime: scanned.mtime),
-                        take: take,
-                        settled: age >= StabilityTracker.settledAge,
-                        now: now
-                    )
-                    if ready { newlyReady.append(file) }
+                    let settled =
+                        Double(stamp.microseconds - scanned.mtime.microseconds) / 1_000_000
+                        >= StabilityTracker.settledAge
                     counts.found += 1
                     if take { counts.taken += 1 }
+                    if take, lookup.isActive, !tracker.knows(file, version),
+                        let placement = try? mapper.place(
+                            source: sources[index].name ?? "",
+                            relativePath: scanned.relativePath,
+                            mtime: scanned.mtime
+                        )
+                    {
+                        lookup.add(file, version, settled: settled, placement: placement)
+                        if lookup.isFull {
+                            counts.stored += lookup.flush(
+                                into: &tracker,
+                                newlyReady: &newlyReady,
+                                now: now,
+                                logger: logger
+                            )
+                        }
+                        return
+                    }
+                    if tracker.scanned(file, version, take: take, settled: settled, now: now) {
+                        newlyReady.append(file)
+                    }
                 }
             } catch {
                 logger.warning(
@@ -315,14 +345,6 @@ package final class Agent {
             }
         }
         complete = true
-        FreedMemory.release()
-        logger.info(
-            "\(reason): \(counts.found) files, \(counts.taken) recent enough",
-            metadata: [
-                "queue.files": "\(tracker.queue.files)", "settling": "\(tracker.settlingCount)",
-                "handled": "\(tracker.handledCount)",
-            ]
-        )
     }
 
     /// Files modified before this are left alone unless already known (`scan.max_age_days`, default 3).
@@ -619,5 +641,74 @@ extension FileVersion {
             size: Int64(info.st_size),
             mtime: Timestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: Int64(info.st_mtim.tv_nsec))
         )
+    }
+}
+
+/// Files a scan found that the agent does not know, asked of the ledger in batches: those it stores (an earlier
+/// run uploaded them) are handled at once, the others queued as the scan would.
+private struct StoredLookup {
+    private struct Entry {
+        var file: SourceFile
+        var version: FileVersion
+        var settled: Bool
+    }
+    private let ledger: Ledger?
+    private let projectID: Int64
+    private var entries: [Entry] = []
+    private var candidates: [StoredCandidate] = []
+    /// Files a batch holds before the ledger is asked: one round trip each.
+    static let batchSize = 5_000
+
+    init(ledger: Ledger?, projectID: Int64) {
+        self.ledger = ledger
+        self.projectID = projectID
+    }
+
+    /// Whether there is a ledger to ask.
+    var isActive: Bool { ledger != nil }
+    var isFull: Bool { entries.count >= Self.batchSize }
+
+    mutating func add(_ file: SourceFile, _ version: FileVersion, settled: Bool, placement: Placement) {
+        entries.append(Entry(file: file, version: version, settled: settled))
+        candidates.append(
+            StoredCandidate(bucket: placement.bucket, key: placement.key, size: version.size, mtime: version.mtime)
+        )
+    }
+
+    /// Asks the ledger about the batch and hands each file to the tracker: stored ones as handled, the rest as
+    /// the scan found them. When the ledger cannot answer, every file is queued (the run then finds out).
+    ///
+    /// - Returns: how many the ledger stores.
+    mutating func flush(
+        into tracker: inout StabilityTracker,
+        newlyReady: inout [SourceFile],
+        now: Date,
+        logger: Logger
+    ) -> Int {
+        guard let ledger, !entries.isEmpty else { return 0 }
+        defer {
+            entries.removeAll(keepingCapacity: true)
+            candidates.removeAll(keepingCapacity: true)
+        }
+        let stored: [Bool]
+        do {
+            stored = try ledger.storedMatches(projectID: projectID, candidates)
+        } catch {
+            logger.warning(
+                "cannot ask the ledger which files are stored; queueing them",
+                metadata: ["error": "\(error)"]
+            )
+            stored = [Bool](repeating: false, count: entries.count)
+        }
+        var count = 0
+        for (entry, isStored) in zip(entries, stored) {
+            if isStored {
+                tracker.markStored(entry.file, entry.version)
+                count += 1
+            } else if tracker.scanned(entry.file, entry.version, take: true, settled: entry.settled, now: now) {
+                newlyReady.append(entry.file)
+            }
+        }
+        return count
     }
 }

@@ -38,8 +38,11 @@ struct HandledVersions {
     private var recent: Set<Fingerprint> = []
     /// During a scan: which entries of `sorted` it found.
     private var found: [UInt64]?
+    /// During a scan: versions it found handled that were not known yet (the ledger stores them), folded in when
+    /// it ends. An array, not the set: a start-up scan may add a million.
+    private var addedByScan: [Fingerprint] = []
 
-    var count: Int { sorted.count + recent.count }
+    var count: Int { sorted.count + recent.count + addedByScan.count }
 
     func contains(_ file: SourceFile, _ version: FileVersion) -> Bool {
         recent.contains(Fingerprint(file, version)) || index(of: Fingerprint(file, version)) != nil
@@ -47,11 +50,15 @@ struct HandledVersions {
 
     mutating func insert(_ file: SourceFile, _ version: FileVersion) {
         let fingerprint = Fingerprint(file, version)
+        if found != nil {
+            addedByScan.append(fingerprint)  // the scan reports each file once: no duplicate to look for
+            return
+        }
         guard !recent.contains(fingerprint), index(of: fingerprint) == nil else { return }
         recent.insert(fingerprint)
         // A busy agent may handle many files between scans: fold them into the array once the set grows, so the
         // set's per-entry overhead stays small.
-        if found == nil, recent.count >= max(4_096, sorted.count / 16) { fold() }
+        if recent.count >= max(4_096, sorted.count / 16) { fold() }
     }
 
     /// A full scan begins: what it does not report through `noteFound` goes when it ends.
@@ -69,10 +76,14 @@ struct HandledVersions {
         return true
     }
 
-    /// The scan ended: when complete, the fingerprints it did not find are dropped (the set, filled during the scan,
-    /// is kept whole).
+    /// The scan ended: when complete, the fingerprints it did not find are dropped; the versions it added are kept
+    /// either way.
     mutating func endScan(complete: Bool) {
-        defer { found = nil }
+        defer {
+            found = nil
+            merge(addedByScan.sorted())
+            addedByScan = []
+        }
         guard complete, let found else { return }
         var kept = 0
         for index in sorted.indices where found[index / 64] & (1 << UInt64(index % 64)) != 0 {
@@ -96,11 +107,17 @@ struct HandledVersions {
         return low < sorted.count && sorted[low] == fingerprint ? low : nil
     }
 
-    /// Moves the set into the sorted array, merging from the back so no second copy of the array is made.
+    /// Moves the set into the sorted array.
     private mutating func fold() {
         guard !recent.isEmpty else { return }
         let incoming = recent.sorted()
         recent.removeAll()
+        merge(incoming)
+    }
+
+    /// Merges sorted fingerprints into the sorted array from the back, so no second copy of the array is made.
+    private mutating func merge(_ incoming: [Fingerprint]) {
+        guard !incoming.isEmpty else { return }
         var write = sorted.count + incoming.count
         if sorted.capacity < write { sorted.reserveCapacity(write + write / 8) }
         var old = sorted.count - 1

@@ -77,6 +77,16 @@ package struct StabilityTracker {
         return settled
     }
 
+    /// Whether `file` is pending (settling or ready), in any version.
+    package func isPending(_ file: SourceFile) -> Bool { entries[file] != nil }
+
+    /// Notes, during a scan, that the ledger stores `version` of `file` (an earlier run uploaded it): handled,
+    /// never pending.
+    package mutating func markStored(_ file: SourceFile, _ version: FileVersion) {
+        guard entries[file] == nil else { return }
+        handled.insert(file, version)
+    }
+
     /// Whether `file` is pending (settling or ready) or handled in `version`.
     package func knows(_ file: SourceFile, _ version: FileVersion) -> Bool {
         entries[file] != nil || handled.contains(file, version)

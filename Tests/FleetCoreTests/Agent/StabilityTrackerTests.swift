@@ -114,4 +114,21 @@ struct StabilityTrackerTests {
         #expect(tracker.handledCount == files.count)
         #expect(files.allSatisfy { tracker.knows($0.0, $0.1) })
     }
+
+    @Test func filesTheLedgerStoresAreHandledDuringAScanWithoutEverBeingQueued() {
+        var tracker = StabilityTracker(stabilitySeconds: 10)
+        let stored = (0..<3).map { (Self.file("stored-\($0).log"), Self.version(Int64($0))) }
+        let fresh = Self.file("fresh.log")
+        tracker.beginScan()
+        for (file, version) in stored { tracker.markStored(file, version) }
+        let ready = tracker.scanned(fresh, Self.version(9), take: true, settled: true, now: Self.start)
+        tracker.endScan(complete: false)
+        #expect(ready)
+        #expect(tracker.pendingCount == 1 && tracker.handledCount == 3, "kept even when the scan was cut short")
+        #expect(stored.allSatisfy { tracker.knows($0.0, $0.1) })
+
+        let again = Self.scan(&tracker, stored + [(fresh, Self.version(9))])
+        #expect(again.isEmpty, "the next scan finds them handled")
+        #expect(tracker.handledCount == 3)
+    }
 }
