@@ -91,25 +91,14 @@ struct JSONReader {
             index += 1
             skipWhitespace()
             pairs.append((key, try value(path: keyPath, depth: depth)))
-            skipWhitespace()
-            guard index < bytes.count else { throw endsInside("the object", openedAt: open) }
-            switch bytes[index] {
-            case UInt8(ascii: "}"):
-                index += 1
-                return .object(pairs)
-            case UInt8(ascii: ","):
-                let comma = index
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    throw failure(
-                        "trailing comma after the last member of '\(path.isEmpty ? "top level" : path)'",
-                        at: comma
-                    )
-                }
-            default:
-                throw failure("expected ',' or '}' after the value of '\(keyPath)', got \(token(at: index))", at: index)
-            }
+            let closed = try separator(
+                closing: UInt8(ascii: "}"),
+                inside: ("the object", open),
+                element: "member",
+                of: path,
+                after: "the value of '\(keyPath)'"
+            )
+            if closed { return .object(pairs) }
         }
     }
 
@@ -130,25 +119,51 @@ struct JSONReader {
             guard index < bytes.count else { throw endsInside("the list", openedAt: open) }
             let itemPath = "\(path)[\(items.count)]"
             items.append(try value(path: itemPath, depth: depth))
+            let closed = try separator(
+                closing: UInt8(ascii: "]"),
+                inside: ("the list", open),
+                element: "item",
+                of: path,
+                after: "'\(itemPath)'"
+            )
+            if closed { return .array(items) }
+        }
+    }
+
+    /// What follows a member of an object or an item of a list: the closing bracket (consumed; true) or a comma
+    /// with another element after it (false). A comma before the closing bracket is refused, as is anything else.
+    ///
+    /// - Parameters:
+    ///   - inside: the container, as errors name it, and where it opened.
+    ///   - element: `member` or `item`, for the trailing-comma error; `of` is the container's path.
+    ///   - after: what was just read, for the error when neither a comma nor the bracket follows.
+    private mutating func separator(
+        closing close: UInt8,
+        inside container: (name: String, open: Int),
+        element: String,
+        of path: String,
+        after: String
+    ) throws(ConfigError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw endsInside(container.name, openedAt: container.open) }
+        switch bytes[index] {
+        case close:
+            index += 1
+            return true
+        case UInt8(ascii: ","):
+            let comma = index
+            index += 1
             skipWhitespace()
-            guard index < bytes.count else { throw endsInside("the list", openedAt: open) }
-            switch bytes[index] {
-            case UInt8(ascii: "]"):
-                index += 1
-                return .array(items)
-            case UInt8(ascii: ","):
-                let comma = index
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                    throw failure(
-                        "trailing comma after the last item of '\(path.isEmpty ? "top level" : path)'",
-                        at: comma
-                    )
-                }
-            default:
-                throw failure("expected ',' or ']' after '\(itemPath)', got \(token(at: index))", at: index)
+            if index < bytes.count, bytes[index] == close {
+                throw failure(
+                    "trailing comma after the last \(element) of '\(path.isEmpty ? "top level" : path)'",
+                    at: comma
+                )
             }
+            return false
+        default:
+            let bracket = Character(Unicode.Scalar(close))
+            throw failure("expected ',' or '\(bracket)' after \(after), got \(token(at: index))", at: index)
         }
     }
 
