@@ -316,13 +316,31 @@ package final class Agent {
                         >= StabilityTracker.settledAge
                     counts.found += 1
                     if take { counts.taken += 1 }
-                    if take, lookup.isActive, !tracker.knows(file, version),
-                        let placement = try? mapper.place(
-                            source: sources[index].name ?? "",
-                            relativePath: scanned.relativePath,
-                            mtime: scanned.mtime
-                        )
-                    {
+                    let outcome = tracker.scanned(
+                        file,
+                        version,
+                        take: take,
+                        settled: settled,
+                        now: now,
+                        holdingUnknown: lookup.isActive
+                    )
+                    switch outcome {
+                    case .noted: break
+                    case .ready: newlyReady.append(file)
+                    case .unknown:
+                        guard
+                            let placement = try? mapper.place(
+                                source: sources[index].name ?? "",
+                                relativePath: scanned.relativePath,
+                                mtime: scanned.mtime
+                            )
+                        else {
+                            // No key: queued, and the run records why it cannot be uploaded.
+                            if tracker.scannedUnknown(file, version, settled: settled, now: now) {
+                                newlyReady.append(file)
+                            }
+                            return
+                        }
                         lookup.add(file, version, settled: settled, placement: placement)
                         if lookup.isFull {
                             counts.stored += lookup.flush(
@@ -332,10 +350,6 @@ package final class Agent {
                                 logger: logger
                             )
                         }
-                        return
-                    }
-                    if tracker.scanned(file, version, take: take, settled: settled, now: now) {
-                        newlyReady.append(file)
                     }
                 }
             } catch {
@@ -707,7 +721,7 @@ private struct StoredLookup {
             if isStored {
                 tracker.markStored(entry.file, entry.version)
                 count += 1
-            } else if tracker.scanned(entry.file, entry.version, take: true, settled: entry.settled, now: now) {
+            } else if tracker.scannedUnknown(entry.file, entry.version, settled: entry.settled, now: now) {
                 newlyReady.append(entry.file)
             }
         }

@@ -45,7 +45,8 @@ struct HandledVersions {
     var count: Int { sorted.count + recent.count + addedByScan.count }
 
     func contains(_ file: SourceFile, _ version: FileVersion) -> Bool {
-        recent.contains(Fingerprint(file, version)) || index(of: Fingerprint(file, version)) != nil
+        let fingerprint = Fingerprint(file, version)
+        return recent.contains(fingerprint) || index(of: fingerprint) != nil
     }
 
     mutating func insert(_ file: SourceFile, _ version: FileVersion) {

@@ -68,17 +68,20 @@ package struct StabilityTracker {
     @discardableResult
     package mutating func observe(_ file: SourceFile, _ version: FileVersion, now: Date, settled: Bool = false) -> Bool
     {
+        if entries[file] == nil, handled.contains(file, version) { return false }
+        return enter(file, version, now: now, settled: settled)
+    }
+
+    /// Keeps `file` pending in `version` (known not handled in it): a version already pending is only marked
+    /// found by the current scan; another one starts afresh. True when it is ready at once.
+    private mutating func enter(_ file: SourceFile, _ version: FileVersion, now: Date, settled: Bool) -> Bool {
         if let entry = entries[file], entry.version == version {
             entries[file]?.scan = scan
             return false
         }
-        if entries[file] == nil, handled.contains(file, version) { return false }
         entries[file] = Entry(version: version, state: settled ? .ready(since: now) : .settling(since: now), scan: scan)
         return settled
     }
-
-    /// Whether `file` is pending (settling or ready), in any version.
-    package func isPending(_ file: SourceFile) -> Bool { entries[file] != nil }
 
     /// Notes, during a scan, that the ledger stores `version` of `file` (an earlier run uploaded it): handled,
     /// never pending.
@@ -102,6 +105,17 @@ package struct StabilityTracker {
         handled.beginScan()
     }
 
+    /// What a scan's look at one file did.
+    package enum ScanOutcome: Equatable {
+        /// Nothing new: pending or handled in this version, or too old to be taken up.
+        case noted
+        /// The file became ready (a settled file not known in this version).
+        case ready
+        /// Neither pending nor handled, and held back as asked: the caller finds out whether the ledger stores
+        /// it, then calls `markStored` or `scannedUnknown`.
+        case unknown
+    }
+
     /// The scan in progress found `file` as `version`.
     ///
     /// - Parameters:
@@ -116,15 +130,36 @@ package struct StabilityTracker {
         settled: Bool,
         now: Date
     ) -> Bool {
-        // A handled file too old to be taken up is not reported found: its fingerprint goes with this scan.
-        if entries[file] == nil, take ? handled.noteFound(file, version) : handled.contains(file, version) {
-            return false
+        scanned(file, version, take: take, settled: settled, now: now, holdingUnknown: false) == .ready
+    }
+
+    /// The scan in progress found `file` as `version`; with `holdingUnknown`, a file young enough to be taken up
+    /// that is neither pending nor handled is not queued but answered `.unknown`.
+    package mutating func scanned(
+        _ file: SourceFile,
+        _ version: FileVersion,
+        take: Bool,
+        settled: Bool,
+        now: Date,
+        holdingUnknown: Bool
+    ) -> ScanOutcome {
+        if entries[file] == nil {
+            // A handled file too old to be taken up is not reported found: its fingerprint goes with this scan.
+            if take ? handled.noteFound(file, version) : handled.contains(file, version) { return .noted }
+            if take, holdingUnknown { return .unknown }
         }
         guard take else {
             entries[file]?.scan = scan
-            return false
+            return .noted
         }
-        return observe(file, version, now: now, settled: settled)
+        return enter(file, version, now: now, settled: settled) ? .ready : .noted
+    }
+
+    /// A file `scanned` answered `.unknown` for, which the ledger does not store: queued as the scan found it.
+    ///
+    /// - Returns: true when the file became ready by this call.
+    package mutating func scannedUnknown(_ file: SourceFile, _ version: FileVersion, settled: Bool, now: Date) -> Bool {
+        enter(file, version, now: now, settled: settled)
     }
 
     /// The scan begun by `beginScan` ended. When it was complete, pending files it did not find are forgotten and

@@ -131,4 +131,24 @@ struct StabilityTrackerTests {
         #expect(again.isEmpty, "the next scan finds them handled")
         #expect(tracker.handledCount == 3)
     }
+
+    @Test func aScanHoldsBackOnlyFilesItDoesNotKnowUntilTheLedgerAnswers() {
+        var tracker = StabilityTracker(stabilitySeconds: 10)
+        let handled = Self.file("handled.log")
+        let pending = Self.file("pending.log")
+        let unknown = Self.file("unknown.log")
+        _ = Self.scan(&tracker, [(handled, Self.version(1)), (pending, Self.version(2))])
+        tracker.markHandled(handled, Self.version(1))
+
+        tracker.beginScan()
+        let outcomes = [(handled, Self.version(1)), (pending, Self.version(2)), (unknown, Self.version(3))].map {
+            tracker.scanned($0.0, $0.1, take: true, settled: true, now: Self.start, holdingUnknown: true)
+        }
+        #expect(outcomes == [.noted, .noted, .unknown])
+        #expect(!tracker.knows(unknown, Self.version(3)), "held back, not queued")
+        let ready = tracker.scannedUnknown(unknown, Self.version(3), settled: true, now: Self.start)
+        tracker.endScan(complete: true)
+        #expect(ready)
+        #expect(tracker.handledCount == 1 && tracker.pendingCount == 2)
+    }
 }
