@@ -81,6 +81,41 @@ struct UploadSessionCLITests {
         #expect(large256.string(0, 0) == (try sha256(large)))
     }
 
+    /// A ledger 100 ms away must cost a session a few round trips per batch (claims, recording, results),
+    /// never one per file: the run's own count, in the JSON summary, grows with batches.
+    @Test func ledgerRoundTripsGrowWithBatchesNotWithFiles() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var roundTrips: [Int] = []
+        for (run, files) in [300, 3000].enumerated() {
+            for index in 0..<files { _ = try scratch.write("run\(run)/data/f\(index).txt", "file \(index)") }
+            let config = try scratch.write(
+                "run\(run).json",
+                """
+                { "project": { "name": "round-trips-\(run)" },
+                  "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)run\(run)", "endpoint": "\(s3.endpoint)",
+                          "region": "\(s3.region)" },
+                  "source": { "path": "\(scratch.url.path)/run\(run)/data" } }
+                """
+            )
+            let result = try CLI.run(
+                "upload",
+                ["--config", config, "--json", "--database", database.url],
+                environment: s3.environment
+            )
+            #expect(result.status == 0, "\(result.stderr)")
+            let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            #expect((summary?["totals"] as? [String: Any])?["uploaded_files"] as? Int == files)
+            roundTrips.append(summary?["ledger_round_trips"] as? Int ?? -1)
+        }
+        // Ten times the files: a round trip per file would add 2,700; batches of a hundred or more add far fewer.
+        #expect(roundTrips[0] > 0 && roundTrips[1] > 0, "\(roundTrips)")
+        #expect(roundTrips[1] - roundTrips[0] <= 2700 / 10, "round trips for 300 and 3,000 files: \(roundTrips)")
+    }
+
     @Test func secondRunUploadsNothingAndSaysSo() throws {
         let s3 = try TestS3()
         let database = try TestDatabase()

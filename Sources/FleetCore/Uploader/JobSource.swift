@@ -127,7 +127,15 @@ package final class JobSource: @unchecked Sendable {
     package func release() { lock.withLock { released = true } }
 
     /// No more files will be recorded: an empty claim now means the end.
-    package func finishScan() { lock.withLock { scanFinished = true } }
+    package func finishScan() {
+        lock.withLock {
+            scanFinished = true
+            quietUntil = nil
+        }
+    }
+
+    /// This process committed another batch of the scan: claim again now instead of at the next poll.
+    package func filesRecorded() { lock.withLock { quietUntil = nil } }
 
     /// The next file to upload, or `nil` when there is none left or the run is stopping.
     ///
@@ -168,7 +176,10 @@ package final class JobSource: @unchecked Sendable {
                         return (buffer.removeFirst(), false)
                     }
                     guard finished else {
-                        if joined { quietUntil = .now + .milliseconds(200) }
+                        // Nothing claimable yet: ask again when this process records the next batch
+                        // (`filesRecorded`), or after a pause for batches other processes record, never in a
+                        // tight loop of one round trip per idle worker.
+                        quietUntil = .now + (joined ? .milliseconds(200) : .seconds(1))
                         return (nil, false)
                     }
                     if statuses == ["pending"], afterID > 0 {

@@ -25,9 +25,13 @@ package final class ResultWriter: @unchecked Sendable {
     /// Rows whose upload finished but could not be recorded.
     private let unrecorded = Mutex<[Int64]>([])
     private let done = DispatchSemaphore(value: 0)
-    /// A batch is written when this many outcomes wait, or every `interval`.
+    /// A batch is written when `batchSize` outcomes wait; when `smallBatch` wait and `interval` has passed
+    /// since the last write; or when anything waits and `longestWait` has passed. The ledger's round trips then
+    /// grow with the files (one batch per hundred or more) and only slowly with the time a trickle of files takes.
     private let batchSize = 500
-    private let interval = 0.25
+    private let smallBatch = 100
+    private let interval = 0.5
+    private let longestWait = 2.0
     /// The session's heartbeat and this process's (as one at work on it) are renewed this often, even while
     /// a long multipart upload records nothing: a process silent for a minute counts as gone.
     private let heartbeatInterval: Duration = .seconds(5)
@@ -76,9 +80,9 @@ package final class ResultWriter: @unchecked Sendable {
         if let error { throw error }
     }
 
-    /// Writes a batch once `batchSize` outcomes wait or `interval` has passed since the last write, whichever
-    /// comes first: writing whatever arrived during the previous write made batches of a few dozen files, and
-    /// each batch costs the database a transaction and four statements.
+    /// Writes a batch once enough outcomes wait for the time since the last write (see `batchSize`): writing
+    /// whatever arrived during the previous write made batches of a few dozen files, and each batch costs the
+    /// database a transaction and four statements, and a session seven round trips to the ledger.
     private func run() {
         var lastWrite = ContinuousClock.now
         var lastHeartbeat = ContinuousClock.now
@@ -92,9 +96,12 @@ package final class ResultWriter: @unchecked Sendable {
                 }
             }
             let stop = finished.withLock { $0 }
-            let due = stop || lastWrite.duration(to: .now) >= .seconds(interval)
+            let waited = lastWrite.duration(to: .now)
             let batch: [UploadOutcome] = pending.withLock { outcomes in
-                let count = stop ? outcomes.count : outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
+                let due =
+                    stop || waited >= .seconds(longestWait)
+                    || (waited >= .seconds(interval) && outcomes.count >= smallBatch)
+                let count = outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
                 defer { outcomes.removeFirst(count) }
                 return Array(outcomes.prefix(count))
             }
@@ -104,7 +111,7 @@ package final class ResultWriter: @unchecked Sendable {
             } else if stop {
                 return
             } else {
-                Thread.sleep(forTimeInterval: interval / 5)
+                Thread.sleep(forTimeInterval: 0.05)
             }
         }
     }
