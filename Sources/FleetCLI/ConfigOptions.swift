@@ -36,6 +36,14 @@ package struct ConfigOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
     package var workers: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Override upload.max_bandwidth: bytes per second for all uploads together (8M), or a timetable ('08:00,2M 19:00,off').",
+            valueName: "rate"
+        )
+    )
+    package var maxBandwidth: String?
+
     package init() {}
 
     /// The flags given, as overrides of their keys.
@@ -44,7 +52,7 @@ package struct ConfigOptions: ParsableArguments {
             ("project.name", "--project", project), ("device", "--device", device), ("s3.bucket", "--bucket", bucket),
             ("s3.prefix", "--prefix", prefix), ("s3.region", "--region", region),
             ("s3.endpoint", "--endpoint", endpoint),
-            ("upload.workers", "--workers", workers),
+            ("upload.workers", "--workers", workers), ("upload.max_bandwidth", "--max-bandwidth", maxBandwidth),
         ]
         return flags.compactMap { key, flag, value in
             value.map { ConfigOverride(keyPath: key, value: $0, origin: flag) }

@@ -116,6 +116,39 @@ struct UploadSessionCLITests {
         #expect(roundTrips[1] - roundTrips[0] <= 2700 / 10, "round trips for 300 and 3,000 files: \(roundTrips)")
     }
 
+    /// `upload.max_bandwidth` holds back small bodies (sent from memory) and streamed ones alike, and every
+    /// file still arrives whole: 3 MiB under a 1 MiB/s cap cannot take less than about three seconds.
+    @Test func maxBandwidthHoldsUploadsBackAndEveryFileArrivesWhole() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var expected: [String: URL] = [:]
+        for index in 0..<32 {
+            let path = try scratch.write("data/small-\(index).bin", String(repeating: "\(index % 10)", count: 32 << 10))
+            expected[s3.prefix + "small-\(index).bin"] = URL(fileURLWithPath: path)
+        }
+        let large = try scratch.write("data/large.bin", String(repeating: "abcdefgh", count: (2 << 20) / 8))
+        expected[s3.prefix + "large.bin"] = URL(fileURLWithPath: large)
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 8, "max_bandwidth": "1M" }"#)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let stored = try bucketContents(s3)
+        #expect(Set(stored.keys) == Set(expected.keys))
+        for (key, url) in expected { #expect(stored[key]?.1 == (try sha256(url)), "bytes of \(key)") }
+        let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let seconds = summary?["duration_seconds"] as? Double ?? 0
+        // 3 MiB at 1 MiB/s, less the one piece the cap lets go at once.
+        #expect(seconds >= 2.9, "3 MiB under a 1 MiB/s cap took \(seconds) s")
+    }
+
     @Test func secondRunUploadsNothingAndSaysSo() throws {
         let s3 = try TestS3()
         let database = try TestDatabase()

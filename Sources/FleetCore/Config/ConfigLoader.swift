@@ -32,7 +32,7 @@ package enum ConfigLoader {
         "upload.multipart_threshold_mb", "upload.part_size_mb", "upload.part_concurrency", "upload.max_attempts",
         "upload.backoff_base_seconds", "upload.backoff_cap_seconds", "upload.give_up_after_seconds",
         "upload.compare_with_bucket", "upload.delete_after_upload", "upload.remove_empty_directories",
-        "upload.abandoned_multipart_hours", "upload.stop_timeout_seconds",
+        "upload.abandoned_multipart_hours", "upload.stop_timeout_seconds", "upload.max_bandwidth",
     ]
 
     /// `FLEET_UPLOAD_WORKERS` for `upload.workers`.

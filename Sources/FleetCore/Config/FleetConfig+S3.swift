@@ -20,6 +20,7 @@ extension S3Context {
             environment: environment,
             homeDirectory: homeDirectory
         )
+        bandwidth = config.resolved.upload.maxBandwidth.map(BandwidthLimiter.shared)
     }
 }
 

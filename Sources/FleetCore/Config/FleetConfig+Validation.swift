@@ -119,6 +119,13 @@ extension FleetConfig {
         if let workers = upload?.workers, !(1...256).contains(workers) {
             problem("upload.workers", "must be 1…256, got \(workers)")
         }
+        if let text = upload?.maxBandwidth?.text {
+            do throws(BandwidthScheduleError) {
+                _ = try BandwidthSchedule(parsing: text)
+            } catch {
+                problem("upload.max_bandwidth", error.description)
+            }
+        }
         if let threshold = upload?.multipartThresholdMb, !(5...5120).contains(threshold) {
             problem("upload.multipart_threshold_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(threshold)")
         }

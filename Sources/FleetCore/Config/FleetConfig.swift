@@ -169,6 +169,30 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     /// After SIGINT/SIGTERM, how long files in flight may take to finish before their transfers are ended (a
     /// multipart upload keeps the parts it sent, for the next run to continue).
     package var stopTimeoutSeconds: Double?
+    /// A cap on the bytes per second all uploads of the process send together: `8M`, or a timetable such as
+    /// `08:00,2M 19:00,off`.
+    package var maxBandwidth: BandwidthText?
+}
+
+/// `upload.max_bandwidth` as written: text (`8M`, a timetable) or a whole number of bytes per second.
+package struct BandwidthText: Codable, Sendable, Equatable {
+    package var text: String
+
+    package init(_ text: String) { self.text = text }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int64.self) {
+            text = String(number)
+        } else {
+            text = try container.decode(String.self)
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
 }
 
 package struct RetrySettings: Codable, Sendable, Equatable {

@@ -201,6 +201,8 @@ package struct ResolvedConfig: Sendable, Equatable {
         package var stopTimeoutSeconds: Double
         /// The default of `stopTimeoutSeconds`: a part of the default size goes out in that time on a few Mbit/s.
         package static let defaultStopTimeoutSeconds: Double = 15
+        /// `upload.max_bandwidth`: the cap by time of day; nil when nothing limits (unset, or `off`).
+        package var maxBandwidth: BandwidthSchedule?
 
         init(_ settings: UploadSettings?) {
             workers = settings?.workers ?? Self.defaultWorkers
@@ -216,6 +218,8 @@ package struct ResolvedConfig: Sendable, Equatable {
             removeEmptyDirectories = settings?.removeEmptyDirectories ?? Self.defaultRemoveEmptyDirectories
             abandonedMultipartHours = settings?.abandonedMultipartHours ?? Self.defaultAbandonedMultipartHours
             stopTimeoutSeconds = settings?.stopTimeoutSeconds ?? Self.defaultStopTimeoutSeconds
+            maxBandwidth = settings?.maxBandwidth.flatMap { try? BandwidthSchedule(parsing: $0.text) }
+                .flatMap { $0.limits ? $0 : nil }
         }
 
         /// `multipartThresholdMb` in bytes.

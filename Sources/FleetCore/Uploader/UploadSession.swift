@@ -57,6 +57,9 @@ package struct UploadSession {
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
         try context.checkDestination(bucket: config.destinationBucket, logger: logger)
+        if let bandwidth = context.bandwidth {
+            logger.info("upload bandwidth capped", metadata: ["max_bandwidth": "\(bandwidth.schedule)"])
+        }
 
         let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
         let deviceID = try ledger.upsertDevice(
