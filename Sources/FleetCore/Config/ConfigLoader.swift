@@ -26,7 +26,7 @@ package enum ConfigLoader {
     /// The keys that can be overridden from the environment (and their variables).
     package static let overridableKeys = [
         "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
-        "s3.shared_prefix",
+        "s3.shared_prefix", "s3.credentials_path",
         "keys.template",
         "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
         "upload.multipart_threshold_mb", "upload.part_size_mb", "upload.part_concurrency", "upload.max_attempts",
@@ -159,7 +159,7 @@ package enum ConfigLoader {
 }
 
 extension FleetConfig {
-    /// Relative source paths (and `s3.ca_bundle`) are taken relative to the configuration file, so a job
+    /// Relative source paths (and `s3.ca_bundle`, `s3.credentials_path`) are taken relative to the configuration file, so a job
     /// started from any directory (cron, systemd) scans the same place and trusts the same CAs.
     mutating func resolveSourcePaths(relativeTo directory: URL) {
         func resolved(_ path: String) -> String {
@@ -167,6 +167,7 @@ extension FleetConfig {
         }
         if let path = source?.path { source?.path = resolved(path) }
         if let path = s3.caBundle { s3.caBundle = resolved(path) }
+        if let path = s3.credentialsPath { s3.credentialsPath = resolved(path) }
         sources = sources?.map { item in
             var item = item
             item.path = resolved(item.path)

@@ -65,6 +65,10 @@ extension FleetConfig {
             problem("s3.profile", "must be a profile name as in ~/.aws/credentials, got '\(profile)'")
         }
 
+        if let directory = s3.credentialsPath, directory.isEmpty || directory.contains(where: \.isNewline) {
+            problem("s3.credentials_path", "must be a directory holding credentials and config, got '\(directory)'")
+        }
+
         // Sources
         switch (source, sources) {
         case (nil, nil): problem("source", "is required (or list several under sources)")
@@ -275,7 +279,7 @@ extension FleetConfig {
     }
 
     /// Names (project, device, source) go into keys and the ledger: printable, no `/`, at most 128 characters.
-    static func nameProblem(_ name: String) -> String? {
+    package static func nameProblem(_ name: String) -> String? {
         if name.isEmpty { return "must not be empty" }
         if name.count > 128 { return "must be at most 128 characters" }
         if name.contains("/") { return "must not contain '/'" }
