@@ -185,6 +185,60 @@ struct UploadSessionCLITests {
         #expect(rows.int(0, 1) == 12)
     }
 
+    /// A source below `/var` (here `/var/tmp`) with `delete_after_upload`: refused before anything is recorded
+    /// unless the source says `allow_deletion: true`, and then its files are uploaded and deleted.
+    @Test func deleteAfterUploadBelowVarIsRefusedUnlessTheSourceAllowsDeletion() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let tree = try TemporaryTree(under: URL(fileURLWithPath: "/var/tmp"))
+        defer { tree.remove() }
+        for index in 0..<3 { try tree.file("f\(index).log", size: 10 + index) }
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let plain = #""source": { "path": "data" }"#
+        let refused = try scratch.write(
+            "refused.json",
+            text.replacingOccurrences(of: plain, with: #""source": { "path": "\#(tree.root.path)" }"#)
+        )
+        let allowed = try scratch.write(
+            "allowed.json",
+            text.replacingOccurrences(
+                of: plain,
+                with: #""source": { "path": "\#(tree.root.path)", "allow_deletion": true }"#
+            )
+        )
+
+        let refusal = try CLI.run(
+            "upload",
+            ["--config", refused, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(refusal.status == 2)
+        #expect(
+            refusal.stderr
+                == "upload: \(refused): upload.delete_after_upload: no source allows deletion ('\(tree.root.path)'"
+                + " lies under /var); set source.allow_deletion: true to delete there\n"
+        )
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.root.path).count == 3)
+        #expect(try bucketContents(s3).isEmpty)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", allowed, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try bucketContents(s3).count == 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.root.path).isEmpty)
+        let rows = try database.connect().execute("SELECT count(*) FROM local_deletions WHERE reason = 'after_upload'")
+        #expect(rows.int(0, 0) == 3)
+    }
+
     @Test func deleteAfterUploadNeverDeletesFilesReachedThroughALinkOutOfTheSource() throws {
         let s3 = try TestS3()
         let database = try TestDatabase()

@@ -66,8 +66,10 @@ package struct TestDatabase {
 package struct TemporaryTree {
     package let root: URL
 
-    package init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-test-" + UUID().uuidString)
+    /// A fresh directory in the temporary directory, or in `parent` (`/var/tmp` for a directory below one the
+    /// configuration protects from deletion).
+    package init(under parent: URL = FileManager.default.temporaryDirectory) throws {
+        root = parent.appendingPathComponent("fleet-test-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 

@@ -92,6 +92,8 @@ package final class Agent {
                 "device": "\(settings.device)",
                 "sources": "\(sources.map { $0.name ?? "" }.joined(separator: ","))",
                 "stability_seconds": "\(settings.agent.stabilitySeconds)",
+                "sources.keeping_files":
+                    "\(sources.filter { $0.allowDeletion == false }.map { $0.name ?? "" }.joined(separator: ","))",
             ]
         )
         metrics = startMetrics()

@@ -156,6 +156,23 @@ extension FleetConfig {
         if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
             problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
         }
+        if upload?.deleteAfterUpload == true, let kept = resolved.sources.first,
+            !resolved.sources.contains(where: { $0.allowDeletion == true })
+        {
+            let key = sources == nil ? "source" : "sources[0]"
+            let why: String
+            if (sources?.first ?? source)?.allowDeletion == false {
+                why = "'\(kept.path)' has allow_deletion: false"
+            } else if let prefix = ResolvedConfig.protectedPrefix(of: kept.path), prefix != "/" {
+                why = "'\(kept.path)' lies under \(prefix)"
+            } else {
+                why = "'\(kept.path)' holds the system's directories"
+            }
+            problem(
+                "upload.delete_after_upload",
+                "no source allows deletion (\(why)); set \(key).allow_deletion: true to delete there"
+            )
+        }
 
         // Retry rounds
         if let value = retry?.rounds, !(1...1000).contains(value) {
@@ -252,6 +269,9 @@ extension FleetConfig {
             ]
             for case (let key, let value?) in percents where !(value >= 1 && value <= 100) {
                 problem("deletion.emergency.\(key)", "must be 1…100, got \(value.formatted())")
+            }
+            if let reserved = emergency.reservedGb, !(reserved >= 0 && reserved <= 1_000_000) {
+                problem("deletion.emergency.reserved_gb", "must be 0…1000000 (GiB), got \(reserved.formatted())")
             }
             // Compared with the default for the one not given.
             let warn = resolved.deletion.emergency.warnPercent

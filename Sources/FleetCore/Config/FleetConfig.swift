@@ -105,19 +105,24 @@ package struct SourceSettings: Codable, Sendable, Equatable {
     /// Each first-level directory is a run folder (ROS) kept whole under one `{date}`: the date its name
     /// starts with (`2026-11-23-15-30-00-…`); files in folders without one use their own mtime.
     package var runFolders: Bool?
+    /// Whether any deletion (the agent's policies, `upload.delete_after_upload`) may delete files of this source;
+    /// unset, true except below the system's own directories (`ResolvedConfig.protectedPrefixes`).
+    package var allowDeletion: Bool?
 
     package init(
         name: String? = nil,
         path: String,
         include: [String]? = nil,
         exclude: [String]? = nil,
-        runFolders: Bool? = nil
+        runFolders: Bool? = nil,
+        allowDeletion: Bool? = nil
     ) {
         self.name = name
         self.path = path
         self.include = include
         self.exclude = exclude
         self.runFolders = runFolders
+        self.allowDeletion = allowDeletion
     }
 }
 
@@ -361,25 +366,30 @@ package struct AgeDeletion: Codable, Sendable, Equatable {
     }
 }
 
-/// When a source's file system is fuller than `act_percent`, delete the oldest uploaded files until it is below
-/// `warn_percent`; then, only with `include_unuploaded`, the oldest files never uploaded.
+/// When a source's file system is fuller than `act_percent`, or has less than `reserved_gb` free, delete the
+/// oldest uploaded files until it is below `warn_percent` with `reserved_gb` free; then, only with
+/// `include_unuploaded`, the oldest files never uploaded.
 package struct EmergencyDeletion: Codable, Sendable, Equatable {
     package var enabled: Bool?
     /// A warning is logged above it, and deleting stops below it.
     package var warnPercent: Double?
     /// Deleting starts at it.
     package var actPercent: Double?
+    /// GiB of free space to keep: less starts deleting, and deleting goes on until this much is free.
+    package var reservedGb: Double?
     package var includeUnuploaded: Bool?
 
     package init(
         enabled: Bool? = nil,
         warnPercent: Double? = nil,
         actPercent: Double? = nil,
+        reservedGb: Double? = nil,
         includeUnuploaded: Bool? = nil
     ) {
         self.enabled = enabled
         self.warnPercent = warnPercent
         self.actPercent = actPercent
+        self.reservedGb = reservedGb
         self.includeUnuploaded = includeUnuploaded
     }
 }

@@ -18,6 +18,8 @@ package final class ResultWriter: @unchecked Sendable {
     private let removeEmptyDirectories: Bool
     /// Directories never removed: the sources themselves.
     private let sourceRoots: Set<[UInt8]>
+    /// The sources whose files may be deleted (`allow_deletion`).
+    private let deletableRoots: Set<[UInt8]>
     private let logger: Logger
     private let pending = Mutex<[UploadOutcome]>([])
     private let finished = Mutex(false)
@@ -49,6 +51,7 @@ package final class ResultWriter: @unchecked Sendable {
         deleteAfterUpload = config.resolved.upload.deleteAfterUpload
         removeEmptyDirectories = config.resolved.upload.removeEmptyDirectories
         sourceRoots = Set(config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
+        deletableRoots = config.resolved.deletableSourceRoots
         self.progress = progress
         self.logger = logger
     }
@@ -134,7 +137,8 @@ package final class ResultWriter: @unchecked Sendable {
 
     /// Deletes local files whose upload the ledger now records with a verified checksum, the one way every
     /// deletion goes (`LocalDeleter`): recorded first, and only while the file is still the one uploaded (size,
-    /// mtime, device and inode), reached from its source directory without following a symbolic link.
+    /// mtime, device and inode), reached from its source directory without following a symbolic link. Files of a
+    /// source that keeps its files (`allow_deletion` false) are left alone.
     private func deleteLocalFiles(_ outcomes: [UploadOutcome]) {
         let roots = Array(sourceRoots)
         var candidates: [LocalDeleter.Candidate] = []
@@ -146,6 +150,7 @@ package final class ResultWriter: @unchecked Sendable {
                 )
                 continue
             }
+            guard deletableRoots.contains(root) else { continue }  // its source keeps its files
             candidates.append(
                 LocalDeleter.Candidate(
                     path: outcome.job.path,
@@ -169,6 +174,7 @@ package final class ResultWriter: @unchecked Sendable {
             projectID: projectID,
             deviceID: deviceID,
             logger: logger,
+            deletableRoots: deletableRoots,
             emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
         )
         let results: [LocalRemoval.Outcome]
