@@ -45,8 +45,9 @@ struct BashDaemonConfigImport {
             understood = try read(line: String(line), number: index + 1) || understood
         }
         guard understood else {
-            throw reader.error(
-                "",
+            throw ConfigError(
+                file: reader.file,
+                keyPath: nil,
                 "no setting of the bash daemon found: expected S3_ROOT_DIR=…, S3_UPLOAD_INTERVAL=…, or its command "
                     + "line with -i, -d, -r, -p, -s"
             )

@@ -170,7 +170,7 @@ struct TVMConfigImport {
             }
             if let allowDeletion {
                 entries.append(.init("allow_deletion", .bool(allowDeletion), origin: "\(key).allow_deletion"))
-            } else if Self.isSystemDirectory(expanded) {
+            } else if !ResolvedConfig.defaultAllowDeletion(path: expanded) {
                 result.notices.append(
                     "\(key) (\(expanded)): the old daemon's policies could delete files here; fleet-upload keeps "
                         + "system directories read-only unless the source sets allow_deletion: true"
@@ -190,11 +190,6 @@ struct TVMConfigImport {
         if lowered.hasPrefix("/var/log") { return "syslog" }
         let last = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
         return last.isEmpty || last == "/" ? "root" : last
-    }
-
-    /// Directories fleet-upload never deletes in without `allow_deletion: true`.
-    static func isSystemDirectory(_ path: String) -> Bool {
-        ["/var", "/etc", "/usr", "/boot", "/proc", "/sys"].contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     // MARK: - upload
