@@ -46,16 +46,7 @@ extension MasterCommand {
         var project: String?
 
         func run() throws {
-            let contents: Data
-            do {
-                contents = try Data(contentsOf: URL(fileURLWithPath: file))
-            } catch {
-                let reason =
-                    !FileManager.default.fileExists(atPath: file)
-                    ? "no such file"
-                    : FileManager.default.isReadableFile(atPath: file) ? "not a readable file" : "permission denied"
-                throw ConfigError(file: file, keyPath: nil, "cannot read the old configuration: \(reason)")
-            }
+            let contents = try ConfigLoader.read(file, what: "the old configuration")
             if let project, let reason = FleetConfig.nameProblem(project) {
                 throw ConfigError(keyPath: "--project", reason)
             }
@@ -77,7 +68,13 @@ extension MasterCommand {
             do {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             } catch {
-                standardError("master: cannot write \(output): \(error.localizedDescription)")
+                let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
+                let reason =
+                    !FileManager.default.fileExists(atPath: directory)
+                    ? "no such directory: \(directory)"
+                    : !FileManager.default.isWritableFile(atPath: directory)
+                        ? "permission denied" : error.localizedDescription
+                standardError("master: cannot write \(output): \(reason)")
                 throw ExitCode(ExitStatus.environment.rawValue)
             }
             standardError("import-config: wrote \(output)")

@@ -52,19 +52,7 @@ package enum ConfigLoader {
     ///
     /// - Throws: `ConfigError` naming the file, the key and the reason (the first problem found).
     package static func load(path: String, overrides: [ConfigOverride] = []) throws(ConfigError) -> FleetConfig {
-        if let problem = fileProblem(path) {
-            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(problem)")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason =
-                !FileManager.default.fileExists(atPath: path)
-                ? "no such file"
-                : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
-            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(reason)")
-        }
+        let data = try read(path, what: "the configuration")
         let lowercased = path.lowercased()
         do throws(ConfigError) {
             var config: FleetConfig
@@ -89,6 +77,26 @@ package enum ConfigLoader {
             var located = error
             located.file = path
             throw located
+        }
+    }
+
+    /// The bytes of the file at `path`.
+    ///
+    /// - Parameter what: What the file is, for the message: `cannot read the configuration: no such file`.
+    /// - Throws: `ConfigError` naming the file and why it cannot be read (missing, not a regular file, empty,
+    ///   permission denied).
+    package static func read(_ path: String, what: String) throws(ConfigError) -> Data {
+        if let problem = fileProblem(path) {
+            throw ConfigError(file: path, keyPath: nil, "cannot read \(what): \(problem)")
+        }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason =
+                !FileManager.default.fileExists(atPath: path)
+                ? "no such file"
+                : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
+            throw ConfigError(file: path, keyPath: nil, "cannot read \(what): \(reason)")
         }
     }
 

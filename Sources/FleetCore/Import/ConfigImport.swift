@@ -46,34 +46,32 @@ package enum ConfigImport {
         contents: Data,
         options: Options = Options()
     ) throws(ConfigError) -> ImportedConfig {
-        switch tool {
-        case .tvm:
-            guard let text = String(data: contents, encoding: .utf8) else {
-                throw ConfigError(file: file, keyPath: nil, "the file is not UTF-8 text")
-            }
-            let document: ConfigValue
+        /// `body`'s error, naming the old file.
+        func located<T>(_ body: () throws(ConfigError) -> T) throws(ConfigError) -> T {
             do {
-                document = try ConfigValue.parseYAML(text)
+                return try body()
             } catch {
                 throw ConfigError(file: file, keyPath: error.keyPath, error.message)
             }
+        }
+        func text() throws(ConfigError) -> String {
+            guard let text = String(data: contents, encoding: .utf8) else {
+                throw ConfigError(file: file, keyPath: nil, "the file is not UTF-8 text")
+            }
+            return text
+        }
+        switch tool {
+        case .tvm:
+            let document = try located { () throws(ConfigError) in try ConfigValue.parseYAML(try text()) }
             var importer = TVMConfigImport(file: file, options: options)
             return try importer.run(document)
         case .dataUploader:
-            let document: ConfigValue
-            do {
-                document = try ConfigValue.parseJSON(contents)
-            } catch {
-                throw ConfigError(file: file, keyPath: error.keyPath, error.message)
-            }
+            let document = try located { () throws(ConfigError) in try ConfigValue.parseJSON(contents) }
             var importer = DataUploaderConfigImport(file: file, options: options)
             return try importer.run(document)
         case .bash:
-            guard let text = String(data: contents, encoding: .utf8) else {
-                throw ConfigError(file: file, keyPath: nil, "the file is not UTF-8 text")
-            }
             var importer = BashDaemonConfigImport(file: file, options: options)
-            return try importer.run(text)
+            return try importer.run(try text())
         }
     }
 
