@@ -47,6 +47,9 @@ extension MasterCommand {
 
         func run() throws {
             let contents = try ConfigLoader.read(file, what: "the old configuration")
+            if let output, FleetConfig.realDirectory(output) == FleetConfig.realDirectory(file) {
+                throw ValidationError("--output names the old configuration itself; write the new one elsewhere")
+            }
             if let project, let reason = FleetConfig.nameProblem(project) {
                 throw ConfigError(keyPath: "--project", reason)
             }

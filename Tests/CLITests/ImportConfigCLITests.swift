@@ -252,6 +252,16 @@ struct ImportConfigCLITests {
 
     // MARK: - Refusals
 
+    @Test func theOldFileIsNeverOverwritten() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let old = try scratch.write("config.yaml", "vehicle_id: v\nlog_directories: [/d]\ns3: { bucket: b1b }\n")
+        let result = try CLI.run("master", ["import-config", "--from", "tvm", old, "--output", old])
+        #expect(result.status == 2)
+        #expect(result.reason.contains("--output names the old configuration itself"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: old, encoding: .utf8).hasPrefix("vehicle_id: v"))
+    }
+
     @Test(
         arguments: [
             ("tvm", "missing.yaml", nil, "master: missing.yaml: cannot read the old configuration: no such file"),

@@ -343,7 +343,7 @@ extension FleetConfig {
 
     /// The directory `path` names with every symbolic link resolved; the path as written, standardized, when it
     /// cannot be resolved (it does not exist yet).
-    static func realDirectory(_ path: String) -> String {
+    package static func realDirectory(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
         defer { free(resolved) }
         return String(cString: resolved)
