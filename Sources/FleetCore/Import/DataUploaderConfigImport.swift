@@ -4,8 +4,8 @@ import Foundation
 /// The Data Uploader's JSON configuration as a session configuration (`upload --config`).
 ///
 /// Kept as the tool did it: keys `s3_prefix/path below local_directory`, only the file types its scanner took
-/// (`.wav .jpg .jpeg .mp4 .mov .avi`, any case), files already in the bucket skipped, its region default
-/// (`eu-west-1`) and its attempts per file. The project is the old `project_name`, else `--project`, else the
+/// (`.wav .jpg .jpeg .mp4 .mov .avi`, any case), files already in the bucket skipped, its region and profile
+/// defaults (`eu-west-1`, `default`) and its attempts per file. The project is the old `project_name`, else `--project`, else the
 /// bucket's name, so that `master import-state --from-database` (which keeps the old database's project names)
 /// lands on the same project.
 struct DataUploaderConfigImport {
@@ -50,6 +50,9 @@ struct DataUploaderConfigImport {
         }
         if let profile = try reader.text(document["aws_profile"], at: "aws_profile") {
             result.set("s3.profile", .text(profile), from: "aws_profile")
+        } else {
+            // The old tool always named a profile, so its credentials came from the shared files, not AWS_PROFILE.
+            result.set("s3.profile", .text("default"), from: "not in the old file: the old tool's default")
         }
 
         let expanded = try reader.expandedPath(directory, at: "local_directory")

@@ -346,7 +346,7 @@ struct ConfigImportTests {
     @Test func theDataUploadersDefaultsAreWrittenWhereOursDiffer() throws {
         let imported = try Self.run(.dataUploader, #"{"local_directory": "set1", "bucket_name": "fleet-data"}"#)
         let config = try Self.loaded(imported)
-        #expect(config.s3.region == "eu-west-1")
+        #expect(config.s3.region == "eu-west-1" && config.s3.profile == "default")
         #expect(config.resolved.upload.maxAttempts == 4)
         #expect(config.source?.path == "/srv/old/set1")
     }
