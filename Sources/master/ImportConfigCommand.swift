@@ -24,7 +24,7 @@ extension MasterCommand {
                 other variables in paths are expanded from this shell's environment, and relative paths are taken
                 from the current directory, as the old tools took them.
 
-                The project is --project, else (Data Uploader) the old project_name, else the bucket's name (TVM,
+                The project is the Data Uploader's project_name, else --project, else the bucket's name (TVM,
                 Data Uploader) or s3-upload-daemon (bash). The configuration is checked as master run and upload
                 check it before it is written (stdout, or --output FILE). See docs/migrating.md.
 
