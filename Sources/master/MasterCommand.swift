@@ -12,6 +12,15 @@ struct MasterCommand: FleetCommand {
         version: FleetVersion.description,
         subcommands: [Once.self, Run.self, Status.self, Migrate.self, ImportConfig.self]
     )
+
+    /// The Data Uploader's `master.py` flags (for `once`) and the vehicle daemon's (for `run`).
+    static let renamedFlags = [
+        "once": [
+            RenamedFlag("-e", "--url"), RenamedFlag("--skip-retry", "--no-retry"),
+            RenamedFlag("--skip-endpoint", "--no-trigger"),
+        ],
+        "run": [RenamedFlag("--test-config", "--check")],
+    ]
 }
 
 extension MasterCommand {

@@ -145,6 +145,15 @@ package enum ConfigLoader {
                     "is empty; \(leave) to keep the file's value"
                 )
             }
+            if item.keyPath == "source.path", case .object(let pairs) = document,
+                pairs.contains(where: { $0.key == "sources" })
+            {
+                throw ConfigError(
+                    keyPath: item.keyPath,
+                    origin: item.origin,
+                    "applies to a configuration with one source, not to one that lists sources"
+                )
+            }
             document.set(.plain(item.value), at: item.keyPath.split(separator: ".").map(String.init)[...])
             origins[item.keyPath] = item.origin
         }
