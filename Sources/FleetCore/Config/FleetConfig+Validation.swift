@@ -65,6 +65,10 @@ extension FleetConfig {
             problem("s3.profile", "must be a profile name as in ~/.aws/credentials, got '\(profile)'")
         }
 
+        if let directory = s3.credentialsPath, directory.isEmpty || directory.contains(where: \.isNewline) {
+            problem("s3.credentials_path", "must be a directory holding credentials and config, got '\(directory)'")
+        }
+
         // Sources
         switch (source, sources) {
         case (nil, nil): problem("source", "is required (or list several under sources)")
@@ -302,7 +306,7 @@ extension FleetConfig {
     }
 
     /// Names (project, device, source) go into keys and the ledger: printable, no `/`, at most 128 characters.
-    static func nameProblem(_ name: String) -> String? {
+    package static func nameProblem(_ name: String) -> String? {
         if name.isEmpty { return "must not be empty" }
         if name.count > 128 { return "must be at most 128 characters" }
         if name.contains("/") { return "must not contain '/'" }
@@ -346,7 +350,7 @@ extension FleetConfig {
 
     /// The directory `path` names with every symbolic link resolved; the path as written, standardized, when it
     /// cannot be resolved (it does not exist yet).
-    static func realDirectory(_ path: String) -> String {
+    package static func realDirectory(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
         defer { free(resolved) }
         return String(cString: resolved)

@@ -87,6 +87,10 @@ package struct S3Settings: Codable, Sendable, Equatable {
     /// A PEM file of certificate authorities to trust for the endpoint (a private CA); unset, `S3Context`
     /// takes `AWS_CA_BUNDLE`, else the system's. A relative path is relative to the configuration file.
     package var caBundle: String?
+    /// A directory holding the shared AWS files `credentials` and `config` (as `~/.aws` does); unset,
+    /// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`, else `~/.aws`. A relative path is relative to the
+    /// configuration file.
+    package var credentialsPath: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {

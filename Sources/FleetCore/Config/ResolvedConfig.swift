@@ -9,7 +9,7 @@ import Foundation
 /// `upload.workers`), and the table in `docs/configuration.md` states the same defaults (a test compares them).
 ///
 /// Not resolved here: `project.name` and `s3.bucket` (no default), and `s3.region`, `s3.endpoint`,
-/// `s3.path_style` and `s3.profile`, which depend on the environment and the shared AWS files: `S3Context`
+/// `s3.path_style`, `s3.profile` and `s3.credentials_path`, which depend on the environment and the shared AWS files: `S3Context`
 /// resolves those.
 package struct ResolvedConfig: Sendable, Equatable {
     /// `device`: the machine this runs on.

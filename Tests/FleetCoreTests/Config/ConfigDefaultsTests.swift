@@ -162,6 +162,7 @@ struct ConfigDefaultsTests {
         "project.name", "s3.bucket", "source", "sources[]", "sources[].run_folders", "sources[].allow_deletion",
         "deletion.age.max_age_days",
         "device", "keys.template", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile", "s3.ca_bundle",
+        "s3.credentials_path",
         "metrics.cloudwatch.region", "metrics.cloudwatch.vehicle_id", "metrics.cloudwatch.endpoint",
     ]
 
