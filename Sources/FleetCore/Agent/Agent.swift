@@ -767,7 +767,7 @@ private struct StoredLookup {
         }
         let stored: [Bool]
         do {
-            stored = try ledger.storedMatches(projectID: projectID, candidates)
+            stored = try ledger.storedMatches(projectID: projectID, candidates, acceptingImported: true)
         } catch {
             logger.warning(
                 "cannot ask the ledger which files are stored; queueing them",
