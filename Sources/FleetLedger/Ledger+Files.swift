@@ -120,7 +120,8 @@ extension Ledger {
 
     /// Records one batch of scanned files in one transaction.
     ///
-    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped`; a second
+    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped` (an object
+    /// imported without an mtime matches on key and size, `master import-state`); a second
     /// file mapping to a key already taken in this session, a file whose key another project stores (same bucket
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
@@ -167,7 +168,7 @@ extension Ledger {
                     FROM ranked r
                     LEFT JOIN stored_objects o
                       ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
-                     AND o.size_bytes = r.size_bytes AND o.mtime = r.mtime
+                     AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR o.mtime IS NULL)
                     LEFT JOIN LATERAL (
                         SELECT p.name FROM stored_objects x JOIN projects p ON p.id = x.project_id CROSS JOIN me
                         WHERE x.bucket = r.bucket AND x.s3_key = r.s3_key AND x.project_id <> \(projectID)
@@ -226,7 +227,7 @@ extension Ledger {
                 SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
                     mtime = EXCLUDED.mtime, checksum_sha256 = NULL, etag = NULL, session_id = EXCLUDED.session_id,
-                    uploaded_at = now()
+                    uploaded_at = now(), imported_from = NULL
                 """
             )
             return updated.affectedRows
@@ -384,7 +385,7 @@ extension Ledger {
                 FROM staged_results WHERE status = 'uploaded'
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
                     mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
-                    session_id = EXCLUDED.session_id, uploaded_at = now()
+                    session_id = EXCLUDED.session_id, uploaded_at = now(), imported_from = NULL
                 """
             )
             try connection.execute("UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)")

@@ -50,6 +50,11 @@ extension Migration {
             name: "multipart_aborts",
             sql: String(decoding: PackageResources._008_multipart_aborts_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 9,
+            name: "imported_state",
+            sql: String(decoding: PackageResources._009_imported_state_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -10,7 +10,7 @@ struct MasterCommand: FleetCommand {
         abstract:
             "Orchestrate fleet-upload: one full cycle, the vehicle agent, fleet and session history, schema migrations.",
         version: FleetVersion.description,
-        subcommands: [Once.self, Run.self, Status.self, Migrate.self, ImportConfig.self]
+        subcommands: [Once.self, Run.self, Status.self, Migrate.self, ImportConfig.self, ImportState.self]
     )
 
     /// The Data Uploader's `master.py` flags (for `once`) and the vehicle daemon's (for `run`).

@@ -217,6 +217,31 @@ struct DeletionPoliciesTests {
         #expect(try fixture.policies(DeletionSettings()).ageBased(now: Date()) == nil)
     }
 
+    @Test func ageKeepsAFileOnlyAnImportedRegistryRecordsAsUploaded() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let old = Date().addingTimeInterval(-20 * 86_400)
+        try fixture.tree.file("old-1.log", size: 10, mtime: old)
+        _ = try fixture.upload()
+        let imported = try fixture.tree.file("imported.log", size: 40, mtime: old)
+        var info = stat()
+        try #require(stat(imported.path, &info) == 0)
+        let mtime = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        let registry = fixture.tree.root.appendingPathComponent("processed_files.json").path
+        try
+            #"{"files": {"\#(imported.path)::40::\#(mtime)": {"filepath": "\#(imported.path)", "size": 40, "mtime": \#(mtime)}}}"#
+            .write(toFile: registry, atomically: true, encoding: .utf8)
+        let summary = try RegistryImport(config: fixture.base, databaseURL: fixture.database.url, logger: quietLogger)
+            .run(registry: registry, queue: nil)
+        #expect(summary.recorded == 1)
+
+        let report = try fixture.policies(DeletionSettings(age: AgeDeletion(maxAgeDays: 14))).ageBased(now: Date())
+
+        // The registry is enough not to send the file again, never to delete it: no checksum verifies it.
+        #expect(report == expectedReport("age", deleted: 1, bytes: 10, keptUnuploaded: 1))
+        #expect(try fixture.remainingFiles().contains("imported.log"))
+    }
+
     @Test func ageWithIncludeUnuploadedDeletesThoseTooAsNotUploaded() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }

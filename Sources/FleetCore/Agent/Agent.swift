@@ -48,6 +48,10 @@ package final class Agent {
     // Runs.
     private var running: RunningUpload?
     private var lastUploadAt: Date?
+    /// Files an import queued for this device (`master import-state --queue`), by path, taken by the first scan
+    /// with a ledger: each row is forgotten once a run settles its file.
+    private var importedQueue: Set<String> = []
+    private var importedQueueTaken = false
 
     // The ledger, as the loop sees it (runs open their own connections).
     private var ledger: Ledger?
@@ -272,6 +276,7 @@ package final class Agent {
     private func rescan(_ reason: AgentAction.RescanReason, now: Date) {
         if reason == .sourcesChanged {
             tracker = StabilityTracker(stabilitySeconds: settings.agent.stabilitySeconds)
+            importedQueueTaken = false  // the new tracker takes the imported queue again
             startWatching()
         } else if watchedRoots.count
             != sources.indices.filter({ FileManager.default.isReadableDirectory(sources[$0].path) }).count
@@ -288,6 +293,7 @@ package final class Agent {
         var counts = (found: 0, taken: 0, stored: 0)
         var complete = false
         tracker.beginScan()
+        if !importedQueueTaken { importedQueueTaken = takeImportedQueue(now: now, into: &newlyReady) }
         defer {
             counts.stored += lookup.flush(into: &tracker, newlyReady: &newlyReady, now: now, logger: logger)
             tracker.endScan(complete: complete)
@@ -363,6 +369,58 @@ package final class Agent {
             }
         }
         complete = true
+    }
+
+    /// Takes the files an import queued for this device into the queue, whatever their age (a file excluded by
+    /// the scan rules, outside the sources or gone is forgotten): the rows stay until a run settles the file.
+    ///
+    /// - Returns: whether the ledger answered (else the next scan asks again).
+    private func takeImportedQueue(now: Date, into newlyReady: inout [SourceFile]) -> Bool {
+        guard let ledger else { return false }
+        let queued: [QueuedFile]
+        do {
+            queued = try ledger.queuedFiles(deviceID: deviceID)
+        } catch {
+            logger.warning("cannot read the imported queue; the next scan asks again", metadata: ["error": "\(error)"])
+            return false
+        }
+        guard !queued.isEmpty else { return true }
+        var gone: [String] = []
+        for entry in queued {
+            let path = Array(entry.localPath.utf8)
+            guard let file = sourceFile(at: path),
+                let version = FileVersion.current(at: path, followSymlinks: settings.scan.followSymlinks)
+            else {
+                gone.append(entry.localPath)
+                continue
+            }
+            importedQueue.insert(entry.localPath)
+            let age = Double(Timestamp(now).microseconds - version.mtime.microseconds) / 1_000_000
+            if tracker.observe(file, version, now: now, settled: age >= StabilityTracker.settledAge) {
+                newlyReady.append(file)
+            }
+        }
+        if !gone.isEmpty { _ = try? ledger.forgetQueuedFiles(deviceID: deviceID, paths: gone) }
+        logger.notice(
+            "took the files an import queued",
+            metadata: ["files": "\(importedQueue.count)", "gone_or_outside_sources": "\(gone.count)"]
+        )
+        return true
+    }
+
+    /// Forgets the imported queue's rows of files a run settled.
+    private func forgetSettledImports(_ settled: Set<String>) {
+        let done = importedQueue.intersection(settled)
+        guard !done.isEmpty, let ledger else { return }
+        do {
+            try ledger.forgetQueuedFiles(deviceID: deviceID, paths: Array(done))
+            importedQueue.subtract(done)
+        } catch {
+            logger.warning(
+                "cannot forget settled files of the imported queue; the next start finds them stored",
+                metadata: ["error": "\(error)"]
+            )
+        }
     }
 
     /// Files modified before this are left alone unless already known (`scan.max_age_days`, default 3).
@@ -458,6 +516,7 @@ package final class Agent {
                 }
             }
             machine.runSucceeded(left: left, now: now, jitter: jitter())
+            if !importedQueue.isEmpty { forgetSettledImports(outcome.settled) }
             if outcome.uploadedFiles > 0 { lastUploadAt = clock.now() }
             metrics?.record(
                 uploadedBytes: outcome.uploadedBytes,
@@ -710,7 +769,7 @@ private struct StoredLookup {
         }
         let stored: [Bool]
         do {
-            stored = try ledger.storedMatches(projectID: projectID, candidates)
+            stored = try ledger.storedMatches(projectID: projectID, candidates, acceptingImported: true)
         } catch {
             logger.warning(
                 "cannot ask the ledger which files are stored; queueing them",

@@ -47,7 +47,7 @@ struct AgentRun: Sendable {
                 )
             )
         }
-        let stored = try ledger.storedMatches(projectID: projectID, placed.map(\.1))
+        let stored = try ledger.storedMatches(projectID: projectID, placed.map(\.1), acceptingImported: true)
         var alreadyStored = Set<Int>()
         for (position, (index, _)) in placed.enumerated() where stored[position] { alreadyStored.insert(index) }
         outcome.alreadyStored = alreadyStored.count

@@ -469,7 +469,10 @@ package struct DeletionPolicies {
                 )
             }
         }
-        for (position, stored) in zip(asked, try ledger.storedMatches(projectID: projectID, candidates)) {
+        for (position, stored) in zip(
+            asked,
+            try ledger.storedMatches(projectID: projectID, candidates, acceptingImported: false)
+        ) {
             verdicts[position].uploaded = stored
         }
         return verdicts
