@@ -36,7 +36,7 @@ extension MasterCommand {
         func validate() throws { _ = try configOptions.requiredPath() }
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-once")
             let config = try configOptions.load()
             let trigger =
                 try url != nil || config.trigger?.url != nil
