@@ -44,6 +44,8 @@ package struct TestDatabase {
             throw TestEnvironmentError(description: TestDatabase.startHint)
         }
         adminURL = admin
+        // The tests' own connections, apart from the tools' (`fleet-upload` …) in pg_stat_activity and the log.
+        PGConnection.applicationName = "fleet-tests"
         name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = try PGConnection(conninfo: admin)
         try connection.executeScript("CREATE DATABASE \(name)" + (tablespace.map { " TABLESPACE \($0)" } ?? ""))
