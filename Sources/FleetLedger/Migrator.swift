@@ -96,11 +96,8 @@ package struct Migrator {
                     )
                     // Read again under the lock: another process may have applied it meanwhile.
                     let current = try appliedChecksums(connection)
-                    guard
-                        try pending(known, applied: current, connection).contains(where: {
-                            $0.version == migration.version
-                        })
-                    else { return false }
+                    _ = try pending(known, applied: current, connection)
+                    guard current[migration.version] == nil else { return false }
                     try connection.executeScript(migration.sql)
                     try connection.execute(
                         """
