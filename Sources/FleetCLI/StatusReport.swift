@@ -81,15 +81,15 @@ package enum StatusReport {
             ])
             for group in status.connections {
                 table.append([
-                    group.application.map { $0.isEmpty ? "(unnamed)" : $0 } ?? "(other roles)",
+                    group.application.flatMap { $0.isEmpty ? nil : $0 } ?? "(unnamed)",
                     f.count(group.total), f.count(group.active), f.count(group.idleInTransaction), f.count(group.idle),
                 ])
             }
             lines += table.lines
-            if status.connections.contains(where: { $0.application == nil }) {
+            if status.connections.contains(where: { $0.stateHidden > 0 }) {
                 lines.append(
-                    "  (other roles): connections of roles whose details this role may not read; "
-                        + "grant it pg_read_all_stats to see their applications."
+                    "  Other roles' connections count in CONNECTIONS only: their state shows to a role granted "
+                        + "pg_read_all_stats."
                 )
             }
         }

@@ -107,8 +107,7 @@ package struct FleetStatus: Sendable {
     /// The server's connections (backends) of one application, from `pg_stat_activity`. Behind PgBouncer these
     /// are its server connections, named after the client that used each last.
     package struct Connections: Sendable, Equatable {
-        /// `application_name`; `nil` for other roles' connections when the reader may not see their details
-        /// (it needs `pg_read_all_stats`, or to be a member of their role).
+        /// `application_name` (empty when the client set none).
         package var application: String?
         package var total: Int
         /// Running a statement now.
@@ -117,6 +116,10 @@ package struct FleetStatus: Sendable {
         package var idleInTransaction: Int
         /// Open, doing nothing.
         package var idle: Int
+
+        /// Connections whose state the reader may not see: other roles' connections show their application to
+        /// everyone, but their state only to a role granted `pg_read_all_stats` (or a member of theirs).
+        package var stateHidden: Int { total - active - idleInTransaction - idle }
     }
 }
 
@@ -233,6 +236,7 @@ extension FleetStatus.Connections: Encodable {
     private enum CodingKeys: String, CodingKey {
         case application, total, active, idle
         case idleInTransaction = "idle_in_transaction"
+        case stateHidden = "state_hidden"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -242,5 +246,6 @@ extension FleetStatus.Connections: Encodable {
         try container.encode(active, forKey: .active)
         try container.encode(idleInTransaction, forKey: .idleInTransaction)
         try container.encode(idle, forKey: .idle)
+        try container.encode(stateHidden, forKey: .stateHidden)
     }
 }

@@ -60,8 +60,8 @@ extension Ledger {
     // MARK: - Fleet queries
 
     /// The server's client connections to this database by application, this one left out. A reader without
-    /// `pg_read_all_stats` sees other roles' rows with neither `application_name` nor `state`: they are counted
-    /// under `nil`.
+    /// `pg_read_all_stats` sees other roles' rows with their `application_name` but without `state` and
+    /// `backend_type`: they count in the total only.
     package func connections() throws -> [FleetStatus.Connections] {
         let rows = try connection.execute(
             """

@@ -11,8 +11,8 @@ extension MasterCommand {
                 throughput; the failed files of those sessions by error class; each project's sessions, uploads
                 and failures over the last 30 days with its latest session; every device with its last
                 heartbeat, disk use, queue and last upload; and the server's connections to the ledger's
-                database by application (pg_stat_activity: other roles' applications show only to a role
-                granted pg_read_all_stats). Totals of a running session appear when it ends.
+                database by application (pg_stat_activity: whether other roles' connections are active or
+                idle shows only to a role granted pg_read_all_stats). Totals of a running session appear when it ends.
 
                 With --session ID: that session's summary (totals counted from its files now, as `upload` and
                 `master once` report them), its failed files with their last errors, its retry rounds and its
