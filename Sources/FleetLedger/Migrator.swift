@@ -58,9 +58,13 @@ extension Migration {
     ]
 }
 
-/// Applies pending migrations in order, one transaction each, while holding an advisory lock so that
-/// processes starting at the same moment take turns; each applied version is recorded in
-/// `schema_migrations`.
+/// Applies pending migrations in order, one transaction each, every one holding a transaction-scoped advisory
+/// lock (`pg_advisory_xact_lock`) so that processes starting at the same moment take turns; each applied version
+/// is recorded in `schema_migrations`.
+///
+/// Nothing outlives a transaction: the lock ends with the transaction that took it, so it works unchanged behind a
+/// pooler in transaction mode, where a session-scoped lock could be taken on one server connection and released
+/// on another (or never). When the schema is current, as on nearly every connect, no lock is taken at all.
 package struct Migrator {
     /// An arbitrary constant that names the migration lock among all advisory locks of the database.
     static let advisoryLockKey: Int64 = 0x666C_6565_7475_706C  // "fleetupl"
@@ -77,44 +81,28 @@ package struct Migrator {
     ///   when an applied migration's file changed or a migration fails (it is rolled back).
     @discardableResult
     package func migrate(_ connection: PGConnection) throws -> [Migration] {
-        try connection.execute("SELECT pg_advisory_lock(\(Migrator.advisoryLockKey))")
-        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(\(Migrator.advisoryLockKey))") }
-
-        try connection.executeScript(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                checksum   text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """
-        )
-        let applied = try appliedChecksums(connection)
-        let known = Set(migrations.map(\.version))
-        if let newest = applied.keys.max(), !known.contains(newest), newest > (known.max() ?? 0) {
-            throw LedgerError(
-                .schemaTooNew,
-                location: connection.location,
-                message: "the schema is at version \(newest), newer than this fleet-upload knows "
-                    + "(\(known.max() ?? 0)); upgrade fleet-upload"
-            )
-        }
+        let known = migrations.sorted(by: { $0.version < $1.version })
+        guard try !pending(known, applied: appliedChecksumsIfAny(connection), connection).isEmpty else { return [] }
         var done: [Migration] = []
-        for migration in migrations.sorted(by: { $0.version < $1.version }) {
-            if let checksum = applied[migration.version] {
-                guard checksum == migration.checksum else {
-                    throw LedgerError(
-                        .migrationFailed,
-                        location: connection.location,
-                        message: "\(migration.fileName) was changed after it was applied (checksum differs); "
-                            + "add a new migration instead of editing an applied one"
-                    )
-                }
-                continue
-            }
+        for migration in known {
+            let applied: Bool
             do {
-                try connection.transaction {
+                applied = try connection.transaction {
+                    try connection.execute("SELECT pg_advisory_xact_lock(\(Migrator.advisoryLockKey))")
+                    try connection.executeScript(
+                        """
+                        CREATE TABLE IF NOT EXISTS schema_migrations (
+                            version    integer PRIMARY KEY,
+                            name       text NOT NULL,
+                            checksum   text NOT NULL,
+                            applied_at timestamptz NOT NULL DEFAULT now()
+                        )
+                        """
+                    )
+                    // Read again under the lock: another process may have applied it meanwhile.
+                    let current = try appliedChecksums(connection)
+                    _ = try pending(known, applied: current, connection)
+                    guard current[migration.version] == nil else { return false }
                     try connection.executeScript(migration.sql)
                     try connection.execute(
                         """
@@ -122,8 +110,9 @@ package struct Migrator {
                         VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                         """
                     )
+                    return true
                 }
-            } catch let error as LedgerError {
+            } catch let error as LedgerError where error.kind == .queryFailed {
                 throw LedgerError(
                     .migrationFailed,
                     location: connection.location,
@@ -131,17 +120,49 @@ package struct Migrator {
                     sqlState: error.sqlState
                 )
             }
+            guard applied else { continue }
             logger.info("applied migration", metadata: ["migration": "\(migration.fileName)"])
             done.append(migration)
         }
         return done
     }
 
+    /// The known migrations not applied yet, after checking that the database is not ahead of this binary and
+    /// that no applied migration changed since.
+    private func pending(_ known: [Migration], applied: [Int: String], _ connection: PGConnection) throws -> [Migration]
+    {
+        let versions = Set(known.map(\.version))
+        if let newest = applied.keys.max(), !versions.contains(newest), newest > (versions.max() ?? 0) {
+            throw LedgerError(
+                .schemaTooNew,
+                location: connection.location,
+                message: "the schema is at version \(newest), newer than this fleet-upload knows "
+                    + "(\(versions.max() ?? 0)); upgrade fleet-upload"
+            )
+        }
+        for migration in known {
+            if let checksum = applied[migration.version], checksum != migration.checksum {
+                throw LedgerError(
+                    .migrationFailed,
+                    location: connection.location,
+                    message: "\(migration.fileName) was changed after it was applied (checksum differs); "
+                        + "add a new migration instead of editing an applied one"
+                )
+            }
+        }
+        return known.filter { applied[$0.version] == nil }
+    }
+
+    /// What `schema_migrations` records; empty when the table is not there yet (a new database).
+    private func appliedChecksumsIfAny(_ connection: PGConnection) throws -> [Int: String] {
+        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        guard try result.decode(Bool.self, 0, 0, in: "pg_class") else { return [:] }
+        return try appliedChecksums(connection)
+    }
+
     /// The newest applied version, 0 for an empty database.
     package func currentVersion(_ connection: PGConnection) throws -> Int {
-        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        guard try result.decode(Bool.self, 0, 0, in: "pg_class") else { return 0 }
-        return try appliedChecksums(connection).keys.max() ?? 0
+        try appliedChecksumsIfAny(connection).keys.max() ?? 0
     }
 
     private func appliedChecksums(_ connection: PGConnection) throws -> [Int: String] {

@@ -29,14 +29,15 @@ extension MasterCommand {
             abstract: "Apply pending ledger migrations and print the schema version.",
             discussion: """
                 Every command applies pending migrations when it starts; this one does only that. Migrations
-                run one transaction each under an advisory lock, so several processes may start at once.
+                run one transaction each under a transaction-scoped advisory lock, so several processes may start
+                at once (also behind PgBouncer in transaction pooling).
                 """
         )
 
         @OptionGroup var common: CommonOptions
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-migrate")
             let ledger = try Ledger(url: common.databaseURL, logger: logger)
             let version = try ledger.schemaVersion()
             let applied = ledger.appliedMigrations.map(\.fileName)

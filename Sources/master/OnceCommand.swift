@@ -49,7 +49,7 @@ extension MasterCommand {
         }
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-once")
             let config = try configOptions.load()
             if dryRun {
                 let url = common.databaseURL

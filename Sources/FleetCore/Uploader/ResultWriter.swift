@@ -7,10 +7,10 @@ import Synchronization
 /// Collects outcomes from the workers and writes them to the ledger in batches on a thread of its own: one
 /// transaction per batch, never one round trip per file.
 ///
-/// `@unchecked Sendable`: the ledger connection is used only by the writer thread; the shared buffer is
-/// behind a `Mutex`.
+/// `@unchecked Sendable`: the ledger connection is the run's `SharedLedger`, used under its lock; the shared
+/// buffer is behind a `Mutex`.
 package final class ResultWriter: @unchecked Sendable {
-    private let ledger: Ledger
+    private let ledger: SharedLedger
     private let sessionID: Int64
     private let projectID: Int64
     private let deviceID: Int64
@@ -40,7 +40,7 @@ package final class ResultWriter: @unchecked Sendable {
     package let progress: UploadProgress
 
     package init(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         projectID: Int64,
         deviceID: Int64,
@@ -93,7 +93,7 @@ package final class ResultWriter: @unchecked Sendable {
             if lastHeartbeat.duration(to: .now) >= heartbeatInterval {
                 lastHeartbeat = .now
                 do {
-                    try ledger.workerHeartbeat(sessionID: sessionID)
+                    try ledger.use { try $0.workerHeartbeat(sessionID: sessionID) }
                 } catch {
                     logger.debug("heartbeat not recorded", metadata: ["error": "\(error)"])
                 }
@@ -125,7 +125,11 @@ package final class ResultWriter: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                try ledger.reconnecting { try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID) }
+                try ledger.use { ledger in
+                    try ledger.reconnecting {
+                        try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID)
+                    }
+                }
                 break
             } catch {
                 attempt += 1
@@ -176,17 +180,18 @@ package final class ResultWriter: @unchecked Sendable {
                 )
             )
         }
-        let deleter = LocalDeleter(
-            ledger: ledger,
-            projectID: projectID,
-            deviceID: deviceID,
-            logger: logger,
-            deletableRoots: deletableRoots,
-            emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
-        )
         let results: [LocalRemoval.Outcome]
         do {
-            results = try deleter.delete(candidates, reason: "after_upload")
+            results = try ledger.use { ledger in
+                try LocalDeleter(
+                    ledger: ledger,
+                    projectID: projectID,
+                    deviceID: deviceID,
+                    logger: logger,
+                    deletableRoots: deletableRoots,
+                    emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
+                ).delete(candidates, reason: "after_upload")
+            }
         } catch let error as LocalDeleter.UnconfirmedDeletions {
             results = error.outcomes
         } catch {

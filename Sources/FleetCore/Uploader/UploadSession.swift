@@ -98,7 +98,6 @@ package struct UploadSession {
             concurrency: config.resolved.upload.workers
         )
         do {
-            try ledger.prepareStaging()
             try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.resolved.upload.workers)
             let pool = try UploadPool(
                 context: context,
