@@ -50,7 +50,8 @@ package final class DataUploaderDatabase {
         } catch let error as LedgerError {
             throw DataUploaderDatabaseError(location: error.location, message: error.message)
         }
-        // Times without a zone were written in the server's zone, which the session's UTC would hide.
+        // Times without a zone were written in the server's zone: read them in it, whatever a client default
+        // (PGTZ, or a zone in the URL's options) says.
         try connection.executeScript("RESET TimeZone")
         let rows = try connection.execute(
             """

@@ -64,7 +64,7 @@ extension Ledger {
                  AND o.size_bytes = c.size_bytes
                  AND ((o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL)
                       OR (\(acceptingImported)::boolean AND o.imported_from IS NOT NULL
-                          AND (o.mtime = c.mtime OR o.mtime IS NULL)))
+                          AND (o.mtime = c.mtime OR (o.mtime IS NULL AND c.mtime <= o.uploaded_at))))
                 """
             )
             for row in 0..<rows.rowCount {

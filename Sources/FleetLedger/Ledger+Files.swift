@@ -147,7 +147,7 @@ extension Ledger {
                 FROM ranked r
                 LEFT JOIN stored_objects o
                   ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
-                 AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR o.mtime IS NULL)
+                 AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
                 LEFT JOIN LATERAL (
                     SELECT p.name FROM stored_objects x JOIN projects p ON p.id = x.project_id CROSS JOIN me
                     WHERE x.bucket = r.bucket AND x.s3_key = r.s3_key AND x.project_id <> \(projectID)

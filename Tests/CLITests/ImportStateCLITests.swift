@@ -19,7 +19,12 @@ struct ImportStateCLITests {
         for index in 0..<12 {
             let name = "sensor-\(index % 3)/clip-\(index).wav"
             let size = 100 + index * 7
-            _ = try scratch.write("data/" + name, String(repeating: "a", count: size))
+            // Written a month ago, before the old tool uploaded them (a file changed since would be sent again).
+            let path = try scratch.write("data/" + name, String(repeating: "a", count: size))
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: -30 * 86_400)],
+                ofItemAtPath: path
+            )
             sizes[name] = size
             uploaded.append(
                 DataUploaderFixture.File(

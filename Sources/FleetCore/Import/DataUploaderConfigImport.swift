@@ -38,6 +38,11 @@ struct DataUploaderConfigImport {
             result.set("project.name", .text(name), from: "--project")
         } else {
             result.set("project.name", .text(bucket), from: "bucket_name: the old file names no project")
+            result.notices.append(
+                "the old file names no project_name: the project is called '\(bucket)' after the bucket; if the old "
+                    + "database names it differently (master import-state --from-database prints its projects), import "
+                    + "again with --project NAME, or upload refuses the keys that project stored"
+            )
         }
         result.set("s3.bucket", .text(bucket), from: "bucket_name")
         if let prefix = try reader.text(document["s3_prefix"], at: "s3_prefix") {
