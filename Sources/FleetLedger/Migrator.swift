@@ -50,6 +50,11 @@ extension Migration {
             name: "multipart_aborts",
             sql: String(decoding: PackageResources._008_multipart_aborts_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 9,
+            name: "fleet_roles",
+            sql: String(decoding: PackageResources._009_fleet_roles_sql, as: UTF8.self)
+        ),
     ]
 }
 
@@ -67,47 +72,40 @@ package struct Migrator {
 
     /// Brings the schema to the newest version this binary knows.
     ///
+    /// A schema that is current is only read (`schema_migrations`): no lock, no DDL, so a role that may not
+    /// change the schema (a vehicle's `fleet_device` login) opens the ledger like any other. Only a pending
+    /// migration takes the lock.
+    ///
     /// - Returns: the versions applied now (empty when the schema was current).
     /// - Throws: `LedgerError` `.schemaTooNew` when the database is ahead of this binary, `.migrationFailed`
-    ///   when an applied migration's file changed or a migration fails (it is rolled back).
+    ///   when an applied migration's file changed, a migration fails (it is rolled back) or the role may not
+    ///   apply it.
     @discardableResult
     package func migrate(_ connection: PGConnection) throws -> [Migration] {
+        if try hasMigrationTable(connection) {
+            let applied = try check(try appliedChecksums(connection), location: connection.location)
+            if migrations.allSatisfy({ applied[$0.version] != nil }) { return [] }
+        }
         try connection.execute("SELECT pg_advisory_lock(\(Migrator.advisoryLockKey))")
         defer { _ = try? connection.execute("SELECT pg_advisory_unlock(\(Migrator.advisoryLockKey))") }
 
-        try connection.executeScript(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                checksum   text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """
-        )
-        let applied = try appliedChecksums(connection)
-        let known = Set(migrations.map(\.version))
-        if let newest = applied.keys.max(), !known.contains(newest), newest > (known.max() ?? 0) {
-            throw LedgerError(
-                .schemaTooNew,
-                location: connection.location,
-                message: "the schema is at version \(newest), newer than this fleet-upload knows "
-                    + "(\(known.max() ?? 0)); upgrade fleet-upload"
+        // Made once, under the lock: checking first spares a role that may not create tables the refusal of even
+        // `CREATE TABLE IF NOT EXISTS`, so it reaches the message below.
+        if try !hasMigrationTable(connection) {
+            try connection.executeScript(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    checksum   text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
             )
         }
+        let applied = try check(try appliedChecksums(connection), location: connection.location)
         var done: [Migration] = []
-        for migration in migrations.sorted(by: { $0.version < $1.version }) {
-            if let checksum = applied[migration.version] {
-                guard checksum == migration.checksum else {
-                    throw LedgerError(
-                        .migrationFailed,
-                        location: connection.location,
-                        message: "\(migration.fileName) was changed after it was applied (checksum differs); "
-                            + "add a new migration instead of editing an applied one"
-                    )
-                }
-                continue
-            }
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where applied[migration.version] == nil {
             do {
                 try connection.transaction {
                     try connection.executeScript(migration.sql)
@@ -118,6 +116,15 @@ package struct Migrator {
                         """
                     )
                 }
+            } catch let error as LedgerError where error.sqlState == "42501" {
+                throw LedgerError(
+                    .migrationFailed,
+                    location: connection.location,
+                    message: "the schema is at version \(applied.keys.max() ?? 0) and this fleet-upload needs "
+                        + "\(migrations.map(\.version).max() ?? 0), but this role may not apply "
+                        + "\(migration.fileName) (\(error.message)); an admin applies it with `master migrate`",
+                    sqlState: error.sqlState
+                )
             } catch let error as LedgerError {
                 throw LedgerError(
                     .migrationFailed,
@@ -134,9 +141,38 @@ package struct Migrator {
 
     /// The newest applied version, 0 for an empty database.
     package func currentVersion(_ connection: PGConnection) throws -> Int {
-        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        guard try result.decode(Bool.self, 0, 0, in: "pg_class") else { return 0 }
+        guard try hasMigrationTable(connection) else { return 0 }
         return try appliedChecksums(connection).keys.max() ?? 0
+    }
+
+    private func hasMigrationTable(_ connection: PGConnection) throws -> Bool {
+        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        return try result.decode(Bool.self, 0, 0, in: "pg_class")
+    }
+
+    /// `applied`, once checked: refused when the database is ahead of this binary or an applied migration's file
+    /// changed since.
+    private func check(_ applied: [Int: String], location: String) throws -> [Int: String] {
+        let known = Set(migrations.map(\.version))
+        if let newest = applied.keys.max(), !known.contains(newest), newest > (known.max() ?? 0) {
+            throw LedgerError(
+                .schemaTooNew,
+                location: location,
+                message: "the schema is at version \(newest), newer than this fleet-upload knows "
+                    + "(\(known.max() ?? 0)); upgrade fleet-upload"
+            )
+        }
+        for migration in migrations {
+            if let checksum = applied[migration.version], checksum != migration.checksum {
+                throw LedgerError(
+                    .migrationFailed,
+                    location: location,
+                    message: "\(migration.fileName) was changed after it was applied (checksum differs); "
+                        + "add a new migration instead of editing an applied one"
+                )
+            }
+        }
+        return applied
     }
 
     private func appliedChecksums(_ connection: PGConnection) throws -> [Int: String] {

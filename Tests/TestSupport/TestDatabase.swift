@@ -41,6 +41,13 @@ package struct TestDatabase {
 
     package func connect() throws -> PGConnection { try PGConnection(conninfo: url) }
 
+    /// The database's URL for another role (the test cluster trusts every role on loopback).
+    package func url(user: String) -> String {
+        var components = URLComponents(string: url)!
+        components.user = user
+        return components.string!
+    }
+
     package func ledger() throws -> Ledger { try Ledger(url: url, logger: quietLogger) }
 
     /// Makes the ledger refuse every `operation` (`INSERT`, `UPDATE`, `DELETE`) on `table` with an error, as

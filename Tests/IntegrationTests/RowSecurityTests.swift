@@ -1,0 +1,287 @@
+import FleetSystem
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetLedger
+
+/// Vehicles' login roles against the real server: each sees and changes only its own device's rows and the
+/// projects it was granted, never the schema.
+struct RowSecurityTests {
+    /// A session of `device` in `project` with `files` recorded (`a.log`, `b.log` … under `raw/`), as the device's
+    /// own login writes it.
+    private static func session(
+        _ ledger: Ledger,
+        device: String,
+        project: String,
+        keys: [String]
+    ) throws -> (session: Int64, project: Int64, device: Int64) {
+        let projectID = try ledger.upsertProject(
+            ProjectDestination(
+                name: project,
+                bucket: "fleet-data",
+                prefix: "raw",
+                region: "us-east-1",
+                endpoint: nil,
+                keyTemplate: "{prefix}/{relpath}"
+            )
+        )
+        let deviceID = try ledger.upsertDevice(name: device, hostname: "\(device).local", agentVersion: "1.0")
+        let configID = try ledger.recordConfig(
+            projectID: projectID,
+            hash: String(repeating: "b", count: 64),
+            json: "{}",
+            sourcePath: nil
+        )
+        let sessionID = try ledger.openSession(
+            kind: "upload",
+            projectID: projectID,
+            deviceID: deviceID,
+            configID: configID,
+            localDirectory: "/data",
+            bucket: "fleet-data",
+            prefix: "raw"
+        )
+        try ledger.prepareStaging()
+        try ledger.recordFiles(
+            keys.map {
+                PlannedFile(
+                    source: "data",
+                    localPath: "/data/\($0)",
+                    relativePath: $0,
+                    pathBytes: nil,
+                    bucket: "fleet-data",
+                    key: "raw/\($0)",
+                    size: 5,
+                    mtime: Timestamp(microseconds: 1_700_000_000_000_000)
+                )
+            },
+            sessionID: sessionID,
+            projectID: projectID
+        )
+        try ledger.recordHeartbeat(
+            deviceID: deviceID,
+            DeviceHeartbeat(disk: nil, queueFiles: 1, queueBytes: 5, agentVersion: "1.0", lastUploadAt: nil)
+        )
+        return (sessionID, projectID, deviceID)
+    }
+
+    @Test func aDeviceReadsAndChangesOnlyItsOwnRows() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let a = try TestDevice(database, projects: ["survey"])
+        defer { a.remove() }
+        let b = try TestDevice(database, projects: ["survey", "mapping"])
+        defer { b.remove() }
+        let mine = try Self.session(try a.ledger(), device: a.name, project: "survey", keys: ["a.log", "b.log"])
+        let theirs = try Self.session(try b.ledger(), device: b.name, project: "survey", keys: ["c.log"])
+        let other = try Self.session(try b.ledger(), device: b.name, project: "mapping", keys: ["d.log"])
+
+        let asA = try PGConnection(conninfo: a.url)
+        // Reading: only A's sessions, files, heartbeats and device; only the project it was granted.
+        #expect(try asA.execute("SELECT array_agg(id)::text FROM sync_sessions").string(0, 0) == "{\(mine.session)}")
+        #expect(try asA.execute("SELECT count(*) FROM file_uploads").int(0, 0) == 2)
+        #expect(
+            try asA.execute("SELECT count(*) FROM file_uploads WHERE session_id = \(theirs.session)").int(0, 0) == 0
+        )
+        #expect(try asA.execute("SELECT array_agg(name)::text FROM devices").string(0, 0) == "{\(a.name)}")
+        #expect(try asA.execute("SELECT count(*) FROM device_heartbeats").int(0, 0) == 1)
+        #expect(try asA.execute("SELECT array_agg(name)::text FROM projects").string(0, 0) == "{survey}")
+        #expect(
+            try asA.execute("SELECT count(*) FROM config_history WHERE project_id = \(other.project)").int(0, 0) == 0
+        )
+        #expect(try asA.execute("SELECT count(*) FROM device_logins").int(0, 0) == 1)
+        #expect(try a.ledger().session(theirs.session) == nil)
+
+        // Writing: another device's rows are not found, so nothing changes.
+        #expect(
+            try asA.execute("UPDATE sync_sessions SET status = 'failed' WHERE id = \(theirs.session)").affectedRows
+                == 0
+        )
+        #expect(
+            try asA.execute("UPDATE file_uploads SET status = 'failed' WHERE session_id = \(theirs.session)")
+                .affectedRows == 0
+        )
+        #expect(try asA.execute("DELETE FROM local_deletions WHERE device_id = \(theirs.device)").affectedRows == 0)
+        #expect(
+            try a.ledger().claimFiles(sessionID: theirs.session, limit: 10, worker: "thief:1").isEmpty,
+            "a claim finds no row of another device's session"
+        )
+        // …and rows claiming to be another device's, or in another device's session, are refused.
+        try expectRefused(
+            asA,
+            """
+            INSERT INTO sync_sessions (project_id, device_id, kind, hostname, pid, local_directory)
+            VALUES (\(mine.project), \(theirs.device), 'upload', 'x', 1, '/x')
+            """
+        )
+        try expectRefused(
+            asA,
+            """
+            INSERT INTO file_uploads (session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime)
+            VALUES (\(theirs.session), \(mine.project), '/x', 'x', 'fleet-data', 'raw/x', 1, now())
+            """
+        )
+        try expectRefused(
+            asA,
+            "INSERT INTO device_heartbeats (device_id, disk_used_percent) VALUES (\(theirs.device), 1)"
+        )
+        try expectRefused(asA, "UPDATE devices SET name = 'renamed' WHERE id = \(mine.device)")
+
+        // B's rows as the admin sees them: untouched.
+        let admin = try database.connect()
+        let untouched = try admin.execute(
+            """
+            SELECT (SELECT status FROM sync_sessions WHERE id = \(theirs.session)),
+                   (SELECT array_agg(DISTINCT status)::text FROM file_uploads WHERE session_id = \(theirs.session)),
+                   (SELECT count(*) FROM sync_sessions)
+            """
+        )
+        #expect(untouched.string(0, 0) == "running")
+        #expect(untouched.string(0, 1) == "{pending}")
+        #expect(untouched.int(0, 2) == 3)
+    }
+
+    @Test func aDeviceMayNotChangeTheSchemaOrRoles() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        _ = try Self.session(try device.ledger(), device: device.name, project: "survey", keys: ["a.log"])
+        let connection = try PGConnection(conninfo: device.url)
+        for statement in [
+            "CREATE TABLE mine (a int)",
+            "ALTER TABLE file_uploads ADD COLUMN extra text",
+            "DROP TABLE stored_objects",
+            "TRUNCATE file_uploads",
+            "ALTER TABLE sync_sessions DISABLE ROW LEVEL SECURITY",
+            "DROP POLICY fleet_device_own ON sync_sessions",
+            "CREATE ROLE intruder",
+            "GRANT fleet_admin TO \"\(device.name)\"",
+            "DELETE FROM sync_sessions",
+            "INSERT INTO device_projects (role_name, project_name) VALUES ('\(device.name)', 'mapping')",
+            "UPDATE schema_migrations SET checksum = 'x'",
+            "SELECT fleet_ensure_file_upload_partitions(now(), 1); CREATE TABLE file_uploads_x (LIKE file_uploads)",
+        ] {
+            try expectRefused(connection, statement)
+        }
+        #expect(try database.connect().execute("SELECT count(*) FROM sync_sessions").int(0, 0) == 1)
+    }
+
+    @Test func aDeviceIsRefusedAKeyAnotherProjectOwnsWithoutReadingThatProject() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        // The admin's project "mapping" stores raw/a.log in the same bucket.
+        let admin = try database.ledger()
+        let owner = try Self.session(admin, device: "depot", project: "mapping", keys: [])
+        try admin.connection.execute(
+            """
+            INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, session_id)
+            VALUES (\(owner.project), 'fleet-data', 'raw/a.log', 5, now(), \(String(repeating: "c", count: 64)),
+                    \(owner.session))
+            """
+        )
+
+        let mine = try Self.session(
+            try device.ledger(),
+            device: device.name,
+            project: "survey",
+            keys: ["a.log", "b.log"]
+        )
+
+        let rows = try database.connect().execute(
+            """
+            SELECT s3_key, status, coalesce(error_class, ''), coalesce(error_message, '') FROM file_uploads
+            WHERE session_id = \(mine.session) ORDER BY s3_key
+            """
+        )
+        #expect(rows.string(0, 1) == "permanent_failure")
+        #expect(rows.string(0, 2) == "key_owned_by_other_project")
+        #expect(rows.string(0, 3)?.contains("project 'mapping'") == true, "\(rows.string(0, 3) ?? "")")
+        #expect(rows.string(1, 1) == "pending")
+        let asDevice = try PGConnection(conninfo: device.url)
+        #expect(try asDevice.execute("SELECT count(*) FROM stored_objects").int(0, 0) == 0)
+        #expect(try asDevice.execute("SELECT count(*) FROM projects WHERE name = 'mapping'").int(0, 0) == 0)
+        // The plan sees the same refusal.
+        let plan = try device.ledger().comparePlan(projectName: "survey", multipartThreshold: 1 << 30) { rows in
+            try rows.add(bucket: "fleet-data", key: "raw/a.log", size: 5, mtime: .now())
+        }
+        #expect(plan.otherProjectKeys == [OtherProjectKey(bucket: "fleet-data", key: "raw/a.log", project: "mapping")])
+    }
+
+    @Test func aDeviceOpensACurrentLedgerWithoutMigratingAndLeavesPendingMigrationsToAnAdmin() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        #expect(try device.ledger().appliedMigrations.isEmpty)
+
+        try database.connect().execute("DELETE FROM schema_migrations WHERE version = \(Migration.all.last!.version)")
+        let error = try #require(throws: LedgerError.self) { try device.ledger() }
+        #expect(error.kind == .migrationFailed)
+        #expect(error.description.contains("an admin applies it with `master migrate`"), "\(error)")
+    }
+
+    @Test func aDeviceNamingAnotherDeviceOrAnUngrantedProjectIsAConfigurationError() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        let ledger = try device.ledger()
+
+        let wrongDevice = try #require(throws: ConfigError.self) {
+            try ledger.upsertDevice(name: "someone-else", hostname: "x", agentVersion: "1.0")
+        }
+        #expect(
+            wrongDevice.description
+                == "device: the ledger login \(device.name) is device '\(device.name)', not 'someone-else'"
+        )
+        let wrongProject = try #require(throws: ConfigError.self) {
+            try ledger.upsertProject(
+                ProjectDestination(
+                    name: "mapping",
+                    bucket: "b",
+                    prefix: "",
+                    region: "us-east-1",
+                    endpoint: nil,
+                    keyTemplate: "{relpath}"
+                )
+            )
+        }
+        #expect(
+            wrongProject.description.hasPrefix(
+                "project.name: the device login \(device.name) may not use project 'mapping' (granted: survey)"
+            )
+        )
+    }
+
+    @Test func everyTableWithFleetDataHasRowLevelSecurity() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        _ = try database.ledger()
+        let unprotected = try database.connect().execute(
+            """
+            SELECT coalesce(string_agg(c.relname, ', ' ORDER BY c.relname), '') FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+              AND NOT c.relrowsecurity AND c.relname <> 'schema_migrations'
+            """
+        )
+        #expect(unprotected.string(0, 0) == "", "tables a device role could read without a policy")
+    }
+}
+
+/// `statement` fails for lack of privilege (SQLSTATE 42501) or because the role is not the owner.
+private func expectRefused(
+    _ connection: PGConnection,
+    _ statement: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    do {
+        try connection.executeScript(statement)
+        Issue.record("not refused: \(statement)", sourceLocation: sourceLocation)
+    } catch let error as LedgerError {
+        #expect(error.sqlState == "42501", "\(statement): \(error)", sourceLocation: sourceLocation)
+    }
+}
