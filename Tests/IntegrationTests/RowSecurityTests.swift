@@ -257,6 +257,31 @@ struct RowSecurityTests {
         )
     }
 
+    @Test func aReaderSeesEveryDevicesRowsAndWritesNothing() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        let admin = try database.ledger()
+        _ = try Self.session(admin, device: "depot", project: "mapping", keys: ["a.log"])
+        _ = try Self.session(try device.ledger(), device: device.name, project: "survey", keys: ["b.log", "c.log"])
+        let reader = "grafana-" + UUID().uuidString.prefix(8).lowercased()
+        try admin.connection.executeScript("CREATE ROLE \"\(reader)\" LOGIN IN ROLE fleet_reader")
+        defer { try? admin.connection.executeScript("DROP ROLE \"\(reader)\"") }
+
+        let connection = try PGConnection(conninfo: database.url(user: reader))
+        let seen = try connection.execute(
+            """
+            SELECT (SELECT count(*) FROM sync_sessions), (SELECT count(*) FROM file_uploads),
+                   (SELECT count(*) FROM devices), (SELECT count(*) FROM device_logins)
+            """
+        )
+        #expect([seen.int(0, 0), seen.int(0, 1), seen.int(0, 2), seen.int(0, 3)] == [2, 3, 2, 1])
+        try expectRefused(connection, "UPDATE file_uploads SET status = 'failed'")
+        try expectRefused(connection, "INSERT INTO projects (name, region, key_template) VALUES ('x', 'r', 't')")
+        try expectRefused(connection, "CREATE TABLE mine (a int)")
+    }
+
     @Test func everyTableWithFleetDataHasRowLevelSecurity() throws {
         let database = try TestDatabase()
         defer { database.drop() }
