@@ -3,7 +3,7 @@
 --
 -- Three group roles (cluster-wide, so created once however many ledgers the cluster holds; the privileges are
 -- granted per database, here):
---   fleet_admin   migrations and everything else: every privilege on every ledger table, every row;
+--   fleet_admin   migrations and everything else: it owns every ledger table (every privilege, every row);
 --   fleet_device  what upload, retry, trigger and master once/run need, on its own device's rows only;
 --   fleet_reader  Grafana and `master status`: SELECT on every row, nothing else.
 -- A vehicle's login role (`master device add`) is a member of fleet_device; device_logins says which device it
@@ -84,7 +84,7 @@ $$;
 CREATE FUNCTION fleet_key_owners(me_name text, me_endpoint text, me_shared boolean, key_buckets text[],
                                  key_names text[])
 RETURNS TABLE (bucket text, s3_key text, owner text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT k.bucket, k.s3_key, w.name
     FROM (SELECT DISTINCT * FROM unnest(key_buckets, key_names) AS u (bucket, s3_key)) AS k
     JOIN LATERAL (
@@ -98,7 +98,7 @@ $$;
 -- Whether a project other than `me` stored the key after `since`: the bucket no longer holds me's copy.
 CREATE FUNCTION fleet_key_written_since(me bigint, key_bucket text, key_name text, since timestamptz)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT EXISTS (
         SELECT 1 FROM stored_objects x
         WHERE x.bucket = key_bucket AND x.s3_key = key_name AND x.project_id <> me AND x.uploaded_at > since
@@ -109,7 +109,7 @@ $$;
 -- records it, or an upload_parts row that sent a part of it. A device must not abort another device's upload.
 CREATE FUNCTION fleet_owned_multipart_uploads(upload_buckets text[], upload_keys text[], upload_ids text[])
 RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH u AS (SELECT * FROM unnest(upload_buckets, upload_keys, upload_ids) AS u (bucket, s3_key, upload_id)),
          f AS (SELECT f.id, f.created_at, f.multipart_upload_id, u.upload_id
                FROM u JOIN projects AS p ON true
@@ -124,7 +124,7 @@ $$;
 
 -- A session's opener creates the coming months' partitions; a device may not create tables itself.
 ALTER FUNCTION fleet_ensure_file_upload_partitions(timestamptz, integer)
-    SECURITY DEFINER SET search_path = pg_catalog, public;
+    SECURITY DEFINER SET search_path = public, pg_temp;
 
 REVOKE ALL ON FUNCTION fleet_ensure_file_upload_partitions(timestamptz, integer), fleet_device_id(),
     fleet_device_name(), fleet_device_project_names(), fleet_device_projects(),
@@ -161,8 +161,28 @@ BEGIN
 END
 $$;
 
--- Row-level security on every table that holds fleet data. The owner of the tables (the role that migrates)
--- is not subject to it; fleet_admin members and fleet_reader see every row.
+-- fleet_admin owns the tables, so every member may migrate them. The role that migrates becomes a member (a
+-- superuser needs no membership) and so keeps its rights; the partition function stays its own.
+DO $$
+DECLARE
+    t regclass;
+BEGIN
+    IF NOT pg_has_role(current_user, 'fleet_admin', 'MEMBER') THEN
+        BEGIN
+            EXECUTE format('GRANT fleet_admin TO %I', current_user);
+        EXCEPTION WHEN unique_violation THEN NULL;  -- granted by this role's migration of another ledger
+        END;
+    END IF;
+    FOR t IN SELECT c.oid FROM pg_class c
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+               AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO fleet_admin', t);
+    END LOOP;
+END
+$$;
+
+-- Row-level security on every table that holds fleet data. The tables' owner, fleet_admin, and its members are
+-- not subject to it; fleet_reader sees every row.
 DO $$
 DECLARE
     t text;

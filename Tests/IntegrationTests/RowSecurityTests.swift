@@ -161,10 +161,17 @@ struct RowSecurityTests {
             "DELETE FROM sync_sessions",
             "INSERT INTO device_projects (role_name, project_name) VALUES ('\(device.name)', 'mapping')",
             "UPDATE schema_migrations SET checksum = 'x'",
-            "SELECT fleet_ensure_file_upload_partitions(now(), 1); CREATE TABLE file_uploads_x (LIKE file_uploads)",
+            "CREATE TABLE file_uploads_x (LIKE file_uploads)",
         ] {
             try expectRefused(connection, statement)
         }
+        // The months' partitions are made for it (by the function's owner), a year ahead too.
+        try connection.execute("SELECT fleet_ensure_file_upload_partitions(now() + interval '12 months', 1)")
+        let partition = try connection.execute(
+            "SELECT to_regclass('file_uploads_' || to_char(now() + interval '12 months', 'YYYY_MM')) IS NOT NULL"
+        )
+        #expect(partition.bool(0, 0) == true)
+        #expect(try connection.execute("SHOW jit").string(0, 0) == "off")
         #expect(try database.connect().execute("SELECT count(*) FROM sync_sessions").int(0, 0) == 1)
     }
 
@@ -218,8 +225,12 @@ struct RowSecurityTests {
         defer { device.remove() }
         #expect(try device.ledger().appliedMigrations.isEmpty)
 
-        try database.connect().execute("DELETE FROM schema_migrations WHERE version = \(Migration.all.last!.version)")
+        // The newest migration looks pending (its record set aside, and put back so the device can be removed).
+        let newest = Migration.all.last!.version
+        let admin = try database.connect()
+        try admin.execute("UPDATE schema_migrations SET version = -version WHERE version = \(newest)")
         let error = try #require(throws: LedgerError.self) { try device.ledger() }
+        try admin.execute("UPDATE schema_migrations SET version = -version WHERE version = \(-newest)")
         #expect(error.kind == .migrationFailed)
         #expect(error.description.contains("an admin applies it with `master migrate`"), "\(error)")
     }
@@ -280,6 +291,42 @@ struct RowSecurityTests {
         try expectRefused(connection, "UPDATE file_uploads SET status = 'failed'")
         try expectRefused(connection, "INSERT INTO projects (name, region, key_template) VALUES ('x', 'r', 't')")
         try expectRefused(connection, "CREATE TABLE mine (a int)")
+    }
+
+    @Test func anAdminThatIsNoSuperuserMigratesAndFleetAdminOwnsTheTables() throws {
+        let database = try TestDatabase()
+        let ops = "ops-" + UUID().uuidString.prefix(8).lowercased()
+        defer {
+            // The role owns the database: it goes after it.
+            database.drop()
+            let cluster = ProcessInfo.processInfo.environment["FLEET_TEST_DATABASE_URL"] ?? ""
+            try? PGConnection(conninfo: cluster).executeScript("DROP ROLE IF EXISTS \"\(ops)\"")
+        }
+        let cluster = try database.connect()
+        try cluster.executeScript(
+            "CREATE ROLE \"\(ops)\" LOGIN CREATEROLE; ALTER DATABASE \(database.name) OWNER TO \"\(ops)\""
+        )
+
+        let ledger = try Ledger(url: database.url(user: ops), logger: quietLogger)
+        #expect(ledger.appliedMigrations.count == Migration.all.count)
+        let owners = try cluster.execute(
+            """
+            SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class
+            WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') AND NOT relispartition
+            """
+        )
+        #expect(owners.string(0, 0) == "fleet_admin")
+        // Its device logins work, a year's partitions included.
+        try ledger.addDeviceLogin(device: ops + "-rig", projects: ["survey"], password: nil)
+        defer {
+            try? cluster.executeScript(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '\(ops)-rig'"
+            )
+            _ = try? ledger.removeDeviceLogin(device: ops + "-rig")
+        }
+        let device = try Ledger(url: database.url(user: ops + "-rig"), logger: quietLogger)
+        _ = try Self.session(device, device: ops + "-rig", project: "survey", keys: ["a.log"])
+        try device.connection.execute("SELECT fleet_ensure_file_upload_partitions(now() + interval '13 months', 1)")
     }
 
     @Test func everyTableWithFleetDataHasRowLevelSecurity() throws {

@@ -22,5 +22,11 @@ package struct TestDevice {
 
     package func ledger() throws -> Ledger { try Ledger(url: url, logger: quietLogger) }
 
-    package func remove() { _ = try? database.ledger().removeDeviceLogin(device: name) }
+    /// Ends the role's connections (their temporary tables would keep it from being dropped), then removes it.
+    package func remove() {
+        try? database.connect().executeScript(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '\(name)'"
+        )
+        _ = try? database.ledger().removeDeviceLogin(device: name)
+    }
 }
