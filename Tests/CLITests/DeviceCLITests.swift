@@ -7,32 +7,6 @@ import Testing
 /// PostgreSQL (row-level security) and S3 server.
 @Suite(.serialized)
 struct DeviceCLITests {
-    /// A session config for `device` in project `project`, reading `source` in the scratch directory.
-    private static func config(
-        _ scratch: Scratch,
-        _ s3: TestS3,
-        project: String,
-        device: String,
-        source: String,
-        endpoint: String? = nil,
-        upload: String = #"{ "workers": 4 }"#,
-        sections: String = ""
-    ) throws -> String {
-        try scratch.write(
-            "\(source).json",
-            """
-            {
-              "project": { "name": "\(project)" },
-              "device": "\(device)",
-              "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)\(source)", "endpoint": "\(endpoint ?? s3.endpoint)",
-                      "region": "\(s3.region)" },
-              "source": { "path": "\(source)" },
-              "upload": \(upload)\(sections.isEmpty ? "" : ",\n  " + sections)
-            }
-            """
-        )
-    }
-
     @Test func aVehicleLoginUploadsRetriesRunsOnceAndTheAgentOnItsOwnRows() throws {
         let database = try TestDatabase()
         defer { database.drop() }
@@ -66,14 +40,15 @@ struct DeviceCLITests {
             "upload",
             [
                 "--config",
-                try Self.config(
+                try configFile(
                     scratch,
                     s3,
+                    upload: outageUploadSettings,
+                    endpoint: proxy.endpoint,
                     project: project,
                     device: name,
                     source: "logs",
-                    endpoint: proxy.endpoint,
-                    upload: outageUploadSettings
+                    file: "logs.json"
                 ),
             ],
             environment: asVehicle
@@ -90,7 +65,7 @@ struct DeviceCLITests {
             environment: asVehicle
         )
         #expect(retry.status == 0, "\(retry.stderr)")
-        #expect(try bucketContents(s3).filter { $0.key.hasPrefix(s3.prefix + "logs/") }.count == 600)
+        #expect(try bucketContents(s3).filter { $0.key.hasSuffix(".log") }.count == 600)
 
         // master once, with its trigger.
         let receiver = try HTTPReceiver()
@@ -100,20 +75,21 @@ struct DeviceCLITests {
             "master",
             [
                 "once", "--config",
-                try Self.config(
+                try configFile(
                     scratch,
                     s3,
+                    sections: #""trigger": { "url": "\#(receiver.url)" }"#,
                     project: project,
                     device: name,
                     source: "bags",
-                    sections: #""trigger": { "url": "\#(receiver.url)" }"#
+                    file: "bags.json"
                 ),
             ],
             environment: asVehicle
         )
         #expect(once.status == 0, "\(once.stderr)")
         #expect(try receiver.requests().count == 1)
-        #expect(try bucketContents(s3)[s3.prefix + "bags/run1.bag"]?.0 == 7)
+        #expect(try bucketContents(s3)[s3.prefix + "run1.bag"]?.0 == 7)
 
         // The agent, briefly: a file appears, goes up, and the heartbeat lands on the vehicle's row.
         try FileManager.default.createDirectory(

@@ -16,32 +16,7 @@ struct RowSecurityTests {
         project: String,
         keys: [String]
     ) throws -> (session: Int64, project: Int64, device: Int64) {
-        let projectID = try ledger.upsertProject(
-            ProjectDestination(
-                name: project,
-                bucket: "fleet-data",
-                prefix: "raw",
-                region: "us-east-1",
-                endpoint: nil,
-                keyTemplate: "{prefix}/{relpath}"
-            )
-        )
-        let deviceID = try ledger.upsertDevice(name: device, hostname: "\(device).local", agentVersion: "1.0")
-        let configID = try ledger.recordConfig(
-            projectID: projectID,
-            hash: String(repeating: "b", count: 64),
-            json: "{}",
-            sourcePath: nil
-        )
-        let sessionID = try ledger.openSession(
-            kind: "upload",
-            projectID: projectID,
-            deviceID: deviceID,
-            configID: configID,
-            localDirectory: "/data",
-            bucket: "fleet-data",
-            prefix: "raw"
-        )
+        let (sessionID, projectID, deviceID) = try openTestSession(ledger, project: project, device: device)
         try ledger.prepareStaging()
         try ledger.recordFiles(
             keys.map {
