@@ -282,6 +282,18 @@ def pg_cpu():
     return total
 
 
+def wal_position(db):
+    """The ledger server's WAL insert position in bytes (pg_current_wal_insert_lsn), or None without a ledger."""
+    if not db:
+        return None
+    out = subprocess.run(["psql", "-XAtq", "-d", db, "-c", "SELECT pg_current_wal_insert_lsn()"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    high, low = out.stdout.strip().split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
 def machine_cpu():
     """CPU seconds every process on the machine has used (busy time of all cores, /proc/stat)."""
     with open("/proc/stat") as f:
@@ -469,7 +481,10 @@ def main():
                                             args.files, args.fleet_workers)
                     note(f"{client} {phase} (repeat {rep + 1}/{args.repeat}): {' '.join(argv)}")
                     time.sleep(1)  # let the server settle after the previous run
+                    wal0 = wal_position(db) if client == "fleet" else None
                     r = run_measured(argv, env, f"{client}-{prefix}", args.timeout)
+                    wal1 = wal_position(db) if wal0 is not None else None
+                    r["wal_bytes"] = wal1 - wal0 if wal1 is not None else None
                     got, got_bytes = count_objects(s3, bucket, prefix, delete=not args.keep)
                     r["objects"] = got
                     if r["error"] is None and got is None:
@@ -523,6 +538,7 @@ def print_table(clients, phases, results, failed, args, tools):
                        f"{n / wall:,.0f}" if ok else "-", f"{mib / wall:,.1f}" if ok else "-", ratio,
                        f"{m['weed_cpu']:.2f}", f"{m['pg_cpu']:.2f}", f"{m['other_cpu']:.2f}",
                        errors[0] if errors else "ok"]))
+    print_ledger_cost(phases, results, median_run)
     versions = []
     for client, argv in (("s5cmd", [tools.get("s5cmd"), "version"]), ("rclone", [tools.get("rclone"), "version"]),
                          ("awscli", [tools.get("awscli"), "--version"])):
@@ -534,6 +550,25 @@ def print_table(clients, phases, results, failed, args, tools):
           f"load average at the end {os.getloadavg()[0]:.2f})")
     if versions:
         print("(" + "; ".join(versions) + ")")
+
+
+def print_ledger_cost(phases, results, median_run):
+    """What fleet's ledger cost the server per file: WAL written and PostgreSQL CPU, against the targets."""
+    rows = []
+    for phase in ("small", "large"):
+        n, _ = phases[phase]
+        runs = results.get(("fleet", phase))
+        if n == 0 or not runs:
+            continue
+        m = median_run(runs)
+        wal = f"{m['wal_bytes'] / n:,.0f}" if m.get("wal_bytes") is not None else "-"
+        rows.append((phase, f"{n:,}", wal, f"{m['pg_cpu'] * 1000 / n:.3f}"))
+    if not rows:
+        return
+    print("\nledger cost per file (fleet; targets for small files: <= 1,024 B of WAL, <= 0.05 ms of PostgreSQL CPU)")
+    print(f"{'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14}")
+    for phase, n, wal, cpu in rows:
+        print(f"{phase:<6} {n:>7} {wal:>10} {cpu:>14}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ start)
     fi
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U fleet -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
         echo "pg.sh: initdb failed, see $dir/initdb.log:" >&2; tail -n 5 "$dir/initdb.log" >&2; exit 3; }
+    # Each log line names the client's application_name (scripts/test.sh looks for the tools' errors).
+    echo "log_line_prefix = '%m [%p] %a: '" >>"$dir/data/postgresql.conf"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     echo "$port" >"$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

@@ -38,9 +38,16 @@ package struct CommonOptions: ParsableArguments {
         )
     }
 
-    /// Bootstraps logging with `--log-level` and `--log-format` (first call only) and returns a logger.
-    package func logger(label: String) -> Logger {
-        LoggingBootstrap.logger(label: label, level: logLevel, format: logFormat)
+    /// Bootstraps logging with `--log-level` and `--log-format` (first call only) and returns a logger; names
+    /// the command's ledger connections for `pg_stat_activity` too.
+    ///
+    /// - Parameters:
+    ///   - label: The logger's label, `fleet.upload`.
+    ///   - application: The connections' `application_name` (unless the URL or `PGAPPNAME` sets one); by default
+    ///     the label with dashes, `fleet-upload`.
+    package func logger(label: String, application: String? = nil) -> Logger {
+        PGConnection.applicationName = application ?? label.replacingOccurrences(of: ".", with: "-")
+        return LoggingBootstrap.logger(label: label, level: logLevel, format: logFormat)
     }
 
     /// `--database`, else `DATABASE_URL`, else empty (libpq reads `PG*`).

@@ -28,9 +28,15 @@ package enum ExitStatus: Int32 {
 }
 
 /// A command of fleet-upload: exits with `ExitStatus` codes and a one-line reason on stderr.
-package protocol FleetCommand: ParsableCommand {}
+package protocol FleetCommand: ParsableCommand {
+    /// The old tools' flags this command still takes under their old names (`RenamedFlag.rewrite`): key `""`
+    /// for the command itself, or a subcommand's name.
+    static var renamedFlags: [String: [RenamedFlag]] { get }
+}
 
 extension FleetCommand {
+    package static var renamedFlags: [String: [RenamedFlag]] { [:] }
+
     /// Parses, runs, and maps every way out to an exit code. ArgumentParser's own usage errors (which exit 64)
     /// become 2; `--help` and `--version` exit 0.
     package static func main() {
@@ -39,7 +45,12 @@ extension FleetCommand {
         signal(SIGPIPE, SIG_IGN)
         let command: any ParsableCommand
         do {
-            command = try parseAsRoot()
+            let arguments = RenamedFlag.rewrite(
+                Array(CommandLine.arguments.dropFirst()),
+                table: renamedFlags,
+                note: standardError
+            )
+            command = try parseAsRoot(arguments)
         } catch {
             if exitCode(for: error) == .validationFailure {
                 let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"

@@ -1,9 +1,43 @@
+import ArgumentParser
 import FleetCore
 import FleetLedger
+import FleetSystem
 import Foundation
+import Logging
 
 /// `upload --dry-run`'s output: the plan for people, or as JSON.
 package enum PlanReport {
+    /// Plans the run `config` describes (scans, maps every key, compares with the ledger; records nothing),
+    /// with a progress line while it scans, and prints the plan.
+    ///
+    /// - Throws: `ExitCode` 3 when a source directory is not there (an unmounted disk is the environment, as in
+    ///   the real run, which records the session failed); the ledger's and the scan's errors.
+    package static func run(
+        _ config: FleetConfig,
+        databaseURL: String,
+        json: Bool,
+        command: String,
+        logger: Logger
+    ) throws {
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        let progress = ScanProgressLine()
+        let plan: UploadPlan
+        do {
+            plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
+                progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
+            }
+        } catch let error as ConfigError
+            where error.keyPath == "source.path"
+            || (error.keyPath?.hasPrefix("sources[") == true && error.keyPath?.hasSuffix("].path") == true)
+        {
+            progress.finish()
+            standardError("\(command): \(error)")
+            throw ExitCode(ExitStatus.environment.rawValue)
+        }
+        progress.finish()
+        standardOutput(json ? PlanReport.json(plan) : PlanReport.text(plan))
+    }
+
     package static func text(_ plan: UploadPlan) -> String {
         let f = Formatting.self
         var lines: [String] = []

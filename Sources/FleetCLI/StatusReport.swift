@@ -70,11 +70,34 @@ package enum StatusReport {
         } else {
             lines += deviceTable(status.devices).lines
         }
+
+        lines += ["", "Server connections to this database by application (this one left out)"]
+        if status.connections.isEmpty {
+            lines.append("  none")
+        } else {
+            var table = Table([
+                "APPLICATION": .left, "CONNECTIONS": .right, "ACTIVE": .right, "IN TRANSACTION": .right,
+                "IDLE": .right,
+            ])
+            for group in status.connections {
+                table.append([
+                    group.application.flatMap { $0.isEmpty ? nil : $0 } ?? "(unnamed)",
+                    f.count(group.total), f.count(group.active), f.count(group.idleInTransaction), f.count(group.idle),
+                ])
+            }
+            lines += table.lines
+            if status.connections.contains(where: { $0.stateHidden > 0 }) {
+                lines.append(
+                    "  Other roles' connections count in CONNECTIONS only: their state shows to a role granted "
+                        + "pg_read_all_stats."
+                )
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
     /// One object: `read_at`, `filter`, `sessions`, `failures_by_class`, `project_window_days`, `projects`,
-    /// `devices`.
+    /// `devices`, `connections`.
     package static func json(_ status: FleetStatus) -> String { encode(status) }
 
     /// `latest 20, project survey, device rig-1`.

@@ -35,6 +35,8 @@ package struct FleetStatus: Sendable {
     package var projects: [Project]
     /// Every device (or the filtered one), by name.
     package var devices: [Device]
+    /// The server's connections to this database by application, besides the one reading the status.
+    package var connections: [Connections]
 
     /// One session as its row records it, with the totals it closed with. The row's fields read through it
     /// (`session.status`).
@@ -101,6 +103,24 @@ package struct FleetStatus: Sendable {
         package var queueBytes: Int64?
         package var lastUploadAt: Timestamp?
     }
+
+    /// The server's connections (backends) of one application, from `pg_stat_activity`. Behind PgBouncer these
+    /// are its server connections, named after the client that used each last.
+    package struct Connections: Sendable, Equatable {
+        /// `application_name` (empty when the client set none).
+        package var application: String?
+        package var total: Int
+        /// Running a statement now.
+        package var active: Int
+        /// Inside a transaction, between statements.
+        package var idleInTransaction: Int
+        /// Open, doing nothing.
+        package var idle: Int
+
+        /// Connections whose state the reader may not see: other roles' connections show their application to
+        /// everyone, but their state only to a role granted `pg_read_all_stats` (or a member of theirs).
+        package var stateHidden: Int { total - active - idleInTransaction - idle }
+    }
 }
 
 // MARK: - JSON
@@ -111,7 +131,7 @@ extension FleetStatus: Encodable {
         case filter, sessions
         case failuresByClass = "failures_by_class"
         case projectWindowDays = "project_window_days"
-        case projects, devices
+        case projects, devices, connections
     }
 
     /// Snake-case keys; times in RFC 3339 UTC; absent values as `null`.
@@ -124,6 +144,7 @@ extension FleetStatus: Encodable {
         try container.encode(projectWindowDays, forKey: .projectWindowDays)
         try container.encode(projects, forKey: .projects)
         try container.encode(devices, forKey: .devices)
+        try container.encode(connections, forKey: .connections)
     }
 }
 
@@ -208,5 +229,23 @@ extension FleetStatus.Device: Encodable {
         try container.encode(queueFiles, forKey: .queueFiles)
         try container.encode(queueBytes, forKey: .queueBytes)
         try container.encode(lastUploadAt, forKey: .lastUploadAt)
+    }
+}
+
+extension FleetStatus.Connections: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case application, total, active, idle
+        case idleInTransaction = "idle_in_transaction"
+        case stateHidden = "state_hidden"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(application, forKey: .application)
+        try container.encode(total, forKey: .total)
+        try container.encode(active, forKey: .active)
+        try container.encode(idleInTransaction, forKey: .idleInTransaction)
+        try container.encode(idle, forKey: .idle)
+        try container.encode(stateHidden, forKey: .stateHidden)
     }
 }

@@ -38,7 +38,15 @@ package struct DeviceHeartbeat: Sendable, Equatable {
 extension Ledger {
     /// For each candidate, in order, whether `stored_objects` records that object for the project with the same
     /// size and mtime and a SHA-256 checksum: an upload S3 verified. One round trip for the whole list.
-    package func storedMatches(projectID: Int64, _ candidates: [StoredCandidate]) throws -> [Bool] {
+    ///
+    /// - Parameter acceptingImported: Also an object imported from an earlier tool's record (`master
+    ///   import-state`: same size, and the same mtime where that record kept one). Enough not to send a file
+    ///   again; never enough to delete one, since no checksum verifies it.
+    package func storedMatches(
+        projectID: Int64,
+        _ candidates: [StoredCandidate],
+        acceptingImported: Bool
+    ) throws -> [Bool] {
         guard !candidates.isEmpty else { return [] }
         var found = [Bool](repeating: false, count: candidates.count)
         // Chunks keep each statement's parameters a few MiB at most.
@@ -53,7 +61,10 @@ extension Ledger {
                      WITH ORDINALITY AS c (bucket, s3_key, size_bytes, mtime, ord)
                 JOIN stored_objects AS o
                   ON o.project_id = \(projectID) AND o.bucket = c.bucket AND o.s3_key = c.s3_key
-                 AND o.size_bytes = c.size_bytes AND o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL
+                 AND o.size_bytes = c.size_bytes
+                 AND ((o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL)
+                      OR (\(acceptingImported)::boolean AND o.imported_from IS NOT NULL
+                          AND (o.mtime = c.mtime OR o.mtime IS NULL)))
                 """
             )
             for row in 0..<rows.rowCount {

@@ -99,28 +99,10 @@ package struct UploadOutcome: Sendable {
 }
 
 extension Ledger {
-    /// Creates the connection-private staging tables the recording and result writing use.
-    package func prepareStaging() throws {
-        try connection.executeScript(
-            """
-            CREATE TEMPORARY TABLE IF NOT EXISTS staged_files (
-                seq bigserial, source text, local_path text, rel_path text, path_bytes bytea, bucket text,
-                s3_key text, size_bytes bigint, mtime timestamptz, error_class text, error_message text
-            ) ON COMMIT DELETE ROWS;
-            CREATE TEMPORARY TABLE IF NOT EXISTS staged_results (
-                id bigint, created_at timestamptz, status text, attempts integer, etag text, checksum text,
-                version_id text, upload_id text, error_class text, error_message text, http_status integer,
-                started_at timestamptz, finished_at timestamptz, size_bytes bigint, mtime timestamptz,
-                bucket text, s3_key text, claimed_from text, file_device bigint, file_inode bigint
-            ) ON COMMIT DELETE ROWS
-            """
-        )
-        stagingPrepared = true
-    }
-
-    /// Records one batch of scanned files in one transaction.
+    /// Records one batch of scanned files in one statement.
     ///
-    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped`; a second
+    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped` (an object
+    /// imported without an mtime matches on key and size, `master import-state`); a second
     /// file mapping to a key already taken in this session, a file whose key another project stores (same bucket
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
@@ -128,74 +110,71 @@ extension Ledger {
     /// other projects' keys come from the `(bucket, s3_key)` index, never a round trip per file, through
     /// `fleet_key_owners`, which names the owning project without letting a device role read its rows.
     ///
+    /// The batch travels as one array per column and `unnest` turns it back into rows: nothing is staged in the
+    /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
+    /// (which would write catalog rows).
+    ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
         guard !files.isEmpty else { return 0 }
-        return try connection.transaction {
-            try connection.copyIn(
-                """
-                COPY staged_files (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes, mtime,
-                                   error_class, error_message) FROM STDIN
-                """
-            ) { rows in
-                for file in files {
-                    try rows.row([
-                        .text(file.source), .text(file.localPath), .text(file.relativePath),
-                        file.pathBytes.map { .bytes($0) } ?? .null, .text(file.bucket), .text(file.key),
-                        .text(String(file.size)), .text(file.mtime.iso8601), file.errorClass.map { .text($0) } ?? .null,
-                        file.errorMessage.map { .text($0) } ?? .null,
-                    ])
-                }
-            }
-            let result = try connection.execute(
-                """
-                WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
-                owners AS (
-                    SELECT w.* FROM me CROSS JOIN LATERAL fleet_key_owners(
-                        me.name, me.endpoint, me.shared_prefix,
-                        (SELECT array_agg(bucket) FROM staged_files), (SELECT array_agg(s3_key) FROM staged_files)) AS w
-                ),
-                ranked AS (
-                    SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
-                    FROM staged_files s
-                ), judged AS MATERIALIZED (
-                    SELECT r.*,
-                        CASE WHEN r.error_class IS NOT NULL THEN r.error_class
-                             WHEN r.rank > 1 OR EXISTS (
-                                 SELECT 1 FROM file_uploads e
-                                 WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
-                                   AND e.session_id = \(sessionID)) THEN 'duplicate_key'
-                             WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
-                        END AS problem,
-                        w.owner,
-                        o.s3_key IS NOT NULL AS stored
-                    FROM ranked r
-                    LEFT JOIN stored_objects o
-                      ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
-                     AND o.size_bytes = r.size_bytes AND o.mtime = r.mtime
-                    LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
-                )
-                INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
-                                          s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
-                                          finished_at)
-                SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
-                       mtime,
-                       CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
-                       CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
-                       problem,
-                       CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
-                            WHEN problem = 'key_owned_by_other_project' THEN
-                                format('s3://%s/%s holds an object of project %L; two projects share keys only '
-                                       'when both set s3.shared_prefix: true', bucket, s3_key, owner)
-                            ELSE error_message END,
-                       CASE WHEN problem IS NOT NULL OR stored THEN now() END
-                FROM judged ORDER BY seq
-                RETURNING status = 'skipped'
-                """
+        func column(_ value: (PlannedFile) -> String?) -> PGTextArray { PGTextArray(files.map(value)) }
+        let result = try connection.execute(
+            """
+            WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
+            owners AS (
+                SELECT w.* FROM me CROSS JOIN LATERAL fleet_key_owners(
+                    me.name, me.endpoint, me.shared_prefix, \(column { $0.bucket })::text[],
+                    \(column { $0.key })::text[]) AS w
+            ),
+            staged AS (
+                SELECT * FROM unnest(
+                    \(column { $0.source })::text[], \(column { $0.localPath })::text[],
+                    \(column { $0.relativePath })::text[], \(column { $0.pathBytes.map(Ledger.byteaHex) })::bytea[],
+                    \(column { $0.bucket })::text[], \(column { $0.key })::text[], \(column { String($0.size) })::bigint[],
+                    \(column { $0.mtime.iso8601 })::timestamptz[], \(column { $0.errorClass })::text[],
+                    \(column { $0.errorMessage })::text[]
+                ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
+                                        mtime, error_class, error_message, seq)
+            ), ranked AS (
+                SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
+                FROM staged s
+            ), judged AS MATERIALIZED (
+                SELECT r.*,
+                    CASE WHEN r.error_class IS NOT NULL THEN r.error_class
+                         WHEN r.rank > 1 OR EXISTS (
+                             SELECT 1 FROM file_uploads e
+                             WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
+                               AND e.session_id = \(sessionID)) THEN 'duplicate_key'
+                         WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
+                    END AS problem,
+                    w.owner,
+                    o.s3_key IS NOT NULL AS stored
+                FROM ranked r
+                LEFT JOIN stored_objects o
+                  ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
+                 AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR o.mtime IS NULL)
+                LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
             )
-            return try (0..<result.rowCount).filter { try result.decode(Bool.self, $0, 0, in: "file_uploads") }.count
-        }
+            INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
+                                      s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
+                                      finished_at)
+            SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
+                   mtime,
+                   CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
+                   CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
+                   problem,
+                   CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
+                        WHEN problem = 'key_owned_by_other_project' THEN
+                            format('s3://%s/%s holds an object of project %L; two projects share keys only '
+                                   'when both set s3.shared_prefix: true', bucket, s3_key, owner)
+                        ELSE error_message END,
+                   CASE WHEN problem IS NOT NULL OR stored THEN now() END
+            FROM judged ORDER BY seq
+            RETURNING status = 'skipped'
+            """
+        )
+        return try (0..<result.rowCount).filter { try result.decode(Bool.self, $0, 0, in: "file_uploads") }.count
     }
 
     /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
@@ -226,7 +205,7 @@ extension Ledger {
                 SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
                     mtime = EXCLUDED.mtime, checksum_sha256 = NULL, etag = NULL, session_id = EXCLUDED.session_id,
-                    uploaded_at = now()
+                    uploaded_at = now(), imported_from = NULL
                 """
             )
             return updated.affectedRows
@@ -321,40 +300,35 @@ extension Ledger {
         )
     }
 
-    /// Writes a batch of outcomes in one transaction: the file rows, `stored_objects` for the uploaded ones,
-    /// and the session's heartbeat.
+    /// Writes a batch of outcomes in one statement: the file rows, `stored_objects` for the uploaded ones, and
+    /// the session's heartbeat.
     ///
-    /// The rows are found by primary key alone: with a `session_id` condition too, the planner reads the whole
-    /// session through its index and hash-joins it with the batch, which made every batch cost as much as the
-    /// session is large.
+    /// The batch travels as one array per column (`unnest`), so nothing is staged in the server session and the
+    /// statement is atomic on its own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
+    /// with a `session_id` condition too, the planner reads the whole session through its index and hash-joins
+    /// it with the batch, which made every batch cost as much as the session is large.
     package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64, projectID: Int64) throws {
         guard !outcomes.isEmpty else { return }
-        try connection.transaction {
-            try connection.copyIn(
-                """
-                COPY staged_results (id, created_at, status, attempts, etag, checksum, version_id, upload_id,
-                                     error_class, error_message, http_status, started_at, finished_at, size_bytes,
-                                     mtime, bucket, s3_key, claimed_from, file_device, file_inode) FROM STDIN
-                """
-            ) { rows in
-                func text(_ value: String?) -> PGCopyWriter.Field { value.map { .text($0) } ?? .null }
-                for outcome in outcomes {
-                    try rows.row([
-                        .text(String(outcome.job.id)), .text(outcome.job.createdAt), .text(outcome.status.rawValue),
-                        .text(String(outcome.attempts)), text(outcome.etag), text(outcome.sha256),
-                        text(outcome.versionID), text(outcome.multipartUploadID), text(outcome.errorClass),
-                        text(outcome.errorMessage), text(outcome.httpStatus.map(String.init)),
-                        .text(outcome.startedAt.iso8601), .text(outcome.finishedAt.iso8601),
-                        .text(String(outcome.size)), .text(outcome.mtime.iso8601), .text(outcome.job.bucket),
-                        .text(outcome.job.key), .text(outcome.job.claimedFrom),
-                        text(outcome.device.map { String(Int64(bitPattern: $0)) }),
-                        text(outcome.inode.map { String(Int64(bitPattern: $0)) }),
-                    ])
-                }
-            }
-            try connection.execute(
-                """
-                WITH r AS (SELECT *, status = 'put_back' AS put_back FROM staged_results)
+        func column(_ value: (UploadOutcome) -> String?) -> PGTextArray { PGTextArray(outcomes.map(value)) }
+        func number<N: BinaryInteger>(_ value: N?) -> String? { value.map { String($0) } }
+        try connection.execute(
+            """
+            WITH r AS (
+                SELECT *, status = 'put_back' AS put_back FROM unnest(
+                    \(column { String($0.job.id) })::bigint[], \(column { $0.job.createdAt })::timestamptz[],
+                    \(column { $0.status.rawValue })::text[], \(column { String($0.attempts) })::integer[],
+                    \(column { $0.etag })::text[], \(column { $0.sha256 })::text[], \(column { $0.versionID })::text[],
+                    \(column { $0.multipartUploadID })::text[], \(column { $0.errorClass })::text[],
+                    \(column { $0.errorMessage })::text[], \(column { number($0.httpStatus) })::integer[],
+                    \(column { $0.startedAt.iso8601 })::timestamptz[], \(column { $0.finishedAt.iso8601 })::timestamptz[],
+                    \(column { String($0.size) })::bigint[], \(column { $0.mtime.iso8601 })::timestamptz[],
+                    \(column { $0.job.bucket })::text[], \(column { $0.job.key })::text[], \(column { $0.job.claimedFrom })::text[],
+                    \(column { number($0.device.map { Int64(bitPattern: $0) }) })::bigint[],
+                    \(column { number($0.inode.map { Int64(bitPattern: $0) }) })::bigint[]
+                ) AS r (id, created_at, status, attempts, etag, checksum, version_id, upload_id, error_class,
+                        error_message, http_status, started_at, finished_at, size_bytes, mtime, bucket, s3_key,
+                        claimed_from, file_device, file_inode)
+            ), files AS (
                 UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
                     status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
                     etag = CASE WHEN r.put_back THEN f.etag ELSE r.etag END,
@@ -374,21 +348,18 @@ extension Ledger {
                     claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
                 FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at
-                """
-            )
-            try connection.execute(
-                """
+            ), stored AS (
                 INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, etag,
                                             session_id)
                 SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID)
-                FROM staged_results WHERE status = 'uploaded'
+                FROM r WHERE status = 'uploaded'
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
                     mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
-                    session_id = EXCLUDED.session_id, uploaded_at = now()
-                """
+                    session_id = EXCLUDED.session_id, uploaded_at = now(), imported_from = NULL
             )
-            try connection.execute("UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)")
-        }
+            UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)
+            """
+        )
     }
 
     /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
@@ -428,6 +399,18 @@ extension Ledger {
             """
         )
         return result.affectedRows
+    }
+
+    /// Bytes → `\x6162`, bytea's hex input form.
+    static func byteaHex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "x")]
+        text.reserveCapacity(2 + bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// `\x6162` (bytea's text output) → bytes.

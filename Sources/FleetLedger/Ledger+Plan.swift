@@ -115,7 +115,7 @@ extension Ledger {
                 JOIN projects AS j ON j.name = \(projectName)
                 JOIN stored_objects AS o
                   ON o.project_id = j.id AND o.bucket = p.bucket AND o.s3_key = p.s3_key
-                 AND o.size_bytes = p.size_bytes AND o.mtime = p.mtime
+                 AND o.size_bytes = p.size_bytes AND (o.mtime = p.mtime OR o.mtime IS NULL)
                 WHERE p.owner IS NULL
                 """
             )

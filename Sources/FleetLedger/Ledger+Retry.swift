@@ -181,7 +181,8 @@ extension Ledger {
             FROM stored_objects AS o
             WHERE f.session_id = \(sessionID) AND f.status IN ('pending', 'failed', 'permanent_failure')
               AND o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
-              AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.session_id <> f.session_id
+              AND o.size_bytes = f.size_bytes AND (o.mtime = f.mtime OR o.mtime IS NULL)
+              AND o.session_id IS DISTINCT FROM f.session_id
             """
         ).affectedRows
     }

@@ -23,7 +23,8 @@ extension Ledger {
                 failuresByClass: try failuresByClass(sessionIDs: sessions.map(\.id)),
                 projectWindowDays: projectWindowDays,
                 projects: try projectTotals(project: filter.project, windowDays: projectWindowDays),
-                devices: try devices(named: filter.device)
+                devices: try devices(named: filter.device),
+                connections: try connections()
             )
         }
     }
@@ -57,6 +58,33 @@ extension Ledger {
     }
 
     // MARK: - Fleet queries
+
+    /// The server's client connections to this database by application, this one left out. A reader without
+    /// `pg_read_all_stats` sees other roles' rows with their `application_name` but without `state` and
+    /// `backend_type`: they count in the total only.
+    package func connections() throws -> [FleetStatus.Connections] {
+        let rows = try connection.execute(
+            """
+            SELECT application_name, count(*)::integer, count(*) FILTER (WHERE state = 'active')::integer,
+                   count(*) FILTER (WHERE state LIKE 'idle in transaction%')::integer,
+                   count(*) FILTER (WHERE state = 'idle')::integer
+            FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+              AND (backend_type = 'client backend' OR backend_type IS NULL)
+            GROUP BY application_name
+            ORDER BY count(*) DESC, application_name
+            """
+        )
+        return try (0..<rows.rowCount).map { row in
+            FleetStatus.Connections(
+                application: try rows.decodeIfPresent(String.self, row, 0, in: "pg_stat_activity"),
+                total: try rows.decode(Int.self, row, 1, in: "pg_stat_activity"),
+                active: try rows.decode(Int.self, row, 2, in: "pg_stat_activity"),
+                idleInTransaction: try rows.decode(Int.self, row, 3, in: "pg_stat_activity"),
+                idle: try rows.decode(Int.self, row, 4, in: "pg_stat_activity")
+            )
+        }
+    }
 
     /// Newest first from the `started_at` indexes. A name filter becomes an id looked up once, so the planner
     /// can walk `(project_id, started_at)` or `(device_id, started_at)` backwards and stop at the limit.

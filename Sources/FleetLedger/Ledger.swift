@@ -11,8 +11,6 @@ package final class Ledger {
     package let logger: Logger
     /// The migrations this connection applied when it opened (empty when the schema was current).
     package let appliedMigrations: [Migration]
-    /// This connection made the staging tables (they are made again after a reconnect).
-    var stagingPrepared = false
 
     /// Connects and migrates.
     ///
@@ -52,7 +50,6 @@ package final class Ledger {
                     Thread.sleep(forTimeInterval: 1)
                     do {
                         try connection.reset()
-                        if stagingPrepared { try prepareStaging() }
                         break
                     } catch  where ContinuousClock.now < deadline {
                         continue

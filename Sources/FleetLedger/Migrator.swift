@@ -52,15 +52,24 @@ extension Migration {
         ),
         Migration(
             version: 9,
+            name: "imported_state",
+            sql: String(decoding: PackageResources._009_imported_state_sql, as: UTF8.self)
+        ),
+        Migration(
+            version: 10,
             name: "fleet_roles",
-            sql: String(decoding: PackageResources._009_fleet_roles_sql, as: UTF8.self)
+            sql: String(decoding: PackageResources._010_fleet_roles_sql, as: UTF8.self)
         ),
     ]
 }
 
-/// Applies pending migrations in order, one transaction each, while holding an advisory lock so that
-/// processes starting at the same moment take turns; each applied version is recorded in
-/// `schema_migrations`.
+/// Applies pending migrations in order, one transaction each, every one holding a transaction-scoped advisory
+/// lock (`pg_advisory_xact_lock`) so that processes starting at the same moment take turns; each applied version
+/// is recorded in `schema_migrations`.
+///
+/// Nothing outlives a transaction: the lock ends with the transaction that took it, so it works unchanged behind a
+/// pooler in transaction mode, where a session-scoped lock could be taken on one server connection and released
+/// on another (or never). When the schema is current, as on nearly every connect, no lock is taken at all.
 package struct Migrator {
     /// An arbitrary constant that names the migration lock among all advisory locks of the database.
     static let advisoryLockKey: Int64 = 0x666C_6565_7475_706C  // "fleetupl"
@@ -72,9 +81,8 @@ package struct Migrator {
 
     /// Brings the schema to the newest version this binary knows.
     ///
-    /// A schema that is current is only read (`schema_migrations`): no lock, no DDL, so a role that may not
-    /// change the schema (a vehicle's `fleet_device` login) opens the ledger like any other. Only a pending
-    /// migration takes the lock.
+    /// A role that may not change the schema (a vehicle's `fleet_device` login) opens a current ledger like any
+    /// other; a pending migration it is refused ends with a message that an admin applies it.
     ///
     /// - Returns: the versions applied now (empty when the schema was current).
     /// - Throws: `LedgerError` `.schemaTooNew` when the database is ahead of this binary, `.migrationFailed`
@@ -82,32 +90,30 @@ package struct Migrator {
     ///   apply it.
     @discardableResult
     package func migrate(_ connection: PGConnection) throws -> [Migration] {
-        if try hasMigrationTable(connection) {
-            let applied = try check(try appliedChecksums(connection), location: connection.location)
-            if migrations.allSatisfy({ applied[$0.version] != nil }) { return [] }
-        }
-        try connection.execute("SELECT pg_advisory_lock(\(Migrator.advisoryLockKey))")
-        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(\(Migrator.advisoryLockKey))") }
-
-        // Made once, under the lock: checking first spares a role that may not create tables the refusal of even
-        // `CREATE TABLE IF NOT EXISTS`, so it reaches the message below.
-        if try !hasMigrationTable(connection) {
-            try connection.executeScript(
-                """
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    checksum   text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """
-            )
-        }
-        let applied = try check(try appliedChecksums(connection), location: connection.location)
+        let known = migrations.sorted(by: { $0.version < $1.version })
+        let before = try appliedChecksumsIfAny(connection)
+        let waiting = try pending(known, applied: before, connection)
+        guard let first = waiting.first else { return [] }
         var done: [Migration] = []
-        for migration in migrations.sorted(by: { $0.version < $1.version }) where applied[migration.version] == nil {
+        for migration in known {
+            let applied: Bool
             do {
-                try connection.transaction {
+                applied = try connection.transaction {
+                    try connection.execute("SELECT pg_advisory_xact_lock(\(Migrator.advisoryLockKey))")
+                    try connection.executeScript(
+                        """
+                        CREATE TABLE IF NOT EXISTS schema_migrations (
+                            version    integer PRIMARY KEY,
+                            name       text NOT NULL,
+                            checksum   text NOT NULL,
+                            applied_at timestamptz NOT NULL DEFAULT now()
+                        )
+                        """
+                    )
+                    // Read again under the lock: another process may have applied it meanwhile.
+                    let current = try appliedChecksums(connection)
+                    _ = try pending(known, applied: current, connection)
+                    guard current[migration.version] == nil else { return false }
                     try connection.executeScript(migration.sql)
                     try connection.execute(
                         """
@@ -115,17 +121,18 @@ package struct Migrator {
                         VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                         """
                     )
+                    return true
                 }
             } catch let error as LedgerError where error.sqlState == "42501" {
                 throw LedgerError(
                     .migrationFailed,
                     location: connection.location,
-                    message: "the schema is at version \(applied.keys.max() ?? 0) and this fleet-upload needs "
-                        + "\(migrations.map(\.version).max() ?? 0), but this role may not apply "
-                        + "\(migration.fileName) (\(error.message)); an admin applies it with `master migrate`",
+                    message: "the schema is at version \(before.keys.max() ?? 0) and this fleet-upload needs "
+                        + "\(known.last?.version ?? 0), but this role may not apply \(first.fileName) "
+                        + "(\(error.message)); an admin applies it with `master migrate`",
                     sqlState: error.sqlState
                 )
-            } catch let error as LedgerError {
+            } catch let error as LedgerError where error.kind == .queryFailed {
                 throw LedgerError(
                     .migrationFailed,
                     location: connection.location,
@@ -133,46 +140,49 @@ package struct Migrator {
                     sqlState: error.sqlState
                 )
             }
+            guard applied else { continue }
             logger.info("applied migration", metadata: ["migration": "\(migration.fileName)"])
             done.append(migration)
         }
         return done
     }
 
-    /// The newest applied version, 0 for an empty database.
-    package func currentVersion(_ connection: PGConnection) throws -> Int {
-        guard try hasMigrationTable(connection) else { return 0 }
-        return try appliedChecksums(connection).keys.max() ?? 0
-    }
-
-    private func hasMigrationTable(_ connection: PGConnection) throws -> Bool {
-        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        return try result.decode(Bool.self, 0, 0, in: "pg_class")
-    }
-
-    /// `applied`, once checked: refused when the database is ahead of this binary or an applied migration's file
-    /// changed since.
-    private func check(_ applied: [Int: String], location: String) throws -> [Int: String] {
-        let known = Set(migrations.map(\.version))
-        if let newest = applied.keys.max(), !known.contains(newest), newest > (known.max() ?? 0) {
+    /// The known migrations not applied yet, after checking that the database is not ahead of this binary and
+    /// that no applied migration changed since.
+    private func pending(_ known: [Migration], applied: [Int: String], _ connection: PGConnection) throws -> [Migration]
+    {
+        let versions = Set(known.map(\.version))
+        if let newest = applied.keys.max(), !versions.contains(newest), newest > (versions.max() ?? 0) {
             throw LedgerError(
                 .schemaTooNew,
-                location: location,
+                location: connection.location,
                 message: "the schema is at version \(newest), newer than this fleet-upload knows "
-                    + "(\(known.max() ?? 0)); upgrade fleet-upload"
+                    + "(\(versions.max() ?? 0)); upgrade fleet-upload"
             )
         }
-        for migration in migrations {
+        for migration in known {
             if let checksum = applied[migration.version], checksum != migration.checksum {
                 throw LedgerError(
                     .migrationFailed,
-                    location: location,
+                    location: connection.location,
                     message: "\(migration.fileName) was changed after it was applied (checksum differs); "
                         + "add a new migration instead of editing an applied one"
                 )
             }
         }
-        return applied
+        return known.filter { applied[$0.version] == nil }
+    }
+
+    /// What `schema_migrations` records; empty when the table is not there yet (a new database).
+    private func appliedChecksumsIfAny(_ connection: PGConnection) throws -> [Int: String] {
+        let result = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        guard try result.decode(Bool.self, 0, 0, in: "pg_class") else { return [:] }
+        return try appliedChecksums(connection)
+    }
+
+    /// The newest applied version, 0 for an empty database.
+    package func currentVersion(_ connection: PGConnection) throws -> Int {
+        try appliedChecksumsIfAny(connection).keys.max() ?? 0
     }
 
     private func appliedChecksums(_ connection: PGConnection) throws -> [Int: String] {

@@ -11,9 +11,10 @@ extension MasterCommand {
             abstract: "One full cycle: upload, automatic retry rounds, trigger; one exit code.",
             discussion: """
                 Runs the upload session the configuration describes (session kind 'once'); when files failed,
-                runs retry rounds as retry --auto does (the retry section of the configuration); then, when a
-                URL is configured (trigger.url, or --url), announces the session as trigger does. Suitable for
-                cron or a systemd timer. The summary goes to stderr and the session id to stdout; --json prints
+                runs retry rounds as retry --auto does (the retry section of the configuration; --no-retry
+                leaves them for retry); then, when a URL is configured (trigger.url, or --url) and --no-trigger
+                is not given, announces the session as trigger does. Suitable for cron or a systemd timer.
+                --dry-run prints the plan as upload --dry-run does and runs nothing. The summary goes to stderr and the session id to stdout; --json prints
                 one JSON document instead: the session (as master status --session ID --json shows it), the
                 retry rounds, and the trigger result.
 
@@ -30,16 +31,33 @@ extension MasterCommand {
         @Option(help: ArgumentHelp("Override trigger.url.", valueName: "url"))
         var url: String?
 
+        @Flag(help: "No retry rounds: failed files stay failed for retry.")
+        var noRetry = false
+
+        @Flag(help: "Announce nothing, whatever trigger.url says.")
+        var noTrigger = false
+
+        @Flag(help: "Print the plan as upload --dry-run does; upload, retry and announce nothing.")
+        var dryRun = false
+
         @Flag(help: "Print the result as JSON on stdout.")
         var json = false
 
-        func validate() throws { _ = try configOptions.requiredPath() }
+        func validate() throws {
+            _ = try configOptions.requiredPath()
+            if noTrigger, url != nil { throw ValidationError("--no-trigger and --url cannot be combined") }
+        }
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-once")
             let config = try configOptions.load()
+            if dryRun {
+                let url = common.databaseURL
+                try PlanReport.run(config, databaseURL: url, json: json, command: "master once", logger: logger)
+                return
+            }
             let trigger =
-                try url != nil || config.trigger?.url != nil
+                try !noTrigger && (url != nil || config.trigger?.url != nil)
                 ? TriggerOptions(settings: config.trigger, overrides: TriggerSettings(url: url)) : nil
 
             let state = RunState(
@@ -91,6 +109,7 @@ extension MasterCommand {
             session.kind = "once"
             let json = json
             var cycle = UploadCycle(session: session, trigger: trigger, logger: logger)
+            cycle.retries = !noRetry
             cycle.onUploaded = { upload in display.pause { if !json { standardError(UploadReport.text(upload)) } } }
             cycle.onRound = { round in display.pause { if !json { standardError(RetryReport.roundLine(round)) } } }
             cycle.onTrigger = { result in display.pause { if !json { standardError("trigger: " + result.summary) } } }

@@ -47,7 +47,7 @@ extension MasterCommand {
         func validate() throws { _ = try configOptions.requiredPath() }
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-run")
             let config = try configOptions.load()
             if check {
                 try CheckReport.run(config, databaseURL: common.databaseURL, command: "master run", logger: logger)

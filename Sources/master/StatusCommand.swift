@@ -9,8 +9,10 @@ extension MasterCommand {
             discussion: """
                 Without --session: the latest sessions (newest first) with their files, bytes, duration and
                 throughput; the failed files of those sessions by error class; each project's sessions, uploads
-                and failures over the last 30 days with its latest session; and every device with its last
-                heartbeat, disk use, queue and last upload. Totals of a running session appear when it ends.
+                and failures over the last 30 days with its latest session; every device with its last
+                heartbeat, disk use, queue and last upload; and the server's connections to the ledger's
+                database by application (pg_stat_activity: whether other roles' connections are active or
+                idle shows only to a role granted pg_read_all_stats). Totals of a running session appear when it ends.
 
                 With --session ID: that session's summary (totals counted from its files now, as `upload` and
                 `master once` report them), its failed files with their last errors, its retry rounds and its
@@ -56,7 +58,7 @@ extension MasterCommand {
         }
 
         func run() throws {
-            let logger = common.logger(label: "fleet.master")
+            let logger = common.logger(label: "fleet.master", application: "fleet-master-status")
             let ledger = try Ledger(url: common.databaseURL, logger: logger)
             if let session {
                 guard let detail = try ledger.sessionDetail(session, failedLimit: failedLimit ?? 50) else {

@@ -31,6 +31,15 @@ struct RetryCommand: FleetCommand {
         version: FleetVersion.description
     )
 
+    /// The Data Uploader's `retry.py` flags.
+    static let renamedFlags = [
+        "": [
+            RenamedFlag("--session-id", "--session"), RenamedFlag("--auto-retry", "--auto"),
+            RenamedFlag("--max-rounds", "--rounds"), RenamedFlag("--max-attempts", "--max-file-attempts"),
+            RenamedFlag("--delay", "--round-backoff-base"),
+        ]
+    ]
+
     @Option(help: ArgumentHelp("The session to retry.", valueName: "id"))
     var session: Int64
 
@@ -43,6 +52,25 @@ struct RetryCommand: FleetCommand {
     @Option(help: ArgumentHelp("With --auto: rounds at most (default retry.rounds, 5).", valueName: "n"))
     var rounds: Int?
 
+    /// Taken as text and refused, when out of range, naming the key (as `--workers`).
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --auto: attempts in all after which a file is left failed (override retry.max_file_attempts).",
+            valueName: "n"
+        )
+    )
+    var maxFileAttempts: String?
+
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --auto: the first wait between rounds, up to this long (override retry.round_backoff_base_seconds).",
+            valueName: "seconds"
+        )
+    )
+    var roundBackoffBase: String?
+
     /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused naming the key.
     @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
     var workers: String?
@@ -54,15 +82,26 @@ struct RetryCommand: FleetCommand {
 
     func validate() throws {
         if let rounds, !(1...1000).contains(rounds) { throw ValidationError("--rounds must be 1…1000, got \(rounds)") }
-        if rounds != nil, !auto { throw ValidationError("--rounds applies with --auto") }
+        for (flag, given) in [
+            ("--rounds", rounds != nil), ("--max-file-attempts", maxFileAttempts != nil),
+            ("--round-backoff-base", roundBackoffBase != nil),
+        ] where given && !auto {
+            throw ValidationError("\(flag) applies with --auto")
+        }
     }
 
     func run() throws {
         let logger = common.logger(label: "fleet.retry")
         var retry = RetrySession(databaseURL: common.databaseURL, logger: logger)
+        let flags = [
+            ("upload.workers", "--workers", workers),
+            ("retry.max_file_attempts", "--max-file-attempts", maxFileAttempts),
+            ("retry.round_backoff_base_seconds", "--round-backoff-base", roundBackoffBase),
+        ]
         retry.overrides =
             ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
-            + (workers.map { [ConfigOverride(keyPath: "upload.workers", value: $0, origin: "--workers")] } ?? [])
+            + flags.compactMap { key, flag, value in value.map { ConfigOverride(keyPath: key, value: $0, origin: flag) }
+            }
         var options = RetryOptions()
         options.auto = auto
         options.includePermanent = includePermanent

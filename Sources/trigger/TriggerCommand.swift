@@ -47,6 +47,9 @@ struct TriggerCommand: FleetCommand {
         version: FleetVersion.description
     )
 
+    /// The Data Uploader's `trigger_endpoint.py` flags.
+    static let renamedFlags = ["": [RenamedFlag("--session-id", "--session"), RenamedFlag("--endpoint-url", "--url")]]
+
     @Option(help: ArgumentHelp("The session to announce.", valueName: "id"))
     var session: Int64
 

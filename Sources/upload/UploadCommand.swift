@@ -35,6 +35,14 @@ struct UploadCommand: FleetCommand {
         version: FleetVersion.description
     )
 
+    /// The Data Uploader's `upload.py` flags.
+    static let renamedFlags = [
+        "": [
+            RenamedFlag("-d", "--source"), RenamedFlag("-b", "--bucket"), RenamedFlag("-p", "--prefix"),
+            RenamedFlag("-w", "--workers"), RenamedFlag("--aws-profile", "--profile"),
+        ]
+    ]
+
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var common: CommonOptions
 
@@ -82,25 +90,7 @@ struct UploadCommand: FleetCommand {
             try upload(config, logger: logger)
             return
         }
-        let ledger = try Ledger(url: common.databaseURL, logger: logger)
-        let progress = ScanProgressLine()
-        let plan: UploadPlan
-        do {
-            plan = try UploadPlanner(config: config, logger: logger).plan(ledger: ledger) { source, counts in
-                progress.update("scanning \(source): \(Formatting.count(counts.found)) files found")
-            }
-        } catch let error as ConfigError
-            where error.keyPath == "source.path"
-            || (error.keyPath?.hasPrefix("sources[") == true && error.keyPath?.hasSuffix("].path") == true)
-        {
-            // A source directory that is not there (an unmounted disk) is the environment: exit 3, as the real
-            // run does when it records the session failed.
-            progress.finish()
-            standardError("upload: \(error)")
-            throw ExitCode(ExitStatus.environment.rawValue)
-        }
-        progress.finish()
-        standardOutput(json ? PlanReport.json(plan) : PlanReport.text(plan))
+        try PlanReport.run(config, databaseURL: common.databaseURL, json: json, command: "upload", logger: logger)
     }
 
     /// Another process on a running session: exit 0 when every file it took is uploaded, 1 when some failed or

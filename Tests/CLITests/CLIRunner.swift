@@ -63,12 +63,14 @@ enum CLI {
         return env
     }
 
-    /// Starts `command` (`upload`, `master`); `asUser` runs it through `runuser` as that user (tests run as root).
+    /// Starts `command` (`upload`, `master`); `asUser` runs it through `runuser` as that user (tests run as root);
+    /// `directory` is its working directory (default: the test's).
     static func start(
         _ command: String,
         _ arguments: [String],
         environment: [String: String] = [:],
-        asUser user: String? = nil
+        asUser user: String? = nil,
+        directory: URL? = nil
     ) throws -> RunningCommand {
         let process = Process()
         let executable = binaries.appendingPathComponent(command).path
@@ -80,6 +82,7 @@ enum CLI {
             process.arguments = arguments
         }
         process.environment = CLI.environment(environment)
+        if let directory { process.currentDirectoryURL = directory }
         let running = RunningCommand(process: process)
         try process.run()
         return running
@@ -90,9 +93,10 @@ enum CLI {
         _ command: String,
         _ arguments: [String],
         environment: [String: String] = [:],
-        asUser user: String? = nil
+        asUser user: String? = nil,
+        directory: URL? = nil
     ) throws -> CLIResult {
-        try start(command, arguments, environment: environment, asUser: user).wait()
+        try start(command, arguments, environment: environment, asUser: user, directory: directory).wait()
     }
 
     /// Runs a script or tool by path with the caller's environment plus `environment`.

@@ -26,7 +26,7 @@ struct DeviceCLITests {
             added.stdout.split(separator: "\n").first { $0.hasPrefix("password: ") }?.dropFirst("password: ".count)
         )
         #expect(password.count == 24)
-        var components = try #require(URLComponents(string: database.url(user: name)))
+        var components = try #require(URLComponents(string: try database.url(user: name)))
         components.password = String(password)
         // As a vehicle passes it: in the environment, never on a command line that `ps` shows.
         let asVehicle = s3.environment.merging(["DATABASE_URL": try #require(components.string)]) { $1 }

@@ -284,7 +284,6 @@ struct MasterStatusCLITests {
                 mtime: Timestamp(seconds: 1_763_000_000)
             )
         }
-        try ledger.prepareStaging()
         try ledger.recordFiles(files, sessionID: sessionID, projectID: projectID)
         let jobs = try ledger.claimFiles(sessionID: sessionID, limit: files.count, worker: "test:1")
         let outcomes = jobs.enumerated().map { index, job in

@@ -34,7 +34,6 @@ struct TriggerCLITests {
             bucket: "fleet-data",
             prefix: ""
         )
-        try ledger.prepareStaging()
         let files = (0..<(uploaded + failed)).map { index in
             PlannedFile(
                 source: "data",

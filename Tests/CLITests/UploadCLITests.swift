@@ -28,6 +28,11 @@ struct UploadCLITests {
             "age.json: upload.abandoned_multipart_hours: must be 0…8760, got -1"
         ),
         (
+            "bandwidth.json",
+            validJSON.replacingOccurrences(of: "\"workers\": 4", with: "\"max_bandwidth\": \"08:00,2M 07:00,off\""),
+            "bandwidth.json: upload.max_bandwidth: '07:00' is not later than the time before it"
+        ),
+        (
             "type.yaml",
             "project: {name: x}\ns3: {bucket: cli-bucket}\nsource: {path: data}\nupload: {workers: many}\n",
             "type.yaml: upload.workers: expected a whole number, got \"many\""

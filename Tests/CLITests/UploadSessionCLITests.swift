@@ -81,6 +81,74 @@ struct UploadSessionCLITests {
         #expect(large256.string(0, 0) == (try sha256(large)))
     }
 
+    /// A ledger 100 ms away must cost a session a few round trips per batch (claims, recording, results),
+    /// never one per file: the run's own count, in the JSON summary, grows with batches.
+    @Test func ledgerRoundTripsGrowWithBatchesNotWithFiles() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var roundTrips: [Int] = []
+        for (run, files) in [300, 3000].enumerated() {
+            for index in 0..<files { _ = try scratch.write("run\(run)/data/f\(index).txt", "file \(index)") }
+            let config = try scratch.write(
+                "run\(run).json",
+                """
+                { "project": { "name": "round-trips-\(run)" },
+                  "s3": { "bucket": "\(s3.bucket)", "prefix": "\(s3.prefix)run\(run)", "endpoint": "\(s3.endpoint)",
+                          "region": "\(s3.region)" },
+                  "source": { "path": "\(scratch.url.path)/run\(run)/data" } }
+                """
+            )
+            let result = try CLI.run(
+                "upload",
+                ["--config", config, "--json", "--database", database.url],
+                environment: s3.environment
+            )
+            #expect(result.status == 0, "\(result.stderr)")
+            let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            #expect((summary?["totals"] as? [String: Any])?["uploaded_files"] as? Int == files)
+            roundTrips.append(summary?["ledger_round_trips"] as? Int ?? -1)
+        }
+        // Ten times the files: a round trip per file would add 2,700; batches of a hundred or more add far fewer.
+        #expect(roundTrips[0] > 0 && roundTrips[1] > 0, "\(roundTrips)")
+        #expect(roundTrips[1] - roundTrips[0] <= 2700 / 10, "round trips for 300 and 3,000 files: \(roundTrips)")
+    }
+
+    /// `upload.max_bandwidth` holds back small bodies (sent from memory) and streamed ones alike, and every
+    /// file still arrives whole: 3 MiB under a 1 MiB/s cap cannot take less than about three seconds.
+    @Test func maxBandwidthHoldsUploadsBackAndEveryFileArrivesWhole() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        var expected: [String: URL] = [:]
+        for index in 0..<32 {
+            let path = try scratch.write("data/small-\(index).bin", String(repeating: "\(index % 10)", count: 32 << 10))
+            expected[s3.prefix + "small-\(index).bin"] = URL(fileURLWithPath: path)
+        }
+        let large = try scratch.write("data/large.bin", String(repeating: "abcdefgh", count: (2 << 20) / 8))
+        expected[s3.prefix + "large.bin"] = URL(fileURLWithPath: large)
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 8, "max_bandwidth": "1M" }"#)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        let stored = try bucketContents(s3)
+        #expect(Set(stored.keys) == Set(expected.keys))
+        for (key, url) in expected { #expect(stored[key]?.1 == (try sha256(url)), "bytes of \(key)") }
+        let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let seconds = summary?["duration_seconds"] as? Double ?? 0
+        // 3 MiB at 1 MiB/s, less the one piece the cap lets go at once.
+        #expect(seconds >= 2.9, "3 MiB under a 1 MiB/s cap took \(seconds) s")
+    }
+
     @Test func secondRunUploadsNothingAndSaysSo() throws {
         let s3 = try TestS3()
         let database = try TestDatabase()
@@ -183,6 +251,60 @@ struct UploadSessionCLITests {
         )
         #expect(rows.int(0, 0) == 12)
         #expect(rows.int(0, 1) == 12)
+    }
+
+    /// A source below `/var` (here `/var/tmp`) with `delete_after_upload`: refused before anything is recorded
+    /// unless the source says `allow_deletion: true`, and then its files are uploaded and deleted.
+    @Test func deleteAfterUploadBelowVarIsRefusedUnlessTheSourceAllowsDeletion() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let tree = try TemporaryTree(under: URL(fileURLWithPath: "/var/tmp"))
+        defer { tree.remove() }
+        for index in 0..<3 { try tree.file("f\(index).log", size: 10 + index) }
+        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let plain = #""source": { "path": "data" }"#
+        let refused = try scratch.write(
+            "refused.json",
+            text.replacingOccurrences(of: plain, with: #""source": { "path": "\#(tree.root.path)" }"#)
+        )
+        let allowed = try scratch.write(
+            "allowed.json",
+            text.replacingOccurrences(
+                of: plain,
+                with: #""source": { "path": "\#(tree.root.path)", "allow_deletion": true }"#
+            )
+        )
+
+        let refusal = try CLI.run(
+            "upload",
+            ["--config", refused, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(refusal.status == 2)
+        #expect(
+            refusal.stderr
+                == "upload: \(refused): upload.delete_after_upload: no source allows deletion ('\(tree.root.path)'"
+                + " lies under /var); set source.allow_deletion: true to delete there\n"
+        )
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.root.path).count == 3)
+        #expect(try bucketContents(s3).isEmpty)
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", allowed, "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try bucketContents(s3).count == 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.root.path).isEmpty)
+        let rows = try database.connect().execute("SELECT count(*) FROM local_deletions WHERE reason = 'after_upload'")
+        #expect(rows.int(0, 0) == 3)
     }
 
     @Test func deleteAfterUploadNeverDeletesFilesReachedThroughALinkOutOfTheSource() throws {

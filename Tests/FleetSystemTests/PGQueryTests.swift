@@ -62,4 +62,9 @@ struct PGQueryTests {
         #expect(query.sql == "SELECT $1::int + 1")
         #expect(query.binds == [.text("41")])
     }
+
+    @Test func textArrayQuotesEveryElementAndWritesNilAsNull() {
+        let array = PGTextArray(["plain", #"say "hi""#, #"back\slash"#, nil, "", "NULL"])
+        #expect(array.pgBind == .text(#"{"plain","say \"hi\"","back\\slash",NULL,"","NULL"}"#))
+    }
 }

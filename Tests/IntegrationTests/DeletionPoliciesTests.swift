@@ -217,6 +217,31 @@ struct DeletionPoliciesTests {
         #expect(try fixture.policies(DeletionSettings()).ageBased(now: Date()) == nil)
     }
 
+    @Test func ageKeepsAFileOnlyAnImportedRegistryRecordsAsUploaded() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let old = Date().addingTimeInterval(-20 * 86_400)
+        try fixture.tree.file("old-1.log", size: 10, mtime: old)
+        _ = try fixture.upload()
+        let imported = try fixture.tree.file("imported.log", size: 40, mtime: old)
+        var info = stat()
+        try #require(stat(imported.path, &info) == 0)
+        let mtime = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        let registry = fixture.tree.root.appendingPathComponent("processed_files.json").path
+        try
+            #"{"files": {"\#(imported.path)::40::\#(mtime)": {"filepath": "\#(imported.path)", "size": 40, "mtime": \#(mtime)}}}"#
+            .write(toFile: registry, atomically: true, encoding: .utf8)
+        let summary = try RegistryImport(config: fixture.base, databaseURL: fixture.database.url, logger: quietLogger)
+            .run(registry: registry, queue: nil)
+        #expect(summary.recorded == 1)
+
+        let report = try fixture.policies(DeletionSettings(age: AgeDeletion(maxAgeDays: 14))).ageBased(now: Date())
+
+        // The registry is enough not to send the file again, never to delete it: no checksum verifies it.
+        #expect(report == expectedReport("age", deleted: 1, bytes: 10, keptUnuploaded: 1))
+        #expect(try fixture.remainingFiles().contains("imported.log"))
+    }
+
     @Test func ageWithIncludeUnuploadedDeletesThoseTooAsNotUploaded() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
@@ -353,6 +378,138 @@ struct DeletionPoliciesTests {
         #expect(logs.count(level: .warning) { $0.contains("% full") } == 3)
     }
 
+    @Test func emergencyKeepsReservedGbFreeBelowActPercentToo() throws {
+        let (fixture, _) = try emergencyFixture()
+        defer { fixture.remove() }
+        // 10,000 of 15,000 bytes used: 66.7 %, far below warn and act, but 5,000 bytes free of 5,500 reserved.
+        let reserved = EmergencyDeletion(warnPercent: 90, actPercent: 95, reservedGb: 5_500 / 1_073_741_824)
+        let disk = fixture.fakeDisk(totalBytes: 15_000)
+
+        let report = try fixture.policies(DeletionSettings(emergency: reserved), diskUsage: disk).emergency(now: Date())
+        let unreserved = try fixture.policies(
+            DeletionSettings(emergency: EmergencyDeletion(warnPercent: 90, actPercent: 95)),
+            diskUsage: disk
+        ).emergency(now: Date())
+
+        #expect(report == expectedReport("emergency", deleted: 1, bytes: 1000, keptUnuploaded: 2))
+        #expect(try fixture.deletions().map(\.path) == [fixture.path("up-10.log")], "the oldest uploaded file")
+        #expect(unreserved == nil, "6,000 bytes free and 60 % full: nothing to do without the reserve")
+    }
+
+    // MARK: - Sources that keep their files
+
+    /// A source below `/var` (here `/var/tmp`) keeps every file under every policy (after upload at once, age,
+    /// emergency on a full disk, each with `include_unuploaded`) unless it says `allow_deletion: true`; with it,
+    /// the same setup deletes them all.
+    @Test(arguments: [nil, false, true] as [Bool?])
+    func sourceBelowVarKeepsItsFilesUnlessItAllowsDeletion(allowDeletion: Bool?) throws {
+        let fixture = try Fixture(under: URL(fileURLWithPath: "/var/tmp"), allowDeletion: allowDeletion)
+        defer { fixture.remove() }
+        let old = Date().addingTimeInterval(-30 * 86_400)
+        try fixture.tree.file("a.log", size: 1000, mtime: old)
+        try fixture.tree.file("sub/b.log", size: 1000, mtime: old)
+        try fixture.tree.file("c.log", size: 1000)
+        _ = try fixture.upload()
+        try fixture.tree.file("never.log", size: 1000, mtime: old)
+        let settings = DeletionSettings(
+            afterUpload: AfterUploadDeletion(keepDays: 0),
+            age: AgeDeletion(maxAgeDays: 14, includeUnuploaded: true),
+            emergency: EmergencyDeletion(warnPercent: 1, actPercent: 2, includeUnuploaded: true)
+        )
+        let policies = try fixture.policies(settings, diskUsage: fixture.fakeDisk(totalBytes: 4_000))
+
+        let emergency = try policies.emergency(now: Date())
+        let age = try policies.ageBased(now: Date())
+        let afterUpload = try policies.afterUpload(now: Date())
+
+        if allowDeletion == true {
+            #expect(try fixture.remainingFiles() == [])
+            #expect(try fixture.deletions().count == 4)
+            #expect((emergency?.deletedFiles ?? 0) + (age?.deletedFiles ?? 0) + (afterUpload?.deletedFiles ?? 0) == 4)
+        } else {
+            #expect(try fixture.remainingFiles() == ["a.log", "c.log", "never.log", "sub/b.log"])
+            #expect(try fixture.deletions().isEmpty)
+            #expect(try fixture.count("SELECT count(*) FROM local_deletions") == 0, "not even an intent")
+            #expect(emergency == nil && age?.deletedFiles == 0 && afterUpload?.deletedFiles == 0)
+        }
+    }
+
+    /// `upload.delete_after_upload` (validation refuses it with no source allowing deletion; the session does not
+    /// rely on that): a protected source keeps the files the run uploads and the files it skips as already
+    /// stored, and the same source with `allow_deletion: true` loses both.
+    @Test(arguments: [nil, true] as [Bool?])
+    func deleteAfterUploadKeepsTheFilesOfASourceBelowVar(allowDeletion: Bool?) throws {
+        var fixture = try Fixture(under: URL(fileURLWithPath: "/var/tmp"), allowDeletion: allowDeletion)
+        defer { fixture.remove() }
+        try fixture.tree.file("stored.log", size: 500)
+        _ = try fixture.upload()  // stored.log is in the bucket; the next run skips it
+        try fixture.tree.file("new.log", size: 700)
+        fixture.base.upload?.deleteAfterUpload = true
+
+        _ = try fixture.upload()
+
+        if allowDeletion == true {
+            #expect(try fixture.remainingFiles() == [])
+            #expect(try fixture.deletions().count == 2)
+        } else {
+            #expect(try fixture.remainingFiles() == ["new.log", "stored.log"])
+            #expect(try fixture.deletions().isEmpty)
+        }
+        #expect(try fixture.count("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'") == 2)
+    }
+
+    /// The one deletion path itself refuses a file whose source directory it was not given as deletable,
+    /// records nothing for it, and still deletes the others of the batch, each outcome in its place.
+    @Test func theDeleterRefusesFilesOfSourcesNotGivenAsDeletable() throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let kept = try TemporaryTree(under: URL(fileURLWithPath: "/var/tmp"))
+        defer { kept.remove() }
+        try fixture.tree.file("gone.log")
+        _ = try fixture.upload()
+        let ids = try fixture.ids()
+        func candidate(_ url: URL, root: URL) throws -> LocalDeleter.Candidate {
+            LocalDeleter.Candidate(
+                path: Array(url.path.utf8),
+                displayPath: url.path,
+                root: Array(root.path.utf8),
+                expected: try LocalFile(path: url.path).status().identity,
+                wasUploaded: true,
+                sessionID: nil,
+                bucket: "",
+                key: ""
+            )
+        }
+        let batch = [
+            try candidate(kept.file("a.log"), root: kept.root),
+            try candidate(fixture.tree.root.appendingPathComponent("gone.log"), root: fixture.tree.root),
+            try candidate(kept.file("b.log"), root: kept.root),
+        ]
+        let ledger = try fixture.database.ledger()
+        let deletable = Set([Array(fixture.tree.root.path.utf8)])
+
+        let outcomes = try LocalDeleter(
+            ledger: ledger,
+            projectID: ids.project,
+            deviceID: ids.device,
+            logger: quietLogger,
+            deletableRoots: deletable
+        ).delete(batch, reason: "emergency")
+        let unconfigured = try LocalDeleter(
+            ledger: ledger,
+            projectID: ids.project,
+            deviceID: ids.device,
+            logger: quietLogger
+        )
+        .delete([batch[0]], reason: "emergency")
+
+        let refused = LocalRemoval.Outcome.failed(LocalDeleter.protectedReason)
+        #expect(outcomes == [refused, .removed, refused])
+        #expect(unconfigured == [refused], "a deleter given no deletable source deletes nothing")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: kept.root.path).sorted() == ["a.log", "b.log"])
+        #expect(try fixture.deletions().map(\.path) == [fixture.path("gone.log")])
+    }
+
     // MARK: - The ledger must confirm first
 
     @Test func unreachableLedgerMakesEveryPolicyThrowAndDeletesNothing() throws {
@@ -455,7 +612,8 @@ struct DeletionPoliciesTests {
             ledger: try fixture.database.ledger(),
             projectID: ids.project,
             deviceID: ids.device,
-            logger: quietLogger
+            logger: quietLogger,
+            deletableRoots: [candidate.root]
         )
 
         let outcomes = try deleter.delete([candidate, candidate], reason: "age")
@@ -658,11 +816,15 @@ private struct Fixture {
     /// The configuration without its deletion section.
     var base: FleetConfig
 
-    init() throws {
+    /// - Parameters:
+    ///   - parent: where the source directory is made (`/var/tmp`: below a protected directory).
+    ///   - allowDeletion: the source's `allow_deletion`, nil to leave it out.
+    init(under parent: URL = FileManager.default.temporaryDirectory, allowDeletion: Bool? = nil) throws {
         s3 = try TestS3()
         database = try TestDatabase()
-        tree = try TemporaryTree()
+        tree = try TemporaryTree(under: parent)
         base = s3.config(source: tree.root.path)
+        base.source?.allowDeletion = allowDeletion
         base.device = "rig-1"
         base.upload = UploadSettings(workers: 2)
     }

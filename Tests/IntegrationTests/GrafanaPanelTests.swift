@@ -111,6 +111,37 @@ struct GrafanaPanelTests {
         let database = try TestDatabase()
         defer { database.drop() }
         let fleet = try GeneratedFleet.build(in: database)
+        // Sessions imported from the Data Uploader (no device, no file mtimes) are part of what the panels read.
+        let old = try TestDatabase()
+        defer { old.drop() }
+        let files = (0..<40).map { index in
+            DataUploaderFixture.File(
+                path: "/data/set/f\(index).wav",
+                key: "set/f\(index).wav",
+                size: 1000 + index,
+                status: index % 10 == 0 ? "failed" : index % 15 == 0 ? "pending" : "uploaded",
+                retryCount: index % 10 == 0 ? 3 : 0,
+                error: index % 10 == 0 ? "Read timeout on endpoint URL" : nil
+            )
+        }
+        try DataUploaderFixture.create(
+            in: old,
+            project: "imported-lab",
+            bucket: "old-bucket",
+            region: "us-east-1",
+            sessions: [
+                .init(
+                    directory: "/data/set",
+                    prefix: "set",
+                    status: "completed_with_errors",
+                    files: files,
+                    startedHoursAgo: 6
+                ),
+                .init(directory: "/data/set", prefix: "set", status: "in_progress", files: [], startedHoursAgo: 2),
+            ]
+        )
+        let imported = try database.ledger().importDataUploader(from: DataUploaderDatabase(url: old.url))
+        #expect(imported.sessionsImported == 2)
         print(
             "GrafanaPanelTests: generated fleet: \(fleet.devices) devices, \(fleet.sessions) sessions, "
                 + "\(fleet.files) file_uploads rows, \(fleet.heartbeats) heartbeats in "

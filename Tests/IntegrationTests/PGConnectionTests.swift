@@ -36,6 +36,21 @@ struct PGConnectionTests {
         #expect(rows.bool(0, 1) == true)
     }
 
+    @Test func timestampsReadTheSameWhateverTheServersZoneAndDateStyle() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        try database.connect().executeScript(
+            "ALTER DATABASE \(database.name) SET TimeZone = 'Asia/Kathmandu'; "
+                + "ALTER DATABASE \(database.name) SET DateStyle = 'SQL, DMY'"
+        )
+        let connection = try database.connect()  // starts with the database's settings
+
+        let time = Timestamp(microseconds: 1_763_900_000_123_456)
+        let rows = try connection.execute("SELECT \(time)::timestamptz, current_setting('TimeZone')")
+        #expect(rows.timestamp(0, 0) == time)
+        #expect(rows.string(0, 1) == "Asia/Kathmandu", "the zone is left as the server has it")
+    }
+
     @Test func failedStatementCarriesSQLStateAndServerMessage() throws {
         let database = try TestDatabase()
         defer { database.drop() }

@@ -17,7 +17,6 @@ struct RowSecurityTests {
         keys: [String]
     ) throws -> (session: Int64, project: Int64, device: Int64) {
         let (sessionID, projectID, deviceID) = try openTestSession(ledger, project: project, device: device)
-        try ledger.prepareStaging()
         try ledger.recordFiles(
             keys.map {
                 PlannedFile(
@@ -255,7 +254,7 @@ struct RowSecurityTests {
         try admin.connection.executeScript("CREATE ROLE \"\(reader)\" LOGIN IN ROLE fleet_reader")
         defer { try? admin.connection.executeScript("DROP ROLE \"\(reader)\"") }
 
-        let connection = try PGConnection(conninfo: database.url(user: reader))
+        let connection = try PGConnection(conninfo: try database.url(user: reader))
         let seen = try connection.execute(
             """
             SELECT (SELECT count(*) FROM sync_sessions), (SELECT count(*) FROM file_uploads),
@@ -282,7 +281,7 @@ struct RowSecurityTests {
             "CREATE ROLE \"\(ops)\" LOGIN CREATEROLE; ALTER DATABASE \(database.name) OWNER TO \"\(ops)\""
         )
 
-        let ledger = try Ledger(url: database.url(user: ops), logger: quietLogger)
+        let ledger = try Ledger(url: try database.url(user: ops), logger: quietLogger)
         #expect(ledger.appliedMigrations.count == Migration.all.count)
         let owners = try cluster.execute(
             """
@@ -299,7 +298,7 @@ struct RowSecurityTests {
             )
             _ = try? ledger.removeDeviceLogin(device: ops + "-rig")
         }
-        let device = try Ledger(url: database.url(user: ops + "-rig"), logger: quietLogger)
+        let device = try Ledger(url: try database.url(user: ops + "-rig"), logger: quietLogger)
         _ = try Self.session(device, device: ops + "-rig", project: "survey", keys: ["a.log"])
         try device.connection.execute("SELECT fleet_ensure_file_upload_partitions(now() + interval '13 months', 1)")
     }

@@ -21,6 +21,31 @@ struct StatusTests {
         #expect(status.devices.isEmpty)
     }
 
+    @Test func countsTheServerConnectionsToTheLedgerByApplication() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let ledger = try database.ledger()
+        let url = try database.directURL()
+        let probes = try (0..<2).map { _ in try PGConnection(conninfo: url, applicationName: "fleet-status-probe") }
+        try probes[0].executeScript("BEGIN")
+
+        let status = try ledger.fleetStatus(StatusFilter())
+
+        let probe = try #require(status.connections.first { $0.application == "fleet-status-probe" })
+        #expect(
+            probe
+                == FleetStatus.Connections(
+                    application: "fleet-status-probe",
+                    total: 2,
+                    active: 0,
+                    idleInTransaction: 1,
+                    idle: 1
+                )
+        )
+        #expect(!status.connections.contains { $0.application == PGConnection.applicationName && $0.total > 0 })
+        try probes[0].executeScript("ROLLBACK")
+    }
+
     @Test func listsSessionsNewestFirstWithTheTotalsTheyClosedWith() throws {
         let database = try TestDatabase()
         defer { database.drop() }
@@ -336,6 +361,7 @@ struct StatusTests {
         #expect(
             Set(object.keys) == [
                 "read_at", "filter", "sessions", "failures_by_class", "project_window_days", "projects", "devices",
+                "connections",
             ]
         )
         let filter = try #require(object["filter"] as? [String: Any])
@@ -370,7 +396,6 @@ private struct LedgerFixture {
 
     init(_ database: TestDatabase) throws {
         ledger = try database.ledger()
-        try ledger.prepareStaging()
     }
 
     /// How an upload attempt failed.

@@ -44,7 +44,6 @@ struct TriggerTests {
                 """
             )
         }
-        try ledger.prepareStaging()
         let files = (uploaded + failed + skipped).map { key in
             PlannedFile(
                 source: "run",

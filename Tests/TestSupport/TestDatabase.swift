@@ -8,6 +8,11 @@ import Logging
 ///
 /// The cluster's URL comes from `FLEET_TEST_DATABASE_URL`; a missing variable fails the test with the way
 /// to start one, never skips it.
+///
+/// With `FLEET_TEST_VIA_PGBOUNCER=1` (scripts/test.sh's second, filtered run) `url`, which the tools and the
+/// test's own checks use, goes through PgBouncer in transaction pooling (`FLEET_TEST_PGBOUNCER_URL`), while
+/// creating and dropping the database stays on the server's own URL: a transaction pooler cannot run
+/// `CREATE DATABASE`.
 package struct TestDatabase {
     package let url: String
     package let name: String
@@ -17,17 +22,36 @@ package struct TestDatabase {
         "FLEET_TEST_DATABASE_URL unset: start a private PostgreSQL with `eval \"$(scripts/pg.sh start)\"`, "
         + "or run the whole suite with scripts/test.sh"
 
+    package static let poolerHint =
+        "FLEET_TEST_PGBOUNCER_URL unset: start PgBouncer in front of the test cluster with "
+        + "`eval \"$(scripts/pgbouncer.sh start /tmp/fleet-pgbouncer \"$FLEET_TEST_DATABASE_URL\")\"` "
+        + "(apt-get install pgbouncer), or run the whole suite with scripts/test.sh"
+
+    /// Whether this run sends the tools through PgBouncer (`FLEET_TEST_VIA_PGBOUNCER=1`).
+    package static var viaPooler: Bool { ProcessInfo.processInfo.environment["FLEET_TEST_VIA_PGBOUNCER"] == "1" }
+
+    /// PgBouncer's URL (transaction pooling, in front of the test cluster); fails with the way to start it.
+    package static func poolerURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["FLEET_TEST_PGBOUNCER_URL"], !url.isEmpty else {
+            throw TestEnvironmentError(description: poolerHint)
+        }
+        return url
+    }
+
     /// - Parameter tablespace: Where the database's tables live (the default tablespace when nil).
     package init(tablespace: String? = nil) throws {
         guard let admin = ProcessInfo.processInfo.environment["FLEET_TEST_DATABASE_URL"] else {
             throw TestEnvironmentError(description: TestDatabase.startHint)
         }
         adminURL = admin
+        // The tests' own connections, apart from the tools' (`fleet-upload` …) in pg_stat_activity and the log.
+        PGConnection.applicationName = "fleet-tests"
         name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = try PGConnection(conninfo: admin)
         try connection.executeScript("CREATE DATABASE \(name)" + (tablespace.map { " TABLESPACE \($0)" } ?? ""))
-        guard var components = URLComponents(string: admin) else {
-            throw TestEnvironmentError(description: "FLEET_TEST_DATABASE_URL is not a URL: \(admin)")
+        let base = TestDatabase.viaPooler ? try TestDatabase.poolerURL() : admin
+        guard var components = URLComponents(string: base) else {
+            throw TestEnvironmentError(description: "not a URL: \(base)")
         }
         components.path = "/" + name
         url = components.string!
@@ -41,9 +65,28 @@ package struct TestDatabase {
 
     package func connect() throws -> PGConnection { try PGConnection(conninfo: url) }
 
-    /// The database's URL for another role (the test cluster trusts every role on loopback).
-    package func url(user: String) -> String {
-        var components = URLComponents(string: url)!
+    /// The same database through PgBouncer, whichever way `url` goes.
+    package func poolerURL() throws -> String {
+        guard var components = URLComponents(string: try TestDatabase.poolerURL()) else {
+            throw TestEnvironmentError(description: "FLEET_TEST_PGBOUNCER_URL is not a URL")
+        }
+        components.path = "/" + name
+        return components.string!
+    }
+
+    /// The same database on the server's own URL, never through PgBouncer (for `pg_stat_activity` counts).
+    package func directURL() throws -> String {
+        guard var components = URLComponents(string: adminURL) else {
+            throw TestEnvironmentError(description: "FLEET_TEST_DATABASE_URL is not a URL: \(adminURL)")
+        }
+        components.path = "/" + name
+        return components.string!
+    }
+
+    /// The database's URL for another role, on the server's own URL (the test cluster trusts every role on
+    /// loopback).
+    package func url(user: String) throws -> String {
+        var components = URLComponents(string: try directURL())!
         components.user = user
         return components.string!
     }
@@ -73,8 +116,10 @@ package struct TestDatabase {
 package struct TemporaryTree {
     package let root: URL
 
-    package init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-test-" + UUID().uuidString)
+    /// A fresh directory in the temporary directory, or in `parent` (`/var/tmp` for a directory below one the
+    /// configuration protects from deletion).
+    package init(under parent: URL = FileManager.default.temporaryDirectory) throws {
+        root = parent.appendingPathComponent("fleet-test-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 

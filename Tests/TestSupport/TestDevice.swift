@@ -12,7 +12,7 @@ package struct TestDevice {
     package init(_ database: TestDatabase, projects: [String], certificate: Bool = false) throws {
         self.database = database
         name = "rig-" + UUID().uuidString.prefix(8).lowercased()
-        url = database.url(user: name)
+        url = try database.url(user: name)
         try database.ledger().addDeviceLogin(
             device: name,
             projects: projects,
@@ -22,7 +22,7 @@ package struct TestDevice {
 
     package func ledger() throws -> Ledger { try Ledger(url: url, logger: quietLogger) }
 
-    /// Ends the role's connections (their temporary tables would keep it from being dropped), then removes it.
+    /// Ends the role's connections (one in a transaction may hold a temporary table the role owns), then removes it.
     package func remove() {
         try? database.connect().executeScript(
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '\(name)'"

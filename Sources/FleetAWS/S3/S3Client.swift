@@ -120,6 +120,8 @@ package final class S3Client {
     /// Asked while a request body goes out: true ends the request (class `interrupted`, nothing stored). A run
     /// that is stopping sets it, so a large upload does not hold the stop up.
     package var shouldEnd: (@Sendable () -> Bool)?
+    /// The process's cap on upload bandwidth (`upload.max_bandwidth`), shared with every other client.
+    package var bandwidth: BandwidthLimiter?
     private let credentials: CredentialProvider
     private let curl: CurlEasy
     private var signingKeys = SigV4KeyCache()
@@ -578,7 +580,8 @@ package final class S3Client {
                         body: body,
                         timeouts: timeouts,
                         onBytesSent: onBytesSent,
-                        shouldEnd: shouldEnd
+                        shouldEnd: shouldEnd,
+                        bandwidth: bandwidth
                     )
                 )
             } catch {

@@ -12,6 +12,8 @@ package struct S3Context: Sendable {
     /// workers sign with the server's time. By default the process's one clock, so a later session of the
     /// same process (the agent's next run) starts with the offset already learned.
     package var clock = SigningClock.process
+    /// The cap on upload bandwidth every client of this context shares (`upload.max_bandwidth`); nil for none.
+    package var bandwidth: BandwidthLimiter?
 
     /// Resolves region, endpoint and the credentials chain from the settings and the environment.
     ///
@@ -75,7 +77,15 @@ package struct S3Context: Sendable {
 
     /// A client for the calling thread.
     package func client(logger: Logger, timeouts: HTTPTimeouts = HTTPTimeouts()) throws(S3Error) -> S3Client {
-        try S3Client(endpoint: endpoint, credentials: credentials, timeouts: timeouts, clock: clock, logger: logger)
+        let client = try S3Client(
+            endpoint: endpoint,
+            credentials: credentials,
+            timeouts: timeouts,
+            clock: clock,
+            logger: logger
+        )
+        client.bandwidth = bandwidth
+        return client
     }
 }
 

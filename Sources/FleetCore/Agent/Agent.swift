@@ -48,9 +48,16 @@ package final class Agent {
     // Runs.
     private var running: RunningUpload?
     private var lastUploadAt: Date?
+    /// Files an import queued for this device (`master import-state --queue`), by path, taken by the first scan
+    /// with a ledger: each row is forgotten once a run settles its file.
+    private var importedQueue: Set<String> = []
+    private var importedQueueTaken = false
 
-    // The ledger, as the loop sees it (runs open their own connections).
-    private var ledger: Ledger?
+    // The ledger, as the loop sees it. The loop holds no connection between its actions: each one (connect,
+    // reconcile, heartbeat, a deletion policy, a rescan's lookups) opens one and closes it when done, so an
+    // idle agent holds no server backend and a thousand vehicles do not keep a thousand connections open.
+    // Runs open their own. `ledgerKnown`: project and device were looked up and the ledger answered last time.
+    private var ledgerKnown = false
     private var projectID: Int64 = 0
     private var deviceID: Int64 = 0
     private var generator = SystemRandomNumberGenerator()
@@ -92,6 +99,8 @@ package final class Agent {
                 "device": "\(settings.device)",
                 "sources": "\(sources.map { $0.name ?? "" }.joined(separator: ","))",
                 "stability_seconds": "\(settings.agent.stabilitySeconds)",
+                "sources.keeping_files":
+                    "\(sources.filter { $0.allowDeletion == false }.map { $0.name ?? "" }.joined(separator: ","))",
             ]
         )
         metrics = startMetrics()
@@ -180,7 +189,7 @@ package final class Agent {
                 return
             }
             if new.project != config.project || new.device != config.device || new.s3 != config.s3 {
-                ledger = nil  // project or device may differ: look them up again
+                ledgerKnown = false  // project or device may differ: look them up again
                 machine.ledgerReset()
             }
             let sourcesChanged = try derive(from: new)
@@ -270,6 +279,7 @@ package final class Agent {
     private func rescan(_ reason: AgentAction.RescanReason, now: Date) {
         if reason == .sourcesChanged {
             tracker = StabilityTracker(stabilitySeconds: settings.agent.stabilitySeconds)
+            importedQueueTaken = false  // the new tracker takes the imported queue again
             startWatching()
         } else if watchedRoots.count
             != sources.indices.filter({ FileManager.default.isReadableDirectory(sources[$0].path) }).count
@@ -278,14 +288,16 @@ package final class Agent {
         }
         // The ledger says which files earlier runs uploaded before they are queued: after a restart the files on
         // disk are remembered as handled (16 bytes each), not held whole until a run finds them stored.
-        if ledger == nil, reason == .startup { connect(now: now) }
-        var lookup = StoredLookup(ledger: ledger, projectID: projectID)
+        if !ledgerKnown, reason == .startup { connect(now: now) }
+        // One connection for the whole walk (its lookups go 5,000 files a round trip), closed when it ends.
+        var lookup = StoredLookup(ledger: ledgerKnown ? try? openLedger() : nil, projectID: projectID)
         let stamp = Timestamp(now)
         let cutoff = ageCutoff(now).microseconds
         var newlyReady: [SourceFile] = []
         var counts = (found: 0, taken: 0, stored: 0)
         var complete = false
         tracker.beginScan()
+        if !importedQueueTaken { importedQueueTaken = takeImportedQueue(now: now, into: &newlyReady) }
         defer {
             counts.stored += lookup.flush(into: &tracker, newlyReady: &newlyReady, now: now, logger: logger)
             tracker.endScan(complete: complete)
@@ -361,6 +373,58 @@ package final class Agent {
             }
         }
         complete = true
+    }
+
+    /// Takes the files an import queued for this device into the queue, whatever their age (a file excluded by
+    /// the scan rules, outside the sources or gone is forgotten): the rows stay until a run settles the file.
+    ///
+    /// - Returns: whether the ledger answered (else the next scan asks again).
+    private func takeImportedQueue(now: Date, into newlyReady: inout [SourceFile]) -> Bool {
+        guard ledgerKnown, let ledger = try? openLedger() else { return false }
+        let queued: [QueuedFile]
+        do {
+            queued = try ledger.queuedFiles(deviceID: deviceID)
+        } catch {
+            logger.warning("cannot read the imported queue; the next scan asks again", metadata: ["error": "\(error)"])
+            return false
+        }
+        guard !queued.isEmpty else { return true }
+        var gone: [String] = []
+        for entry in queued {
+            let path = Array(entry.localPath.utf8)
+            guard let file = sourceFile(at: path),
+                let version = FileVersion.current(at: path, followSymlinks: settings.scan.followSymlinks)
+            else {
+                gone.append(entry.localPath)
+                continue
+            }
+            importedQueue.insert(entry.localPath)
+            let age = Double(Timestamp(now).microseconds - version.mtime.microseconds) / 1_000_000
+            if tracker.observe(file, version, now: now, settled: age >= StabilityTracker.settledAge) {
+                newlyReady.append(file)
+            }
+        }
+        if !gone.isEmpty { _ = try? ledger.forgetQueuedFiles(deviceID: deviceID, paths: gone) }
+        logger.notice(
+            "took the files an import queued",
+            metadata: ["files": "\(importedQueue.count)", "gone_or_outside_sources": "\(gone.count)"]
+        )
+        return true
+    }
+
+    /// Forgets the imported queue's rows of files a run settled.
+    private func forgetSettledImports(_ settled: Set<String>) {
+        let done = importedQueue.intersection(settled)
+        guard !done.isEmpty, let ledger = try? openLedger() else { return }
+        do {
+            try ledger.forgetQueuedFiles(deviceID: deviceID, paths: Array(done))
+            importedQueue.subtract(done)
+        } catch {
+            logger.warning(
+                "cannot forget settled files of the imported queue; the next start finds them stored",
+                metadata: ["error": "\(error)"]
+            )
+        }
     }
 
     /// Files modified before this are left alone unless already known (`scan.max_age_days`, default 3).
@@ -456,6 +520,7 @@ package final class Agent {
                 }
             }
             machine.runSucceeded(left: left, now: now, jitter: jitter())
+            if !importedQueue.isEmpty { forgetSettledImports(outcome.settled) }
             if outcome.uploadedFiles > 0 { lastUploadAt = clock.now() }
             metrics?.record(
                 uploadedBytes: outcome.uploadedBytes,
@@ -481,9 +546,13 @@ package final class Agent {
 
     // MARK: - Ledger, heartbeat, deletions
 
+    /// A connection for one action; closed when the caller lets go of it.
+    private func openLedger() throws -> Ledger { try Ledger(url: databaseURL, logger: logger) }
+
+    /// Looks up the project and device (creating them the first time), on a connection closed again at once.
     private func connect(now: Date) {
         do {
-            let connection = try Ledger(url: databaseURL, logger: logger)
+            let connection = try openLedger()
             let context = try S3Context(config: config, environment: environment)
             projectID = try connection.upsertProject(
                 config,
@@ -495,7 +564,7 @@ package final class Agent {
                 hostname: hostname,
                 agentVersion: FleetVersion.number
             )
-            ledger = connection
+            ledgerKnown = true
             if machine.connectFailures > 0 { logger.notice("ledger reachable again") }
             machine.ledgerConnected()
         } catch {
@@ -508,8 +577,9 @@ package final class Agent {
     /// holds back runs only: heartbeat and deletions go on, and it is tried again after a backoff of seconds
     /// that grows while S3 stays out of reach. An abort that fails is only a warning.
     private func reconcile(now: Date) {
-        guard let ledger else { return machine.notPerformed(.reconcile, now: now) }
+        guard ledgerKnown else { return machine.notPerformed(.reconcile, now: now) }
         do {
+            let ledger = try openLedger()
             let context = try S3Context(config: config, environment: environment)
             let reconciler = Reconciler(context: context, logger: logger, concurrency: settings.upload.workers)
             _ = try reconciler.run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
@@ -531,10 +601,10 @@ package final class Agent {
         }
     }
 
-    /// Drops the loop's connection and lets the machine schedule the next attempt with backoff. While there is
+    /// Marks the ledger unreachable and lets the machine schedule the next attempt with backoff. While there is
     /// no ledger, nothing is deleted: no deletion without the ledger confirming the upload.
     private func ledgerFailed(_ error: any Error, now: Date) {
-        ledger = nil
+        ledgerKnown = false
         let wait = machine.ledgerLost(now: now, jitter: jitter())
         let failures = machine.connectFailures
         let level: Logger.Level = failures == 1 || failures % 10 == 0 ? .error : .debug
@@ -545,11 +615,12 @@ package final class Agent {
         )
     }
 
-    /// The heartbeat or a deletion policy, through the loop's connection; when the connection went away earlier
-    /// in this round, the machine is told so and asks again once it is back.
+    /// The heartbeat or a deletion policy, on a connection of its own closed when it is done; when the ledger
+    /// went away earlier in this round, the machine is told so and asks again once it is back.
     private func housekeeping(_ action: AgentAction, now: Date) {
-        guard let ledger else { return machine.notPerformed(action, now: now) }
+        guard ledgerKnown else { return machine.notPerformed(action, now: now) }
         do {
+            let ledger = try openLedger()
             let policies = DeletionPolicies(
                 config: config,
                 ledger: ledger,
@@ -708,7 +779,7 @@ private struct StoredLookup {
         }
         let stored: [Bool]
         do {
-            stored = try ledger.storedMatches(projectID: projectID, candidates)
+            stored = try ledger.storedMatches(projectID: projectID, candidates, acceptingImported: true)
         } catch {
             logger.warning(
                 "cannot ask the ledger which files are stored; queueing them",

@@ -28,28 +28,13 @@ struct AgentRun: Sendable {
     var environment: [String: String]
     var logger: Logger
 
+    /// The run's connections: one for the stored lookup, closed before the session opens its two (the session's
+    /// and the pool's), and one after it for the outcome, so a run never holds more than two.
+    ///
     /// - Throws: when the session cannot start (ledger, credentials, bucket): the files stay queued.
     func perform(state: RunState) throws -> Outcome {
-        let ledger = try Ledger(url: databaseURL, logger: logger)
-        let context = try S3Context(config: config, environment: environment)
-        let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
-
         var outcome = Outcome(status: "nothing to upload")
-        let placed = files.enumerated().compactMap { index, walked -> (Int, StoredCandidate)? in
-            guard case .success(let placement) = walked.placement else { return nil }
-            return (
-                index,
-                StoredCandidate(
-                    bucket: placement.bucket,
-                    key: placement.key,
-                    size: walked.file.size,
-                    mtime: walked.file.mtime
-                )
-            )
-        }
-        let stored = try ledger.storedMatches(projectID: projectID, placed.map(\.1))
-        var alreadyStored = Set<Int>()
-        for (position, (index, _)) in placed.enumerated() where stored[position] { alreadyStored.insert(index) }
+        let alreadyStored = try storedFiles()
         outcome.alreadyStored = alreadyStored.count
         outcome.settled = Set(alreadyStored.map { files[$0].displayPath })
         let remaining = files.indices.filter { !alreadyStored.contains($0) }.map { files[$0] }
@@ -73,6 +58,7 @@ struct AgentRun: Sendable {
         let result = try cycle.run(state: state, progress: UploadProgress())
         let sessionID = result.upload.sessionID
         outcome.sessionID = sessionID
+        let ledger = try Ledger(url: databaseURL, logger: logger)
         let record = try ledger.session(sessionID)
         outcome.status = record?.status.rawValue ?? result.upload.status.rawValue
         outcome.uploadedFiles = record?.totals.uploadedFiles ?? result.upload.totals.uploadedFiles
@@ -80,5 +66,29 @@ struct AgentRun: Sendable {
         outcome.failedFiles = record?.totals.failedFiles ?? result.upload.totals.failedFiles
         outcome.settled.formUnion(try ledger.settledPaths(sessionID: sessionID))
         return outcome
+    }
+
+    /// Indices of the files the ledger already records as stored (same key, size and mtime: uploaded with a checksum, or imported from the old daemon's registry),
+    /// asked on a connection of its own that is closed on return.
+    private func storedFiles() throws -> Set<Int> {
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        let context = try S3Context(config: config, environment: environment)
+        let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
+        let placed = files.enumerated().compactMap { index, walked -> (Int, StoredCandidate)? in
+            guard case .success(let placement) = walked.placement else { return nil }
+            return (
+                index,
+                StoredCandidate(
+                    bucket: placement.bucket,
+                    key: placement.key,
+                    size: walked.file.size,
+                    mtime: walked.file.mtime
+                )
+            )
+        }
+        let stored = try ledger.storedMatches(projectID: projectID, placed.map(\.1), acceptingImported: true)
+        var indices = Set<Int>()
+        for (position, (index, _)) in placed.enumerated() where stored[position] { indices.insert(index) }
+        return indices
     }
 }

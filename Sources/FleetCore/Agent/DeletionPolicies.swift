@@ -30,7 +30,9 @@ package struct DeletionReport: Sendable, Equatable {
 /// confirms what went; a ledger that cannot be written makes a policy throw before anything in the batch is
 /// deleted. Each call first settles the intents a stopped process left open.
 ///
-/// Only regular files inside the configured sources are deleted. Right before each `unlink` the file is
+/// Only regular files inside the configured sources that allow it (`allow_deletion`, false by default below
+/// `/var`, `/etc`, `/usr`, `/boot`, `/proc` and `/sys`) are deleted: the others are not even walked, and
+/// `LocalDeleter` refuses their files whatever asks. Right before each `unlink` the file is
 /// examined again without following links (`fstatat` with `AT_SYMLINK_NOFOLLOW`, the `lstat` of the directory
 /// it is in), and the directories down to it are opened one at a time with `O_NOFOLLOW`: a file whose size or
 /// mtime differs, or that is reached through a symbolic link, stays. Directories are never deleted, except those
@@ -82,6 +84,9 @@ package struct DeletionPolicies {
     /// Each source directory as bytes, without a trailing slash (as `SourceWalk` joins paths).
     private var sourceRoots: [[UInt8]] { sources.map { Array($0.path.utf8).trailingSlashRemoved } }
 
+    /// The indices of the sources whose files may be deleted (`allow_deletion`).
+    private var deletableSources: [Int] { sources.indices.filter { sources[$0].allowDeletion == true } }
+
     // MARK: - After upload
 
     /// `deletion.after_upload`: deletes the files whose upload finished at least `keep_days` before `now`.
@@ -106,7 +111,9 @@ package struct DeletionPolicies {
         try settleLeftovers(logger: logger)
         let keepDays = max(settings.keepDays, 0)
         let cutoff = Timestamp(microseconds: Timestamp(now).microseconds - Self.microseconds(days: keepDays))
-        let roots = sourceRoots
+        let allRoots = sourceRoots
+        let roots = deletableSources.map { allRoots[$0] }
+        guard !roots.isEmpty else { return DeletionReport(reason: "after_upload") }
         let candidates = try ledger.afterUploadCandidates(
             projectID: projectID,
             deviceID: deviceID,
@@ -174,7 +181,7 @@ package struct DeletionPolicies {
     /// `deletion.age`: deletes every file in the sources last modified more than `max_age_days` before `now`
     /// (a file exactly that old stays), once the ledger confirms its upload.
     ///
-    /// The sources are walked with their scan patterns but without `scan.max_age_days` and
+    /// The sources that allow deletion are walked with their scan patterns but without `scan.max_age_days` and
     /// `scan.min_age_seconds`. A file whose upload the ledger cannot confirm is kept (`keptUnuploaded`), or with
     /// `include_unuploaded` deleted, recorded with `was_uploaded` false and logged as a warning (the operator
     /// chose this retention for such files).
@@ -189,7 +196,7 @@ package struct DeletionPolicies {
         let includeUnuploaded = settings.includeUnuploaded
         let cutoff = Timestamp(now).microseconds - Self.microseconds(days: settings.maxAgeDays)
         let mapper = try KeyMapper(config: config)
-        let found = try collect(sources: Array(sources.indices), mapper: mapper, now: now, logger: logger) {
+        let found = try collect(sources: deletableSources, mapper: mapper, now: now, logger: logger) {
             $0.mtime.microseconds < cutoff
         }
 
@@ -221,23 +228,25 @@ package struct DeletionPolicies {
     // MARK: - Emergency
 
     /// `deletion.emergency`: frees space on each file system holding a source that is at least `act_percent`
-    /// full, down to below `warn_percent`.
+    /// full or has less than `reserved_gb` free, down to below `warn_percent` with `reserved_gb` free.
     ///
-    /// Sources are grouped by file system (`DiskUsage.fileSystemID`) and each group is handled once. Its files
-    /// (scan patterns apply, ages do not) are taken oldest mtime first: first those whose upload the ledger
-    /// confirms; the disk is measured again after every 50 deleted files or 1 % of the disk, and deleting stops
-    /// as soon as it is below `warn_percent`. Still at or above it, and only with `include_unuploaded`, the
-    /// oldest files never uploaded follow, each logged as an error. A file system at or above `warn_percent` but
-    /// below `act_percent` only gets a warning; so does any full file system when the policy is off.
+    /// Sources are grouped by file system (`DiskUsage.fileSystemID`) and each group is handled once. The files of
+    /// its sources that allow deletion (scan patterns apply, ages do not) are taken oldest mtime first: first
+    /// those whose upload the ledger confirms; the disk is measured again after every 50 deleted files or 1 % of
+    /// the disk, and deleting stops as soon as it is below `warn_percent` and has `reserved_gb` free. Still short,
+    /// and only with `include_unuploaded`, the oldest files never uploaded follow, each logged as an error. A file
+    /// system at or above `warn_percent` (or short of `reserved_gb`) that does not call for deleting only gets a
+    /// warning; so does any full file system when the policy is off, and one whose sources all keep their files.
     ///
     /// - Parameter now: the instant the sources are scanned at.
-    /// - Returns: `nil` when no file system is at or above `act_percent`, or the policy is off.
+    /// - Returns: `nil` when no file system calls for deleting, or the policy is off.
     /// - Throws: `LedgerError` (nothing in the batch being confirmed is deleted), `ScanError`, `KeyTemplateError`.
     package func emergency(now: Date) throws -> DeletionReport? {
         let settings = config.resolved.deletion.emergency
         let active = settings.active
         let warn = settings.warnPercent
         let act = settings.actPercent
+        let deletable = Set(deletableSources)
         var logger = self.logger
         logger[metadataKey: "deletion.reason"] = "emergency"
 
@@ -262,37 +271,39 @@ package struct DeletionPolicies {
 
         var report: DeletionReport?
         var mapper: KeyMapper?
-        for group in groups where group.usage.usedPercent >= warn {
+        for group in groups where settings.isTight(group.usage) {
             let paths = group.sources.map { sources[$0].path }.joined(separator: ", ")
             let full = Self.percentText(group.usage.usedPercent)
+            let free = Formatting.bytes(group.usage.availableBytes)
             let metadata: Logger.Metadata = [
                 "disk.used_percent": "\(Self.percentText(group.usage.usedPercent))", "sources": "\(paths)",
+                "disk.available_bytes": "\(group.usage.availableBytes)",
             ]
-            guard active, group.usage.usedPercent >= act else {
+            let reserve = settings.reservedBytes > 0 ? ", \(settings.reservedGb.formatted()) GiB reserved" : ""
+            func state(_ threshold: String, _ percent: Double) -> String {
+                "disk \(full) % full, \(free) free (\(threshold) at \(Self.percentText(percent)) %\(reserve))"
+            }
+            let own = group.sources.filter(deletable.contains)
+            guard active, settings.mustFreeSpace(group.usage), !own.isEmpty else {
                 let note =
-                    active
-                    ? "deleting starts at \(Self.percentText(act)) %"
-                    : "deletion.emergency is off, so nothing is deleted"
-                logger.warning(
-                    "disk \(full) % full (warning at \(Self.percentText(warn)) %); \(note)",
-                    metadata: metadata
-                )
+                    !active
+                    ? "deletion.emergency is off, so nothing is deleted"
+                    : !settings.mustFreeSpace(group.usage)
+                        ? "deleting starts at \(Self.percentText(act)) %"
+                        : "its sources keep their files (allow_deletion is false), so nothing is deleted"
+                logger.warning("\(state("warning", warn)); \(note)", metadata: metadata)
                 continue
             }
-            logger.warning(
-                "disk \(full) % full (act at \(Self.percentText(act)) %): deleting the oldest uploaded files",
-                metadata: metadata
-            )
+            logger.warning("\(state("act", act)): deleting the oldest uploaded files", metadata: metadata)
             if mapper == nil { try settleLeftovers(logger: logger) }
             let keyMapper = try mapper ?? KeyMapper(config: config)
             mapper = keyMapper
             var sweep = DeletionSweep(policies: self, reason: "emergency", logger: logger, unuploadedLevel: .error)
             sweep.report = report ?? DeletionReport(reason: "emergency")
             try freeSpace(
-                group: group.sources,
+                group: own,
                 usage: group.usage,
-                warn: warn,
-                includeUnuploaded: settings.includeUnuploaded,
+                settings: settings,
                 mapper: keyMapper,
                 now: now,
                 sweep: &sweep
@@ -303,12 +314,12 @@ package struct DeletionPolicies {
         return report
     }
 
-    /// Deletes the oldest files of one file system's sources until it is below `warn` percent full.
+    /// Deletes the oldest files of the given sources (on one file system) until it is below `warn_percent` full
+    /// with `reserved_gb` free.
     private func freeSpace(
         group: [Int],
         usage: DiskUsage,
-        warn: Double,
-        includeUnuploaded: Bool,
+        settings: ResolvedConfig.Deletion.Emergency,
         mapper: KeyMapper,
         now: Date,
         sweep: inout DeletionSweep
@@ -320,8 +331,8 @@ package struct DeletionPolicies {
         let roots = sourceRoots
         var current = usage
 
-        /// Records what is pending and measures again; true once below `warn` (or when the disk cannot be
-        /// measured any more: no deleting blind).
+        /// Records what is pending and measures again; true once below `warn_percent` with `reserved_gb` free (or
+        /// when the disk cannot be measured any more: no deleting blind).
         func belowWarn() throws -> Bool {
             try sweep.flush()
             do {
@@ -333,7 +344,7 @@ package struct DeletionPolicies {
                 )
                 return true
             }
-            return current.usedPercent < warn
+            return !settings.isTight(current)
         }
 
         // Uploaded files, oldest first; the others are set aside in the same order.
@@ -361,10 +372,12 @@ package struct DeletionPolicies {
         // Still too full: files never uploaded, oldest first, only when the configuration says so. They are
         // confirmed again (an upload may have finished meanwhile), so `was_uploaded` says what is true.
         let deletedBefore = sweep.report.deletedFiles
+        let includeUnuploaded = settings.includeUnuploaded
         if !done, includeUnuploaded, !unconfirmed.isEmpty {
             let full = Self.percentText(current.usedPercent)
+            let free = Formatting.bytes(current.availableBytes)
             sweep.logger.error(
-                "disk still \(full) % full after deleting the uploaded files: deleting files never uploaded",
+                "disk still \(full) % full, \(free) free, after deleting the uploaded files: deleting files never uploaded",
                 metadata: ["files.unuploaded": "\(unconfirmed.count)"]
             )
             var offset = 0
@@ -384,10 +397,11 @@ package struct DeletionPolicies {
         }
         let handled = sweep.report.deletedFiles - deletedBefore
         sweep.report.keptUnuploaded += unconfirmed.count - handled
-        if current.usedPercent >= warn {
+        if settings.isTight(current) {
             let hint = includeUnuploaded ? "" : "; files never uploaded are kept (include_unuploaded is off)"
+            let free = Formatting.bytes(current.availableBytes)
             sweep.logger.error(
-                "disk still \(Self.percentText(current.usedPercent)) % full after emergency deletion\(hint)",
+                "disk still \(Self.percentText(current.usedPercent)) % full, \(free) free, after emergency deletion\(hint)",
                 metadata: ["files.kept_unuploaded": "\(unconfirmed.count - handled)"]
             )
         }
@@ -455,7 +469,10 @@ package struct DeletionPolicies {
                 )
             }
         }
-        for (position, stored) in zip(asked, try ledger.storedMatches(projectID: projectID, candidates)) {
+        for (position, stored) in zip(
+            asked,
+            try ledger.storedMatches(projectID: projectID, candidates, acceptingImported: false)
+        ) {
             verdicts[position].uploaded = stored
         }
         return verdicts

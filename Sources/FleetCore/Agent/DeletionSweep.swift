@@ -60,6 +60,7 @@ struct DeletionSweep {
             projectID: policies.projectID,
             deviceID: policies.deviceID,
             logger: logger,
+            deletableRoots: resolved.deletableSourceRoots,
             emptyDirectoriesUnder: resolved.upload.removeEmptyDirectories
                 ? Set(resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved }) : nil
         )

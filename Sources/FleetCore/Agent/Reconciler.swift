@@ -112,7 +112,6 @@ package struct Reconciler {
         let claims = claims.filter { !superseded.contains($0.job.id) }
         guard !claims.isEmpty else { return report }
         let found = try headObjects(claims)
-        try ledger.prepareStaging()
         var outcomes: [(Int64, Int64, UploadOutcome)] = []
         for (index, claim) in claims.enumerated() {
             let info = found[index]

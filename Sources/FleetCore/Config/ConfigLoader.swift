@@ -26,13 +26,13 @@ package enum ConfigLoader {
     /// The keys that can be overridden from the environment (and their variables).
     package static let overridableKeys = [
         "project.name", "device", "s3.bucket", "s3.prefix", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile",
-        "s3.shared_prefix",
+        "s3.shared_prefix", "s3.credentials_path",
         "keys.template",
         "keys.timezone", "scan.min_age_seconds", "scan.max_age_days", "scan.follow_symlinks", "upload.workers",
         "upload.multipart_threshold_mb", "upload.part_size_mb", "upload.part_concurrency", "upload.max_attempts",
         "upload.backoff_base_seconds", "upload.backoff_cap_seconds", "upload.give_up_after_seconds",
         "upload.compare_with_bucket", "upload.delete_after_upload", "upload.remove_empty_directories",
-        "upload.abandoned_multipart_hours", "upload.stop_timeout_seconds",
+        "upload.abandoned_multipart_hours", "upload.stop_timeout_seconds", "upload.max_bandwidth",
     ]
 
     /// `FLEET_UPLOAD_WORKERS` for `upload.workers`.
@@ -52,19 +52,7 @@ package enum ConfigLoader {
     ///
     /// - Throws: `ConfigError` naming the file, the key and the reason (the first problem found).
     package static func load(path: String, overrides: [ConfigOverride] = []) throws(ConfigError) -> FleetConfig {
-        if let problem = fileProblem(path) {
-            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(problem)")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason =
-                !FileManager.default.fileExists(atPath: path)
-                ? "no such file"
-                : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
-            throw ConfigError(file: path, keyPath: nil, "cannot read the configuration: \(reason)")
-        }
+        let data = try read(path, what: "the configuration")
         let lowercased = path.lowercased()
         do throws(ConfigError) {
             var config: FleetConfig
@@ -89,6 +77,26 @@ package enum ConfigLoader {
             var located = error
             located.file = path
             throw located
+        }
+    }
+
+    /// The bytes of the file at `path`.
+    ///
+    /// - Parameter what: What the file is, for the message: `cannot read the configuration: no such file`.
+    /// - Throws: `ConfigError` naming the file and why it cannot be read (missing, not a regular file, empty,
+    ///   permission denied).
+    package static func read(_ path: String, what: String) throws(ConfigError) -> Data {
+        if let problem = fileProblem(path) {
+            throw ConfigError(file: path, keyPath: nil, "cannot read \(what): \(problem)")
+        }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason =
+                !FileManager.default.fileExists(atPath: path)
+                ? "no such file"
+                : !FileManager.default.isReadableFile(atPath: path) ? "permission denied" : error.localizedDescription
+            throw ConfigError(file: path, keyPath: nil, "cannot read \(what): \(reason)")
         }
     }
 
@@ -137,6 +145,15 @@ package enum ConfigLoader {
                     "is empty; \(leave) to keep the file's value"
                 )
             }
+            if item.keyPath == "source.path", case .object(let pairs) = document,
+                pairs.contains(where: { $0.key == "sources" })
+            {
+                throw ConfigError(
+                    keyPath: item.keyPath,
+                    origin: item.origin,
+                    "applies to a configuration with one source, not to one that lists sources"
+                )
+            }
             document.set(.plain(item.value), at: item.keyPath.split(separator: ".").map(String.init)[...])
             origins[item.keyPath] = item.origin
         }
@@ -159,7 +176,7 @@ package enum ConfigLoader {
 }
 
 extension FleetConfig {
-    /// Relative source paths (and `s3.ca_bundle`) are taken relative to the configuration file, so a job
+    /// Relative source paths (and `s3.ca_bundle`, `s3.credentials_path`) are taken relative to the configuration file, so a job
     /// started from any directory (cron, systemd) scans the same place and trusts the same CAs.
     mutating func resolveSourcePaths(relativeTo directory: URL) {
         func resolved(_ path: String) -> String {
@@ -167,6 +184,7 @@ extension FleetConfig {
         }
         if let path = source?.path { source?.path = resolved(path) }
         if let path = s3.caBundle { s3.caBundle = resolved(path) }
+        if let path = s3.credentialsPath { s3.credentialsPath = resolved(path) }
         sources = sources?.map { item in
             var item = item
             item.path = resolved(item.path)

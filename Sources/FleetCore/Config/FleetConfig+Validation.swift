@@ -65,6 +65,10 @@ extension FleetConfig {
             problem("s3.profile", "must be a profile name as in ~/.aws/credentials, got '\(profile)'")
         }
 
+        if let directory = s3.credentialsPath, directory.isEmpty || directory.contains(where: \.isNewline) {
+            problem("s3.credentials_path", "must be a directory holding credentials and config, got '\(directory)'")
+        }
+
         // Sources
         switch (source, sources) {
         case (nil, nil): problem("source", "is required (or list several under sources)")
@@ -119,6 +123,13 @@ extension FleetConfig {
         if let workers = upload?.workers, !(1...256).contains(workers) {
             problem("upload.workers", "must be 1…256, got \(workers)")
         }
+        if let text = upload?.maxBandwidth?.text {
+            do throws(BandwidthScheduleError) {
+                _ = try BandwidthSchedule(parsing: text)
+            } catch {
+                problem("upload.max_bandwidth", error.description)
+            }
+        }
         if let threshold = upload?.multipartThresholdMb, !(5...5120).contains(threshold) {
             problem("upload.multipart_threshold_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(threshold)")
         }
@@ -151,6 +162,23 @@ extension FleetConfig {
         }
         if upload?.removeEmptyDirectories == true, upload?.deleteAfterUpload != true {
             problem("upload.remove_empty_directories", "only applies with delete_after_upload: true")
+        }
+        if upload?.deleteAfterUpload == true, let kept = resolved.sources.first,
+            !resolved.sources.contains(where: { $0.allowDeletion == true })
+        {
+            let key = sources == nil ? "source" : "sources[0]"
+            let why: String
+            if (sources?.first ?? source)?.allowDeletion == false {
+                why = "'\(kept.path)' has allow_deletion: false"
+            } else if let prefix = ResolvedConfig.protectedPrefix(of: kept.path), prefix != "/" {
+                why = "'\(kept.path)' lies under \(prefix)"
+            } else {
+                why = "'\(kept.path)' holds the system's directories"
+            }
+            problem(
+                "upload.delete_after_upload",
+                "no source allows deletion (\(why)); set \(key).allow_deletion: true to delete there"
+            )
         }
 
         // Retry rounds
@@ -249,6 +277,9 @@ extension FleetConfig {
             for case (let key, let value?) in percents where !(value >= 1 && value <= 100) {
                 problem("deletion.emergency.\(key)", "must be 1…100, got \(value.formatted())")
             }
+            if let reserved = emergency.reservedGb, !(reserved >= 0 && reserved <= 1_000_000) {
+                problem("deletion.emergency.reserved_gb", "must be 0…1000000 (GiB), got \(reserved.formatted())")
+            }
             // Compared with the default for the one not given.
             let warn = resolved.deletion.emergency.warnPercent
             let act = resolved.deletion.emergency.actPercent
@@ -275,7 +306,7 @@ extension FleetConfig {
     }
 
     /// Names (project, device, source) go into keys and the ledger: printable, no `/`, at most 128 characters.
-    static func nameProblem(_ name: String) -> String? {
+    package static func nameProblem(_ name: String) -> String? {
         if name.isEmpty { return "must not be empty" }
         if name.count > 128 { return "must be at most 128 characters" }
         if name.contains("/") { return "must not contain '/'" }
@@ -319,7 +350,7 @@ extension FleetConfig {
 
     /// The directory `path` names with every symbolic link resolved; the path as written, standardized, when it
     /// cannot be resolved (it does not exist yet).
-    static func realDirectory(_ path: String) -> String {
+    package static func realDirectory(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return URL(fileURLWithPath: path).standardizedFileURL.path }
         defer { free(resolved) }
         return String(cString: resolved)

@@ -87,6 +87,10 @@ package struct S3Settings: Codable, Sendable, Equatable {
     /// A PEM file of certificate authorities to trust for the endpoint (a private CA); unset, `S3Context`
     /// takes `AWS_CA_BUNDLE`, else the system's. A relative path is relative to the configuration file.
     package var caBundle: String?
+    /// A directory holding the shared AWS files `credentials` and `config` (as `~/.aws` does); unset,
+    /// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`, else `~/.aws`. A relative path is relative to the
+    /// configuration file.
+    package var credentialsPath: String?
 }
 
 package struct SourceSettings: Codable, Sendable, Equatable {
@@ -101,19 +105,24 @@ package struct SourceSettings: Codable, Sendable, Equatable {
     /// Each first-level directory is a run folder (ROS) kept whole under one `{date}`: the date its name
     /// starts with (`2026-11-23-15-30-00-…`); files in folders without one use their own mtime.
     package var runFolders: Bool?
+    /// Whether any deletion (the agent's policies, `upload.delete_after_upload`) may delete files of this source;
+    /// unset, true except below the system's own directories (`ResolvedConfig.protectedPrefixes`).
+    package var allowDeletion: Bool?
 
     package init(
         name: String? = nil,
         path: String,
         include: [String]? = nil,
         exclude: [String]? = nil,
-        runFolders: Bool? = nil
+        runFolders: Bool? = nil,
+        allowDeletion: Bool? = nil
     ) {
         self.name = name
         self.path = path
         self.include = include
         self.exclude = exclude
         self.runFolders = runFolders
+        self.allowDeletion = allowDeletion
     }
 }
 
@@ -169,6 +178,30 @@ package struct UploadSettings: Codable, Sendable, Equatable {
     /// After SIGINT/SIGTERM, how long files in flight may take to finish before their transfers are ended (a
     /// multipart upload keeps the parts it sent, for the next run to continue).
     package var stopTimeoutSeconds: Double?
+    /// A cap on the bytes per second all uploads of the process send together: `8M`, or a timetable such as
+    /// `08:00,2M 19:00,off`.
+    package var maxBandwidth: BandwidthText?
+}
+
+/// `upload.max_bandwidth` as written: text (`8M`, a timetable) or a whole number of bytes per second.
+package struct BandwidthText: Codable, Sendable, Equatable {
+    package var text: String
+
+    package init(_ text: String) { self.text = text }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int64.self) {
+            text = String(number)
+        } else {
+            text = try container.decode(String.self)
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
 }
 
 package struct RetrySettings: Codable, Sendable, Equatable {
@@ -357,25 +390,30 @@ package struct AgeDeletion: Codable, Sendable, Equatable {
     }
 }
 
-/// When a source's file system is fuller than `act_percent`, delete the oldest uploaded files until it is below
-/// `warn_percent`; then, only with `include_unuploaded`, the oldest files never uploaded.
+/// When a source's file system is fuller than `act_percent`, or has less than `reserved_gb` free, delete the
+/// oldest uploaded files until it is below `warn_percent` with `reserved_gb` free; then, only with
+/// `include_unuploaded`, the oldest files never uploaded.
 package struct EmergencyDeletion: Codable, Sendable, Equatable {
     package var enabled: Bool?
     /// A warning is logged above it, and deleting stops below it.
     package var warnPercent: Double?
     /// Deleting starts at it.
     package var actPercent: Double?
+    /// GiB of free space to keep: less starts deleting, and deleting goes on until this much is free.
+    package var reservedGb: Double?
     package var includeUnuploaded: Bool?
 
     package init(
         enabled: Bool? = nil,
         warnPercent: Double? = nil,
         actPercent: Double? = nil,
+        reservedGb: Double? = nil,
         includeUnuploaded: Bool? = nil
     ) {
         self.enabled = enabled
         self.warnPercent = warnPercent
         self.actPercent = actPercent
+        self.reservedGb = reservedGb
         self.includeUnuploaded = includeUnuploaded
     }
 }

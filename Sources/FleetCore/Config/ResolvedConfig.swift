@@ -9,12 +9,12 @@ import Foundation
 /// `upload.workers`), and the table in `docs/configuration.md` states the same defaults (a test compares them).
 ///
 /// Not resolved here: `project.name` and `s3.bucket` (no default), and `s3.region`, `s3.endpoint`,
-/// `s3.path_style` and `s3.profile`, which depend on the environment and the shared AWS files: `S3Context`
+/// `s3.path_style`, `s3.profile` and `s3.credentials_path`, which depend on the environment and the shared AWS files: `S3Context`
 /// resolves those.
 package struct ResolvedConfig: Sendable, Equatable {
     /// `device`: the machine this runs on.
     package var device: String
-    /// The sources, each with its `name` and `run_folders` filled in.
+    /// The sources, each with its `name`, `run_folders` and `allow_deletion` filled in.
     package var sources: [SourceSettings]
     package var s3: S3
     package var keys: Keys
@@ -57,7 +57,27 @@ package struct ResolvedConfig: Sendable, Equatable {
     /// The default of `run_folders`: on for a source named `ros`.
     package static func defaultRunFolders(name: String) -> Bool { name == "ros" }
 
-    /// `source` or `sources`, named, with `run_folders` decided.
+    /// The system's own directories: a source at or below one of them keeps its files unless it says
+    /// `allow_deletion: true`.
+    package static let protectedPrefixes = ["/var", "/etc", "/usr", "/boot", "/proc", "/sys"]
+
+    /// The protected directory `path` is or lies below (`/` holds them all), as written (standardized) or with its
+    /// symbolic links resolved; nil when there is none.
+    package static func protectedPrefix(of path: String) -> String? {
+        let written = URL(fileURLWithPath: path).standardizedFileURL.path
+        for candidate in [written, FleetConfig.realDirectory(path)] {
+            if candidate == "/" { return "/" }
+            if let prefix = protectedPrefixes.first(where: { candidate == $0 || candidate.hasPrefix($0 + "/") }) {
+                return prefix
+            }
+        }
+        return nil
+    }
+
+    /// The default of `allow_deletion`: true, except for a source at or below a protected directory.
+    package static func defaultAllowDeletion(path: String) -> Bool { protectedPrefix(of: path) == nil }
+
+    /// `source` or `sources`, named, with `run_folders` and `allow_deletion` decided.
     private static func sources(_ config: FleetConfig) -> [SourceSettings] {
         let list = config.sources ?? config.source.map { [$0] } ?? []
         return list.map { source in
@@ -65,8 +85,15 @@ package struct ResolvedConfig: Sendable, Equatable {
             let name = source.name ?? defaultSourceName(path: source.path)
             resolved.name = name
             resolved.runFolders = source.runFolders ?? defaultRunFolders(name: name)
+            resolved.allowDeletion = source.allowDeletion ?? defaultAllowDeletion(path: source.path)
             return resolved
         }
+    }
+
+    /// The directories of the sources whose files may be deleted (`allow_deletion`), as bytes without a trailing
+    /// slash: what `LocalDeleter` accepts.
+    package var deletableSourceRoots: Set<[UInt8]> {
+        Set(sources.filter { $0.allowDeletion == true }.map { Array($0.path.utf8).trailingSlashRemoved })
     }
 
     /// The `s3` keys with a default of their own.
@@ -201,6 +228,8 @@ package struct ResolvedConfig: Sendable, Equatable {
         package var stopTimeoutSeconds: Double
         /// The default of `stopTimeoutSeconds`: a part of the default size goes out in that time on a few Mbit/s.
         package static let defaultStopTimeoutSeconds: Double = 15
+        /// `upload.max_bandwidth`: the cap by time of day; nil when nothing limits (unset, or `off`).
+        package var maxBandwidth: BandwidthSchedule?
 
         init(_ settings: UploadSettings?) {
             workers = settings?.workers ?? Self.defaultWorkers
@@ -216,6 +245,8 @@ package struct ResolvedConfig: Sendable, Equatable {
             removeEmptyDirectories = settings?.removeEmptyDirectories ?? Self.defaultRemoveEmptyDirectories
             abandonedMultipartHours = settings?.abandonedMultipartHours ?? Self.defaultAbandonedMultipartHours
             stopTimeoutSeconds = settings?.stopTimeoutSeconds ?? Self.defaultStopTimeoutSeconds
+            maxBandwidth = settings?.maxBandwidth.flatMap { try? BandwidthSchedule(parsing: $0.text) }
+                .flatMap { $0.limits ? $0 : nil }
         }
 
         /// `multipartThresholdMb` in bytes.
@@ -438,6 +469,11 @@ package struct ResolvedConfig: Sendable, Equatable {
             package var actPercent: Double
             /// The default of `actPercent`.
             package static let defaultActPercent: Double = 95
+            /// `deletion.emergency.reserved_gb`: GiB of free space to keep; less starts deleting, and deleting goes
+            /// on until this much is free (0: no floor).
+            package var reservedGb: Double
+            /// The default of `reservedGb`.
+            package static let defaultReservedGb: Double = 0
             /// `deletion.emergency.include_unuploaded`.
             package var includeUnuploaded: Bool
             /// The default of `includeUnuploaded`.
@@ -448,7 +484,21 @@ package struct ResolvedConfig: Sendable, Equatable {
                 active = settings != nil && settings?.enabled != false
                 warnPercent = settings?.warnPercent ?? Self.defaultWarnPercent
                 actPercent = settings?.actPercent ?? Self.defaultActPercent
+                reservedGb = settings?.reservedGb ?? Self.defaultReservedGb
                 includeUnuploaded = settings?.includeUnuploaded ?? Self.defaultIncludeUnuploaded
+            }
+
+            /// `reservedGb` in bytes (GiB).
+            package var reservedBytes: Int64 { Int64((reservedGb * 1_073_741_824).rounded()) }
+
+            /// Whether `usage` calls for deleting: at or above `act_percent`, or less than `reserved_gb` free.
+            package func mustFreeSpace(_ usage: DiskUsage) -> Bool {
+                usage.usedPercent >= actPercent || usage.availableBytes < reservedBytes
+            }
+
+            /// Whether `usage` is worth a warning: at or above `warn_percent`, or less than `reserved_gb` free.
+            package func isTight(_ usage: DiskUsage) -> Bool {
+                usage.usedPercent >= warnPercent || usage.availableBytes < reservedBytes
             }
         }
     }

@@ -12,6 +12,11 @@ import Synchronization
 /// link at any depth; a file outside its source directory is never touched. Last, the ledger confirms the
 /// files that went and withdraws the intents of those that stayed. An intent left open by a process that died
 /// between the steps is settled by `settleLeftovers`: confirmed when the file is gone, withdrawn when it is not.
+///
+/// A file is deleted only from a source that allows it (`allow_deletion`, false by default below the system's
+/// directories): the deleter is given those sources' directories (`deletableRoots`, none unless given), and a
+/// candidate whose source directory is not among them is refused before anything is recorded, whichever policy
+/// asked.
 package struct LocalDeleter {
     /// A file to delete: what to record, the source directory it lies in, and what it must still be.
     package struct Candidate: Sendable {
@@ -63,6 +68,12 @@ package struct LocalDeleter {
     /// The source directories, when directories a deletion leaves empty are removed too
     /// (`upload.remove_empty_directories`); never a source directory itself.
     package var emptyDirectoriesUnder: Set<[UInt8]>?
+    /// The directories of the sources that allow deletion (`ResolvedConfig.deletableSourceRoots`); a candidate
+    /// whose `root` is not one of them stays.
+    package var deletableRoots: Set<[UInt8]>
+
+    /// Why a file of a source that keeps its files stays.
+    package static let protectedReason = "its source keeps its files (allow_deletion is false)"
 
     /// Intents of this process whose settling failed (`UnconfirmedDeletions`): the only intents of its own that
     /// `settleLeftovers` may settle. Every other intent this process holds may be in the middle of a `delete`
@@ -74,12 +85,14 @@ package struct LocalDeleter {
         projectID: Int64,
         deviceID: Int64,
         logger: Logger,
+        deletableRoots: Set<[UInt8]> = [],
         emptyDirectoriesUnder: Set<[UInt8]>? = nil
     ) {
         self.ledger = ledger
         self.projectID = projectID
         self.deviceID = deviceID
         self.logger = logger
+        self.deletableRoots = deletableRoots
         self.emptyDirectoriesUnder = emptyDirectoriesUnder
     }
 
@@ -88,11 +101,28 @@ package struct LocalDeleter {
     /// - Parameters:
     ///   - candidates: Distinct files.
     ///   - reason: `after_upload`, `age` or `emergency`.
-    /// - Returns: what happened to each candidate, in order.
+    /// - Returns: what happened to each candidate, in order; a candidate of a source that keeps its files is
+    ///   `.failed(protectedReason)`.
     /// - Throws: the ledger's error when it cannot record the intents (then nothing was deleted);
     ///   `UnconfirmedDeletions` when it cannot settle them after the files were removed (logged first, naming
     ///   every file).
     package func delete(_ candidates: [Candidate], reason: String) throws -> [LocalRemoval.Outcome] {
+        let allowed = candidates.filter { deletableRoots.contains($0.root) }
+        guard allowed.count == candidates.count else {
+            // The files of sources that keep theirs are not even recorded; the others go as usual.
+            func merged(_ outcomes: [LocalRemoval.Outcome]) -> [LocalRemoval.Outcome] {
+                var next = outcomes.makeIterator()
+                return candidates.map { candidate in
+                    deletableRoots.contains(candidate.root)
+                        ? next.next() ?? .failed("no outcome") : .failed(Self.protectedReason)
+                }
+            }
+            do {
+                return merged(try delete(allowed, reason: reason))
+            } catch let error as UnconfirmedDeletions {
+                throw UnconfirmedDeletions(outcomes: merged(error.outcomes), underlying: error.underlying)
+            }
+        }
         guard !candidates.isEmpty else { return [] }
         // A path listed twice (overlapping sources) is deleted once: the first listing carries it.
         var first: [[UInt8]: Int] = [:]

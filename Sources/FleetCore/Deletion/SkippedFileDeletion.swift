@@ -19,6 +19,8 @@ package struct SkippedFileDeletion {
     package var deviceID: Int64
     /// The source directories: a file outside them is never deleted.
     package var sourceRoots: Set<[UInt8]>
+    /// The sources whose files may be deleted (`allow_deletion`): files of the others are not even read.
+    package var deletableRoots: Set<[UInt8]>
     /// Also remove the directories a deletion leaves empty (`upload.remove_empty_directories`).
     package var removeEmptyDirectories: Bool
     package var logger: Logger
@@ -36,6 +38,7 @@ package struct SkippedFileDeletion {
         projectID = session.projectID
         deviceID = session.deviceID
         sourceRoots = Set(config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
+        deletableRoots = config.resolved.deletableSourceRoots
         removeEmptyDirectories = config.resolved.upload.removeEmptyDirectories
         self.logger = logger
     }
@@ -52,6 +55,7 @@ package struct SkippedFileDeletion {
             projectID: projectID,
             deviceID: deviceID,
             logger: logger,
+            deletableRoots: deletableRoots,
             emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
         )
         let roots = Array(sourceRoots)
@@ -68,6 +72,9 @@ package struct SkippedFileDeletion {
             var candidates: [LocalDeleter.Candidate] = []
             for file in files {
                 if state.stopRequested { break }  // a stop does not wait for the rest of the batch's hashing
+                if let root = LocalRemoval.root(containing: file.path, among: roots), !deletableRoots.contains(root) {
+                    continue  // its source keeps its files
+                }
                 switch candidate(file, roots: roots) {
                 case .success(let candidate): candidates.append(candidate)
                 case .failure(let reason):

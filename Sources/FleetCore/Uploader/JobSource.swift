@@ -10,11 +10,11 @@ import Logging
 /// from each of its statuses in turn (never tried first, then failed). Claims move forward by id within each
 /// status, so a file that fails again in this run is not claimed twice.
 ///
-/// `@unchecked Sendable`: the ledger connection, the buffer and the cursors are only touched while `lock` is
-/// held, so one thread at a time uses the connection.
+/// `@unchecked Sendable`: the buffer and the cursors are only touched while `lock` is held; the connection is
+/// the run's `SharedLedger`, taken after `lock`.
 package final class JobSource: @unchecked Sendable {
     private let lock = NSLock()
-    private let ledger: Ledger
+    private let ledger: SharedLedger
     private var buffer: [UploadJob] = []
     private var released = false
     private var scanFinished = false
@@ -40,7 +40,7 @@ package final class JobSource: @unchecked Sendable {
     /// - Parameter othersAtWork: For a session other processes may join: asked, once this process finds
     ///   nothing left to claim, whether others still hold files; the source ends when they do not.
     package convenience init(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         batchSize: Int,
         state: RunState,
@@ -61,7 +61,7 @@ package final class JobSource: @unchecked Sendable {
     ///
     /// - Parameter afterScan: Claim only once the scan is over (the opener compares with the bucket first).
     package static func joining(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         batchSize: Int,
         state: RunState,
@@ -82,7 +82,7 @@ package final class JobSource: @unchecked Sendable {
     /// A source for a retry: files in `statuses` (in that order) with fewer than `maxAttempts` attempts. Every
     /// file is already recorded, so the source starts released with the scan finished.
     package static func retry(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         batchSize: Int,
         state: RunState,
@@ -103,7 +103,7 @@ package final class JobSource: @unchecked Sendable {
     }
 
     private init(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         batchSize: Int,
         state: RunState,
@@ -127,7 +127,15 @@ package final class JobSource: @unchecked Sendable {
     package func release() { lock.withLock { released = true } }
 
     /// No more files will be recorded: an empty claim now means the end.
-    package func finishScan() { lock.withLock { scanFinished = true } }
+    package func finishScan() {
+        lock.withLock {
+            scanFinished = true
+            quietUntil = nil
+        }
+    }
+
+    /// This process committed another batch of the scan: claim again now instead of at the next poll.
+    package func filesRecorded() { lock.withLock { quietUntil = nil } }
 
     /// The next file to upload, or `nil` when there is none left or the run is stopping.
     ///
@@ -140,7 +148,8 @@ package final class JobSource: @unchecked Sendable {
                 if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
                 quietUntil = nil
                 if joined {
-                    switch try ledger.reconnecting({ try ledger.sessionPhase(sessionID) }) {
+                    switch try ledger.use({ ledger in try ledger.reconnecting { try ledger.sessionPhase(sessionID) } })
+                    {
                     case .closed: return (nil, true)
                     case .scanned: (released, scanFinished) = (true, true)
                     case .scanning: break
@@ -153,22 +162,27 @@ package final class JobSource: @unchecked Sendable {
                 while statusIndex < statuses.count {
                     let finished = scanFinished  // read before claiming: rows recorded before this are visible
                     // A claim that fails with the connection is rolled back: after a reconnect it runs again.
-                    buffer = try ledger.reconnecting {
-                        try ledger.claimFiles(
-                            sessionID: sessionID,
-                            limit: batchSize,
-                            worker: worker,
-                            status: statuses[statusIndex],
-                            afterID: afterID,
-                            maxAttempts: maxAttempts
-                        )
+                    buffer = try ledger.use { ledger in
+                        try ledger.reconnecting {
+                            try ledger.claimFiles(
+                                sessionID: sessionID,
+                                limit: batchSize,
+                                worker: worker,
+                                status: statuses[statusIndex],
+                                afterID: afterID,
+                                maxAttempts: maxAttempts
+                            )
+                        }
                     }
                     if let last = buffer.last {
                         afterID = last.id
                         return (buffer.removeFirst(), false)
                     }
                     guard finished else {
-                        if joined { quietUntil = .now + .milliseconds(200) }
+                        // Nothing claimable yet: ask again when this process records the next batch
+                        // (`filesRecorded`), or after a pause for batches other processes record, never in a
+                        // tight loop of one round trip per idle worker.
+                        quietUntil = .now + (joined ? .milliseconds(200) : .seconds(1))
                         return (nil, false)
                     }
                     if statuses == ["pending"], afterID > 0 {
@@ -176,7 +190,7 @@ package final class JobSource: @unchecked Sendable {
                         afterID = 0
                         continue
                     }
-                    if let othersAtWork, try othersAtWork(ledger) {
+                    if let othersAtWork, try ledger.use(othersAtWork) {
                         quietUntil = .now + .milliseconds(500)
                         return (nil, false)
                     }

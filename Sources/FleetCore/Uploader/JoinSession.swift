@@ -68,7 +68,6 @@ package struct JoinSession {
         logger[metadataKey: "session.id"] = "\(sessionID)"
 
         let started = Date()
-        try ledger.prepareStaging()
         try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.workers)
         logger.info("joined the session", metadata: ["worker": "\(ClaimHolder.thisProcess)"])
         var failure: (any Error)?

@@ -12,19 +12,17 @@ import Logging
 /// resumability is lost (a warning says so). Whether a recorded part can be reused is always checked against
 /// S3 (ListParts) and the file's bytes.
 ///
-/// `@unchecked Sendable`: every worker and part lane of a run shares one connection, used only while `lock` is
-/// held. Multipart files are large, so one insert per part is a small cost next to sending it.
-package final class MultipartJournal: @unchecked Sendable {
-    private let lock = NSLock()
-    private let databaseURL: String
+/// Every worker and part lane of a run writes through the run's `SharedLedger`. Multipart files are large, so
+/// one insert per part is a small cost next to sending it.
+package final class MultipartJournal: Sendable {
+    private let ledger: SharedLedger
     private let logger: Logger
-    private var ledger: Ledger?
     package let projectID: Int64
     /// This machine's name as `claimed_by` records it (`host:pid`).
     package let hostname: String
 
-    package init(databaseURL: String, projectID: Int64, logger: Logger) {
-        self.databaseURL = databaseURL
+    package init(ledger: SharedLedger, projectID: Int64, logger: Logger) {
+        self.ledger = ledger
         self.projectID = projectID
         self.logger = logger
         hostname = ProcessInfo.processInfo.hostName
@@ -64,15 +62,13 @@ package final class MultipartJournal: @unchecked Sendable {
         return LocalProcess.isAlive(pid, since: holder.claimedAt ?? Timestamp(microseconds: 0))
     }
 
-    /// Runs `body` on the journal's connection, opening it on first use and again after a failure.
+    /// Runs `body` on the run's connection; a failure is a warning (a lost connection is made again by the
+    /// next claim or result batch).
     private func attempt<T>(_ what: String, _ key: String, _ body: (Ledger) throws -> T) -> T? {
-        lock.withLock {
+        ledger.use { ledger in
             do {
-                let ledger = try self.ledger ?? Ledger(url: databaseURL, logger: logger)
-                self.ledger = ledger
                 return try body(ledger)
             } catch {
-                ledger = nil
                 logger.warning(
                     "multipart journal: cannot \(what); the file still uploads, but a crash would restart it",
                     metadata: ["s3.key": "\(key)", "error": "\(error)"]

@@ -7,10 +7,10 @@ import Synchronization
 /// Collects outcomes from the workers and writes them to the ledger in batches on a thread of its own: one
 /// transaction per batch, never one round trip per file.
 ///
-/// `@unchecked Sendable`: the ledger connection is used only by the writer thread; the shared buffer is
-/// behind a `Mutex`.
+/// `@unchecked Sendable`: the ledger connection is the run's `SharedLedger`, used under its lock; the shared
+/// buffer is behind a `Mutex`.
 package final class ResultWriter: @unchecked Sendable {
-    private let ledger: Ledger
+    private let ledger: SharedLedger
     private let sessionID: Int64
     private let projectID: Int64
     private let deviceID: Int64
@@ -18,6 +18,8 @@ package final class ResultWriter: @unchecked Sendable {
     private let removeEmptyDirectories: Bool
     /// Directories never removed: the sources themselves.
     private let sourceRoots: Set<[UInt8]>
+    /// The sources whose files may be deleted (`allow_deletion`).
+    private let deletableRoots: Set<[UInt8]>
     private let logger: Logger
     private let pending = Mutex<[UploadOutcome]>([])
     private let finished = Mutex(false)
@@ -25,16 +27,20 @@ package final class ResultWriter: @unchecked Sendable {
     /// Rows whose upload finished but could not be recorded.
     private let unrecorded = Mutex<[Int64]>([])
     private let done = DispatchSemaphore(value: 0)
-    /// A batch is written when this many outcomes wait, or every `interval`.
+    /// A batch is written when `batchSize` outcomes wait; when `smallBatch` wait and `interval` has passed
+    /// since the last write; or when anything waits and `longestWait` has passed. The ledger's round trips then
+    /// grow with the files (one batch per hundred or more) and only slowly with the time a trickle of files takes.
     private let batchSize = 500
-    private let interval = 0.25
+    private let smallBatch = 100
+    private let interval = 0.5
+    private let longestWait = 2.0
     /// The session's heartbeat and this process's (as one at work on it) are renewed this often, even while
     /// a long multipart upload records nothing: a process silent for a minute counts as gone.
     private let heartbeatInterval: Duration = .seconds(5)
     package let progress: UploadProgress
 
     package init(
-        ledger: Ledger,
+        ledger: SharedLedger,
         sessionID: Int64,
         projectID: Int64,
         deviceID: Int64,
@@ -49,6 +55,7 @@ package final class ResultWriter: @unchecked Sendable {
         deleteAfterUpload = config.resolved.upload.deleteAfterUpload
         removeEmptyDirectories = config.resolved.upload.removeEmptyDirectories
         sourceRoots = Set(config.resolved.sources.map { Array($0.path.utf8).trailingSlashRemoved })
+        deletableRoots = config.resolved.deletableSourceRoots
         self.progress = progress
         self.logger = logger
     }
@@ -76,9 +83,9 @@ package final class ResultWriter: @unchecked Sendable {
         if let error { throw error }
     }
 
-    /// Writes a batch once `batchSize` outcomes wait or `interval` has passed since the last write, whichever
-    /// comes first: writing whatever arrived during the previous write made batches of a few dozen files, and
-    /// each batch costs the database a transaction and four statements.
+    /// Writes a batch once enough outcomes wait for the time since the last write (see `batchSize`): writing
+    /// whatever arrived during the previous write made batches of a few dozen files, and each batch costs the
+    /// database a transaction and four statements, and a session seven round trips to the ledger.
     private func run() {
         var lastWrite = ContinuousClock.now
         var lastHeartbeat = ContinuousClock.now
@@ -86,15 +93,18 @@ package final class ResultWriter: @unchecked Sendable {
             if lastHeartbeat.duration(to: .now) >= heartbeatInterval {
                 lastHeartbeat = .now
                 do {
-                    try ledger.workerHeartbeat(sessionID: sessionID)
+                    try ledger.use { try $0.workerHeartbeat(sessionID: sessionID) }
                 } catch {
                     logger.debug("heartbeat not recorded", metadata: ["error": "\(error)"])
                 }
             }
             let stop = finished.withLock { $0 }
-            let due = stop || lastWrite.duration(to: .now) >= .seconds(interval)
+            let waited = lastWrite.duration(to: .now)
             let batch: [UploadOutcome] = pending.withLock { outcomes in
-                let count = stop ? outcomes.count : outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
+                let due =
+                    stop || waited >= .seconds(longestWait)
+                    || (waited >= .seconds(interval) && outcomes.count >= smallBatch)
+                let count = outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
                 defer { outcomes.removeFirst(count) }
                 return Array(outcomes.prefix(count))
             }
@@ -104,7 +114,7 @@ package final class ResultWriter: @unchecked Sendable {
             } else if stop {
                 return
             } else {
-                Thread.sleep(forTimeInterval: interval / 5)
+                Thread.sleep(forTimeInterval: 0.05)
             }
         }
     }
@@ -115,7 +125,11 @@ package final class ResultWriter: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                try ledger.reconnecting { try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID) }
+                try ledger.use { ledger in
+                    try ledger.reconnecting {
+                        try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID)
+                    }
+                }
                 break
             } catch {
                 attempt += 1
@@ -134,7 +148,8 @@ package final class ResultWriter: @unchecked Sendable {
 
     /// Deletes local files whose upload the ledger now records with a verified checksum, the one way every
     /// deletion goes (`LocalDeleter`): recorded first, and only while the file is still the one uploaded (size,
-    /// mtime, device and inode), reached from its source directory without following a symbolic link.
+    /// mtime, device and inode), reached from its source directory without following a symbolic link. Files of a
+    /// source that keeps its files (`allow_deletion` false) are left alone.
     private func deleteLocalFiles(_ outcomes: [UploadOutcome]) {
         let roots = Array(sourceRoots)
         var candidates: [LocalDeleter.Candidate] = []
@@ -146,6 +161,7 @@ package final class ResultWriter: @unchecked Sendable {
                 )
                 continue
             }
+            guard deletableRoots.contains(root) else { continue }  // its source keeps its files
             candidates.append(
                 LocalDeleter.Candidate(
                     path: outcome.job.path,
@@ -164,16 +180,18 @@ package final class ResultWriter: @unchecked Sendable {
                 )
             )
         }
-        let deleter = LocalDeleter(
-            ledger: ledger,
-            projectID: projectID,
-            deviceID: deviceID,
-            logger: logger,
-            emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
-        )
         let results: [LocalRemoval.Outcome]
         do {
-            results = try deleter.delete(candidates, reason: "after_upload")
+            results = try ledger.use { ledger in
+                try LocalDeleter(
+                    ledger: ledger,
+                    projectID: projectID,
+                    deviceID: deviceID,
+                    logger: logger,
+                    deletableRoots: deletableRoots,
+                    emptyDirectoriesUnder: removeEmptyDirectories ? sourceRoots : nil
+                ).delete(candidates, reason: "after_upload")
+            }
         } catch let error as LocalDeleter.UnconfirmedDeletions {
             results = error.outcomes
         } catch {

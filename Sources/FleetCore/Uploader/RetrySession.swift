@@ -98,6 +98,7 @@ package struct RetrySession {
     ) throws -> RetrySummary {
         let ledger = try Ledger(url: databaseURL, logger: logger)
         guard var session = try ledger.session(sessionID) else { throw RetryError.noSuchSession(sessionID) }
+        if session.kind == "imported" { throw RetryError.imported(sessionID) }
         let config = try ledger.sessionConfig(session, overrides: overrides)
         let maxRounds = options.rounds ?? config.resolved.retry.rounds
         var logger = self.logger
@@ -285,6 +286,7 @@ package enum RetryError: Error, CustomStringConvertible {
     case noSuchSession(Int64)
     case stillRunning(SessionRecord, silentFor: Double)
     case noDevice(Int64)
+    case imported(Int64)
 
     package var description: String {
         switch self {
@@ -293,6 +295,9 @@ package enum RetryError: Error, CustomStringConvertible {
             "session \(session.id) is still running (pid \(session.pid) on \(session.hostname), last heartbeat "
                 + "\(Formatting.duration(silentFor)) ago); retry it once it has finished"
         case .noDevice(let id): "session \(id) has no device recorded"
+        case .imported(let id):
+            "session \(id) was imported from the Data Uploader, which kept no file mtimes to retry from; run `upload` "
+                + "of its directory instead: it skips what was uploaded and sends the rest"
         }
     }
 }

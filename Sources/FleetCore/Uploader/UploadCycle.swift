@@ -20,6 +20,8 @@ package struct UploadCycle {
     package var session: UploadSession
     /// Where to announce the session; nil: no trigger.
     package var trigger: TriggerOptions?
+    /// Whether failed files get automatic retry rounds (`master once --no-retry` leaves them for `retry`).
+    package var retries = true
     package var logger: Logger
     /// Called as each step ends (the CLI prints its lines there).
     package var onUploaded: (UploadSummary) -> Void = { _ in }
@@ -39,7 +41,7 @@ package struct UploadCycle {
         onUploaded(upload)
         var result = CycleResult(upload: upload)
 
-        if upload.status == .completedWithErrors, !state.stopRequested {
+        if retries, upload.status == .completedWithErrors, !state.stopRequested {
             var retrySession = RetrySession(databaseURL: session.databaseURL, logger: logger)
             retrySession.environment = session.environment
             retrySession.onRound = onRound

@@ -16,13 +16,14 @@ package struct UploadPool {
     private let logger: Logger
     private let recordsAbandoned: Bool
 
-    /// Opens the pool's connections and starts `config.resolved.upload.workers` workers on `jobs`.
+    /// Opens the pool's connection (one, shared by the job source, the result writer and the multipart journal)
+    /// and starts `config.resolved.upload.workers` workers on `jobs`.
     ///
     /// - Parameters:
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
     ///   - recordsAbandoned: When the store stays unreachable, record the session's files never tried as
     ///     failed (not for a process that joined the session: they are the opener's to record).
-    ///   - makeJobs: The job source, given a connection of its own.
+    ///   - makeJobs: The job source, given the pool's connection.
     package init(
         context: S3Context,
         config: FleetConfig,
@@ -33,12 +34,11 @@ package struct UploadPool {
         progress: UploadProgress,
         logger: Logger,
         recordsAbandoned: Bool = true,
-        makeJobs: (Ledger) -> JobSource
+        makeJobs: (SharedLedger) -> JobSource
     ) throws {
-        let writerLedger = try Ledger(url: databaseURL, logger: logger)
-        try writerLedger.prepareStaging()
+        let shared = SharedLedger(try Ledger(url: databaseURL, logger: logger))
         writer = ResultWriter(
-            ledger: writerLedger,
+            ledger: shared,
             sessionID: session.id,
             projectID: session.projectID,
             deviceID: session.deviceID,
@@ -46,14 +46,14 @@ package struct UploadPool {
             progress: progress,
             logger: logger
         )
-        jobs = makeJobs(try Ledger(url: databaseURL, logger: logger))
+        jobs = makeJobs(shared)
         self.state = state
         self.ledger = ledger
         sessionID = session.id
         self.logger = logger
         self.recordsAbandoned = recordsAbandoned
         writer.start()
-        let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
+        let journal = MultipartJournal(ledger: shared, projectID: session.projectID, logger: logger)
         for index in 0..<config.resolved.upload.workers {
             let worker = UploadWorker(
                 index: index,

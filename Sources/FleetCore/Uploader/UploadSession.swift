@@ -16,6 +16,9 @@ package struct UploadSummary: Sendable, Codable {
     package var durationSeconds: Double
     package var retries: Int
     package var message: String?
+    /// Round trips this process made to the ledger while the session ran (every connection): they grow with
+    /// the number of batches, not of files.
+    package var ledgerRoundTrips: Int
 
     package var filesPerSecond: Double { durationSeconds > 0 ? Double(totals.uploadedFiles) / durationSeconds : 0 }
     package var bytesPerSecond: Double { durationSeconds > 0 ? Double(totals.uploadedBytes) / durationSeconds : 0 }
@@ -49,10 +52,14 @@ package struct UploadSession {
     /// - Throws: `ConfigError`, `LedgerError` or `S3Error` when the run cannot start (the environment is
     ///   unusable: no session is opened); once the session is open, problems end up in its status instead.
     package func run(state: RunState, progress: UploadProgress) throws -> UploadSummary {
+        let roundTripsBefore = PGConnection.roundTripsInProcess
         let ledger = try Ledger(url: databaseURL, logger: logger)
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
         try context.checkDestination(bucket: config.destinationBucket, logger: logger)
+        if let bandwidth = context.bandwidth {
+            logger.info("upload bandwidth capped", metadata: ["max_bandwidth": "\(bandwidth.schedule)"])
+        }
 
         let projectID = try ledger.upsertProject(config, region: context.endpoint.region, endpoint: config.s3.endpoint)
         let deviceID = try ledger.upsertDevice(
@@ -91,7 +98,6 @@ package struct UploadSession {
             concurrency: config.resolved.upload.workers
         )
         do {
-            try ledger.prepareStaging()
             try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.resolved.upload.workers)
             let pool = try UploadPool(
                 context: context,
@@ -117,7 +123,8 @@ package struct UploadSession {
                     sessionID: sessionID,
                     projectID: projectID,
                     state: state,
-                    progress: progress
+                    progress: progress,
+                    recorded: pool.jobs.filesRecorded
                 )
                 if config.resolved.upload.compareWithBucket {
                     try skipWhatTheBucketHas(
@@ -188,7 +195,8 @@ package struct UploadSession {
             totals: closed,
             durationSeconds: Date().timeIntervalSince(started),
             retries: progress.snapshot.retries,
-            message: message
+            message: message,
+            ledgerRoundTrips: PGConnection.roundTripsInProcess - roundTripsBefore
         )
     }
 
@@ -209,7 +217,8 @@ package struct UploadSession {
         sessionID: Int64,
         projectID: Int64,
         state: RunState,
-        progress: UploadProgress
+        progress: UploadProgress,
+        recorded: () -> Void
     ) throws -> [ScanProblem] {
         let now = Timestamp.now()
         var unreadable: [ScanProblem] = []
@@ -228,6 +237,7 @@ package struct UploadSession {
                 $0.plannedBytes += planned.reduce(0) { $0 + $1.size }
             }
             batch.removeAll(keepingCapacity: true)
+            recorded()
         }
         func accept(_ walked: WalkedFile) throws {
             if state.stopRequested { throw CancellationError() }

@@ -41,6 +41,12 @@ package final class CurlEasy {
         let context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
         context.onBytesSent = request.onBytesSent
         context.shouldEnd = request.shouldEnd
+        context.bandwidth = request.bandwidth
+        if let limiter = request.bandwidth, let bytes = context.inMemoryBody,
+            !context.waitForBandwidth(limiter.delay(sending: bytes.count))
+        {
+            throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
+        }
         curl_easy_reset(handle)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
@@ -69,7 +75,9 @@ package final class CurlEasy {
             set(CURLOPT_NOSIGNAL, 1)
             set(CURLOPT_TCP_KEEPALIVE, 1)
             set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
-            set(CURLOPT_LOW_SPEED_LIMIT, request.timeouts.stallBytesPerSecond)
+            // Under a bandwidth cap a transfer may wait its turn for a while: stalled then means nothing sent.
+            let capped = request.bandwidth?.bytesPerSecondNow != nil && context.inMemoryBody == nil
+            set(CURLOPT_LOW_SPEED_LIMIT, capped ? 1 : request.timeouts.stallBytesPerSecond)
             set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)
             set(CURLOPT_TIMEOUT_MS, Int(request.timeouts.totalSeconds * 1000))
             set(CURLOPT_HTTPHEADER, pointer: UnsafeRawPointer(headerList))
@@ -150,6 +158,7 @@ private final class TransferContext {
     var sent: Int64 = 0
     var onBytesSent: ((Int64) -> Void)?
     var shouldEnd: (@Sendable () -> Bool)?
+    var bandwidth: BandwidthLimiter?
     /// The request was ended on `shouldEnd`.
     var ended = false
     var readError: String?
@@ -181,6 +190,22 @@ private final class TransferContext {
 
     var errorText: String { String(cString: errorBuffer) }
 
+    /// Waits out a bandwidth reservation, a tenth of a second at a time so that a stop is not held up;
+    /// false (and `ended`) when `shouldEnd` said stop meanwhile.
+    func waitForBandwidth(_ delay: Duration) -> Bool {
+        var left = delay
+        while left > .zero {
+            if let shouldEnd, shouldEnd() {
+                ended = true
+                return false
+            }
+            let step = min(left, .milliseconds(100))
+            Thread.sleep(forTimeInterval: Double(step.components.attoseconds) / 1e18 + Double(step.components.seconds))
+            left -= step
+        }
+        return true
+    }
+
     /// Fills `buffer` with the next body bytes; returns the count, 0 at the end.
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         let remaining = body.length - sent
@@ -189,7 +214,8 @@ private final class TransferContext {
             ended = true
             return nil
         }
-        let count = Int(min(Int64(buffer.count), remaining))
+        var count = Int(min(Int64(buffer.count), remaining))
+        if let rate = bandwidth?.bytesPerSecondNow { count = min(count, bandwidth!.pieceBytes(rate)) }
         switch body {
         case .none: return 0
         case .bytes(let bytes):
@@ -222,6 +248,7 @@ private final class TransferContext {
                     return nil
                 }
             }
+            if let bandwidth, !waitForBandwidth(bandwidth.delay(sending: got)) { return nil }
             sent += Int64(got)
             onBytesSent?(sent)
             return got

@@ -12,6 +12,8 @@ package struct HTTPRequest {
     /// Asked before each piece of the body goes out: true ends the request there (`HTTPError.Kind.ended`), so
     /// a stop does not wait for a large body to finish.
     package var shouldEnd: (@Sendable () -> Bool)?
+    /// The process's cap on body bytes per second (`upload.max_bandwidth`), if any: the body waits its turn.
+    package var bandwidth: BandwidthLimiter?
 
     package init(
         method: String,
@@ -20,7 +22,8 @@ package struct HTTPRequest {
         body: HTTPBody = .none,
         timeouts: HTTPTimeouts = HTTPTimeouts(),
         onBytesSent: ((Int64) -> Void)? = nil,
-        shouldEnd: (@Sendable () -> Bool)? = nil
+        shouldEnd: (@Sendable () -> Bool)? = nil,
+        bandwidth: BandwidthLimiter? = nil
     ) {
         self.method = method
         self.url = url
@@ -29,6 +32,7 @@ package struct HTTPRequest {
         self.timeouts = timeouts
         self.onBytesSent = onBytesSent
         self.shouldEnd = shouldEnd
+        self.bandwidth = bandwidth
     }
 }
 

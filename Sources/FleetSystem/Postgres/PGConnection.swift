@@ -1,5 +1,6 @@
 internal import CLibPQ
 import Foundation
+import Synchronization
 
 /// One libpq connection, owned by one thread at a time (not Sendable).
 ///
@@ -9,18 +10,34 @@ package final class PGConnection {
     /// `host:port/database as user`, for messages; never holds the password.
     package let location: String
 
+    private static let processApplicationName = Mutex("fleet-upload")
+
+    /// The name this process's connections show in `pg_stat_activity.application_name` (and PgBouncer passes
+    /// on) unless the connection string or `PGAPPNAME` names one: each command sets its own (`fleet-upload`,
+    /// `fleet-master-run` …) before it connects.
+    package static var applicationName: String {
+        get { processApplicationName.withLock { $0 } }
+        set { processApplicationName.withLock { $0 = newValue } }
+    }
+
     /// Connects with a URL or conninfo string, passed to libpq unchanged.
     ///
     /// An empty string leaves everything to libpq's `PG*` environment variables and defaults. Unless the
     /// string or `PGCONNECT_TIMEOUT` says otherwise, connecting gives up after 10 seconds.
     /// The corresponding libpq function is `PQconnectdbParams`.
     ///
+    /// Nothing is set in the server session after connecting: behind a pooler in transaction mode the next
+    /// transaction may run on another server connection, so every setting the tools rely on travels in the
+    /// startup packet (`application_name`) or in the statements themselves.
+    ///
+    /// - Parameter applicationName: The `fallback_application_name`: used unless the string or `PGAPPNAME`
+    ///   sets `application_name`.
     /// - Throws: `ConfigError` for a string that can never work (see `PGConnectionString`);
     ///   `LedgerError.Kind.connectionFailed` with the server's or libpq's reason.
-    package init(conninfo: String, applicationName: String = "fleet-upload") throws {
+    package init(conninfo: String, applicationName: String = PGConnection.applicationName) throws {
         _ = try PGConnectionString(conninfo)
         // Entries before the expanded `dbname` are defaults that the user's string overrides.
-        var pairs: [(String, String)] = [("application_name", applicationName)]
+        var pairs: [(String, String)] = [("fallback_application_name", applicationName)]
         if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil { pairs.append(("connect_timeout", "10")) }
         pairs.append(("dbname", conninfo))
         let connection = withCStringArrays(pairs.map(\.0), pairs.map(\.1)) { keywords, values in
@@ -39,22 +56,34 @@ package final class PGConnection {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         self.handle = connection
         self.location = location
-        try configureSession()
+        try checkDateStyle()
     }
 
     deinit { PQfinish(handle) }
 
-    /// Timestamps are exchanged as text: fix the form and zone whatever the server's defaults are.
-    private func configureSession() throws {
-        try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'")
+    /// Round trips to a server every connection of this process has made so far: each statement, script,
+    /// and the start and end of each COPY waits for one answer. With a ledger 100 ms away this, not the
+    /// number of files, is what the ledger costs a session in time.
+    package static var roundTripsInProcess: Int { roundTrips.load(ordering: .relaxed) }
+    private static let roundTrips = Atomic<Int>(0)
+
+    /// Timestamps come back as text, which `Timestamp(postgres:)` reads in ISO form with any zone offset, so
+    /// the server's `TimeZone` does not matter. The form is `DateStyle`'s, which the server reports when the
+    /// connection starts (`ISO, MDY` unless an administrator changed it): only another form needs a `SET`, which
+    /// PgBouncer tracks (it is one of the parameters it replays on every server connection it hands this
+    /// client). The corresponding libpq function is `PQparameterStatus`.
+    private func checkDateStyle() throws {
+        let style = PQparameterStatus(handle, "DateStyle").map { String(cString: $0) } ?? ""
+        guard !style.hasPrefix("ISO") else { return }
+        try executeScript("SET DateStyle = 'ISO, YMD'")
     }
 
     /// Whether the connection to the server is gone (the server restarted, the network dropped).
     /// The corresponding libpq function is `PQstatus`.
     package var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
 
-    /// Connects again with the same parameters and restores the session settings; what lived in the old
-    /// session (temporary tables, an open transaction) is gone. The corresponding libpq function is `PQreset`.
+    /// Connects again with the same parameters; what lived in the old session (an open transaction) is gone.
+    /// The corresponding libpq function is `PQreset`.
     ///
     /// - Throws: `LedgerError.Kind.connectionFailed` while the server cannot be reached.
     package func reset() throws {
@@ -66,7 +95,7 @@ package final class PGConnection {
                 message: String(cString: PQerrorMessage(handle)).collapsedToOneLine
             )
         }
-        try configureSession()
+        try checkDateStyle()
     }
 
     /// The server's version as an integer, for example 150018. The corresponding libpq function is
@@ -155,6 +184,7 @@ package final class PGConnection {
 
     @discardableResult
     private func check(_ result: OpaquePointer?, expecting statuses: [ExecStatusType]) throws -> PGResult {
+        PGConnection.roundTrips.add(1, ordering: .relaxed)
         guard let result else { throw connectionError("no result from the server") }
         let owned = PGResult(owning: result, location: location)
         let status = PQresultStatus(result)

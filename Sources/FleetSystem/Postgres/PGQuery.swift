@@ -72,17 +72,39 @@ extension Array: PGEncodable where Element == UInt8 { package var pgBind: PGBind
 extension Timestamp: PGEncodable { package var pgBind: PGBind { .text(iso8601) } }
 extension Date: PGEncodable { package var pgBind: PGBind { .text(Timestamp(self).iso8601) } }
 
-/// A `text[]` parameter, sent in PostgreSQL's array literal form: `{"pending","failed"}`.
+/// A `text[]` parameter, sent in PostgreSQL's array literal form: `{"pending","failed",NULL}`.
+///
+/// Cast in the statement (`$1::bigint[]`, `$2::timestamptz[]`, `$3::bytea[]`) it carries a column of any type
+/// whose text form the server reads; `unnest` over several of them turns a batch of rows into one statement's
+/// input, with nothing staged in the server session.
 package struct PGTextArray: PGEncodable {
-    package var elements: [String]
+    package var elements: [String?]
 
     package init(_ elements: [String]) { self.elements = elements }
 
+    /// Elements that may be SQL NULL.
+    package init(_ elements: [String?]) { self.elements = elements }
+
     package var pgBind: PGBind {
-        let quoted = elements.map { element in
-            "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                + "\""
+        var literal = "{"
+        literal.reserveCapacity(elements.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
+        for (index, element) in elements.enumerated() {
+            if index > 0 { literal += "," }
+            guard let element else {
+                literal += "NULL"
+                continue
+            }
+            literal += "\""
+            if element.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") }) {
+                for character in element.unicodeScalars {
+                    if character == "\\" || character == "\"" { literal += "\\" }
+                    literal.unicodeScalars.append(character)
+                }
+            } else {
+                literal += element
+            }
+            literal += "\""
         }
-        return .text("{" + quoted.joined(separator: ",") + "}")
+        return .text(literal + "}")
     }
 }

@@ -148,6 +148,18 @@ struct AgentConfigValidationTests {
             "deletion:\n  emergency: {act_percent: 85}\n",
             "deletion.emergency.act_percent: must be at least warn_percent (90, the default), got 85"
         ),
+        (
+            "deletion:\n  emergency: {reserved_gb: -1}\n",
+            "deletion.emergency.reserved_gb: must be 0…1000000 (GiB), got -1"
+        ),
+        (
+            "deletion:\n  emergency: {reserved_gb: 1000001}\n",
+            "deletion.emergency.reserved_gb: must be 0…1000000 (GiB), got 1000001"
+        ),
+        (
+            "deletion:\n  emergency: {reserved_gb: lots}\n",
+            "deletion.emergency.reserved_gb: expected a number, got \"lots\""
+        ),
         // Decoding
         ("agent:\n  stabilty_seconds: 60\n", "agent.stabilty_seconds: unknown key"),
         ("deletion:\n  age_based: {max_age_days: 14}\n", "deletion.age_based: unknown key"),
@@ -180,6 +192,9 @@ struct AgentConfigValidationTests {
         "deletion:\n  emergency: {warn_percent: 1, act_percent: 100, include_unuploaded: true}\n",
         "deletion:\n  emergency: {warn_percent: 50}\n",
         "deletion:\n  emergency: {enabled: false}\n",
+        "deletion:\n  emergency: {reserved_gb: 0}\n",
+        "deletion:\n  emergency: {reserved_gb: 70, warn_percent: 90}\n",
+        "deletion:\n  emergency: {reserved_gb: 0.5}\n",
     ]
 
     @Test(arguments: valid)
@@ -257,5 +272,8 @@ struct AgentConfigValidationTests {
         #expect(config.deletion?.age?.at == "02:00")
         #expect(config.deletion?.emergency?.warnPercent == 90)
         #expect(config.deletion?.emergency?.actPercent == 95)
+        #expect(config.deletion?.emergency?.reservedGb == 5)
+        let kept = config.resolved.sources.filter { $0.allowDeletion == false }.map(\.path)
+        #expect(kept == ["/var/log"], "the example's syslog source keeps its files")
     }
 }

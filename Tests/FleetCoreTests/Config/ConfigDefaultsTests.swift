@@ -159,8 +159,10 @@ struct ConfigDefaultsTests {
 
     /// Rows whose default is not a value `resolved` holds, each with the check that stands for it.
     static let specialRows: Set<String> = [
-        "project.name", "s3.bucket", "source", "sources[]", "sources[].run_folders", "deletion.age.max_age_days",
+        "project.name", "s3.bucket", "source", "sources[]", "sources[].run_folders", "sources[].allow_deletion",
+        "deletion.age.max_age_days",
         "device", "keys.template", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile", "s3.ca_bundle",
+        "s3.credentials_path",
         "metrics.cloudwatch.region", "metrics.cloudwatch.vehicle_id", "metrics.cloudwatch.endpoint",
     ]
 
@@ -274,6 +276,15 @@ struct ConfigDefaultsTests {
         #expect(rows["sources[].run_folders"] == "`true` for a source named `ros`")
         #expect(several.sources.map(\.runFolders) == [true, false])
         #expect(one.sources.map(\.name) == ["set"])
+
+        #expect(
+            rows["sources[].allow_deletion"]
+                == "`true`, but `false` below `/var`, `/etc`, `/usr`, `/boot`, `/proc`, `/sys` and for `/`"
+        )
+        #expect(ResolvedConfig.protectedPrefixes == ["/var", "/etc", "/usr", "/boot", "/proc", "/sys"])
+        #expect(one.sources.map(\.allowDeletion) == [true])
+        let system = try Self.decode(Self.minimal.replacingOccurrences(of: "/data/set", with: "/var/log")).resolved
+        #expect(system.sources.map(\.allowDeletion) == [false])
 
         let meaning = try Self.documentedRows().first { $0.key == "agent.scan_existing_files" }?.meaning ?? ""
         let days = meaning.firstMatch(of: /default `([0-9.]+)` for the agent/)?.1

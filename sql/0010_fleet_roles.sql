@@ -1,4 +1,4 @@
--- fleet-upload ledger, version 9: one ledger for a whole fleet. Every vehicle logs in with a role of its own,
+-- fleet-upload ledger, version 10: one ledger for a whole fleet. Every vehicle logs in with a role of its own,
 -- and row-level security lets it touch only its own device's rows.
 --
 -- Three group roles (cluster-wide, so created once however many ledgers the cluster holds; the privileges are
@@ -12,6 +12,7 @@
 --
 -- A device role sees:
 --   devices, device_heartbeats, local_deletions       its own device's rows
+--   queued_files                                      its own device's rows of projects it is granted
 --   sync_sessions                                     its own device's sessions, of projects it is granted
 --   file_uploads, retry_rounds, trigger_events,
 --   session_workers                                   rows of its own sessions
@@ -151,6 +152,7 @@ GRANT SELECT ON schema_migrations, device_logins, device_projects TO fleet_devic
 GRANT SELECT, INSERT, UPDATE ON projects, devices, config_history, sync_sessions, file_uploads, stored_objects,
     retry_rounds, session_workers TO fleet_device;
 GRANT SELECT, INSERT, UPDATE, DELETE ON upload_parts, local_deletions TO fleet_device;
+GRANT SELECT, DELETE ON queued_files TO fleet_device;
 GRANT SELECT, INSERT ON trigger_events, device_heartbeats, multipart_aborts TO fleet_device;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO fleet_device;
 
@@ -189,8 +191,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['projects', 'devices', 'config_history', 'sync_sessions', 'file_uploads',
                              'upload_parts', 'stored_objects', 'retry_rounds', 'trigger_events', 'device_heartbeats',
-                             'local_deletions', 'session_workers', 'multipart_aborts', 'device_logins',
-                             'device_projects'] LOOP
+                             'local_deletions', 'session_workers', 'multipart_aborts', 'queued_files',
+                             'device_logins', 'device_projects'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY fleet_admin_all ON %I TO fleet_admin USING (true) WITH CHECK (true)', t);
         EXECUTE format('CREATE POLICY fleet_reader_select ON %I FOR SELECT TO fleet_reader USING (true)', t);
@@ -243,4 +245,8 @@ CREATE POLICY fleet_device_own ON upload_parts TO fleet_device
     USING (EXISTS (SELECT 1 FROM file_uploads f WHERE f.id = file_upload_id AND f.created_at = file_created_at));
 
 CREATE POLICY fleet_device_own ON multipart_aborts TO fleet_device
+    USING (device_id = (SELECT fleet_device_id()) AND project_id = ANY ((SELECT fleet_device_projects())::bigint[]));
+
+-- What an import queued for the device's agent: it reads its rows and forgets each once settled.
+CREATE POLICY fleet_device_own ON queued_files TO fleet_device
     USING (device_id = (SELECT fleet_device_id()) AND project_id = ANY ((SELECT fleet_device_projects())::bigint[]));
