@@ -308,7 +308,7 @@ package enum StatusReport {
 
 /// Rows under a header line, each column as wide as its widest cell, two spaces apart: text left-aligned,
 /// numbers right-aligned.
-private struct Table {
+struct Table {
     enum Alignment { case left, right }
 
     private let headers: [String]

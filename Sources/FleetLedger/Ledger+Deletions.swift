@@ -145,7 +145,8 @@ extension Ledger {
     ///
     /// Files skipped because the bucket listing had their key (`skip_reason` `bucket`) are not among them: the
     /// ledger never verified those bytes. Nor is a file whose key another project (sharing the prefix) has
-    /// written since: the bucket no longer holds this copy.
+    /// written since: the bucket no longer holds this copy (`fleet_key_written_since` looks at every project, also
+    /// for a device role that may not read them).
     package func storedSkippedFiles(sessionID: Int64, afterID: Int64, limit: Int) throws -> [StoredSkippedFile] {
         let rows = try connection.execute(
             """
@@ -156,11 +157,7 @@ extension Ledger {
              AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime
             WHERE f.session_id = \(sessionID) AND f.status = 'skipped' AND f.id > \(afterID)
               AND f.skip_reason = 'ledger' AND f.local_deleted_at IS NULL AND o.checksum_sha256 IS NOT NULL
-              AND NOT EXISTS (
-                  SELECT 1 FROM stored_objects x
-                  WHERE x.bucket = o.bucket AND x.s3_key = o.s3_key AND x.project_id <> o.project_id
-                    AND x.uploaded_at > o.uploaded_at
-              )
+              AND NOT fleet_key_written_since(o.project_id, o.bucket, o.s3_key, o.uploaded_at)
             ORDER BY f.id
             LIMIT \(limit)
             """

@@ -107,7 +107,8 @@ extension Ledger {
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
     /// this project stores it too: the object may be the other project's by now. One statement per batch: the
-    /// other projects' keys come from the `(bucket, s3_key)` index, never a round trip per file.
+    /// other projects' keys come from the `(bucket, s3_key)` index, never a round trip per file, through
+    /// `fleet_key_owners`, which names the owning project without letting a device role read its rows.
     ///
     /// The batch travels as one array per column and `unnest` turns it back into rows: nothing is staged in the
     /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
@@ -120,7 +121,12 @@ extension Ledger {
         func column(_ value: (PlannedFile) -> String?) -> PGTextArray { PGTextArray(files.map(value)) }
         let result = try connection.execute(
             """
-            WITH me AS (SELECT endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
+            WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
+            owners AS (
+                SELECT w.* FROM me CROSS JOIN LATERAL fleet_key_owners(
+                    me.name, me.endpoint, me.shared_prefix, \(column { $0.bucket })::text[],
+                    \(column { $0.key })::text[]) AS w
+            ),
             staged AS (
                 SELECT * FROM unnest(
                     \(column { $0.source })::text[], \(column { $0.localPath })::text[],
@@ -140,21 +146,15 @@ extension Ledger {
                              SELECT 1 FROM file_uploads e
                              WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
                                AND e.session_id = \(sessionID)) THEN 'duplicate_key'
-                         WHEN owner.name IS NOT NULL THEN 'key_owned_by_other_project'
+                         WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
                     END AS problem,
-                    owner.name AS owner,
+                    w.owner,
                     o.s3_key IS NOT NULL AS stored
                 FROM ranked r
                 LEFT JOIN stored_objects o
                   ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
                  AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
-                LEFT JOIN LATERAL (
-                    SELECT p.name FROM stored_objects x JOIN projects p ON p.id = x.project_id CROSS JOIN me
-                    WHERE x.bucket = r.bucket AND x.s3_key = r.s3_key AND x.project_id <> \(projectID)
-                      AND p.endpoint IS NOT DISTINCT FROM me.endpoint
-                      AND NOT (p.shared_prefix AND me.shared_prefix)
-                    ORDER BY x.uploaded_at DESC LIMIT 1
-                ) AS owner ON true
+                LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
             )
             INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
                                       s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,

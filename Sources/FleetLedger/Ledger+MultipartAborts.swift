@@ -26,21 +26,11 @@ extension Ledger {
         let buckets = PGTextArray(uploads.map(\.bucket))
         let keys = PGTextArray(uploads.map(\.key))
         let ids = PGTextArray(uploads.map(\.uploadID))
-        // Found by (project, key), the index file_uploads has; a project's row may own an upload under another
-        // project's prefix when two projects share a bucket.
+        // fleet_owned_multipart_uploads looks at every project's and device's rows, found by (project, key), the
+        // index file_uploads has: a project's row may own an upload under another project's prefix when two
+        // projects share a bucket, and a device role must not take another device's upload for abandoned.
         let rows = try connection.execute(
-            """
-            WITH u AS (SELECT * FROM unnest(\(buckets)::text[], \(keys)::text[], \(ids)::text[]) AS u (bucket, s3_key, upload_id)),
-                 f AS (SELECT f.id, f.created_at, f.multipart_upload_id, u.upload_id
-                       FROM u JOIN projects AS p ON true
-                       JOIN file_uploads AS f ON f.project_id = p.id AND f.s3_key = u.s3_key AND f.bucket = u.bucket)
-            SELECT upload_id FROM f WHERE multipart_upload_id = upload_id
-            UNION
-            SELECT f.upload_id FROM f
-            WHERE EXISTS (SELECT 1 FROM upload_parts AS p
-                          WHERE p.file_upload_id = f.id AND p.file_created_at = f.created_at
-                            AND p.multipart_upload_id = f.upload_id)
-            """
+            "SELECT fleet_owned_multipart_uploads(\(buckets)::text[], \(keys)::text[], \(ids)::text[])"
         )
         return Set(try (0..<rows.rowCount).map { try rows.decode(String.self, $0, 0, in: "file_uploads") })
     }

@@ -47,7 +47,7 @@ extension Ledger {
     ///
     /// A planned key another project stores (same bucket and endpoint) is counted apart, as `recordFiles` would
     /// refuse it, unless this project and that one both share their prefix: one `UPDATE` over the whole plan
-    /// finds them through the `(bucket, s3_key)` index.
+    /// finds them through the `(bucket, s3_key)` index (by `fleet_key_owners`, as a device role may run it).
     ///
     /// - Parameters:
     ///   - projectName: The project whose stored objects count; an unknown project stores nothing.
@@ -80,12 +80,11 @@ extension Ledger {
             comparison.duplicateKeys = try duplicates.decode(Int.self, 0, 0, in: "plan_files")
             try connection.execute(
                 """
-                UPDATE plan_files AS p SET owner = (
-                    SELECT j.name FROM stored_objects AS x JOIN projects AS j ON j.id = x.project_id
-                    WHERE x.bucket = p.bucket AND x.s3_key = p.s3_key AND j.name <> \(projectName)
-                      AND j.endpoint IS NOT DISTINCT FROM \(endpoint)::text
-                      AND NOT (j.shared_prefix AND \(sharedPrefix)::boolean)
-                    ORDER BY x.uploaded_at DESC LIMIT 1)
+                UPDATE plan_files AS p SET owner = w.owner
+                FROM fleet_key_owners(\(projectName), \(endpoint)::text, \(sharedPrefix)::boolean,
+                                      (SELECT array_agg(bucket) FROM plan_files),
+                                      (SELECT array_agg(s3_key) FROM plan_files)) AS w
+                WHERE w.bucket = p.bucket AND w.s3_key = p.s3_key
                 """
             )
             let owned = try connection.execute(

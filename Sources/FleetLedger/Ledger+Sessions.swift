@@ -64,31 +64,70 @@ package struct ProjectDestination: Sendable, Equatable {
 
 extension Ledger {
     /// Creates the project or updates its destination; returns its id.
+    ///
+    /// - Throws: `ConfigError` (`project.name`) when a device role was not granted the project.
     package func upsertProject(_ project: ProjectDestination) throws -> Int64 {
-        let rows = try connection.execute(
-            """
-            INSERT INTO projects (name, bucket, prefix, region, endpoint, key_template, shared_prefix)
-            VALUES (\(project.name), \(project.bucket), \(project.prefix), \(project.region), \(project.endpoint),
-                    \(project.keyTemplate), \(project.sharedPrefix))
-            ON CONFLICT (name) DO UPDATE SET bucket = EXCLUDED.bucket, prefix = EXCLUDED.prefix,
-                region = EXCLUDED.region, endpoint = EXCLUDED.endpoint, key_template = EXCLUDED.key_template,
-                shared_prefix = EXCLUDED.shared_prefix, updated_at = now()
-            RETURNING id
-            """
-        )
+        let rows = try refusedToDevice(keyPath: "project.name") {
+            "the device login \($0.role) may not use project '\(project.name)' (granted: "
+                + "\($0.projects.isEmpty ? "none" : $0.projects.joined(separator: ", "))); "
+                + "an admin grants it with `master device add --project`"
+        } run: {
+            try connection.execute(
+                """
+                INSERT INTO projects (name, bucket, prefix, region, endpoint, key_template, shared_prefix)
+                VALUES (\(project.name), \(project.bucket), \(project.prefix), \(project.region), \(project.endpoint),
+                        \(project.keyTemplate), \(project.sharedPrefix))
+                ON CONFLICT (name) DO UPDATE SET bucket = EXCLUDED.bucket, prefix = EXCLUDED.prefix,
+                    region = EXCLUDED.region, endpoint = EXCLUDED.endpoint, key_template = EXCLUDED.key_template,
+                    shared_prefix = EXCLUDED.shared_prefix, updated_at = now()
+                RETURNING id
+                """
+            )
+        }
         return try requireID(rows, "project", in: "projects")
     }
 
     /// Creates the device or refreshes its host name; returns its id.
+    ///
+    /// An existing device is updated first: a device role's row exists (`master device add` made it), and an
+    /// `INSERT … ON CONFLICT` would propose a row with a new id, which row-level security refuses to return to it.
+    ///
+    /// - Throws: `ConfigError` (`device`) when a device role names another device than its own.
     package func upsertDevice(name: String, hostname: String, agentVersion: String) throws -> Int64 {
-        let rows = try connection.execute(
+        let updated = try connection.execute(
             """
-            INSERT INTO devices (name, hostname, agent_version) VALUES (\(name), \(hostname), \(agentVersion))
-            ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, agent_version = EXCLUDED.agent_version
+            UPDATE devices SET hostname = \(hostname), agent_version = \(agentVersion) WHERE name = \(name)
             RETURNING id
             """
         )
+        if updated.rowCount == 1 { return try requireID(updated, "device", in: "devices") }
+        let rows = try refusedToDevice(keyPath: "device") {
+            "the ledger login \($0.role) is device '\($0.device)', not '\(name)'"
+        } run: {
+            try connection.execute(
+                """
+                INSERT INTO devices (name, hostname, agent_version) VALUES (\(name), \(hostname), \(agentVersion))
+                ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, agent_version = EXCLUDED.agent_version
+                RETURNING id
+                """
+            )
+        }
         return try requireID(rows, "device", in: "devices")
+    }
+
+    /// Runs `body`; when row-level security refuses it to a device role, throws a `ConfigError` with the message
+    /// `explain` makes from the login, instead of the server's "new row violates row-level security policy".
+    private func refusedToDevice(
+        keyPath: String,
+        _ explain: (DeviceIdentity) -> String,
+        run body: () throws -> PGResult
+    ) throws -> PGResult {
+        do {
+            return try body()
+        } catch let error as LedgerError where error.sqlState == "42501" {
+            guard let identity = try deviceIdentity() else { throw error }
+            throw ConfigError(keyPath: keyPath, explain(identity))
+        }
     }
 
     /// Records a configuration once per distinct hash; returns its id.

@@ -55,6 +55,11 @@ extension Migration {
             name: "imported_state",
             sql: String(decoding: PackageResources._009_imported_state_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 10,
+            name: "fleet_roles",
+            sql: String(decoding: PackageResources._010_fleet_roles_sql, as: UTF8.self)
+        ),
     ]
 }
 
@@ -76,13 +81,19 @@ package struct Migrator {
 
     /// Brings the schema to the newest version this binary knows.
     ///
+    /// A role that may not change the schema (a vehicle's `fleet_device` login) opens a current ledger like any
+    /// other; a pending migration it is refused ends with a message that an admin applies it.
+    ///
     /// - Returns: the versions applied now (empty when the schema was current).
     /// - Throws: `LedgerError` `.schemaTooNew` when the database is ahead of this binary, `.migrationFailed`
-    ///   when an applied migration's file changed or a migration fails (it is rolled back).
+    ///   when an applied migration's file changed, a migration fails (it is rolled back) or the role may not
+    ///   apply it.
     @discardableResult
     package func migrate(_ connection: PGConnection) throws -> [Migration] {
         let known = migrations.sorted(by: { $0.version < $1.version })
-        guard try !pending(known, applied: appliedChecksumsIfAny(connection), connection).isEmpty else { return [] }
+        let before = try appliedChecksumsIfAny(connection)
+        let waiting = try pending(known, applied: before, connection)
+        guard let first = waiting.first else { return [] }
         var done: [Migration] = []
         for migration in known {
             let applied: Bool
@@ -112,6 +123,15 @@ package struct Migrator {
                     )
                     return true
                 }
+            } catch let error as LedgerError where error.sqlState == "42501" {
+                throw LedgerError(
+                    .migrationFailed,
+                    location: connection.location,
+                    message: "the schema is at version \(before.keys.max() ?? 0) and this fleet-upload needs "
+                        + "\(known.last?.version ?? 0), but this role may not apply \(first.fileName) "
+                        + "(\(error.message)); an admin applies it with `master migrate`",
+                    sqlState: error.sqlState
+                )
             } catch let error as LedgerError where error.kind == .queryFailed {
                 throw LedgerError(
                     .migrationFailed,

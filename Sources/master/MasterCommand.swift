@@ -8,9 +8,9 @@ struct MasterCommand: FleetCommand {
     static let configuration = CommandConfiguration(
         commandName: "master",
         abstract:
-            "Orchestrate fleet-upload: one full cycle, the vehicle agent, fleet and session history, schema migrations.",
+            "Orchestrate fleet-upload: one full cycle, the vehicle agent, fleet and session history, schema migrations, device logins.",
         version: FleetVersion.description,
-        subcommands: [Once.self, Run.self, Status.self, Migrate.self, ImportConfig.self, ImportState.self]
+        subcommands: [Once.self, Run.self, Status.self, Migrate.self, ImportConfig.self, ImportState.self, Device.self]
     )
 
     /// The Data Uploader's `master.py` flags (for `once`) and the vehicle daemon's (for `run`).

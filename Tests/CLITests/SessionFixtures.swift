@@ -15,17 +15,21 @@ func configFile(
     endpoint: String? = nil,
     bucket: String? = nil,
     extraS3: String = "",
-    sections: String = ""
+    sections: String = "",
+    project: String? = nil,
+    device: String = "test-rig",
+    source: String = "data",
+    file: String = "session.json"
 ) throws -> String {
     try scratch.write(
-        "session.json",
+        file,
         """
         {
-          "project": { "name": "e2e-\(UUID().uuidString.prefix(8))" },
-          "device": "test-rig",
+          "project": { "name": "\(project ?? "e2e-\(UUID().uuidString.prefix(8))")" },
+          "device": "\(device)",
           "s3": { "bucket": "\(bucket ?? s3.bucket)", "prefix": "\(s3.prefix)", "endpoint": "\(endpoint ?? s3.endpoint)",
                   "region": "\(s3.region)" \(extraS3) },
-          "source": { "path": "data" },
+          "source": { "path": "\(source)" },
           "upload": \(upload)\(sections.isEmpty ? "" : ",\n  " + sections)
         }
         """

@@ -83,6 +83,14 @@ package struct TestDatabase {
         return components.string!
     }
 
+    /// The database's URL for another role, on the server's own URL (the test cluster trusts every role on
+    /// loopback).
+    package func url(user: String) throws -> String {
+        var components = URLComponents(string: try directURL())!
+        components.user = user
+        return components.string!
+    }
+
     package func ledger() throws -> Ledger { try Ledger(url: url, logger: quietLogger) }
 
     /// Makes the ledger refuse every `operation` (`INSERT`, `UPDATE`, `DELETE`) on `table` with an error, as

@@ -102,6 +102,19 @@ package final class PGConnection {
     /// `PQserverVersion`.
     package var serverVersion: Int { Int(PQserverVersion(handle)) }
 
+    /// The verifier the server stores for `password` of role `user` (SCRAM-SHA-256 unless the server's
+    /// `password_encryption` says otherwise), made on this side so the plain text never reaches the server or
+    /// its logs. The corresponding libpq function is `PQencryptPasswordConn`.
+    ///
+    /// - Throws: `LedgerError.Kind.queryFailed` when libpq cannot make it.
+    package func encryptPassword(_ password: String, user: String) throws -> String {
+        guard let encrypted = PQencryptPasswordConn(handle, password, user, nil) else {
+            throw connectionError("the password could not be encrypted")
+        }
+        defer { PQfreemem(encrypted) }
+        return String(cString: encrypted)
+    }
+
     /// Runs one parameterised statement. The corresponding libpq function is `PQexecParams`.
     ///
     /// - Throws: `LedgerError.Kind.queryFailed` with the server's message and SQLSTATE.
