@@ -16,7 +16,8 @@ package struct UploadPool {
     private let logger: Logger
     private let recordsAbandoned: Bool
 
-    /// Opens the pool's connections and starts `config.resolved.upload.workers` workers on `jobs`.
+    /// Opens the pool's connections and starts queues on `jobs` that keep `config.resolved.upload.workers`
+    /// files in flight between them.
     ///
     /// - Parameters:
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
@@ -54,9 +55,12 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
-        for index in 0..<config.resolved.upload.workers {
+        let inFlight = config.resolved.upload.workers
+        let queues = UploadPool.queueCount(inFlight: inFlight)
+        for index in 0..<queues {
             let worker = UploadWorker(
                 index: index,
+                lanes: inFlight / queues + (index < inFlight % queues ? 1 : 0),
                 context: context,
                 config: config,
                 source: jobs,
@@ -68,6 +72,12 @@ package struct UploadPool {
             )
             DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }
         }
+    }
+
+    /// Queues the workers' transfers are spread over: one per core, at most four (each carries hundreds of
+    /// transfers; more threads would only compete with the server and the ledger for the cores).
+    static func queueCount(inFlight: Int) -> Int {
+        max(1, min(inFlight, 4, ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// Rows uploaded but not recorded (the ledger refused the result): see `ResultWriter.uploadedButUnrecorded`.

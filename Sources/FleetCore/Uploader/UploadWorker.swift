@@ -4,11 +4,16 @@ import FleetSystem
 import Foundation
 import Logging
 
-/// One upload thread: takes claimed files, uploads each with retries, hands the outcome to the writer.
+/// One upload queue: a `TransferLoop` on the queue's thread carrying `lanes` files at once. Each lane takes
+/// claimed files, uploads each with retries, and hands the outcome to the writer; its requests wait on the loop,
+/// not on the thread, so one thread keeps hundreds of requests in flight.
 ///
-/// Owns its `S3Client` (and so its libcurl handle) for the whole run; nothing it holds crosses threads.
-struct UploadWorker {
+/// Each lane owns its `S3Client`, used only by the lane's steps, which all run on the loop's thread. A large
+/// file's parts go out on threads of their own (`ParallelMultipart`) while the lane waits.
+struct UploadWorker: Sendable {
     var index: Int
+    /// Files this queue uploads at once.
+    var lanes: Int
     var context: S3Context
     var config: FleetConfig
     var source: JobSource
@@ -18,13 +23,32 @@ struct UploadWorker {
     var journal: MultipartJournal
     var logger: Logger
 
+    /// Runs the queue's loop until every lane has run out of files (or the run stops).
     func run() {
+        let loop: TransferLoop
+        do {
+            loop = try TransferLoop()
+        } catch {
+            logger.error("cannot create a transfer loop", metadata: ["error": "\(error)"])
+            state.requestStop()
+            return
+        }
+        loop.caBundle = context.endpoint.caBundle
+        let claims = ClaimTurn()
+        for lane in 0..<lanes {
+            loop.spawn { await self.runLane(lane, loop: loop, claims: claims) }
+        }
+        loop.run()
+    }
+
+    private func runLane(_ lane: Int, loop: TransferLoop, claims: ClaimTurn) async {
         var logger = self.logger
-        logger[metadataKey: "worker"] = "\(index)"
+        logger[metadataKey: "worker"] = "\(index).\(lane)"
         let client: S3Client
         do {
             client = try context.client(logger: logger)
             client.shouldEnd = { [state] in state.transfersMustEnd }
+            client.loop = loop
         } catch {
             logger.error("cannot create an S3 client", metadata: ["error": "\(error)"])
             state.requestStop()
@@ -34,14 +58,35 @@ struct UploadWorker {
         while true {
             let job: UploadJob
             do {
-                guard let next = try source.next() else { return }
+                guard let next = try await nextJob(loop: loop, claims: claims) else { return }
                 job = next
             } catch {
                 logger.error("cannot claim files from the ledger", metadata: ["error": "\(error)"])
                 state.requestStop()
                 return
             }
-            writer.submit(upload(job, client: client, logger: logger, generator: &generator))
+            writer.submit(await upload(job, client: client, loop: loop, logger: logger, generator: &generator))
+        }
+    }
+
+    /// The next claimed file: from the batch already claimed, else one lane of the queue at a time asks the
+    /// ledger (on a thread of its own, so the loop's transfers go on) while the others wait for its batch.
+    private func nextJob(loop: TransferLoop, claims: ClaimTurn) async throws -> UploadJob? {
+        while true {
+            if let job = source.buffered() { return job }
+            if claims.taken {
+                await loop.sleep(0.005)
+                continue
+            }
+            claims.taken = true
+            let source = self.source
+            let claim = await loop.offload { Result { try source.claim() } }
+            claims.taken = false
+            switch try claim.get() {
+            case .job(let job): return job
+            case .done: return nil
+            case .later: await loop.sleep(0.02)
+            }
         }
     }
 
@@ -49,9 +94,10 @@ struct UploadWorker {
     func upload(
         _ job: UploadJob,
         client: S3Client,
+        loop: TransferLoop,
         logger: Logger,
         generator: inout SystemRandomNumberGenerator
-    )
+    ) async
         -> UploadOutcome
     {
         let started = Timestamp.now()
@@ -76,15 +122,23 @@ struct UploadWorker {
                 let size = try S3Error.reading { try file.status() }.size
                 let uploaded: UploadedObject
                 if size >= settings.multipartThresholdBytes {
-                    uploaded = try multipart.upload(
-                        file,
-                        bucket: job.bucket,
-                        key: job.key,
-                        client: client,
-                        journaling: journaling
-                    )
+                    let opened = Handed(file)
+                    let (context, shouldEnd, timeouts) = (context, client.shouldEnd, client.timeouts)
+                    uploaded = try await loop.offload { () -> Result<UploadedObject, S3Error> in
+                        Result { () throws(S3Error) -> UploadedObject in
+                            let client = try context.client(logger: logger, timeouts: timeouts)
+                            client.shouldEnd = shouldEnd
+                            return try multipart.upload(
+                                opened.value,
+                                bucket: job.bucket,
+                                key: job.key,
+                                client: client,
+                                journaling: journaling
+                            )
+                        }
+                    }.get()
                 } else {
-                    uploaded = try putObject(file, job: job, client: client, lookFirst: unsure, logger: logger)
+                    uploaded = try await putObject(file, job: job, client: client, lookFirst: unsure, logger: logger)
                 }
                 state.recordSuccess()
                 progress.update {
@@ -115,13 +169,17 @@ struct UploadWorker {
                             "error": "\(error.message)",
                         ]
                     )
-                    state.pause(wait)
+                    await loop.sleep(wait, wakeEarly: { [state] in state.shouldStop })
                     continue
                 }
                 progress.update { $0.failedFiles += 1 }
                 if !error.isTransient, job.size >= settings.multipartThresholdBytes {
                     // Parts earlier runs sent for this file can never be completed now.
-                    multipart.abandonRecorded(bucket: job.bucket, key: job.key, client: client, journaling: journaling)
+                    let context = context
+                    await loop.offload {
+                        guard let client = try? context.client(logger: logger) else { return }
+                        multipart.abandonRecorded(bucket: job.bucket, key: job.key, client: client, journaling: journaling)
+                    }
                 }
                 logger.warning(
                     "\(error.isTransient ? "failed" : "permanent failure"): \(error.message)",
@@ -142,4 +200,15 @@ struct UploadWorker {
             }
         }
     }
+}
+
+/// Whether a lane of one queue is asking the ledger for the next batch; used on the queue's thread only.
+private final class ClaimTurn: @unchecked Sendable {
+    var taken = false
+}
+
+/// A value handed to one other thread while the task that owns it waits for that thread to finish with it.
+private struct Handed<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }
