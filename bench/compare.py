@@ -3,7 +3,8 @@
 
     bench/compare.py [--files 20000] [--large 4] [--large-mib 64]
                      [--clients fleet,s5cmd,rclone,awscli,boto3] [--repeat 1] [--timeout 900]
-                     [--fleet-workers 64|default] [--rtt-ms none,0,30,100] [--rate 8M] [--keep] [--no-build]
+                     [--fleet-workers 64|default] [--rtt-ms none,0,30,100] [--rate 8M] [--keep]
+                     [--no-build | --fleet-binary PATH]
 
 Generates (once) a reproducible tree under bench/out/compare-<files>/: `small/` holds --files files of
 1-8 KiB in a vehicle-log layout (vehicle-NN/YYYY-MM-DD/{terminal,ros,syslog,ros2}/, 500 files a
@@ -480,6 +481,8 @@ def main():
     parser.add_argument("--timeout", type=int, default=900, help="seconds one upload may take before it is killed")
     parser.add_argument("--build-attempts", type=int, default=3)
     parser.add_argument("--no-build", action="store_true", help="use the release `upload` already built")
+    parser.add_argument("--fleet-binary", help="this `upload` binary instead of building one (an older build to "
+                                               "compare with)")
     parser.add_argument("--keep", action="store_true",
                         help="keep each run's objects (default: delete them once counted, so every run starts "
                              "from the same server state)")
@@ -501,7 +504,11 @@ def main():
     open(os.path.join(OUT, "compare-empty", "rclone.conf"), "a").close()
 
     tools, failed = ensure_tools(clients)
-    if "fleet" in clients and args.no_build:
+    if "fleet" in clients and args.fleet_binary:
+        tools["fleet"] = os.path.abspath(args.fleet_binary)
+        if not os.access(tools["fleet"], os.X_OK):
+            failed["fleet"] = f"failed: --fleet-binary {tools['fleet']} is not an executable"
+    elif "fleet" in clients and args.no_build:
         bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, text=True,
                                  capture_output=True).stdout.strip()
         tools["fleet"] = os.path.join(bin_dir, "upload")

@@ -50,6 +50,11 @@ extension Migration {
             name: "multipart_aborts",
             sql: String(decoding: PackageResources._008_multipart_aborts_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 9,
+            name: "session_concurrency",
+            sql: String(decoding: PackageResources._009_session_concurrency_sql, as: UTF8.self)
+        ),
     ]
 }
 

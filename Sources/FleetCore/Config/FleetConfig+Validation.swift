@@ -116,8 +116,8 @@ extension FleetConfig {
         }
 
         // Upload
-        if let workers = upload?.workers, !(1...256).contains(workers) {
-            problem("upload.workers", "must be 1…256, got \(workers)")
+        if case .fixed(let workers) = upload?.workers, !(1...AdaptiveConcurrency.maximumLevel).contains(workers) {
+            problem("upload.workers", "must be auto or 1…\(AdaptiveConcurrency.maximumLevel), got \(workers)")
         }
         if let threshold = upload?.multipartThresholdMb, !(5...5120).contains(threshold) {
             problem("upload.multipart_threshold_mb", "must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got \(threshold)")

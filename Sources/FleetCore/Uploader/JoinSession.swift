@@ -69,7 +69,7 @@ package struct JoinSession {
 
         let started = Date()
         try ledger.prepareStaging()
-        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.workers)
+        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.threadWorkers)
         logger.info("joined the session", metadata: ["worker": "\(ClaimHolder.thisProcess)"])
         var failure: (any Error)?
         var uploadedButUnrecorded: [Int64] = []

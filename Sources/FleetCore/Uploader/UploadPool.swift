@@ -15,6 +15,7 @@ package struct UploadPool {
     private let sessionID: Int64
     private let logger: Logger
     private let recordsAbandoned: Bool
+    private let governor: ConcurrencyGovernor
 
     /// Opens the pool's connections and starts queues on `jobs` that keep `config.resolved.upload.workers`
     /// files in flight between them.
@@ -55,12 +56,15 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
-        let inFlight = config.resolved.upload.workers
-        let queues = UploadPool.queueCount(inFlight: inFlight)
+        governor = ConcurrencyGovernor(workers: config.resolved.upload.workers, progress: progress, logger: logger)
+        let capacity = governor.capacity
+        let queues = UploadPool.queueCount(inFlight: capacity)
         for index in 0..<queues {
             let worker = UploadWorker(
                 index: index,
-                lanes: inFlight / queues + (index < inFlight % queues ? 1 : 0),
+                queues: queues,
+                lanes: capacity / queues + (index < capacity % queues ? 1 : 0),
+                governor: governor,
                 context: context,
                 config: config,
                 source: jobs,
@@ -93,6 +97,11 @@ package struct UploadPool {
             writer.submit(UploadOutcome(job: job, status: .putBack, attempts: 0, startedAt: .now()))
         }
         try writer.finish()
+        if recordsAbandoned {
+            // The level `auto` settled on, or where it had got to when the run ended (a fixed number as is).
+            let level = governor.settledLevel ?? governor.level
+            try ledger.reconnecting { try ledger.recordConcurrency(sessionID: sessionID, level: level) }
+        }
         guard state.abandoned, recordsAbandoned else { return }
         let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
         let count = try ledger.abandonPendingFiles(

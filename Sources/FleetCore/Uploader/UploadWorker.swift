@@ -12,8 +12,12 @@ import Logging
 /// file's parts go out on threads of their own (`ParallelMultipart`) while the lane waits.
 struct UploadWorker: Sendable {
     var index: Int
-    /// Files this queue uploads at once.
+    /// Queues of the pool, this one included.
+    var queues: Int
+    /// The most files this queue uploads at once; how many of them may be in flight now is its share of the
+    /// governor's level.
     var lanes: Int
+    var governor: ConcurrencyGovernor
     var context: S3Context
     var config: FleetConfig
     var source: JobSource
@@ -35,13 +39,14 @@ struct UploadWorker: Sendable {
         }
         loop.caBundle = context.endpoint.caBundle
         let claims = ClaimTurn()
+        let gate = LaneGate()
         for lane in 0..<lanes {
-            loop.spawn { await self.runLane(lane, loop: loop, claims: claims) }
+            loop.spawn { await self.runLane(lane, loop: loop, claims: claims, gate: gate) }
         }
         loop.run()
     }
 
-    private func runLane(_ lane: Int, loop: TransferLoop, claims: ClaimTurn) async {
+    private func runLane(_ lane: Int, loop: TransferLoop, claims: ClaimTurn, gate: LaneGate) async {
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index).\(lane)"
         let client: S3Client
@@ -56,16 +61,24 @@ struct UploadWorker: Sendable {
         }
         var generator = SystemRandomNumberGenerator()
         while true {
+            await gate.enter(limit: governor.share(of: queues, index: index))
             let job: UploadJob
             do {
-                guard let next = try await nextJob(loop: loop, claims: claims) else { return }
+                guard let next = try await nextJob(loop: loop, claims: claims) else {
+                    gate.leave(limit: governor.share(of: queues, index: index))
+                    return
+                }
                 job = next
             } catch {
+                gate.leave(limit: governor.share(of: queues, index: index))
                 logger.error("cannot claim files from the ledger", metadata: ["error": "\(error)"])
                 state.requestStop()
                 return
             }
-            writer.submit(await upload(job, client: client, loop: loop, logger: logger, generator: &generator))
+            let outcome = await upload(job, client: client, loop: loop, logger: logger, generator: &generator)
+            writer.submit(outcome)
+            governor.fileFinished()
+            gate.leave(limit: governor.share(of: queues, index: index))
         }
     }
 
@@ -74,18 +87,20 @@ struct UploadWorker: Sendable {
     private func nextJob(loop: TransferLoop, claims: ClaimTurn) async throws -> UploadJob? {
         while true {
             if let job = source.buffered() { return job }
-            if claims.taken {
-                await loop.sleep(0.005)
+            guard !claims.taken else {
+                await claims.waitForTurn()
                 continue
             }
             claims.taken = true
+            defer { claims.pass() }
             let source = self.source
-            let claim = await loop.offload { Result { try source.claim() } }
-            claims.taken = false
-            switch try claim.get() {
-            case .job(let job): return job
-            case .done: return nil
-            case .later: await loop.sleep(0.02)
+            while true {
+                let claim = await loop.offload { Result { try source.claim() } }
+                switch try claim.get() {
+                case .job(let job): return job
+                case .done: return nil
+                case .later: await loop.sleep(0.02)  // the turn is kept: the others wait for this lane's batch
+                }
             }
         }
     }
@@ -158,6 +173,7 @@ struct UploadWorker: Sendable {
                 return outcome
             } catch {
                 if error.mayHaveTakenEffect { unsure = true }
+                if error.signalsCongestion { governor.congestion() }
                 let givingUp = error.isTransient && state.recordTransientFailure(error)
                 if error.isTransient, attempts < settings.maxAttempts, !givingUp, !state.stopRequested {
                     let wait = settings.backoff.delay(afterAttempt: attempts, using: &generator)
@@ -178,7 +194,12 @@ struct UploadWorker: Sendable {
                     let context = context
                     await loop.offload {
                         guard let client = try? context.client(logger: logger) else { return }
-                        multipart.abandonRecorded(bucket: job.bucket, key: job.key, client: client, journaling: journaling)
+                        multipart.abandonRecorded(
+                            bucket: job.bucket,
+                            key: job.key,
+                            client: client,
+                            journaling: journaling
+                        )
                     }
                 }
                 logger.warning(
@@ -202,9 +223,47 @@ struct UploadWorker: Sendable {
     }
 }
 
-/// Whether a lane of one queue is asking the ledger for the next batch; used on the queue's thread only.
+/// Whether a lane of one queue is asking the ledger for the next batch, and the lanes waiting for it to
+/// finish; used on the queue's thread only.
 private final class ClaimTurn: @unchecked Sendable {
     var taken = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func waitForTurn() async {
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// The lane asking is done: the waiting lanes look at the batch it claimed.
+    func pass() {
+        taken = false
+        let woken = waiting
+        waiting.removeAll()
+        for lane in woken { lane.resume() }
+    }
+}
+
+/// How many of one queue's lanes may have a file in flight: lanes past the limit wait in `enter` until a file
+/// finishes and the limit (the queue's share of the governor's level) leaves room. Used on the queue's thread
+/// only.
+private final class LaneGate: @unchecked Sendable {
+    private var inside = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func enter(limit: Int) async {
+        if inside < limit, waiting.isEmpty {
+            inside += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave(limit: Int) {
+        inside -= 1
+        while inside < limit, !waiting.isEmpty {
+            inside += 1
+            waiting.removeFirst().resume()
+        }
+    }
 }
 
 /// A value handed to one other thread while the task that owns it waits for that thread to finish with it.
