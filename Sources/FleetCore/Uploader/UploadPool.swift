@@ -1,5 +1,6 @@
 import FleetAWS
 import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -56,6 +57,9 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(databaseURL: databaseURL, projectID: session.projectID, logger: logger)
+        // Memory freed on one thread's arena cannot serve another's: two arenas keep the queues, the writer
+        // and the claims from holding tens of MiB they no longer use.
+        FreedMemory.limitArenas(to: 2, environment: ProcessInfo.processInfo.environment)
         governor = ConcurrencyGovernor(workers: config.resolved.upload.workers, progress: progress, logger: logger)
         let capacity = governor.capacity
         let queues = UploadPool.queueCount(inFlight: capacity)

@@ -40,10 +40,18 @@ struct UploadWorker: Sendable {
         loop.caBundle = context.endpoint.caBundle
         let claims = ClaimTurn()
         let gate = LaneGate()
-        for lane in 0..<lanes {
+        addLanes(loop: loop, claims: claims, gate: gate)
+        loop.run()
+    }
+
+    /// Starts lanes up to the queue's share of the governor's level: a lane (its task and its client) exists
+    /// only once the level has called for it, and stays, waiting at the gate, when the level goes down.
+    private func addLanes(loop: TransferLoop, claims: ClaimTurn, gate: LaneGate) {
+        while gate.started < min(lanes, governor.share(of: queues, index: index)) {
+            let lane = gate.started
+            gate.started += 1
             loop.spawn { await self.runLane(lane, loop: loop, claims: claims, gate: gate) }
         }
-        loop.run()
     }
 
     private func runLane(_ lane: Int, loop: TransferLoop, claims: ClaimTurn, gate: LaneGate) async {
@@ -79,6 +87,7 @@ struct UploadWorker: Sendable {
             writer.submit(outcome)
             governor.fileFinished()
             gate.leave(limit: governor.share(of: queues, index: index))
+            addLanes(loop: loop, claims: claims, gate: gate)
         }
     }
 
@@ -87,6 +96,7 @@ struct UploadWorker: Sendable {
     private func nextJob(loop: TransferLoop, claims: ClaimTurn) async throws -> UploadJob? {
         while true {
             if let job = source.buffered() { return job }
+            if claims.exhausted { return nil }
             guard !claims.taken else {
                 await claims.waitForTurn()
                 continue
@@ -98,7 +108,9 @@ struct UploadWorker: Sendable {
                 let claim = await loop.offload { Result { try source.claim() } }
                 switch try claim.get() {
                 case .job(let job): return job
-                case .done: return nil
+                case .done:
+                    claims.exhausted = true
+                    return nil
                 case .later: await loop.sleep(0.02)  // the turn is kept: the others wait for this lane's batch
                 }
             }
@@ -227,6 +239,8 @@ struct UploadWorker: Sendable {
 /// finish; used on the queue's thread only.
 private final class ClaimTurn: @unchecked Sendable {
     var taken = false
+    /// The source said there is nothing left: the other lanes end without asking again.
+    var exhausted = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
     func waitForTurn() async {
@@ -246,6 +260,8 @@ private final class ClaimTurn: @unchecked Sendable {
 /// finishes and the limit (the queue's share of the governor's level) leaves room. Used on the queue's thread
 /// only.
 private final class LaneGate: @unchecked Sendable {
+    /// Lanes started so far.
+    var started = 0
     private var inside = 0
     private var waiting: [CheckedContinuation<Void, Never>] = []
 

@@ -67,7 +67,16 @@ final class CurlTransfer {
     private(set) var configured = true
 
     /// Resets `handle` and sets it up for `request`.
-    init(handle: UnsafeMutableRawPointer, request: HTTPRequest, maximumResponseBytes: Int, caBundle: String?) {
+    ///
+    /// - Parameter receiveBufferBytes: libcurl's receive buffer for this handle (`CURLOPT_BUFFERSIZE`); `nil`
+    ///   keeps its default (16 KiB).
+    init(
+        handle: UnsafeMutableRawPointer,
+        request: HTTPRequest,
+        maximumResponseBytes: Int,
+        caBundle: String?,
+        receiveBufferBytes: Int? = nil
+    ) {
         self.handle = handle
         self.request = request
         context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
@@ -84,12 +93,12 @@ final class CurlTransfer {
         for (name, value) in request.headers + extraHeaders {
             headerList = curl_slist_append(headerList, value.isEmpty ? "\(name):" : "\(name): \(value)")
         }
-        configured = configure(caBundle: caBundle)
+        configured = configure(caBundle: caBundle, receiveBufferBytes: receiveBufferBytes)
     }
 
     deinit { curl_slist_free_all(headerList) }
 
-    private func configure(caBundle: String?) -> Bool {
+    private func configure(caBundle: String?, receiveBufferBytes: Int?) -> Bool {
         let userData = Unmanaged.passUnretained(context).toOpaque()
         var ok = true
         func set(_ option: CURLoption, _ value: Int) {
@@ -102,6 +111,7 @@ final class CurlTransfer {
         caBundle?.withCString { path in set(CURLOPT_CAINFO, pointer: path) }
         set(CURLOPT_NOSIGNAL, 1)
         set(CURLOPT_TCP_KEEPALIVE, 1)
+        if let receiveBufferBytes { set(CURLOPT_BUFFERSIZE, receiveBufferBytes) }
         set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
         set(CURLOPT_LOW_SPEED_LIMIT, request.timeouts.stallBytesPerSecond)
         set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)

@@ -24,6 +24,10 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
     private var timers: [Timer] = []
     private var tasks = 0
 
+    /// libcurl's receive buffer per transfer: S3's answers to PutObject and HeadObject are headers and a short
+    /// document, and with a thousand transfers in flight libcurl's default of 16 KiB each would be 16 MiB.
+    static let receiveBufferBytes = 4096
+
     /// Bodies above this many bytes are cut (S3 error and listing documents are far smaller).
     package var maximumResponseBytes = 64 * 1024 * 1024
     /// A PEM file of certificate authorities to trust instead of the system's; `nil` keeps libcurl's default.
@@ -153,7 +157,8 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
             handle: handle,
             request: request,
             maximumResponseBytes: maximumResponseBytes,
-            caBundle: caBundle
+            caBundle: caBundle,
+            receiveBufferBytes: Self.receiveBufferBytes
         )
         guard transfer.configured, curl_multi_add_handle(multi, handle) == CURLM_OK else {
             idleHandles.append(handle)
