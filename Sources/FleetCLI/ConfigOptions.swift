@@ -44,7 +44,7 @@ package struct ConfigOptions: ParsableArguments {
 
     /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused by the range check that names
     /// the key rather than reported as a missing value.
-    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (auto or 1…1024).", valueName: "n"))
     package var workers: String?
 
     @Option(

@@ -52,7 +52,7 @@ package final class UploadProgressDisplay: @unchecked Sendable {
         }
     }
 
-    /// `[#######-------]  41% 12,345/30,000 files  1.2 GiB  85.3 MiB/s  ETA 0:42  2 failed`
+    /// `[#######-------]  41% 12,345/30,000 files  1.2 GiB  85.3 MiB/s  ETA 0:42  128 in flight  2 failed`
     package static func line(_ snapshot: UploadProgress.Snapshot, elapsed: Double) -> String {
         let f = Formatting.self
         let doneFiles = snapshot.uploadedFiles + snapshot.failedFiles
@@ -72,6 +72,7 @@ package final class UploadProgressDisplay: @unchecked Sendable {
         if snapshot.scanFinished, rate > 0, snapshot.plannedBytes > sentBytes {
             text += "  ETA \(f.duration(Double(snapshot.plannedBytes - sentBytes) / rate))"
         }
+        if snapshot.inFlightLevel > 0 { text += "  \(f.count(snapshot.inFlightLevel)) in flight" }
         if snapshot.skippedFiles > 0 { text += "  \(f.count(snapshot.skippedFiles)) skipped" }
         if snapshot.failedFiles > 0 { text += "  \(f.count(snapshot.failedFiles)) failed" }
         return text

@@ -227,6 +227,11 @@ extension Ledger {
         return totals
     }
 
+    /// Records the number of files the session kept in flight (the level `upload.workers: auto` settled on).
+    package func recordConcurrency(sessionID: Int64, level: Int) throws {
+        try connection.execute("UPDATE sync_sessions SET concurrency = \(level) WHERE id = \(sessionID)")
+    }
+
     private func requireID(_ rows: PGResult, _ what: String, in table: String) throws -> Int64 {
         guard rows.rowCount == 1 else {
             throw LedgerError(.queryFailed, location: location, message: "no id returned for the \(what)")

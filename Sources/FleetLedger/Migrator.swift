@@ -60,6 +60,11 @@ extension Migration {
             name: "fleet_roles",
             sql: String(decoding: PackageResources._010_fleet_roles_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 11,
+            name: "session_concurrency",
+            sql: String(decoding: PackageResources._011_session_concurrency_sql, as: UTF8.self)
+        ),
     ]
 }
 

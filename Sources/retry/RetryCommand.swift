@@ -72,7 +72,7 @@ struct RetryCommand: FleetCommand {
     var roundBackoffBase: String?
 
     /// Taken as it is, even when it starts with `-`, so `--workers -1` is refused naming the key.
-    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (1…256).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override upload.workers (auto or 1…1024).", valueName: "n"))
     var workers: String?
 
     @Flag(help: "Print the result as JSON on stdout.")

@@ -67,7 +67,8 @@ struct UploadSessionCLITests {
             """
             SELECT count(*), count(*) FILTER (WHERE status = 'uploaded' AND etag IS NOT NULL AND checksum_sha256 IS NOT NULL
                                                AND attempts = 1),
-                   (SELECT count(*) FROM stored_objects), (SELECT status FROM sync_sessions)
+                   (SELECT count(*) FROM stored_objects), (SELECT status FROM sync_sessions),
+                   (SELECT concurrency FROM sync_sessions)
             FROM file_uploads
             """
         )
@@ -75,6 +76,7 @@ struct UploadSessionCLITests {
         #expect(rows.int(0, 1) == expected.count)
         #expect(rows.int(0, 2) == expected.count)
         #expect(rows.string(0, 3) == "completed")
+        #expect(rows.int(0, 4) == 4, "a fixed upload.workers is recorded as the session's concurrency")
         let large256 = try database.connect().execute(
             "SELECT checksum_sha256 FROM file_uploads WHERE s3_key = \(s3.prefix + "large/200mib.bin")"
         )
@@ -147,6 +149,35 @@ struct UploadSessionCLITests {
         let seconds = summary?["duration_seconds"] as? Double ?? 0
         // 3 MiB at 1 MiB/s, less the one piece the cap lets go at once.
         #expect(seconds >= 2.9, "3 MiB under a 1 MiB/s cap took \(seconds) s")
+    }
+
+    /// Without `upload.workers` the run adjusts the files in flight itself, and records on the session the
+    /// level it settled on (or had got to).
+    @Test func autoConcurrencyUploadsEverythingAndRecordsItsLevel() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<600 { try scratch.write("data/d\(index % 6)/f\(index).log", "line \(index)\n") }
+        let config = try configFile(scratch, s3, upload: "{}")
+
+        let result = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try bucketContents(s3).count == 600)
+        let rows = try database.connect().execute(
+            """
+            SELECT (SELECT concurrency FROM sync_sessions), count(*) FILTER (WHERE status = 'uploaded' AND attempts = 1)
+            FROM file_uploads
+            """
+        )
+        #expect((1...1024).contains(rows.int(0, 0) ?? 0), "concurrency \(rows.int(0, 0).map(String.init) ?? "NULL")")
+        #expect(rows.int(0, 1) == 600)
     }
 
     @Test func secondRunUploadsNothingAndSaysSo() throws {

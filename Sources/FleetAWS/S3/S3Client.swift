@@ -18,6 +18,16 @@ package struct ObjectInfo: Sendable, Equatable {
         self.versionID = versionID
     }
 
+    /// What a HeadObject answer says.
+    init(head response: HTTPResponse) {
+        self.init(
+            size: Int64(response.header("content-length") ?? "") ?? 0,
+            etag: response.header("etag") ?? "",
+            checksumSHA256: response.header("x-amz-checksum-sha256"),
+            versionID: response.header("x-amz-version-id")
+        )
+    }
+
     /// Whether S3 assembled the object from parts: its ETag or checksum ends in `-N`.
     package var isMultipart: Bool {
         etag.contains("-") || (checksumSHA256?.contains("-") ?? false)
@@ -105,7 +115,8 @@ package struct CallerIdentity: Sendable, Equatable {
     package var userID: String
 }
 
-/// The S3 REST API over one reused libcurl handle: one client per worker thread (not Sendable).
+/// The S3 REST API over one reused libcurl handle: one client per worker thread (not Sendable). The `async`
+/// methods send on the client's `TransferLoop` instead, whose thread carries many requests at once.
 ///
 /// Every request is signed with SigV4 and carries the real payload hash; uploads also carry a checksum S3
 /// verifies (`Content-MD5` for small files, `x-amz-checksum-sha256` for larger ones and parts), so S3 checks every
@@ -123,7 +134,10 @@ package final class S3Client {
     /// The process's cap on upload bandwidth (`upload.max_bandwidth`), shared with every other client.
     package var bandwidth: BandwidthLimiter?
     private let credentials: CredentialProvider
-    private let curl: CurlEasy
+    /// The handle the blocking methods use, made on first use (a client of a `TransferLoop` may never need one).
+    private var easy: CurlEasy?
+    /// The event loop the `async` methods send on; `nil` until the worker that owns the client sets it.
+    package var loop: TransferLoop?
     private var signingKeys = SigV4KeyCache()
     /// The signing time, corrected by the server's once S3 said the local clock is off; shared by the clients
     /// of one `S3Context`.
@@ -144,12 +158,18 @@ package final class S3Client {
         self.clock = clock
         self.timeouts = timeouts
         self.logger = logger
+    }
+
+    private func curl() throws(S3Error) -> CurlEasy {
+        if let easy { return easy }
         do {
-            curl = try CurlEasy()
+            let made = try CurlEasy()
+            made.caBundle = endpoint.caBundle
+            easy = made
+            return made
         } catch {
             throw S3Error(error)
         }
-        curl.caBundle = endpoint.caBundle
     }
 
     // MARK: - Buckets and objects
@@ -178,12 +198,23 @@ package final class S3Client {
                 headers: [("x-amz-checksum-mode", "ENABLED")],
                 resource: "s3://\(bucket)/\(key)"
             )
-            return ObjectInfo(
-                size: Int64(response.header("content-length") ?? "") ?? 0,
-                etag: response.header("etag") ?? "",
-                checksumSHA256: response.header("x-amz-checksum-sha256"),
-                versionID: response.header("x-amz-version-id")
+            return ObjectInfo(head: response)
+        } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
+            return nil
+        }
+    }
+
+    /// `headObject` on the client's `TransferLoop`.
+    package func headObject(bucket: String, key: String) async throws(S3Error) -> ObjectInfo? {
+        do {
+            let response = try await sendOnLoop(
+                "HEAD",
+                bucket: bucket,
+                key: key,
+                headers: [("x-amz-checksum-mode", "ENABLED")],
+                resource: "s3://\(bucket)/\(key)"
             )
+            return ObjectInfo(head: response)
         } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
             return nil
         }
@@ -253,6 +284,80 @@ package final class S3Client {
         condition: PutCondition = .always,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
+        let put = try preparePut(file)
+        let condition = conditionalWrites ? condition : .always
+        var response: HTTPResponse
+        do {
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: put.headers + condition.headers,
+                body: put.body,
+                payloadHash: put.digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        } catch  where error.httpStatus == 501 && condition != .always {
+            refuseConditionalWrites(error)
+            response = try send(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: put.headers,
+                body: put.body,
+                payloadHash: put.digest.hexString,
+                resource: "s3://\(bucket)/\(key)",
+                onBytesSent: onBytesSent
+            )
+        }
+        return try uploaded(put, file, bucket: bucket, key: key, response: response)
+    }
+
+    /// `uploadFile` on the client's `TransferLoop`.
+    package func uploadFile(
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        condition: PutCondition = .always
+    ) async throws(S3Error) -> UploadedObject {
+        let put = try preparePut(file)
+        let condition = conditionalWrites ? condition : .always
+        var response: HTTPResponse
+        do {
+            response = try await sendOnLoop(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: put.headers + condition.headers,
+                body: put.body,
+                payloadHash: put.digest.hexString,
+                resource: "s3://\(bucket)/\(key)"
+            )
+        } catch  where error.httpStatus == 501 && condition != .always {
+            refuseConditionalWrites(error)
+            response = try await sendOnLoop(
+                "PUT",
+                bucket: bucket,
+                key: key,
+                headers: put.headers,
+                body: put.body,
+                payloadHash: put.digest.hexString,
+                resource: "s3://\(bucket)/\(key)"
+            )
+        }
+        return try uploaded(put, file, bucket: bucket, key: key, response: response)
+    }
+
+    /// A file read (or, above `inMemoryUploadLimit`, hashed to be streamed) for one PutObject.
+    private struct PreparedPut {
+        var before: LocalFile.Status
+        var digest: [UInt8]
+        var body: HTTPBody
+        var headers: [(String, String)]
+    }
+
+    private func preparePut(_ file: LocalFile) throws(S3Error) -> PreparedPut {
         let before = try S3Error.reading { try file.status() }
         let digest: [UInt8]
         let body: HTTPBody
@@ -281,49 +386,37 @@ package final class S3Client {
             headers.append(("x-amz-checksum-sha256", digest.base64))
             try requireUnchanged(file, since: before, "while its checksum was computed")
         }
-        let condition = conditionalWrites ? condition : .always
-        var response: HTTPResponse
-        do {
-            response = try send(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: headers + condition.headers,
-                body: body,
-                payloadHash: digest.hexString,
-                resource: "s3://\(bucket)/\(key)",
-                onBytesSent: onBytesSent
-            )
-        } catch  where error.httpStatus == 501 && condition != .always {
-            // 501 NotImplemented: the store refused the request for its condition and stored nothing.
-            conditionalWrites = false
-            logger.warning(
-                "the store does not implement conditional writes (If-None-Match, If-Match); writing without them",
-                metadata: ["error": "\(error.message)"]
-            )
-            response = try send(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: headers,
-                body: body,
-                payloadHash: digest.hexString,
-                resource: "s3://\(bucket)/\(key)",
-                onBytesSent: onBytesSent
-            )
-        }
-        if case .file = body { try requireUnchanged(file, since: before, "while it was sent") }
+        return PreparedPut(before: before, digest: digest, body: body, headers: headers)
+    }
+
+    /// 501 NotImplemented: the store refused the request for its condition and stored nothing.
+    private func refuseConditionalWrites(_ error: S3Error) {
+        conditionalWrites = false
+        logger.warning(
+            "the store does not implement conditional writes (If-None-Match, If-Match); writing without them",
+            metadata: ["error": "\(error.message)"]
+        )
+    }
+
+    private func uploaded(
+        _ put: PreparedPut,
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        response: HTTPResponse
+    ) throws(S3Error) -> UploadedObject {
+        if case .file = put.body { try requireUnchanged(file, since: put.before, "while it was sent") }
         return UploadedObject(
             bucket: bucket,
             key: key,
             etag: response.header("etag") ?? "",
-            sha256: digest.hexString,
+            sha256: put.digest.hexString,
             versionID: response.header("x-amz-version-id"),
-            size: before.size,
-            mtime: before.mtime,
+            size: put.before.size,
+            mtime: put.before.mtime,
             partCount: 0,
-            device: before.device,
-            inode: before.inode
+            device: put.before.device,
+            inode: put.before.inode
         )
     }
 
@@ -518,6 +611,164 @@ package final class S3Client {
 
     // MARK: - Signing and sending
 
+    /// One S3 request as `send` signs it, and what its answer means.
+    private struct Exchange {
+        var method: String
+        var host: String
+        var path: String
+        var url: String
+        var query: [(String, String)]
+        var headers: [(String, String)]
+        var body: HTTPBody
+        var payloadHash: String
+        var service: String
+        var isObject: Bool
+        var resource: String
+        var onBytesSent: ((Int64) -> Void)?
+        var refreshedCredentials = false
+        var correctedClock = false
+        var signedAt = Date()
+        var credentialsSource = ""
+    }
+
+    /// What an answer to an `Exchange` means.
+    private enum Verdict {
+        case done(HTTPResponse)
+        /// Sign and send again (credentials refreshed, clock corrected).
+        case again
+    }
+
+    private func exchange(
+        _ method: String,
+        bucket: String?,
+        key: String?,
+        authority: String?,
+        scheme: String?,
+        service: String,
+        query: [(String, String)],
+        headers: [(String, String)],
+        body: HTTPBody,
+        payloadHash: String?,
+        resource: String,
+        onBytesSent: ((Int64) -> Void)?
+    ) -> Exchange {
+        let (host, path) =
+            bucket.map { endpoint.address(bucket: $0, key: key) } ?? (authority ?? endpoint.authority, "/")
+        var url = "\(scheme ?? endpoint.scheme)://\(host)\(SigV4Signer.uriEncode(path, encodingSlash: false))"
+        if !query.isEmpty {
+            url +=
+                "?"
+                + query.map {
+                    SigV4Signer.uriEncode($0.0, encodingSlash: true) + "="
+                        + SigV4Signer.uriEncode($0.1, encodingSlash: true)
+                }
+                .joined(separator: "&")
+        }
+        return Exchange(
+            method: method,
+            host: host,
+            path: path,
+            url: url,
+            query: query,
+            headers: headers,
+            body: body,
+            payloadHash: payloadHash ?? SHA256.emptyHex,
+            service: service,
+            isObject: key != nil,
+            resource: resource,
+            onBytesSent: onBytesSent
+        )
+    }
+
+    /// The request of `exchange`, signed now.
+    private func signedRequest(_ exchange: inout Exchange) throws(S3Error) -> HTTPRequest {
+        let current: AWSCredentials
+        do {
+            current = try credentials.credentials()
+        } catch {
+            throw S3Error(.invalidCredentials, "\(error)")
+        }
+        exchange.credentialsSource = "\(current.source)"
+        let signer = SigV4Signer(credentials: current, region: endpoint.region, service: exchange.service)
+        exchange.signedAt = clock.now
+        var allHeaders = [(name: "host", value: exchange.host)] + exchange.headers.map { (name: $0.0, value: $0.1) }
+        let signature = signer.sign(
+            SigV4Request(
+                method: exchange.method,
+                host: exchange.host,
+                path: exchange.path,
+                query: exchange.query.map { (name: $0.0, value: $0.1) },
+                headers: allHeaders,
+                payloadHash: exchange.payloadHash
+            ),
+            at: exchange.signedAt,
+            keys: &signingKeys
+        )
+        allHeaders += signature.headersToAdd
+        return HTTPRequest(
+            method: exchange.method,
+            url: exchange.url,
+            headers: allHeaders,
+            body: exchange.body,
+            timeouts: timeouts,
+            onBytesSent: exchange.onBytesSent,
+            shouldEnd: shouldEnd,
+            bandwidth: bandwidth
+        )
+    }
+
+    /// What the answer to `exchange` means: a success, a reason to sign and send again (expired credentials
+    /// refreshed once, a skewed clock corrected once), or the error.
+    private func judge(_ response: HTTPResponse, _ exchange: inout Exchange) throws(S3Error) -> Verdict {
+        if (200..<300).contains(response.status) { return .done(response) }
+        let document = XMLTree.parse(response.body)
+        let serverTime = response.header("date").flatMap { HTTPDate.parse($0) }?.date
+        let code =
+            document?["Code"]
+            ?? S3Client.codeWithoutBody(
+                status: response.status,
+                isObject: exchange.isObject,
+                signedAt: exchange.signedAt,
+                serverTime: serverTime
+            )
+        let skewed = code == "RequestTimeTooSkewed"
+        var error = S3Error(
+            status: response.status,
+            code: code,
+            message: document?["Message"] ?? (skewed ? "the request time is too far from the server's" : nil),
+            requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
+            resource: exchange.resource
+        )
+        if error.kind == .expiredToken, !exchange.refreshedCredentials {
+            logger.notice(
+                "credentials expired; refreshing",
+                metadata: ["credentials.source": "\(exchange.credentialsSource)"]
+            )
+            credentials.invalidate()
+            exchange.refreshedCredentials = true
+            return .again
+        }
+        if error.kind == .clockSkewed {
+            guard let serverTime else {
+                error.message += " (the answer carried no Date header to learn the server's time from)"
+                throw error
+            }
+            let localTime = clock.localNow
+            let offset = serverTime.timeIntervalSince(localTime)
+            error.message = "\(SigningClock.describe(offsetSeconds: offset)): \(error.message)"
+            if !exchange.correctedClock {
+                clock.adopt(serverTime: serverTime, at: localTime)
+                exchange.correctedClock = true
+                logger.warning(
+                    "\(SigningClock.describe(offsetSeconds: offset)); signing with the server's time from now on",
+                    metadata: ["clock.offset_seconds": "\(Int(offset.rounded()))"]
+                )
+                return .again
+            }
+        }
+        throw error
+    }
+
     private func send(
         _ method: String,
         bucket: String? = nil,
@@ -532,105 +783,79 @@ package final class S3Client {
         resource: String,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> HTTPResponse {
-        let (host, path) =
-            bucket.map { endpoint.address(bucket: $0, key: key) } ?? (authority ?? endpoint.authority, "/")
-        let hash = payloadHash ?? SHA256.emptyHex
-        var url = "\(scheme ?? endpoint.scheme)://\(host)\(SigV4Signer.uriEncode(path, encodingSlash: false))"
-        if !query.isEmpty {
-            url +=
-                "?"
-                + query.map {
-                    SigV4Signer.uriEncode($0.0, encodingSlash: true) + "="
-                        + SigV4Signer.uriEncode($0.1, encodingSlash: true)
-                }
-                .joined(separator: "&")
-        }
-        var refreshedCredentials = false
-        var correctedClock = false
+        var exchange = exchange(
+            method,
+            bucket: bucket,
+            key: key,
+            authority: authority,
+            scheme: scheme,
+            service: service,
+            query: query,
+            headers: headers,
+            body: body,
+            payloadHash: payloadHash,
+            resource: resource,
+            onBytesSent: onBytesSent
+        )
+        let curl = try curl()
         while true {
-            let current: AWSCredentials
-            do {
-                current = try credentials.credentials()
-            } catch {
-                throw S3Error(.invalidCredentials, "\(error)")
-            }
-            let signer = SigV4Signer(credentials: current, region: endpoint.region, service: service)
-            let signedAt = clock.now
-            var allHeaders = [(name: "host", value: host)] + headers.map { (name: $0.0, value: $0.1) }
-            let signature = signer.sign(
-                SigV4Request(
-                    method: method,
-                    host: host,
-                    path: path,
-                    query: query.map { (name: $0.0, value: $0.1) },
-                    headers: allHeaders,
-                    payloadHash: hash
-                ),
-                at: signedAt,
-                keys: &signingKeys
-            )
-            allHeaders += signature.headersToAdd
+            let request = try signedRequest(&exchange)
             let response: HTTPResponse
             do {
-                response = try curl.perform(
-                    HTTPRequest(
-                        method: method,
-                        url: url,
-                        headers: allHeaders,
-                        body: body,
-                        timeouts: timeouts,
-                        onBytesSent: onBytesSent,
-                        shouldEnd: shouldEnd,
-                        bandwidth: bandwidth
-                    )
-                )
+                response = try curl.perform(request)
             } catch {
                 throw S3Error(error)
             }
-            if (200..<300).contains(response.status) { return response }
-            let document = XMLTree.parse(response.body)
-            let serverTime = response.header("date").flatMap { HTTPDate.parse($0) }?.date
-            let code =
-                document?["Code"]
-                ?? S3Client.codeWithoutBody(
-                    status: response.status,
-                    isObject: key != nil,
-                    signedAt: signedAt,
-                    serverTime: serverTime
-                )
-            let skewed = code == "RequestTimeTooSkewed"
-            var error = S3Error(
-                status: response.status,
-                code: code,
-                message: document?["Message"] ?? (skewed ? "the request time is too far from the server's" : nil),
-                requestID: document?["RequestId"] ?? response.header("x-amz-request-id"),
-                resource: resource
+            if case .done(let response) = try judge(response, &exchange) { return response }
+        }
+    }
+
+    /// `send` on the client's `TransferLoop`: the calling task waits, the loop's thread carries other transfers
+    /// meanwhile.
+    private func sendOnLoop(
+        _ method: String,
+        bucket: String,
+        key: String,
+        headers: [(String, String)] = [],
+        body: HTTPBody = .none,
+        payloadHash: String? = nil,
+        resource: String
+    ) async throws(S3Error) -> HTTPResponse {
+        guard let loop else {
+            return try send(
+                method,
+                bucket: bucket,
+                key: key,
+                headers: headers,
+                body: body,
+                payloadHash: payloadHash,
+                resource: resource,
+                onBytesSent: nil
             )
-            if error.kind == .expiredToken, !refreshedCredentials {
-                logger.notice("credentials expired; refreshing", metadata: ["credentials.source": "\(current.source)"])
-                credentials.invalidate()
-                refreshedCredentials = true
-                continue
+        }
+        var exchange = exchange(
+            method,
+            bucket: bucket,
+            key: key,
+            authority: nil,
+            scheme: nil,
+            service: "s3",
+            query: [],
+            headers: headers,
+            body: body,
+            payloadHash: payloadHash,
+            resource: resource,
+            onBytesSent: nil
+        )
+        while true {
+            let request = try signedRequest(&exchange)
+            let response: HTTPResponse
+            do {
+                response = try await loop.perform(request)
+            } catch {
+                throw S3Error(error)
             }
-            if error.kind == .clockSkewed {
-                guard let serverTime else {
-                    error.message += " (the answer carried no Date header to learn the server's time from)"
-                    throw error
-                }
-                let localTime = clock.localNow
-                let offset = serverTime.timeIntervalSince(localTime)
-                error.message = "\(SigningClock.describe(offsetSeconds: offset)): \(error.message)"
-                if !correctedClock {
-                    clock.adopt(serverTime: serverTime, at: localTime)
-                    correctedClock = true
-                    logger.warning(
-                        "\(SigningClock.describe(offsetSeconds: offset)); signing with the server's time from now on",
-                        metadata: ["clock.offset_seconds": "\(Int(offset.rounded()))"]
-                    )
-                    continue
-                }
-            }
-            throw error
+            if case .done(let response) = try judge(response, &exchange) { return response }
         }
     }
 

@@ -70,6 +70,10 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Throttling (503 SlowDown, 429), a timeout or a reset: a sign that fewer requests in flight would do
+    /// better.
+    package var signalsCongestion: Bool { kind == .throttled || kind == .timeout || kind == .network }
+
     /// The request may have reached the store and changed it although no answer said so: the connection broke
     /// or timed out after the request went out, the store failed while answering, or a conditional write found
     /// another write there. Before such a request is sent again, the bucket is asked what it holds.

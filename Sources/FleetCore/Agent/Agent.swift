@@ -581,7 +581,11 @@ package final class Agent {
         do {
             let ledger = try openLedger()
             let context = try S3Context(config: config, environment: environment)
-            let reconciler = Reconciler(context: context, logger: logger, concurrency: settings.upload.workers)
+            let reconciler = Reconciler(
+                context: context,
+                logger: logger,
+                concurrency: min(256, settings.upload.threadWorkers)
+            )
             _ = try reconciler.run(ledger: ledger, deviceID: deviceID, hostname: hostname, includeOwn: true)
             try reconciler.abortAbandonedUploads(
                 ledger: ledger,

@@ -120,8 +120,8 @@ extension FleetConfig {
         }
 
         // Upload
-        if let workers = upload?.workers, !(1...256).contains(workers) {
-            problem("upload.workers", "must be 1…256, got \(workers)")
+        if case .fixed(let workers) = upload?.workers, !(1...AdaptiveConcurrency.maximumLevel).contains(workers) {
+            problem("upload.workers", "must be auto or 1…\(AdaptiveConcurrency.maximumLevel), got \(workers)")
         }
         if let text = upload?.maxBandwidth?.text {
             do throws(BandwidthScheduleError) {

@@ -148,8 +148,8 @@ package struct ScanSettings: Codable, Sendable, Equatable {
 }
 
 package struct UploadSettings: Codable, Sendable, Equatable {
-    /// Parallel uploads.
-    package var workers: Int?
+    /// Files in flight: `auto` (adjusted as the run goes) or a fixed number.
+    package var workers: WorkerCount?
     /// Files at least this large (MiB) go up in parts.
     package var multipartThresholdMb: Int?
     /// The size of each part, in MiB.
@@ -473,4 +473,45 @@ extension FleetConfig {
 
     /// SHA-256 of `canonicalJSON()`, hex.
     package var hash: String { SHA256.hex(of: Array(canonicalJSON())) }
+}
+
+/// `upload.workers`: `auto`, or a fixed number of files in flight.
+package enum WorkerCount: Codable, Sendable, Equatable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    /// Grown while throughput grows, backed off on throttling, timeouts and resets (`AdaptiveConcurrency`).
+    case auto
+    case fixed(Int)
+
+    package init(integerLiteral value: Int) { self = .fixed(value) }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self), text == "auto" {
+            self = .auto
+            return
+        }
+        do {
+            self = .fixed(try container.decode(Int.self))
+        } catch var error as ConfigError {
+            error.message = error.message.replacingOccurrences(
+                of: "expected a whole number",
+                with: "expected auto or a whole number"
+            )
+            throw error
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .auto: try container.encode("auto")
+        case .fixed(let count): try container.encode(count)
+        }
+    }
+
+    package var description: String {
+        switch self {
+        case .auto: "auto"
+        case .fixed(let count): "\(count)"
+        }
+    }
 }

@@ -175,10 +175,20 @@ package struct ResolvedConfig: Sendable, Equatable {
 
     /// `upload`: how files are sent.
     package struct Upload: Sendable, Equatable {
-        /// `upload.workers`: parallel uploads.
-        package var workers: Int
+        /// `upload.workers`: files in flight, `auto` or a fixed number.
+        package var workers: WorkerCount
         /// The default of `workers`.
-        package static let defaultWorkers = 15
+        package static let defaultWorkers = WorkerCount.auto
+        /// Threads for work still done one request per thread (settling with the bucket), and what a session
+        /// records as a process's workers: the fixed number, or `autoThreadWorkers` with `auto`.
+        package var threadWorkers: Int {
+            switch workers {
+            case .auto: Self.autoThreadWorkers
+            case .fixed(let count): count
+            }
+        }
+        /// `threadWorkers` with `auto`.
+        package static let autoThreadWorkers = 15
         /// `upload.multipart_threshold_mb`: files at least this large go up in parts.
         package var multipartThresholdMb: Int
         /// The default of `multipartThresholdMb`.

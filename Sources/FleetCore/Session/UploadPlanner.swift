@@ -51,7 +51,7 @@ package struct UploadPlanner {
             sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) }
         )
         plan.multipartThresholdBytes = threshold
-        plan.workers = config.resolved.upload.workers
+        plan.workers = config.resolved.upload.threadWorkers
 
         var scanSeconds = 0.0
         let comparison = try ledger.comparePlan(

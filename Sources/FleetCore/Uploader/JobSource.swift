@@ -142,67 +142,91 @@ package final class JobSource: @unchecked Sendable {
     /// - Throws: `LedgerError` when claiming fails.
     package func next() throws -> UploadJob? {
         while true {
-            if state.shouldStop { return nil }
-            let (job, done): (UploadJob?, Bool) = try lock.withLock {
-                if !buffer.isEmpty { return (buffer.removeFirst(), false) }
-                if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
-                quietUntil = nil
-                if joined {
-                    switch try ledger.use({ ledger in try ledger.reconnecting { try ledger.sessionPhase(sessionID) } })
-                    {
-                    case .closed: return (nil, true)
-                    case .scanned: (released, scanFinished) = (true, true)
-                    case .scanning: break
+            switch try claim() {
+            case .job(let job): return job
+            case .done: return nil
+            case .later: Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+    }
+
+    /// What one look for the next file found.
+    package enum Claim: Sendable {
+        case job(UploadJob)
+        /// Nothing to claim yet (the scan has not recorded more, other processes hold files): look again soon.
+        case later
+        /// Nothing left, or the run is stopping.
+        case done
+    }
+
+    /// A file claimed earlier that no worker has started, without asking the ledger; `nil` when there is none.
+    package func buffered() -> UploadJob? {
+        if state.shouldStop { return nil }
+        return lock.withLock { buffer.isEmpty ? nil : buffer.removeFirst() }
+    }
+
+    /// The next file, claiming a batch from the ledger when none is left from the last one.
+    ///
+    /// - Throws: `LedgerError` when claiming fails.
+    package func claim() throws -> Claim {
+        if state.shouldStop { return .done }
+        let (job, done): (UploadJob?, Bool) = try lock.withLock {
+            if !buffer.isEmpty { return (buffer.removeFirst(), false) }
+            if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
+            quietUntil = nil
+            if joined {
+                switch try ledger.use({ ledger in try ledger.reconnecting { try ledger.sessionPhase(sessionID) } }) {
+                case .closed: return (nil, true)
+                case .scanned: (released, scanFinished) = (true, true)
+                case .scanning: break
+                }
+            }
+            guard released else {
+                quietUntil = .now + .milliseconds(200)
+                return (nil, false)
+            }
+            while statusIndex < statuses.count {
+                let finished = scanFinished  // read before claiming: rows recorded before this are visible
+                // A claim that fails with the connection is rolled back: after a reconnect it runs again.
+                buffer = try ledger.use { ledger in
+                    try ledger.reconnecting {
+                        try ledger.claimFiles(
+                            sessionID: sessionID,
+                            limit: batchSize,
+                            worker: worker,
+                            status: statuses[statusIndex],
+                            afterID: afterID,
+                            maxAttempts: maxAttempts
+                        )
                     }
                 }
-                guard released else {
-                    quietUntil = .now + .milliseconds(200)
+                if let last = buffer.last {
+                    afterID = last.id
+                    return (buffer.removeFirst(), false)
+                }
+                guard finished else {
+                    // Nothing claimable yet: ask again when this process records the next batch
+                    // (`filesRecorded`), or after a pause for batches other processes record, never in a
+                    // tight loop of one round trip per idle worker.
+                    quietUntil = .now + (joined ? .milliseconds(200) : .seconds(1))
                     return (nil, false)
                 }
-                while statusIndex < statuses.count {
-                    let finished = scanFinished  // read before claiming: rows recorded before this are visible
-                    // A claim that fails with the connection is rolled back: after a reconnect it runs again.
-                    buffer = try ledger.use { ledger in
-                        try ledger.reconnecting {
-                            try ledger.claimFiles(
-                                sessionID: sessionID,
-                                limit: batchSize,
-                                worker: worker,
-                                status: statuses[statusIndex],
-                                afterID: afterID,
-                                maxAttempts: maxAttempts
-                            )
-                        }
-                    }
-                    if let last = buffer.last {
-                        afterID = last.id
-                        return (buffer.removeFirst(), false)
-                    }
-                    guard finished else {
-                        // Nothing claimable yet: ask again when this process records the next batch
-                        // (`filesRecorded`), or after a pause for batches other processes record, never in a
-                        // tight loop of one round trip per idle worker.
-                        quietUntil = .now + (joined ? .milliseconds(200) : .seconds(1))
-                        return (nil, false)
-                    }
-                    if statuses == ["pending"], afterID > 0 {
-                        // Claimed rows leave `pending`, so starting over takes only files put back by others.
-                        afterID = 0
-                        continue
-                    }
-                    if let othersAtWork, try ledger.use(othersAtWork) {
-                        quietUntil = .now + .milliseconds(500)
-                        return (nil, false)
-                    }
-                    statusIndex += 1
+                if statuses == ["pending"], afterID > 0 {
+                    // Claimed rows leave `pending`, so starting over takes only files put back by others.
                     afterID = 0
+                    continue
                 }
-                return (nil, true)
+                if let othersAtWork, try ledger.use(othersAtWork) {
+                    quietUntil = .now + .milliseconds(500)
+                    return (nil, false)
+                }
+                statusIndex += 1
+                afterID = 0
             }
-            if let job { return job }
-            if done { return nil }
-            Thread.sleep(forTimeInterval: 0.02)
+            return (nil, true)
         }
+        if let job { return .job(job) }
+        return done ? .done : .later
     }
 
     /// Claimed files no worker started (the run stopped): they go back to the status they were claimed from.

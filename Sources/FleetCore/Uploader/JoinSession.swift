@@ -68,7 +68,7 @@ package struct JoinSession {
         logger[metadataKey: "session.id"] = "\(sessionID)"
 
         let started = Date()
-        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.workers)
+        try ledger.registerWorker(sessionID: sessionID, role: .joined, workers: config.resolved.upload.threadWorkers)
         logger.info("joined the session", metadata: ["worker": "\(ClaimHolder.thisProcess)"])
         var failure: (any Error)?
         var uploadedButUnrecorded: [Int64] = []

@@ -105,8 +105,12 @@ package struct RetrySession {
         logger[metadataKey: "session.id"] = "\(sessionID)"
         if let deviceID = session.deviceID {
             let context = try S3Context(config: config, environment: environment)
-            try Reconciler(context: context, logger: logger, concurrency: config.resolved.upload.workers)
-                .settleBeforeRun(ledger: ledger, deviceID: deviceID, projectID: session.projectID, config: config)
+            try Reconciler(
+                context: context,
+                logger: logger,
+                concurrency: min(256, config.resolved.upload.threadWorkers)
+            )
+            .settleBeforeRun(ledger: ledger, deviceID: deviceID, projectID: session.projectID, config: config)
             session = try ledger.session(sessionID) ?? session
         }
         try takeOver(&session, ledger: ledger, logger: logger)

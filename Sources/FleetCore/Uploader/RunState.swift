@@ -91,6 +91,8 @@ package final class UploadProgress: Sendable {
         package var failedFiles = 0
         package var scanFinished = false
         package var retries = 0
+        /// Files the run keeps in flight now (`upload.workers`, or where `auto` has got to).
+        package var inFlightLevel = 0
     }
     private let state = Mutex(Snapshot())
     package let started = Date()

@@ -1,5 +1,6 @@
 import FleetAWS
 import FleetLedger
+import FleetSystem
 import Foundation
 import Logging
 
@@ -15,9 +16,10 @@ package struct UploadPool {
     private let sessionID: Int64
     private let logger: Logger
     private let recordsAbandoned: Bool
+    private let governor: ConcurrencyGovernor
 
     /// Opens the pool's connection (one, shared by the job source, the result writer and the multipart journal)
-    /// and starts `config.resolved.upload.workers` workers on `jobs`.
+    /// and starts queues on `jobs` that keep `config.resolved.upload.workers` files in flight between them.
     ///
     /// - Parameters:
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
@@ -54,9 +56,18 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(ledger: shared, projectID: session.projectID, logger: logger)
-        for index in 0..<config.resolved.upload.workers {
+        // Memory freed on one thread's arena cannot serve another's: two arenas keep the queues, the writer
+        // and the claims from holding tens of MiB they no longer use.
+        FreedMemory.limitArenas(to: 2, environment: ProcessInfo.processInfo.environment)
+        governor = ConcurrencyGovernor(workers: config.resolved.upload.workers, progress: progress, logger: logger)
+        let capacity = governor.capacity
+        let queues = UploadPool.queueCount(inFlight: capacity)
+        for index in 0..<queues {
             let worker = UploadWorker(
                 index: index,
+                queues: queues,
+                lanes: capacity / queues + (index < capacity % queues ? 1 : 0),
+                governor: governor,
                 context: context,
                 config: config,
                 source: jobs,
@@ -68,6 +79,12 @@ package struct UploadPool {
             )
             DispatchQueue(label: "fleet.upload.worker.\(index)").async(group: group) { worker.run() }
         }
+    }
+
+    /// Queues the workers' transfers are spread over: one per core, at most four (each carries hundreds of
+    /// transfers; more threads would only compete with the server and the ledger for the cores).
+    static func queueCount(inFlight: Int) -> Int {
+        max(1, min(inFlight, 4, ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// Rows uploaded but not recorded (the ledger refused the result): see `ResultWriter.uploadedButUnrecorded`.
@@ -83,6 +100,11 @@ package struct UploadPool {
             writer.submit(UploadOutcome(job: job, status: .putBack, attempts: 0, startedAt: .now()))
         }
         try writer.finish()
+        if recordsAbandoned {
+            // The level `auto` settled on, or where it had got to when the run ended (a fixed number as is).
+            let level = governor.settledLevel ?? governor.level
+            try ledger.reconnecting { try ledger.recordConcurrency(sessionID: sessionID, level: level) }
+        }
         guard state.abandoned, recordsAbandoned else { return }
         let reason = state.lastError.map { "\($0)" } ?? "the store was unreachable"
         let count = try ledger.abandonPendingFiles(

@@ -67,12 +67,13 @@ package struct UploadSession {
             hostname: ProcessInfo.processInfo.hostName,
             agentVersion: FleetVersion.number
         )
-        try Reconciler(context: context, logger: logger, concurrency: config.resolved.upload.workers).settleBeforeRun(
-            ledger: ledger,
-            deviceID: deviceID,
-            projectID: projectID,
-            config: config
-        )
+        try Reconciler(context: context, logger: logger, concurrency: min(256, config.resolved.upload.threadWorkers))
+            .settleBeforeRun(
+                ledger: ledger,
+                deviceID: deviceID,
+                projectID: projectID,
+                config: config
+            )
         let configID = try ledger.recordConfig(projectID: projectID, config: config, sourcePath: configPath)
         let sources = config.resolved.sources
         let sessionID = try ledger.openSession(
@@ -95,10 +96,14 @@ package struct UploadSession {
         let reconciler = Reconciler(
             context: context,
             logger: sessionLogger,
-            concurrency: config.resolved.upload.workers
+            concurrency: min(256, config.resolved.upload.threadWorkers)
         )
         do {
-            try ledger.registerWorker(sessionID: sessionID, role: .opener, workers: config.resolved.upload.workers)
+            try ledger.registerWorker(
+                sessionID: sessionID,
+                role: .opener,
+                workers: config.resolved.upload.threadWorkers
+            )
             let pool = try UploadPool(
                 context: context,
                 config: config,

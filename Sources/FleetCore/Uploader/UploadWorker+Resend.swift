@@ -22,10 +22,10 @@ extension UploadWorker {
         client: S3Client,
         lookFirst: Bool,
         logger: Logger
-    ) throws(S3Error) -> UploadedObject {
+    ) async throws(S3Error) -> UploadedObject {
         var condition = PutCondition.absent
         if lookFirst {
-            switch try look(file, job: job, client: client, logger: logger) {
+            switch try await look(file, job: job, client: client, logger: logger) {
             case .stored(let object): return object
             case .send(let found): condition = found
             }
@@ -33,10 +33,10 @@ extension UploadWorker {
         var looks = 0
         while true {
             do throws(S3Error) {
-                return try client.uploadFile(file, bucket: job.bucket, key: job.key, condition: condition)
+                return try await client.uploadFile(file, bucket: job.bucket, key: job.key, condition: condition)
             } catch  where error.kind == .preconditionFailed && looks < 3 {
                 looks += 1
-                switch try look(file, job: job, client: client, logger: logger) {
+                switch try await look(file, job: job, client: client, logger: logger) {
                 case .stored(let object): return object
                 case .send(let found): condition = found
                 }
@@ -52,9 +52,14 @@ extension UploadWorker {
         case send(PutCondition)
     }
 
-    private func look(_ file: LocalFile, job: UploadJob, client: S3Client, logger: Logger) throws(S3Error) -> Look {
+    private func look(
+        _ file: LocalFile,
+        job: UploadJob,
+        client: S3Client,
+        logger: Logger
+    ) async throws(S3Error) -> Look {
         let before = try S3Error.reading { try file.status() }
-        guard let object = try client.headObject(bucket: job.bucket, key: job.key) else { return .send(.absent) }
+        guard let object = try await client.headObject(bucket: job.bucket, key: job.key) else { return .send(.absent) }
         guard let sha256 = ObjectVerification.sha256(ofCopyOf: file, size: before.size, object: object) else {
             return .send(object.etag.isEmpty ? .always : .replacing(etag: object.etag))
         }

@@ -38,18 +38,58 @@ package final class CurlEasy {
     ///
     /// - Throws: `HTTPError` when no HTTP response arrived; an HTTP error status is a response, not a throw.
     package func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
-        let context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
-        context.onBytesSent = request.onBytesSent
-        context.shouldEnd = request.shouldEnd
-        context.bandwidth = request.bandwidth
-        if let limiter = request.bandwidth, let bytes = context.inMemoryBody,
-            !context.waitForBandwidth(limiter.delay(sending: bytes.count))
+        // A body from memory goes out in one piece once the bandwidth cap lets its bytes go.
+        if let limiter = request.bandwidth, case .bytes(let bytes) = request.body, !bytes.isEmpty,
+            !TransferContext.waitForBandwidth(limiter.delay(sending: bytes.count), shouldEnd: request.shouldEnd)
         {
             throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
         }
+        let transfer = CurlTransfer(
+            handle: handle,
+            request: request,
+            maximumResponseBytes: maximumResponseBytes,
+            caBundle: caBundle
+        )
+        let code = transfer.configured ? curl_easy_perform(handle) : CURLE_BAD_FUNCTION_ARGUMENT
+        return try transfer.result(code).get()
+    }
+
+    /// The libcurl version, for `--version`.
+    package static var version: String {
+        ccurl_version_info_now().pointee.version.map { String(cString: $0) } ?? "?"
+    }
+}
+
+// MARK: - One transfer
+
+/// One request on an easy handle: the options set from an `HTTPRequest`, the header list and the state its
+/// callbacks share, kept until the transfer is over (by `curl_easy_perform`, or by a multi handle).
+final class CurlTransfer {
+    let handle: UnsafeMutableRawPointer
+    let request: HTTPRequest
+    private let context: TransferContext
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// False when libcurl refused an option: the transfer must not start.
+    private(set) var configured = true
+
+    /// Resets `handle` and sets it up for `request`.
+    ///
+    /// - Parameter receiveBufferBytes: libcurl's receive buffer for this handle (`CURLOPT_BUFFERSIZE`); `nil`
+    ///   keeps its default (16 KiB).
+    init(
+        handle: UnsafeMutableRawPointer,
+        request: HTTPRequest,
+        maximumResponseBytes: Int,
+        caBundle: String?,
+        receiveBufferBytes: Int? = nil
+    ) {
+        self.handle = handle
+        self.request = request
+        context = TransferContext(body: request.body, maximumResponseBytes: maximumResponseBytes)
+        context.onBytesSent = request.onBytesSent
+        context.shouldEnd = request.shouldEnd
+        context.bandwidth = request.bandwidth
         curl_easy_reset(handle)
-        var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { curl_slist_free_all(headerList) }
         // curl adds `Expect: 100-continue` to large PUTs and waits up to a second for an answer many S3
         // servers never send; the empty value removes it.
         var extraHeaders = [("Expect", "")]
@@ -60,104 +100,109 @@ package final class CurlEasy {
         for (name, value) in request.headers + extraHeaders {
             headerList = curl_slist_append(headerList, value.isEmpty ? "\(name):" : "\(name): \(value)")
         }
+        configured = configure(caBundle: caBundle, receiveBufferBytes: receiveBufferBytes)
+    }
 
-        let code: CURLcode = withExtendedLifetime(context) {
-            let userData = Unmanaged.passUnretained(context).toOpaque()
-            var ok = true
-            func set(_ option: CURLoption, _ value: Int) {
-                ok = ok && ccurl_easy_setopt_long(handle, option, value) == CURLE_OK
-            }
-            func set(_ option: CURLoption, pointer: UnsafeRawPointer?) {
-                ok = ok && ccurl_easy_setopt_ptr(handle, option, pointer) == CURLE_OK
-            }
-            request.url.withCString { url in set(CURLOPT_URL, pointer: url) }  // libcurl copies strings
-            caBundle?.withCString { path in set(CURLOPT_CAINFO, pointer: path) }
-            set(CURLOPT_NOSIGNAL, 1)
-            set(CURLOPT_TCP_KEEPALIVE, 1)
-            set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
-            // Under a bandwidth cap a transfer may wait its turn for a while: stalled then means nothing sent.
-            let capped = request.bandwidth?.bytesPerSecondNow != nil && context.inMemoryBody == nil
-            set(CURLOPT_LOW_SPEED_LIMIT, capped ? 1 : request.timeouts.stallBytesPerSecond)
-            set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)
-            set(CURLOPT_TIMEOUT_MS, Int(request.timeouts.totalSeconds * 1000))
-            set(CURLOPT_HTTPHEADER, pointer: UnsafeRawPointer(headerList))
-            set(CURLOPT_ERRORBUFFER, pointer: context.errorBuffer)
-            ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, curlWrite) == CURLE_OK
-            set(CURLOPT_WRITEDATA, pointer: userData)
-            ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, curlHeader) == CURLE_OK
-            set(CURLOPT_HEADERDATA, pointer: userData)
+    deinit { curl_slist_free_all(headerList) }
 
-            if let bytes = context.inMemoryBody {
-                // curl sends a body it holds in memory in the same write as the headers when it is small, and
-                // can resend it on a new connection by itself: one system call per small file instead of two.
-                ok = ok && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, bytes.count) == CURLE_OK
-                set(CURLOPT_POSTFIELDS, pointer: UnsafeRawPointer(bytes.baseAddress))
-                if request.method != "POST" {
-                    request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
-                }
-            } else {
-                switch request.method {
-                case "GET": break
-                case "HEAD": set(CURLOPT_NOBODY, 1)
-                case "PUT":
-                    set(CURLOPT_UPLOAD, 1)
-                    ok =
-                        ok
-                        && ccurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, Int(request.body.length))
-                            == CURLE_OK
-                case "POST":
-                    set(CURLOPT_POST, 1)
-                    ok =
-                        ok
-                        && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, Int(request.body.length))
-                            == CURLE_OK
-                default:
-                    request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
-                }
-                if request.method == "PUT" || request.method == "POST" {
-                    ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
-                    set(CURLOPT_READDATA, pointer: userData)
-                    // A reused connection the server had closed makes curl resend on a new one: it rewinds the
-                    // body.
-                    ok = ok && ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, curlSeek) == CURLE_OK
-                    set(CURLOPT_SEEKDATA, pointer: userData)
-                }
-            }
-            guard ok else { return CURLE_BAD_FUNCTION_ARGUMENT }
-            return curl_easy_perform(handle)
+    private func configure(caBundle: String?, receiveBufferBytes: Int?) -> Bool {
+        let userData = Unmanaged.passUnretained(context).toOpaque()
+        var ok = true
+        func set(_ option: CURLoption, _ value: Int) {
+            ok = ok && ccurl_easy_setopt_long(handle, option, value) == CURLE_OK
         }
+        func set(_ option: CURLoption, pointer: UnsafeRawPointer?) {
+            ok = ok && ccurl_easy_setopt_ptr(handle, option, pointer) == CURLE_OK
+        }
+        request.url.withCString { url in set(CURLOPT_URL, pointer: url) }  // libcurl copies strings
+        caBundle?.withCString { path in set(CURLOPT_CAINFO, pointer: path) }
+        set(CURLOPT_NOSIGNAL, 1)
+        set(CURLOPT_TCP_KEEPALIVE, 1)
+        if let receiveBufferBytes { set(CURLOPT_BUFFERSIZE, receiveBufferBytes) }
+        set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
+        // Under a bandwidth cap a transfer may wait its turn for a while: stalled then means nothing sent.
+        let capped = request.bandwidth?.bytesPerSecondNow != nil && context.inMemoryBody == nil
+        set(CURLOPT_LOW_SPEED_LIMIT, capped ? 1 : request.timeouts.stallBytesPerSecond)
+        set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)
+        set(CURLOPT_TIMEOUT_MS, Int(request.timeouts.totalSeconds * 1000))
+        set(CURLOPT_HTTPHEADER, pointer: UnsafeRawPointer(headerList))
+        set(CURLOPT_ERRORBUFFER, pointer: context.errorBuffer)
+        ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, curlWrite) == CURLE_OK
+        set(CURLOPT_WRITEDATA, pointer: userData)
+        ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, curlHeader) == CURLE_OK
+        set(CURLOPT_HEADERDATA, pointer: userData)
 
+        if let bytes = context.inMemoryBody {
+            // curl sends a body it holds in memory in the same write as the headers when it is small, and
+            // can resend it on a new connection by itself: one system call per small file instead of two.
+            ok = ok && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, bytes.count) == CURLE_OK
+            set(CURLOPT_POSTFIELDS, pointer: UnsafeRawPointer(bytes.baseAddress))
+            if request.method != "POST" {
+                request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
+            }
+        } else {
+            switch request.method {
+            case "GET": break
+            case "HEAD": set(CURLOPT_NOBODY, 1)
+            case "PUT":
+                set(CURLOPT_UPLOAD, 1)
+                ok =
+                    ok
+                    && ccurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, Int(request.body.length))
+                        == CURLE_OK
+            case "POST":
+                set(CURLOPT_POST, 1)
+                ok =
+                    ok
+                    && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, Int(request.body.length))
+                        == CURLE_OK
+            default:
+                request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
+            }
+            if request.method == "PUT" || request.method == "POST" {
+                ok = ok && ccurl_easy_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlRead) == CURLE_OK
+                set(CURLOPT_READDATA, pointer: userData)
+                // A reused connection the server had closed makes curl resend on a new one: it rewinds the
+                // body.
+                ok = ok && ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, curlSeek) == CURLE_OK
+                set(CURLOPT_SEEKDATA, pointer: userData)
+            }
+        }
+        return ok
+    }
+
+    /// What the transfer produced, once libcurl finished it with `code`.
+    func result(_ code: CURLcode) -> Result<HTTPResponse, HTTPError> {
         if context.ended {
-            throw HTTPError(
-                kind: .ended,
-                message: "ended after \(context.sent) of \(request.body.length) body bytes",
-                curlCode: Int(code.rawValue)
+            return .failure(
+                HTTPError(
+                    kind: .ended,
+                    message: "ended after \(context.sent) of \(request.body.length) body bytes",
+                    curlCode: Int(code.rawValue)
+                )
             )
         }
         if let readError = context.readError {
-            throw HTTPError(kind: .bodyRead, message: readError, curlCode: Int(code.rawValue))
+            return .failure(HTTPError(kind: .bodyRead, message: readError, curlCode: Int(code.rawValue)))
         }
-        guard code == CURLE_OK else { throw HTTPError(code: code, detail: context.errorText) }
+        guard code == CURLE_OK else { return .failure(HTTPError(code: code, detail: context.errorText)) }
         if let bytes = context.inMemoryBody { context.onBytesSent?(Int64(bytes.count)) }
         var status = 0
         _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: context.headers, body: context.response)
-    }
-
-    /// The libcurl version, for `--version`.
-    package static var version: String {
-        ccurl_version_info_now().pointee.version.map { String(cString: $0) } ?? "?"
+        return .success(HTTPResponse(status: status, headers: context.headers, body: context.response))
     }
 }
 
 // MARK: - Transfer state and callbacks
 
-/// State one transfer's callbacks share; lives until `curl_easy_perform` returns.
+/// State one transfer's callbacks share; lives as long as its `CurlTransfer`.
 private final class TransferContext {
     let body: HTTPBody
     var sent: Int64 = 0
     var onBytesSent: ((Int64) -> Void)?
     var shouldEnd: (@Sendable () -> Bool)?
+    /// The process's bandwidth cap: a streamed body waits for it piece by piece (on a blocking transfer only;
+    /// the transfer loop hands capped streamed bodies to one, see `TransferLoop.perform`).
     var bandwidth: BandwidthLimiter?
     /// The request was ended on `shouldEnd`.
     var ended = false
@@ -191,14 +236,11 @@ private final class TransferContext {
     var errorText: String { String(cString: errorBuffer) }
 
     /// Waits out a bandwidth reservation, a tenth of a second at a time so that a stop is not held up;
-    /// false (and `ended`) when `shouldEnd` said stop meanwhile.
-    func waitForBandwidth(_ delay: Duration) -> Bool {
+    /// false when `shouldEnd` said stop meanwhile.
+    static func waitForBandwidth(_ delay: Duration, shouldEnd: (@Sendable () -> Bool)?) -> Bool {
         var left = delay
         while left > .zero {
-            if let shouldEnd, shouldEnd() {
-                ended = true
-                return false
-            }
+            if let shouldEnd, shouldEnd() { return false }
             let step = min(left, .milliseconds(100))
             Thread.sleep(forTimeInterval: Double(step.components.attoseconds) / 1e18 + Double(step.components.seconds))
             left -= step
@@ -215,7 +257,7 @@ private final class TransferContext {
             return nil
         }
         var count = Int(min(Int64(buffer.count), remaining))
-        if let rate = bandwidth?.bytesPerSecondNow { count = min(count, bandwidth!.pieceBytes(rate)) }
+        if let bandwidth, let rate = bandwidth.bytesPerSecondNow { count = min(count, bandwidth.pieceBytes(rate)) }
         switch body {
         case .none: return 0
         case .bytes(let bytes):
@@ -248,7 +290,10 @@ private final class TransferContext {
                     return nil
                 }
             }
-            if let bandwidth, !waitForBandwidth(bandwidth.delay(sending: got)) { return nil }
+            if let bandwidth, !Self.waitForBandwidth(bandwidth.delay(sending: got), shouldEnd: shouldEnd) {
+                ended = true
+                return nil
+            }
             sent += Int64(got)
             onBytesSent?(sent)
             return got
@@ -315,7 +360,7 @@ private let curlRead: ccurl_data_callback = { pointer, size, count, userData in
 }
 
 extension HTTPError {
-    fileprivate init(code: CURLcode, detail: String) {
+    init(code: CURLcode, detail: String) {
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         let kind: Kind
         switch code {

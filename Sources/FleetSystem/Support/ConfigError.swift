@@ -1,6 +1,6 @@
 /// A configuration that cannot be used, named down to the key.
 ///
-/// `description` reads `session.json: upload.workers (from FLEET_UPLOAD_WORKERS): must be 1…256, got 0`.
+/// `description` reads `session.json: upload.workers (from FLEET_UPLOAD_WORKERS): must be auto or 1…1024, got 0`.
 package struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The file the configuration came from, if any.
     package var file: String?

@@ -162,7 +162,7 @@ struct ConfigLoaderTests {
         #expect(config.project.name == "p")
         #expect(config.s3.bucket == "fleet-data")
         #expect(config.source?.path == "/data")
-        #expect(config.resolved.upload.workers == 15)
+        #expect(config.resolved.upload.workers == .auto)
         #expect(config.resolved.keys.template == "{prefix}/{relpath}")
         #expect(config.s3.region == nil)
         #expect(config.resolved.sources.map(\.name) == ["data"])
@@ -204,9 +204,9 @@ struct ConfigLoaderTests {
 
     @Test func quotedNumberIsNotAnInteger() {
         let json = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": "15"}"#) }
-        #expect(json?.description == #"upload.workers: expected a whole number, got a string "15""#)
+        #expect(json?.description == #"upload.workers: expected auto or a whole number, got a string "15""#)
         let yaml = Self.error { _ = try Self.decodeYAML("upload:\n  workers: \"15\"\n") }
-        #expect(yaml?.description == #"upload.workers: expected a whole number, got a string "15""#)
+        #expect(yaml?.description == #"upload.workers: expected auto or a whole number, got a string "15""#)
     }
 
     @Test func jsonNumbersAndBooleansKeepTheirTypes() throws {
@@ -217,11 +217,11 @@ struct ConfigLoaderTests {
         #expect(config.scan?.minAgeSeconds == 60)
         #expect(config.scan?.followSymlinks == true)
         let fraction = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": 1.5}"#) }
-        #expect(fraction?.description == "upload.workers: expected a whole number, got 1.5")
+        #expect(fraction?.description == "upload.workers: expected auto or a whole number, got 1.5")
         let number = Self.error { _ = try Self.decodeJSON(#""scan": {"follow_symlinks": 1}"#) }
         #expect(number?.description == "scan.follow_symlinks: expected true or false, got 1")
         let flag = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": true}"#) }
-        #expect(flag?.description == "upload.workers: expected a whole number, got true")
+        #expect(flag?.description == "upload.workers: expected auto or a whole number, got true")
     }
 
     @Test(arguments: ["null", "~", "", "Null"])
@@ -244,7 +244,7 @@ struct ConfigLoaderTests {
     @Test func nullMeansAbsent() throws {
         let config = try Self.decodeJSON(#""device": null, "upload": {"workers": null}"#)
         #expect(config.device == nil)
-        #expect(config.resolved.upload.workers == 15)
+        #expect(config.resolved.upload.workers == .auto)
         #expect(try Self.decodeYAML("device: ~\nupload:\n").device == nil)
     }
 
@@ -296,8 +296,8 @@ struct ConfigLoaderTests {
     // MARK: - Validation (FleetConfig.problems)
 
     private static let validationErrors: [(String, String)] = [
-        (#""upload": {"workers": 0}"#, "upload.workers: must be 1…256, got 0"),
-        (#""upload": {"workers": 257}"#, "upload.workers: must be 1…256, got 257"),
+        (#""upload": {"workers": 0}"#, "upload.workers: must be auto or 1…1024, got 0"),
+        (#""upload": {"workers": 1025}"#, "upload.workers: must be auto or 1…1024, got 1025"),
         (#""upload": {"part_size_mb": 4}"#, "upload.part_size_mb: must be 5…5120 (S3 parts are 5 MiB to 5 GiB), got 4"),
         (#""scan": {"min_age_seconds": -1}"#, "scan.min_age_seconds: must be 0…604800 (a week), got -1"),
         (#""scan": {"max_age_days": 0}"#, "scan.max_age_days: must be more than 0 and at most 36500, got 0"),
@@ -380,13 +380,13 @@ struct ConfigLoaderTests {
         let error = Self.error { _ = try Self.decodeJSON("", overrides: overrides) }
         #expect(error?.keyPath == "upload.workers")
         #expect(error?.origin == "FLEET_UPLOAD_WORKERS")
-        #expect(error?.description == "upload.workers (from FLEET_UPLOAD_WORKERS): must be 1…256, got 0")
+        #expect(error?.description == "upload.workers (from FLEET_UPLOAD_WORKERS): must be auto or 1…1024, got 0")
     }
 
     @Test func overrideThatIsNotANumberNamesItsOrigin() {
         let overrides = [ConfigOverride(keyPath: "upload.workers", value: "many", origin: "--workers")]
         let error = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": 4}"#, overrides: overrides) }
-        #expect(error?.description == #"upload.workers (from --workers): expected a whole number, got "many""#)
+        #expect(error?.description == #"upload.workers (from --workers): expected auto or a whole number, got "many""#)
     }
 
     @Test(arguments: [
@@ -413,7 +413,7 @@ struct ConfigLoaderTests {
         let overrides = ConfigLoader.environmentOverrides(["FLEET_S3_PREFIX": "night"])
         let error = Self.error { _ = try Self.decodeJSON(#""upload": {"workers": 0}"#, overrides: overrides) }
         #expect(error?.origin == nil)
-        #expect(error?.description == "upload.workers: must be 1…256, got 0")
+        #expect(error?.description == "upload.workers: must be auto or 1…1024, got 0")
     }
 
     // MARK: - Loading files
@@ -465,7 +465,7 @@ struct ConfigLoaderTests {
             try Data((Self.minimalYAML + "upload:\n  workers: 0\n").utf8).write(to: file)
             let error = Self.error { _ = try ConfigLoader.load(path: file.path) }
             #expect(error?.file == file.path)
-            #expect(error?.description == "\(file.path): upload.workers: must be 1…256, got 0")
+            #expect(error?.description == "\(file.path): upload.workers: must be auto or 1…1024, got 0")
         }
     }
 
