@@ -137,8 +137,15 @@ package struct TokenBucket: Sendable {
 /// (single PUTs and parts alike): each piece of a body reserves its bytes and the transfer waits its turn.
 package final class BandwidthLimiter: Sendable {
     package let schedule: BandwidthSchedule
-    private let state = Mutex<(bucket: TokenBucket, rate: Int64?)>((TokenBucket(), nil))
+    private let state = Mutex(State())
     private let timeZone: TimeZone
+
+    /// The bucket, and the cap it was filled at: the timetable is read once a second, not for every piece.
+    private struct State {
+        var bucket = TokenBucket()
+        var rate: Int64?
+        var rateReadAt: UInt64?
+    }
 
     package init(schedule: BandwidthSchedule, timeZone: TimeZone = .current) {
         self.schedule = schedule
@@ -157,26 +164,41 @@ package final class BandwidthLimiter: Sendable {
     }
     private static let current = Mutex<BandwidthLimiter?>(nil)
 
-    /// The cap now, in bytes per second; nil for none.
-    package var bytesPerSecondNow: Int64? { schedule.bytesPerSecond(atMinute: minuteOfDay(Date())) }
+    /// Whether a cap applies now (the timetable may say `off` for this time of day).
+    package var limitsNow: Bool { state.withLock { currentRate(&$0, now: Self.uptime()) } != nil }
 
-    /// The most a transfer sends between two reservations: small pieces keep many transfers taking turns
-    /// (none waits long enough to look stalled), large enough not to cost a lock per few bytes.
-    package func pieceBytes(_ rate: Int64) -> Int { Int(min(64 * 1024, max(1024, rate / 256))) }
+    /// How much of `count` bytes a transfer sends before its next reservation: small pieces under a cap keep
+    /// many transfers taking turns (none waits long enough to look stalled), large enough not to cost a lock
+    /// per few bytes; all of them without a cap.
+    package func piece(upTo count: Int) -> Int {
+        guard let rate = state.withLock({ currentRate(&$0, now: Self.uptime()) }) else { return count }
+        return min(count, Self.pieceBytes(rate))
+    }
 
-    /// Reserves `bytes` and returns how long to wait before sending them (zero when there is no cap now).
-    package func delay(sending bytes: Int) -> Duration {
-        let rate = bytesPerSecondNow
-        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
-        let seconds: Double = state.withLock { state in
-            if state.rate != rate {
-                state.bucket.reset()
-                state.rate = rate
-            }
-            guard let rate else { return 0 }
-            return state.bucket.reserve(bytes, rate: rate, burst: Int64(pieceBytes(rate)), now: now)
+    /// Reserves `bytes` and returns how many seconds to wait before sending them (zero when there is no cap now).
+    package func delay(sending bytes: Int) -> Double {
+        let now = Self.uptime()
+        return state.withLock { state in
+            guard let rate = currentRate(&state, now: now) else { return 0 }
+            return state.bucket.reserve(bytes, rate: rate, burst: Int64(Self.pieceBytes(rate)), now: now)
         }
-        return .nanoseconds(Int64(seconds * 1e9))
+    }
+
+    private static func pieceBytes(_ rate: Int64) -> Int { Int(min(64 * 1024, max(1024, rate / 256))) }
+
+    private static func uptime() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// The cap now, read from the timetable at most once a second; a changed cap starts the bucket afresh.
+    private func currentRate(_ state: inout State, now: Double) -> Int64? {
+        let second = UInt64(now)
+        guard state.rateReadAt != second else { return state.rate }
+        state.rateReadAt = second
+        let rate = schedule.bytesPerSecond(atMinute: minuteOfDay(Date()))
+        if rate != state.rate {
+            state.bucket.reset()
+            state.rate = rate
+        }
+        return rate
     }
 
     private func minuteOfDay(_ date: Date) -> Int {

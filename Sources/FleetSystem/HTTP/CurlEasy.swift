@@ -121,7 +121,7 @@ final class CurlTransfer {
         if let receiveBufferBytes { set(CURLOPT_BUFFERSIZE, receiveBufferBytes) }
         set(CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connectSeconds * 1000))
         // Under a bandwidth cap a transfer may wait its turn for a while: stalled then means nothing sent.
-        let capped = request.bandwidth?.bytesPerSecondNow != nil && context.inMemoryBody == nil
+        let capped = request.bandwidth?.limitsNow == true && context.inMemoryBody == nil
         set(CURLOPT_LOW_SPEED_LIMIT, capped ? 1 : request.timeouts.stallBytesPerSecond)
         set(CURLOPT_LOW_SPEED_TIME, request.timeouts.stallSeconds)
         set(CURLOPT_TIMEOUT_MS, Int(request.timeouts.totalSeconds * 1000))
@@ -235,15 +235,14 @@ private final class TransferContext {
 
     var errorText: String { String(cString: errorBuffer) }
 
-    /// Waits out a bandwidth reservation, a tenth of a second at a time so that a stop is not held up;
-    /// false when `shouldEnd` said stop meanwhile.
-    static func waitForBandwidth(_ delay: Duration, shouldEnd: (@Sendable () -> Bool)?) -> Bool {
-        var left = delay
-        while left > .zero {
+    /// Waits out a bandwidth reservation of `seconds`, a tenth of a second at a time so that a stop is not held
+    /// up; false when `shouldEnd` said stop meanwhile.
+    static func waitForBandwidth(_ seconds: Double, shouldEnd: (@Sendable () -> Bool)?) -> Bool {
+        var left = seconds
+        while left > 0 {
             if let shouldEnd, shouldEnd() { return false }
-            let step = min(left, .milliseconds(100))
-            Thread.sleep(forTimeInterval: Double(step.components.attoseconds) / 1e18 + Double(step.components.seconds))
-            left -= step
+            Thread.sleep(forTimeInterval: min(left, 0.1))
+            left -= 0.1
         }
         return true
     }
@@ -257,7 +256,7 @@ private final class TransferContext {
             return nil
         }
         var count = Int(min(Int64(buffer.count), remaining))
-        if let bandwidth, let rate = bandwidth.bytesPerSecondNow { count = min(count, bandwidth.pieceBytes(rate)) }
+        if let bandwidth { count = bandwidth.piece(upTo: count) }
         switch body {
         case .none: return 0
         case .bytes(let bytes):

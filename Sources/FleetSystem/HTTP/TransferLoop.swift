@@ -142,14 +142,12 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
     ///
     /// - Throws: `HTTPError` when no HTTP response arrived; an HTTP error status is a response, not a throw.
     package func perform(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
-        if let limiter = request.bandwidth, limiter.bytesPerSecondNow != nil {
+        if let limiter = request.bandwidth, limiter.limitsNow {
             switch request.body {
             case .bytes(let bytes) where !bytes.isEmpty:
                 // A body from memory goes out in one piece once the cap lets its bytes go; the task waits on a
                 // timer, not the thread.
-                let delay = limiter.delay(sending: bytes.count)
-                let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
-                await sleep(seconds, wakeEarly: { request.shouldEnd?() ?? false })
+                await sleep(limiter.delay(sending: bytes.count), wakeEarly: { request.shouldEnd?() ?? false })
                 if request.shouldEnd?() == true {
                     throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
                 }

@@ -74,9 +74,9 @@ extension Date: PGEncodable { package var pgBind: PGBind { .text(Timestamp(self)
 
 /// A `text[]` parameter, sent in PostgreSQL's array literal form: `{"pending","failed",NULL}`.
 ///
-/// Cast in the statement (`$1::bigint[]`, `$2::timestamptz[]`, `$3::bytea[]`) it carries a column of any type
-/// whose text form the server reads; `unnest` over several of them turns a batch of rows into one statement's
-/// input, with nothing staged in the server session.
+/// Cast in the statement to an array of another type (bigint, timestamptz, bytea) it carries a column of any
+/// type whose text form the server reads; several of them, unnested together, turn a batch of rows into one
+/// statement's input, with nothing staged in the server session.
 package struct PGTextArray: PGEncodable {
     package var elements: [String?]
 
