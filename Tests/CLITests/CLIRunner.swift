@@ -102,7 +102,10 @@ enum CLI {
     /// Runs a script or tool by path with the caller's environment plus `environment`.
     ///
     /// posix_spawn and waitpid directly, output through files: a script that leaves a daemon running
-    /// (`scripts/s3.sh start`) made Foundation's `Process` miss the script's own exit.
+    /// (`scripts/s3.sh start`) made Foundation's `Process` miss the script's own exit. The child gets none of
+    /// this process's descriptors beyond the standard three: a daemon the script leaves running would otherwise
+    /// keep, for its whole life, whatever another test had open at that moment — a file being written, which a
+    /// later deletion then rightly refuses as in use.
     static func runTool(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult
     {
         let scratch = NSTemporaryDirectory() + "fleet-tool-" + UUID().uuidString
@@ -116,8 +119,12 @@ enum CLI {
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
         let argv = ["/bin/sh", "-c", command]
         var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        guard closeInheritedDescriptors(&actions) == 0 else { throw CocoaError(.executableLoad) }
         let status = withCStrings(argv) { cArgv in
-            withCStrings(env) { cEnv in posix_spawn(&pid, "/bin/sh", nil, nil, cArgv, cEnv) }
+            withCStrings(env) { cEnv in posix_spawn(&pid, "/bin/sh", &actions, nil, cArgv, cEnv) }
         }
         guard status == 0 else { throw CocoaError(.executableLoad) }
         var exit: Int32 = 0
@@ -125,6 +132,16 @@ enum CLI {
         let read = { (file: String) in (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
         return CLIResult(status: (exit >> 8) & 0xFF, stdout: read(outPath), stderr: read(errPath))
     }
+}
+
+/// Adds to `actions` the closing of every descriptor from 3 up in the child: glibc's
+/// `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which its headers declare only under
+/// `_GNU_SOURCE` and so is looked up by name.
+private func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) -> Int32 {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+    else { return ENOSYS }
+    return unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
 }
 
 /// A NULL-terminated `char *[]` of `strings`, alive while `body` runs.
