@@ -4,7 +4,7 @@
     bench/fleet.py [--vehicles 200] [--concurrency 6] [--stagger 0.2] [--files 30-300]
                    [--pool-size 2] [--max-db-connections 16]
                    [--history-rows 10000000] [--history-devices 1000] [--history-months 12]
-                   [--heartbeat-days 3] [--reuse-history] [--drop-history]
+                   [--heartbeat-days 3] [--reuse-history] [--drop-history] [--keep-indexes]
                    [--skip-simulation] [--skip-history] [--panel-repeat 3]
                    [--no-build | --master-binary PATH]
 
@@ -847,9 +847,9 @@ def generate_history(args, master):
     return server, meta
 
 
-def print_history(meta):
+def print_history(meta, reused):
     s = meta["seconds"]
-    print(f"\nhistory: {meta['rows']:,} file_uploads rows in {meta['partitions']} partitions, {meta['sessions']:,} sessions, "
+    print(f"\nhistory{' (reused)' if reused else ''}: {meta['rows']:,} file_uploads rows in {meta['partitions']} partitions, {meta['sessions']:,} sessions, "
           f"{meta['devices']:,} devices, {meta['heartbeat_days']} days of heartbeats; database "
           f"{meta['database_bytes'] / 2**30:.2f} GiB (file_uploads with indexes {meta['file_uploads_bytes'] / 2**30:.2f} GiB,"
           f" {meta['file_uploads_bytes'] / max(meta['rows'], 1):.0f} B/row), cluster on disk "
@@ -917,14 +917,15 @@ def main():
                                stderr=subprocess.DEVNULL)
     if not args.skip_history:
         try:
-            if args.reuse_history and os.path.exists(HISTORY_MARKER):
+            reused = args.reuse_history and os.path.exists(HISTORY_MARKER)
+            if reused:
                 server = start_history_cluster()
                 with open(HISTORY_MARKER) as f:
                     meta = json.load(f)
                 note(f"reusing the history under {HISTORY} ({meta['rows']:,} rows)")
             else:
                 server, meta = generate_history(args, master)
-            print_history(meta)
+            print_history(meta, reused)
             url = reader_login(server)
             now = datetime.datetime.fromisoformat(meta["end"])
             history = time_panels(url, now, args.panel_repeat, "history")
