@@ -226,8 +226,10 @@ extension Ledger {
     /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`,
     /// skipping rows other processes hold (`FOR UPDATE SKIP LOCKED`), so two processes never get the same file.
     ///
-    /// One status per claim: the `(session_id, status, id)` index then hands the rows over in id order, with
-    /// no sort of everything that is left.
+    /// The `(session_id, id)` index hands the session's rows over in id order from the cursor, with no sort of
+    /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the claim and the
+    /// outcome rewrite the row in place (a heap-only update: no index entries, only the changed bytes in the
+    /// WAL).
     ///
     /// - Parameters:
     ///   - afterID: Claim only rows with a larger id: a run claims forward through the session, so a file that

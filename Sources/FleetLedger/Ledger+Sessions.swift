@@ -171,21 +171,22 @@ extension Ledger {
         return try requireID(rows, "session", in: "sync_sessions")
     }
 
-    /// The session's totals, counted from its file rows.
+    /// The session's totals, from `file_upload_counts`: a trigger keeps there what every statement on the
+    /// session's file rows changed, so this reads a few rows however many files the session holds.
     package func sessionTotals(_ sessionID: Int64) throws -> SessionTotals {
         let rows = try connection.execute(
             """
-            SELECT status, coalesce(error_class, ''), count(*), coalesce(sum(size_bytes), 0)
-            FROM file_uploads WHERE session_id = \(sessionID) GROUP BY 1, 2
+            SELECT status, error_class, sum(files), sum(bytes)
+            FROM file_upload_counts WHERE session_id = \(sessionID) GROUP BY 1, 2 HAVING sum(files) <> 0
             """
         )
         var totals = SessionTotals()
         for row in 0..<rows.rowCount {
-            let count = try rows.decode(Int.self, row, 2, in: "file_uploads")
-            let bytes = try rows.decode(Int64.self, row, 3, in: "file_uploads")
+            let count = try rows.decode(Int.self, row, 2, in: "file_upload_counts")
+            let bytes = try rows.decode(Int64.self, row, 3, in: "file_upload_counts")
             totals.files += count
             totals.bytes += bytes
-            switch try rows.decode(String.self, row, 0, in: "file_uploads") {
+            switch try rows.decode(String.self, row, 0, in: "file_upload_counts") {
             case "uploaded":
                 totals.uploadedFiles += count
                 totals.uploadedBytes += bytes
@@ -195,7 +196,8 @@ extension Ledger {
             case "failed", "permanent_failure":
                 totals.failedFiles += count
                 totals.failedBytes += bytes
-                totals.failuresByClass[try rows.decode(String.self, row, 1, in: "file_uploads"), default: 0] += count
+                totals.failuresByClass[try rows.decode(String.self, row, 1, in: "file_upload_counts"), default: 0] +=
+                    count
             default:
                 totals.unfinishedFiles += count
             }

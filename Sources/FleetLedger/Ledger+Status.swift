@@ -124,22 +124,22 @@ extension Ledger {
         }
     }
 
-    /// Counted from the partial index `file_uploads_failures (session_id, error_class)`, which holds only
-    /// failed rows: an index-only probe per listed session.
+    /// Counted from `file_upload_counts` (kept by a trigger on `file_uploads`): a few rows per listed session,
+    /// however many files the sessions hold.
     private func failuresByClass(sessionIDs: [Int64]) throws -> [String: Int] {
         guard !sessionIDs.isEmpty else { return [:] }
         let ids = "{" + sessionIDs.map(String.init).joined(separator: ",") + "}"
         let rows = try connection.execute(
             """
-            SELECT coalesce(error_class, ''), count(*) FROM file_uploads
+            SELECT error_class, sum(files) FROM file_upload_counts
             WHERE session_id = ANY(\(ids)::bigint[]) AND status IN ('failed', 'permanent_failure')
-            GROUP BY 1
+            GROUP BY 1 HAVING sum(files) > 0
             """
         )
         var byClass: [String: Int] = [:]
         for row in 0..<rows.rowCount {
-            let errorClass = try rows.decode(String.self, row, 0, in: "file_uploads")
-            byClass[errorClass, default: 0] += try rows.decode(Int.self, row, 1, in: "file_uploads")
+            let errorClass = try rows.decode(String.self, row, 0, in: "file_upload_counts")
+            byClass[errorClass, default: 0] += try rows.decode(Int.self, row, 1, in: "file_upload_counts")
         }
         return byClass
     }

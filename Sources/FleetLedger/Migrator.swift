@@ -65,6 +65,11 @@ extension Migration {
             name: "session_concurrency",
             sql: String(decoding: PackageResources._011_session_concurrency_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 13,
+            name: "ledger_write_path",
+            sql: String(decoding: PackageResources._013_ledger_write_path_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -1,0 +1,309 @@
+import FleetSystem
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetCore
+@testable import FleetLedger
+
+/// What a file costs the ledger to write, against a real server: its two updates stay heap-only, and the counts
+/// and failure log the trigger keeps match the file rows whoever writes them.
+@Suite struct LedgerWritePathTests {
+    @Test func claimAndOutcomeRewriteTheRowInPlaceWithoutIndexEntries() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let ledger = fixture.ledger
+        // Paths as long as a vehicle's, so the rows grow by their outcome as much as real ones do.
+        try ledger.recordFiles(
+            fixture.files(60, session: session, depth: 6),
+            sessionID: session,
+            projectID: fixture.project
+        )
+        // Each step in a transaction of its own: the server's statistics not yet reported (earlier transactions'
+        // and this one's) before and after it differ by exactly its updates.
+        func updates(_ step: () throws -> Void) throws -> (all: Int?, heapOnly: Int?) {
+            func counts() throws -> (Int, Int) {
+                let stats = try ledger.connection.execute(
+                    PGQuery(
+                        unsafeSQL: """
+                            SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0)
+                            FROM pg_stat_xact_user_tables
+                            WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'file_uploads'::regclass)
+                            """
+                    )
+                )
+                return (stats.int(0, 0) ?? -1, stats.int(0, 1) ?? -1)
+            }
+            return try ledger.connection.transaction {
+                let before = try counts()
+                try step()
+                let after = try counts()
+                return (after.0 - before.0, after.1 - before.1)
+            }
+        }
+        var jobs: [UploadJob] = []
+        var claimXID = ""
+        let claim = try updates {
+            jobs = try ledger.claimFiles(sessionID: session, limit: 100, worker: "test:1")
+            claimXID =
+                try ledger.connection.execute(PGQuery(unsafeSQL: "SELECT txid_current() % 4294967296")).string(0, 0)
+                ?? ""
+        }
+        #expect(jobs.count == 60)
+        #expect(claim.all == 60 && claim.heapOnly == 60, "claims: \(claim)")
+        // The outcome's versions fit on the page once the server prunes the versions the claim replaced, which it
+        // does only when no transaction in the cluster began before the claim ended (tests running beside this
+        // one have some): wait for those, as a real run's later batches do by themselves.
+        let watcher = try database.connect()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let older = try watcher.execute(
+                PGQuery(
+                    unsafeSQL: """
+                        SELECT count(*) FROM pg_stat_activity
+                        WHERE pid <> pg_backend_pid()
+                          AND (backend_xid::text::bigint <= \(claimXID) OR backend_xmin::text::bigint <= \(claimXID))
+                        """
+                )
+            )
+            if older.int(0, 0) == 0 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let outcome = try updates {
+            try ledger.recordOutcomes(
+                jobs.map { fixture.outcome($0, .uploaded) },
+                sessionID: session,
+                projectID: fixture.project
+            )
+        }
+        #expect(outcome.all == 60 && outcome.heapOnly == 60, "outcomes: \(outcome)")
+    }
+
+    @Test func noIndexOfFileRowsHoldsAColumnThatAnUpdateChanges() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        _ = try database.ledger()
+        let connection = try database.connect()
+        let columns = try connection.execute(
+            PGQuery(
+                unsafeSQL: """
+                    SELECT DISTINCT a.attname FROM pg_index i
+                    JOIN pg_attribute a ON a.attrelid = i.indrelid
+                     AND (a.attnum = ANY(i.indkey)
+                          OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M'))
+                    WHERE i.indrelid = 'file_uploads'::regclass AND a.attnum > 0
+                    ORDER BY 1
+                    """
+            )
+        )
+        let names = (0..<columns.rowCount).compactMap { columns.string($0, 0) }
+        #expect(names == ["created_at", "id", "project_id", "s3_key", "session_id"])
+    }
+
+    @Test func countsAndFailureLogFollowEveryWriterOfFileRows() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let ledger = fixture.ledger
+        try ledger.recordFiles(fixture.files(30, session: session), sessionID: session, projectID: fixture.project)
+        try fixture.expectCountsMatchRows("after the scan")
+
+        // First round: 10 uploaded, 10 failed, 5 put back untried, 5 left claimed.
+        let jobs = try ledger.claimFiles(sessionID: session, limit: 30, worker: "test:1")
+        try fixture.expectCountsMatchRows("after the claim")
+        try ledger.recordOutcomes(
+            jobs[0..<10].map { fixture.outcome($0, .uploaded) } + jobs[10..<20].map { fixture.outcome($0, .failed) }
+                + jobs[20..<25].map { fixture.outcome($0, .putBack) },
+            sessionID: session,
+            projectID: fixture.project
+        )
+        try fixture.expectCountsMatchRows("after the outcomes")
+        #expect(try fixture.failuresLogged() == 10)
+
+        // A later run releases the dead claims; a retry takes the failed files, puts 3 back untried (no new
+        // failure), uploads 4 and fails 3 again (three more failures).
+        #expect(try ledger.releaseClaims(sessionID: session) == 5)
+        let retried = try ledger.claimFiles(sessionID: session, limit: 30, worker: "test:2", status: "failed")
+        #expect(retried.count == 10)
+        try ledger.recordOutcomes(
+            retried[0..<3].map { fixture.outcome($0, .putBack) } + retried[3..<7].map { fixture.outcome($0, .uploaded) }
+                + retried[7..<10].map { fixture.outcome($0, .permanentFailure) },
+            sessionID: session,
+            projectID: fixture.project
+        )
+        try fixture.expectCountsMatchRows("after the retry")
+        #expect(try fixture.failuresLogged() == 13)
+        #expect(try ledger.abandonPendingFiles(sessionID: session, errorClass: "network", message: "gone") == 10)
+        #expect(try fixture.failuresLogged() == 23)
+
+        // A bulk load with the ordinary triggers switched off, as a generator does.
+        let connection = try database.connect()
+        try connection.executeScript(
+            """
+            SET session_replication_role = replica;
+            INSERT INTO file_uploads (session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime,
+                                      status, error_class, finished_at)
+            SELECT \(session), \(fixture.project), '/bulk/' || g, g::text, 'fleet-data', 'bulk/' || g, g, now(),
+                   CASE WHEN g % 4 = 0 THEN 'failed' ELSE 'uploaded' END, CASE WHEN g % 4 = 0 THEN 'timeout' END,
+                   now() - g * interval '1 hour'
+            FROM generate_series(1, 100) AS g;
+            RESET session_replication_role;
+            """
+        )
+        try fixture.expectCountsMatchRows("after the bulk load")
+        #expect(try fixture.failuresLogged() == 48)
+
+        let totals = try ledger.sessionTotals(session)
+        #expect(totals.files == 130)
+        #expect(totals.uploadedFiles == 14 + 75)
+        #expect(totals.failedFiles == 3 + 3 + 10 + 25)
+        #expect(totals.failuresByClass == ["network": 3 + 10, "throttled": 3, "timeout": 25])
+    }
+
+    @Test func migrationCountsTheRowsALedgerAlreadyHolds() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        var before = Migrator(logger: quietLogger)
+        before.migrations = Migration.all.filter { $0.name != "ledger_write_path" }
+        _ = try before.migrate(connection)
+        try connection.executeScript(
+            """
+            INSERT INTO projects (name, bucket, region, key_template) VALUES ('survey', 'fleet-data', 'us-east-1', '{path}');
+            INSERT INTO devices (name) VALUES ('rig-1');
+            INSERT INTO sync_sessions (project_id, device_id, kind, hostname, pid, local_directory)
+            SELECT p.id, d.id, 'upload', 'rig-1.local', 1, '/data' FROM projects p, devices d;
+            INSERT INTO file_uploads (session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime,
+                                      status, error_class, claimed_by, finished_at)
+            SELECT s.id, s.project_id, '/data/' || g, g::text, 'fleet-data', 'k/' || g, g, now(),
+                   (ARRAY['uploaded', 'failed', 'permanent_failure', 'pending', 'uploading'])[1 + g % 5],
+                   CASE g % 5 WHEN 1 THEN 'network' WHEN 2 THEN 'access_denied' END,
+                   CASE WHEN g % 5 = 4 THEN 'rig-1.local:1' END,
+                   CASE WHEN g % 5 < 3 THEN now() - g * interval '10 minutes' END
+            FROM sync_sessions s CROSS JOIN generate_series(1, 50) AS g;
+            """
+        )
+        _ = try database.ledger()  // applies the rest
+        try Self.expectCountsMatchRows(in: database, "after the migration")
+        let failures = try connection.execute(
+            PGQuery(unsafeSQL: "SELECT count(*), count(DISTINCT file_upload_id), min(device_id) FROM file_failures")
+        )
+        #expect(failures.int(0, 0) == 20)
+        #expect(failures.int(0, 1) == 20)
+        #expect(failures.int(0, 2) != nil)
+    }
+
+    /// One project, device and session, and files of 1,000 bytes.
+    private struct Fixture {
+        let database: TestDatabase
+        let ledger: Ledger
+        let project: Int64
+        let device: Int64
+        let config: Int64
+
+        init(_ database: TestDatabase) throws {
+            self.database = database
+            ledger = try database.ledger()
+            let config = try ConfigLoader.decode(
+                try ConfigValue.parseYAML(
+                    """
+                    project: { name: survey }
+                    s3: { bucket: fleet-data, prefix: raw }
+                    source: { path: /data }
+                    """
+                )
+            )
+            project = try ledger.upsertProject(config, region: "us-east-1", endpoint: nil)
+            device = try ledger.upsertDevice(name: "rig-1", hostname: "rig-1.local", agentVersion: "0.9.0")
+            self.config = try ledger.recordConfig(projectID: project, config: config, sourcePath: nil)
+        }
+
+        func openSession() throws -> Int64 {
+            try ledger.openSession(
+                kind: "upload",
+                projectID: project,
+                deviceID: device,
+                configID: config,
+                localDirectory: "/data",
+                bucket: "fleet-data",
+                prefix: "raw"
+            )
+        }
+
+        /// `depth` directories of 12 characters between the source and each file.
+        func files(_ count: Int, session: Int64, depth: Int = 0) -> [PlannedFile] {
+            let directories = (0..<depth).map { "directory-\($0)0/" }.joined()
+            return (0..<count).map { index in
+                PlannedFile(
+                    source: "data",
+                    localPath: "/data/\(directories)f\(index).wav",
+                    relativePath: "\(directories)f\(index).wav",
+                    pathBytes: nil,
+                    bucket: "fleet-data",
+                    key: "raw/s\(session)/\(directories)f\(index).wav",
+                    size: 1000,
+                    mtime: Timestamp(seconds: 1_763_000_000)
+                )
+            }
+        }
+
+        func outcome(_ job: UploadJob, _ status: UploadOutcome.Status) -> UploadOutcome {
+            var outcome = UploadOutcome(
+                job: job,
+                status: status,
+                attempts: status == .putBack ? 0 : 1,
+                startedAt: .now()
+            )
+            switch status {
+            case .uploaded:
+                outcome.etag = "\"etag\""
+                outcome.sha256 = String(repeating: "a", count: 64)
+            case .failed:
+                outcome.errorClass = "network"
+                outcome.errorMessage = "connection reset by peer"
+            case .permanentFailure:
+                outcome.errorClass = "throttled"
+                outcome.errorMessage = "SlowDown"
+                outcome.httpStatus = 503
+            case .putBack:
+                break
+            }
+            return outcome
+        }
+
+        func expectCountsMatchRows(_ moment: String) throws {
+            try LedgerWritePathTests.expectCountsMatchRows(in: database, moment)
+        }
+
+        func failuresLogged() throws -> Int {
+            try database.connect().execute(PGQuery(unsafeSQL: "SELECT count(*) FROM file_failures")).int(0, 0) ?? -1
+        }
+    }
+
+    /// `file_upload_counts` holds exactly what grouping the file rows gives (rows of zeros aside).
+    static func expectCountsMatchRows(in database: TestDatabase, _ moment: String) throws {
+        let connection = try database.connect()
+        let differences = try connection.execute(
+            PGQuery(
+                unsafeSQL: """
+                    WITH truth AS (
+                        SELECT session_id,
+                               coalesce(date_trunc('hour', finished_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                                        '-infinity') AS hour,
+                               status, coalesce(error_class, '') AS error_class, count(*) AS files,
+                               sum(size_bytes) AS bytes
+                        FROM file_uploads GROUP BY 1, 2, 3, 4
+                    ), kept AS (
+                        SELECT session_id, hour, status, error_class, files, bytes FROM file_upload_counts
+                        WHERE files <> 0 OR bytes <> 0
+                    )
+                    SELECT count(*) FROM ((TABLE truth EXCEPT TABLE kept) UNION ALL (TABLE kept EXCEPT TABLE truth)) AS d
+                    """
+            )
+        )
+        #expect(differences.int(0, 0) == 0, "file_upload_counts differs from the file rows \(moment)")
+    }
+}
