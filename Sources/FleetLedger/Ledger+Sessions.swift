@@ -7,6 +7,8 @@ package struct SessionTotals: Sendable, Codable, Equatable {
     package var bytes: Int64 = 0
     package var uploadedFiles = 0
     package var uploadedBytes: Int64 = 0
+    /// The bytes of the objects uploaded: `uploadedBytes` read from the files, fewer where files went up compressed.
+    package var sentBytes: Int64 = 0
     package var skippedFiles = 0
     package var skippedBytes: Int64 = 0
     package var failedFiles = 0
@@ -175,7 +177,8 @@ extension Ledger {
     package func sessionTotals(_ sessionID: Int64) throws -> SessionTotals {
         let rows = try connection.execute(
             """
-            SELECT status, coalesce(error_class, ''), count(*), coalesce(sum(size_bytes), 0)
+            SELECT status, coalesce(error_class, ''), count(*), coalesce(sum(size_bytes), 0),
+                   coalesce(sum(coalesce(sent_bytes, size_bytes)), 0)
             FROM file_uploads WHERE session_id = \(sessionID) GROUP BY 1, 2
             """
         )
@@ -189,6 +192,7 @@ extension Ledger {
             case "uploaded":
                 totals.uploadedFiles += count
                 totals.uploadedBytes += bytes
+                totals.sentBytes += try rows.decode(Int64.self, row, 4, in: "file_uploads")
             case "skipped":
                 totals.skippedFiles += count
                 totals.skippedBytes += bytes

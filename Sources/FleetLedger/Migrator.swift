@@ -65,6 +65,11 @@ extension Migration {
             name: "session_concurrency",
             sql: String(decoding: PackageResources._011_session_concurrency_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 12,
+            name: "compression",
+            sql: String(decoding: PackageResources._012_compression_sql, as: UTF8.self)
+        ),
     ]
 }
 
