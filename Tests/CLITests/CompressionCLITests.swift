@@ -185,6 +185,35 @@ import Testing
         #expect(again["skipped_files"] as? Int == files.count)
     }
 
+    /// With a ledger that knows nothing of the bucket, `compare_with_bucket` skips the files sent as they are
+    /// (same key and size) but never a compressed one: the object's size is the compressed size. The compressed
+    /// files go up again, as the same bytes, and every object still holds its file.
+    @Test func compareWithBucketSkipsOnlyTheFilesSentAsTheyAre() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let other = try TestDatabase()
+        defer { other.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let files = try Self.writeTree(scratch, logs: 5)
+        let config = try Self.config(scratch, s3, upload: #"{ "workers": 2, "compare_with_bucket": true }"#)
+        #expect(try runUpload(config, database, s3).status == 0)
+        let before = try bucketContents(s3)
+
+        let second = try runUpload(config, other, s3, ["--json"])
+        #expect(second.status == 0, "\(second.stderr)")
+        let totals = try #require(try summary(second)["totals"] as? [String: Any])
+        #expect(totals["skipped_files"] as? Int == 3, "the binaries, by the bucket listing")
+        #expect(totals["uploaded_files"] as? Int == files.count - 3)
+        let after = try bucketContents(s3)
+        #expect(after.count == files.count)
+        for (key, object) in before { #expect(after[key]?.1 == object.1, "\(key) changed") }
+        for (path, bytes) in files where !path.hasSuffix(".bin") {
+            #expect(try Self.decompressedObject(s3, key: s3.prefix + path + ".zst") == bytes)
+        }
+    }
+
     /// A log of ~30 MiB with request ids in it compresses to more than the 5 MiB threshold and goes up in parts of
     /// 5 MiB; a first run whose parts are all refused leaves its upload recorded under the original's identity,
     /// and the next run continues that upload (one CreateMultipartUpload in all) from a copy that is the same
