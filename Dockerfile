@@ -8,7 +8,7 @@
 # ---- build: the release binaries, with the Swift runtime linked in statically
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq-dev libcurl4-openssl-dev libssl-dev pkg-config \
+    && apt-get install -y --no-install-recommends libpq-dev libcurl4-openssl-dev libssl-dev libzstd-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that a source change does not fetch them again.
@@ -25,7 +25,7 @@ RUN swift build -c release --static-swift-stdlib \
 # ---- runtime: the C libraries the binaries link against, nothing else
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 libcurl4 libssl3 libxml2 ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libpq5 libcurl4 libssl3 libzstd1 libxml2 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
 COPY examples/agent.yaml /usr/share/fleet-upload/agent.example.yaml

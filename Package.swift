@@ -34,10 +34,15 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // The layers, each a target so the compiler keeps them apart; dependencies run one way, top to bottom
         // (docs/architecture.md). Only FleetSystem imports the C bridges; only FleetLedger holds SQL.
-        .target(name: "FleetSystem", dependencies: ["CLibPQ", "CCurl", "COpenSSL", logging], swiftSettings: strict),
+        .target(
+            name: "FleetSystem",
+            dependencies: ["CLibPQ", "CCurl", "COpenSSL", "CZstd", logging],
+            swiftSettings: strict
+        ),
         .target(name: "FleetAWS", dependencies: ["FleetSystem", logging], swiftSettings: strict),
         .target(
             name: "FleetLedger",

@@ -15,11 +15,11 @@
 #   --no-build         install the binaries already in BUILD_DIR/release
 #   --no-systemd       install files only; do not install, enable or start the unit. Automatic when
 #                      systemctl is missing or systemd is not running (PID 1 is something else)
-#   --no-apt           do not apt-get the runtime libraries (libpq5, libcurl4, libssl3, libxml2)
+#   --no-apt           do not apt-get the runtime libraries (libpq5, libcurl4, libssl3, libzstd1, libxml2)
 #   --skip-check       install the configuration even if `master run --check` refuses it (with a warning)
 #
 # Steps: runtime libraries (apt) → `swift build -c release --static-swift-stdlib` (the Swift runtime and
-# Foundation are linked in, so a vehicle needs no Swift toolchain, only libpq, libcurl, libcrypto, libxml2) →
+# Foundation are linked in, so a vehicle needs no Swift toolchain, only libpq, libcurl, libcrypto, libzstd, libxml2) →
 # upload, retry, trigger, master into PREFIX/bin → CONFIG_DIR (0750), STATE_DIR (0750), an agent.env
 # template (0600) → `master run --config … --check` on the new configuration before it replaces the old one
 # → the unit into /etc/systemd/system, daemon-reload, enable --now.
@@ -32,7 +32,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 unit_name=fleet-agent.service
 unit_dir=/etc/systemd/system
 binaries=(upload retry trigger master)
-runtime_packages=(libpq5 libcurl4 libssl3 libxml2)
+runtime_packages=(libpq5 libcurl4 libssl3 libzstd1 libxml2)
 
 prefix=/usr/local
 config_dir=/etc/fleet-upload
@@ -91,7 +91,7 @@ if [ "$(id -u)" != 0 ] && { [ "$systemd" = yes ] || [ "$apt" = yes ]; }; then
 fi
 
 # ---- runtime libraries -------------------------------------------------------------------------------
-# The binaries link libpq, libcurl, libcrypto and libxml2 (FoundationXML's parser) dynamically, besides the C and
+# The binaries link libpq, libcurl, libcrypto, libzstd and libxml2 (FoundationXML's parser) dynamically, besides the C and
 # C++ runtime every Debian has. Each is looked for by its soname, so a system where they came from elsewhere
 # (Ubuntu 24.04's libcurl4t64, libssl3t64) passes too.
 missing=()
@@ -100,13 +100,14 @@ have_library() { "$ldconfig" -p 2>/dev/null | grep -q "[[:space:]]$1 "; }
 have_library libpq.so.5 || missing+=(libpq5)
 have_library libcurl.so.4 || missing+=(libcurl4)
 have_library libcrypto.so.3 || missing+=(libssl3)
+have_library libzstd.so.1 || missing+=(libzstd1)
 have_library libxml2.so.2 || missing+=(libxml2)
 if [ ${#missing[@]} -eq 0 ]; then
     say "runtime libraries: present (${runtime_packages[*]})"
 elif [ "$apt" = no ]; then
     warn "runtime libraries missing: ${missing[*]} (--no-apt: install them with apt-get install -y ${missing[*]})"
 elif ! command -v apt-get >/dev/null; then
-    die 3 "runtime libraries missing: ${missing[*]}, and there is no apt-get; install libpq, libcurl 4, OpenSSL 3 and libxml2"
+    die 3 "runtime libraries missing: ${missing[*]}, and there is no apt-get; install libpq, libcurl 4, OpenSSL 3, libzstd and libxml2"
 else
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo need on Debian/Ubuntu, by package name. Safe to run again:
 # packages already present are not touched.
 #
-#   libpq-dev, libcurl4-openssl-dev, libssl-dev   the C libraries behind CLibPQ, CCurl and COpenSSL
+#   libpq-dev, libcurl4-openssl-dev, libssl-dev, libzstd-dev   the C libraries behind CLibPQ, CCurl, COpenSSL and CZstd
 #   postgresql                                     server binaries for the private test/demo cluster
 #   pgbouncer                                      the pooler (transaction mode) the CLI tests also run through
 #   findutils, python3, python3-pip, util-linux    find -printf (scanner), port picking, pip, runuser
@@ -11,7 +11,7 @@
 # Swift itself (6.2 or newer) must already be on PATH: https://www.swift.org/install/
 set -euo pipefail
 
-packages=(libpq-dev libcurl4-openssl-dev libssl-dev pkg-config postgresql pgbouncer findutils python3 python3-pip util-linux shellcheck openssl)
+packages=(libpq-dev libcurl4-openssl-dev libssl-dev libzstd-dev pkg-config postgresql pgbouncer findutils python3 python3-pip util-linux shellcheck openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -50,10 +50,10 @@ BEGIN
 END
 $$;
 
--- Files and bytes of each session by state and error class ('' for none), and by the hour (UTC) they
--- finished; '-infinity' for rows not finished (pending, uploading). Kept exact by fleet_count_file_uploads:
--- every statement on file_uploads adds its new rows and takes away its old ones. A count that drops to zero
--- stays as a row of zeros.
+-- Files and bytes (as read, and as sent: a compressed file sends fewer) of each session by state and error
+-- class ('' for none), and by the hour (UTC) they finished; '-infinity' for rows not finished (pending,
+-- uploading). Kept exact by fleet_count_file_uploads: every statement on file_uploads adds its new rows and
+-- takes away its old ones. A count that drops to zero stays as a row of zeros.
 CREATE TABLE file_upload_counts (
     session_id  bigint NOT NULL,
     hour        timestamptz NOT NULL,
@@ -63,6 +63,7 @@ CREATE TABLE file_upload_counts (
     device_id   bigint,
     files       bigint NOT NULL,
     bytes       bigint NOT NULL,
+    sent_bytes  bigint NOT NULL,
     PRIMARY KEY (session_id, hour, status, error_class)
 );
 CREATE INDEX file_upload_counts_hour ON file_upload_counts (hour);
@@ -104,16 +105,20 @@ BEGIN
             SELECT session_id,
                    coalesce(date_trunc('hour', finished_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', '-infinity') AS hour,
                    status, coalesce(error_class, '') AS error_class, min(project_id) AS project_id,
-                   sum(sign) AS files, sum(sign * size_bytes) AS bytes
+                   sum(sign) AS files, sum(sign * size_bytes) AS bytes,
+                   sum(sign * coalesce(sent_bytes, size_bytes)) AS sent_bytes
             FROM c GROUP BY 1, 2, 3, 4
-            HAVING sum(sign) <> 0 OR sum(sign * size_bytes) <> 0
+            HAVING sum(sign) <> 0 OR sum(sign * size_bytes) <> 0 OR sum(sign * coalesce(sent_bytes, size_bytes)) <> 0
         )
-        INSERT INTO file_upload_counts AS t (session_id, hour, status, error_class, project_id, device_id, files, bytes)
-        SELECT d.session_id, d.hour, d.status, d.error_class, d.project_id, s.device_id, d.files, d.bytes
+        INSERT INTO file_upload_counts AS t (session_id, hour, status, error_class, project_id, device_id, files, bytes,
+                                             sent_bytes)
+        SELECT d.session_id, d.hour, d.status, d.error_class, d.project_id, s.device_id, d.files, d.bytes,
+               d.sent_bytes
         FROM d LEFT JOIN sync_sessions AS s ON s.id = d.session_id
         ORDER BY 1, 2, 3, 4
         ON CONFLICT (session_id, hour, status, error_class)
-        DO UPDATE SET files = t.files + EXCLUDED.files, bytes = t.bytes + EXCLUDED.bytes
+        DO UPDATE SET files = t.files + EXCLUDED.files, bytes = t.bytes + EXCLUDED.bytes,
+                      sent_bytes = t.sent_bytes + EXCLUDED.sent_bytes
     $q$, changes);
     -- A failure is new when the row reaches a failed state with a finish time it did not have: a file put back
     -- untried returns to its earlier failure, finish time and all, and is not logged twice.
@@ -146,10 +151,12 @@ ALTER TABLE file_uploads ENABLE ALWAYS TRIGGER file_uploads_count_update;
 ALTER TABLE file_uploads ENABLE ALWAYS TRIGGER file_uploads_count_delete;
 
 -- The ledger as it stands: its counts, and each failed row's last failure.
-INSERT INTO file_upload_counts (session_id, hour, status, error_class, project_id, device_id, files, bytes)
+INSERT INTO file_upload_counts (session_id, hour, status, error_class, project_id, device_id, files, bytes,
+                                sent_bytes)
 SELECT f.session_id,
        coalesce(date_trunc('hour', f.finished_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', '-infinity'),
-       f.status, coalesce(f.error_class, ''), min(f.project_id), min(s.device_id), count(*), sum(f.size_bytes)
+       f.status, coalesce(f.error_class, ''), min(f.project_id), min(s.device_id), count(*), sum(f.size_bytes),
+       sum(coalesce(f.sent_bytes, f.size_bytes))
 FROM file_uploads AS f LEFT JOIN sync_sessions AS s ON s.id = f.session_id
 GROUP BY 1, 2, 3, 4;
 

@@ -91,6 +91,9 @@ package enum UploadReport {
         row("project", "\(summary.project) (device \(summary.device))")
         row("destination", (summary.bucket.map { "s3://\($0)" } ?? "s3://<first directory>") + "/" + summary.prefix)
         row("uploaded", "\(f.count(totals.uploadedFiles)) files, \(f.bytes(totals.uploadedBytes))")
+        if totals.sentBytes != totals.uploadedBytes {
+            row("sent", "\(f.bytes(totals.sentBytes)) (compressed)")
+        }
         row("skipped", "\(f.count(totals.skippedFiles)) files, \(f.bytes(totals.skippedBytes)) (already uploaded)")
         row("failed", "\(f.count(totals.failedFiles)) files")
         for (errorClass, count) in totals.failuresByClass.sorted(by: { $0.value > $1.value }) {

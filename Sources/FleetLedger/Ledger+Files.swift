@@ -17,6 +17,8 @@ package struct PlannedFile: Sendable {
     /// Set for a file that cannot be uploaded at all (no valid key, unreadable): recorded as a permanent failure.
     package var errorClass: String?
     package var errorMessage: String?
+    /// How the file is to be sent: a codec (`zstd`) and its level, or nil for as it is.
+    package var codec: (name: String, level: Int)?
 
     package init(
         source: String,
@@ -54,6 +56,8 @@ package struct UploadJob: Sendable {
     package var key: String
     package var size: Int64
     package var mtime: Timestamp
+    /// How the file is sent (`codec`, `codec_level`), or nil for as it is.
+    package var codec: (name: String, level: Int)?
     /// The row's status before the claim (`pending`, or `failed`/`permanent_failure` for a retry): what it goes
     /// back to when the run stops before trying it.
     package var claimedFrom = "pending"
@@ -86,6 +90,8 @@ package struct UploadOutcome: Sendable {
     /// The device and inode of the file the upload read, when it read one; deleting it later checks them.
     package var device: UInt64?
     package var inode: UInt64?
+    /// The size of the object sent, when it differs from the file's (a compressed copy).
+    package var sentSize: Int64?
 
     package init(job: UploadJob, status: Status, attempts: Int, startedAt: Timestamp, finishedAt: Timestamp = .now()) {
         self.job = job
@@ -133,9 +139,10 @@ extension Ledger {
                     \(column { $0.relativePath })::text[], \(column { $0.pathBytes.map(Ledger.byteaHex) })::bytea[],
                     \(column { $0.bucket })::text[], \(column { $0.key })::text[], \(column { String($0.size) })::bigint[],
                     \(column { $0.mtime.iso8601 })::timestamptz[], \(column { $0.errorClass })::text[],
-                    \(column { $0.errorMessage })::text[]
+                    \(column { $0.errorMessage })::text[], \(column { $0.codec?.name })::text[],
+                    \(column { $0.codec.map { String($0.level) } })::integer[]
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
-                                        mtime, error_class, error_message, seq)
+                                        mtime, error_class, error_message, codec, codec_level, seq)
             ), ranked AS (
                 SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
                 FROM staged s
@@ -158,7 +165,7 @@ extension Ledger {
             )
             INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
                                       s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
-                                      finished_at)
+                                      finished_at, codec, codec_level)
             SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
                    mtime,
                    CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
@@ -169,7 +176,7 @@ extension Ledger {
                             format('s3://%s/%s holds an object of project %L; two projects share keys only '
                                    'when both set s3.shared_prefix: true', bucket, s3_key, owner)
                         ELSE error_message END,
-                   CASE WHEN problem IS NOT NULL OR stored THEN now() END
+                   CASE WHEN problem IS NOT NULL OR stored THEN now() END, codec, codec_level
             FROM judged ORDER BY seq
             RETURNING status = 'skipped'
             """
@@ -179,7 +186,9 @@ extension Ledger {
 
     /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
     /// remembers them in `stored_objects` without a checksum: a checksum recorded for an earlier version of the
-    /// key no longer says what the bucket holds, and nothing is deleted on the strength of it.
+    /// key no longer says what the bucket holds, and nothing is deleted on the strength of it. A file sent
+    /// compressed is never skipped this way: its object's size is the compressed one, which says nothing of the
+    /// file (the ledger's own record, `stored_objects`, skips it on the original's size and mtime instead).
     ///
     /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
     /// - Returns: how many were skipped.
@@ -198,7 +207,7 @@ extension Ledger {
                     UPDATE file_uploads f SET status = 'skipped', skip_reason = 'bucket', finished_at = now(), updated_at = now()
                     FROM bucket_listing b
                     WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
-                      AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes
+                      AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes AND f.codec IS NULL
                     RETURNING f.project_id, f.bucket, f.s3_key, f.size_bytes, f.mtime, f.session_id
                 )
                 INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, session_id)
@@ -256,7 +265,8 @@ extension Ledger {
             UPDATE file_uploads f SET status = 'uploading', claimed_by = \(worker), claimed_at = now(), updated_at = now()
             FROM c
             WHERE f.id = c.id AND f.created_at = c.created_at
-            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, c.status
+            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, c.status,
+                      f.codec, f.codec_level
             """
         )
         var jobs: [UploadJob] = []
@@ -264,6 +274,9 @@ extension Ledger {
         for row in 0..<rows.rowCount {
             var job = try Ledger.uploadJob(rows, row)
             job.claimedFrom = try rows.decode(String.self, row, 8, in: "file_uploads")
+            if let codec = try rows.decodeIfPresent(String.self, row, 9, in: "file_uploads") {
+                job.codec = (codec, try rows.decode(Int.self, row, 10, in: "file_uploads"))
+            }
             jobs.append(job)
         }
         return jobs.sorted { $0.id < $1.id }
@@ -326,10 +339,12 @@ extension Ledger {
                     \(column { String($0.size) })::bigint[], \(column { $0.mtime.iso8601 })::timestamptz[],
                     \(column { $0.job.bucket })::text[], \(column { $0.job.key })::text[], \(column { $0.job.claimedFrom })::text[],
                     \(column { number($0.device.map { Int64(bitPattern: $0) }) })::bigint[],
-                    \(column { number($0.inode.map { Int64(bitPattern: $0) }) })::bigint[]
+                    \(column { number($0.inode.map { Int64(bitPattern: $0) }) })::bigint[],
+                    \(column { number($0.status == .uploaded ? $0.sentSize ?? $0.size : nil) })::bigint[],
+                    \(column { $0.job.codec?.name })::text[]
                 ) AS r (id, created_at, status, attempts, etag, checksum, version_id, upload_id, error_class,
                         error_message, http_status, started_at, finished_at, size_bytes, mtime, bucket, s3_key,
-                        claimed_from, file_device, file_inode)
+                        claimed_from, file_device, file_inode, sent_bytes, codec)
             ), files AS (
                 UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
                     status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
@@ -347,16 +362,18 @@ extension Ledger {
                     mtime = CASE WHEN r.put_back THEN f.mtime ELSE r.mtime END,
                     file_device = CASE WHEN r.put_back THEN f.file_device ELSE r.file_device END,
                     file_inode = CASE WHEN r.put_back THEN f.file_inode ELSE r.file_inode END,
+                    sent_bytes = CASE WHEN r.put_back THEN f.sent_bytes ELSE r.sent_bytes END,
                     claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
                 FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at
             ), stored AS (
                 INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, etag,
-                                            session_id)
-                SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID)
+                                            session_id, codec, sent_bytes)
+                SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID), codec, sent_bytes
                 FROM r WHERE status = 'uploaded'
                 ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
                     mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
+                    codec = EXCLUDED.codec, sent_bytes = EXCLUDED.sent_bytes,
                     session_id = EXCLUDED.session_id, uploaded_at = now(), imported_from = NULL
             )
             UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)

@@ -7,6 +7,8 @@ package struct SessionTotals: Sendable, Codable, Equatable {
     package var bytes: Int64 = 0
     package var uploadedFiles = 0
     package var uploadedBytes: Int64 = 0
+    /// The bytes of the objects uploaded: `uploadedBytes` read from the files, fewer where files went up compressed.
+    package var sentBytes: Int64 = 0
     package var skippedFiles = 0
     package var skippedBytes: Int64 = 0
     package var failedFiles = 0
@@ -176,7 +178,7 @@ extension Ledger {
     package func sessionTotals(_ sessionID: Int64) throws -> SessionTotals {
         let rows = try connection.execute(
             """
-            SELECT status, error_class, sum(files), sum(bytes)
+            SELECT status, error_class, sum(files), sum(bytes), sum(sent_bytes)
             FROM file_upload_counts WHERE session_id = \(sessionID) GROUP BY 1, 2 HAVING sum(files) <> 0
             """
         )
@@ -190,6 +192,7 @@ extension Ledger {
             case "uploaded":
                 totals.uploadedFiles += count
                 totals.uploadedBytes += bytes
+                totals.sentBytes += try rows.decode(Int64.self, row, 4, in: "file_upload_counts")
             case "skipped":
                 totals.skippedFiles += count
                 totals.skippedBytes += bytes

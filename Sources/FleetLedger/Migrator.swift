@@ -66,6 +66,11 @@ extension Migration {
             sql: String(decoding: PackageResources._011_session_concurrency_sql, as: UTF8.self)
         ),
         Migration(
+            version: 12,
+            name: "compression",
+            sql: String(decoding: PackageResources._012_compression_sql, as: UTF8.self)
+        ),
+        Migration(
             version: 13,
             name: "ledger_write_path",
             sql: String(decoding: PackageResources._013_ledger_write_path_sql, as: UTF8.self)

@@ -12,7 +12,7 @@ struct FleetBench: FleetCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet-bench",
         abstract: "Benchmark driver for bench/run.py (not for production use).",
-        subcommands: [Put.self]
+        subcommands: [Put.self, Compress.self]
     )
 }
 
@@ -44,6 +44,21 @@ extension FleetBench {
             print(
                 #"{"bytes": \#(uploaded.size), "seconds": \#(seconds), "parts": \#(uploaded.partCount), "sha256": "\#(uploaded.sha256)"}"#
             )
+        }
+    }
+
+    /// Compresses one file as an upload of a `compress` source does (`CompressedCopy`: an unnamed temporary file,
+    /// the original hashed on the way) and prints a JSON line: bytes read, bytes of the copy, seconds.
+    struct Compress: ParsableCommand {
+        @Option(help: "The file to compress.") var file: String
+        @Option(help: "The zstd level.") var level = Zstd.defaultLevel
+
+        func run() throws {
+            let original = try LocalFile(path: file)
+            let started = Date()
+            let copy = try CompressedCopy(of: original, level: level)
+            let seconds = Date().timeIntervalSince(started)
+            print(#"{"bytes": \#(copy.original.size), "sent": \#(copy.size), "seconds": \#(seconds)}"#)
         }
     }
 }

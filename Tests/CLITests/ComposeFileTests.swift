@@ -82,7 +82,7 @@ struct ComposeFileTests {
         let dockerfile = try String(contentsOf: Self.repo.appendingPathComponent("Dockerfile"), encoding: .utf8)
         #expect(dockerfile.contains("--static-swift-stdlib"))
         #expect(dockerfile.contains("FROM debian:bookworm-slim"))
-        for package in ["libpq5", "libcurl4", "libssl3", "libxml2", "ca-certificates"] {
+        for package in ["libpq5", "libcurl4", "libssl3", "libzstd1", "libxml2", "ca-certificates"] {
             #expect(dockerfile.contains(package), "the runtime image lacks \(package)")
         }
         let ignored = try String(contentsOf: Self.repo.appendingPathComponent(".dockerignore"), encoding: .utf8)

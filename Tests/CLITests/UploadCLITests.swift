@@ -1,3 +1,4 @@
+import FleetSystem
 import FleetTestSupport
 import Foundation
 import Testing
@@ -31,6 +32,30 @@ struct UploadCLITests {
             "bandwidth.json",
             validJSON.replacingOccurrences(of: "\"workers\": 4", with: "\"max_bandwidth\": \"08:00,2M 07:00,off\""),
             "bandwidth.json: upload.max_bandwidth: '07:00' is not later than the time before it"
+        ),
+        (
+            "codec.json",
+            validJSON.replacingOccurrences(
+                of: #""path": "data""#,
+                with: #""path": "data", "compress": { "codec": "gzip" }"#
+            ),
+            "codec.json: source.compress.codec: must be zstd, got 'gzip'"
+        ),
+        (
+            "level.json",
+            validJSON.replacingOccurrences(
+                of: #""path": "data""#,
+                with: #""path": "data", "compress": { "codec": "zstd", "level": 99 }"#
+            ),
+            "level.json: source.compress.level: must be \(Zstd.levels.lowerBound)…\(Zstd.levels.upperBound) (libzstd's levels), got 99"
+        ),
+        (
+            "include.json",
+            validJSON.replacingOccurrences(
+                of: #""path": "data""#,
+                with: #""path": "data", "compress": { "codec": "zstd", "include": ["[*.log"] }"#
+            ),
+            "include.json: source.compress.include[0]: "
         ),
         (
             "type.yaml",

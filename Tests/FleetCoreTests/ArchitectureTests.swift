@@ -7,7 +7,7 @@ struct ArchitectureTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
     static let sources = repository.appendingPathComponent("Sources")
-    static let cBridges: Set<String> = ["CLibPQ", "CCurl", "COpenSSL"]
+    static let cBridges: Set<String> = ["CLibPQ", "CCurl", "COpenSSL", "CZstd"]
 
     /// `| `FleetAWS` | `FleetSystem` |` rows of the "may depend on" table.
     static func allowedDependencies() throws -> [String: Set<String>] {

@@ -116,6 +116,48 @@ struct RowSecurityTests {
         #expect(untouched.int(0, 2) == 3)
     }
 
+    /// The columns of compressed uploads (migration 0012) are written by a vehicle's own login as the upload
+    /// writes them: the codec when the file is recorded, the object's size with the outcome, both in
+    /// `stored_objects` too.
+    @Test func aDeviceRecordsCompressedFilesAndWhatWasSent() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        let ledger = try device.ledger()
+        let (sessionID, projectID, _) = try openTestSession(ledger, project: "survey", device: device.name)
+        var planned = PlannedFile(
+            source: "data",
+            localPath: "/data/app.log",
+            relativePath: "app.log",
+            pathBytes: nil,
+            bucket: "fleet-data",
+            key: "raw/app.log.zst",
+            size: 1000,
+            mtime: Timestamp(microseconds: 1_700_000_000_000_000)
+        )
+        planned.codec = ("zstd", 3)
+        try ledger.recordFiles([planned], sessionID: sessionID, projectID: projectID)
+        let job = try #require(try ledger.claimFiles(sessionID: sessionID, limit: 10, worker: "rig:1").first)
+        #expect(job.codec?.name == "zstd" && job.codec?.level == 3)
+        var outcome = UploadOutcome(job: job, status: .uploaded, attempts: 1, startedAt: .now())
+        outcome.sha256 = String(repeating: "ab", count: 32)
+        outcome.etag = "\"e\""
+        outcome.sentSize = 120
+        try ledger.recordOutcomes([outcome], sessionID: sessionID, projectID: projectID)
+
+        let rows = try database.connect().execute(
+            """
+            SELECT f.status, f.codec, f.codec_level, f.sent_bytes, f.size_bytes, o.codec, o.sent_bytes, o.size_bytes
+            FROM file_uploads f JOIN stored_objects o USING (project_id, bucket, s3_key)
+            """
+        )
+        #expect(rows.rowCount == 1)
+        #expect(rows.string(0, 0) == "uploaded" && rows.string(0, 1) == "zstd" && rows.int(0, 2) == 3)
+        #expect(rows.int(0, 3) == 120 && rows.int(0, 4) == 1000)
+        #expect(rows.string(0, 5) == "zstd" && rows.int(0, 6) == 120 && rows.int(0, 7) == 1000)
+    }
+
     @Test func aDeviceMayNotChangeTheSchemaOrRoles() throws {
         let database = try TestDatabase()
         defer { database.drop() }

@@ -34,6 +34,25 @@ package struct ObjectInfo: Sendable, Equatable {
     }
 }
 
+/// What an object says about itself besides its bytes: its Content-Type and user metadata (`x-amz-meta-*`).
+package struct ObjectAttributes: Sendable, Equatable {
+    package var contentType: String
+    /// Names without the `x-amz-meta-` prefix, in lower case.
+    package var metadata: [String: String]
+
+    package init(contentType: String, metadata: [String: String] = [:]) {
+        self.contentType = contentType
+        self.metadata = metadata
+    }
+
+    /// Bytes as they are: `application/octet-stream`, no metadata.
+    package static let plain = ObjectAttributes(contentType: "application/octet-stream")
+
+    var headers: [(String, String)] {
+        [("content-type", contentType)] + metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+    }
+}
+
 /// A finished upload, for the ledger.
 package struct UploadedObject: Sendable, Equatable {
     package var bucket: String
@@ -282,9 +301,10 @@ package final class S3Client {
         bucket: String,
         key: String,
         condition: PutCondition = .always,
+        attributes: ObjectAttributes = .plain,
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
-        let put = try preparePut(file)
+        let put = try preparePut(file, attributes: attributes)
         let condition = conditionalWrites ? condition : .always
         var response: HTTPResponse
         do {
@@ -319,9 +339,10 @@ package final class S3Client {
         _ file: LocalFile,
         bucket: String,
         key: String,
-        condition: PutCondition = .always
+        condition: PutCondition = .always,
+        attributes: ObjectAttributes = .plain
     ) async throws(S3Error) -> UploadedObject {
-        let put = try preparePut(file)
+        let put = try preparePut(file, attributes: attributes)
         let condition = conditionalWrites ? condition : .always
         var response: HTTPResponse
         do {
@@ -357,11 +378,11 @@ package final class S3Client {
         var headers: [(String, String)]
     }
 
-    private func preparePut(_ file: LocalFile) throws(S3Error) -> PreparedPut {
+    private func preparePut(_ file: LocalFile, attributes: ObjectAttributes) throws(S3Error) -> PreparedPut {
         let before = try S3Error.reading { try file.status() }
         let digest: [UInt8]
         let body: HTTPBody
-        var headers = [("content-type", "application/octet-stream")]
+        var headers = attributes.headers
         if before.size <= Self.inMemoryUploadLimit {
             // Read once: the bytes hashed are the bytes sent, so the object is one consistent copy of the file.
             let bytes = try S3Error.reading { try file.contents(length: before.size) }
@@ -434,13 +455,17 @@ package final class S3Client {
 
     /// Starts a multipart upload whose parts carry SHA-256 checksums. The S3 operation is
     /// CreateMultipartUpload.
-    package func createMultipartUpload(bucket: String, key: String) throws(S3Error) -> String {
+    package func createMultipartUpload(
+        bucket: String,
+        key: String,
+        attributes: ObjectAttributes = .plain
+    ) throws(S3Error) -> String {
         let response = try send(
             "POST",
             bucket: bucket,
             key: key,
             query: [("uploads", "")],
-            headers: [("content-type", "application/octet-stream"), ("x-amz-checksum-algorithm", "SHA256")],
+            headers: attributes.headers + [("x-amz-checksum-algorithm", "SHA256")],
             resource: "s3://\(bucket)/\(key)"
         )
         let document = try parse(response, expecting: ["InitiateMultipartUploadResult"])

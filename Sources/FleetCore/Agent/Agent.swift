@@ -456,6 +456,7 @@ package final class Agent {
         )
         var walked: [WalkedFile] = []
         walked.reserveCapacity(plan.files.count)
+        let compressionRules = sources.map(CompressionRule.init)
         for entry in plan.files {
             let path = fullPath(of: entry.file)
             let name = sources[entry.file.source].name ?? ""
@@ -468,20 +469,20 @@ package final class Agent {
                 placement = .failure(error)
             }
             let readable = path.withCPath { access($0, R_OK) } == 0
-            walked.append(
-                WalkedFile(
-                    source: name,
-                    file: ScannedFile(
-                        relativePath: entry.file.relativePath,
-                        size: entry.version.size,
-                        mtime: entry.version.mtime,
-                        readable: readable
-                    ),
-                    fullPath: path,
-                    displayPath: PathText.escaped(path),
-                    placement: placement
-                )
+            var file = WalkedFile(
+                source: name,
+                file: ScannedFile(
+                    relativePath: entry.file.relativePath,
+                    size: entry.version.size,
+                    mtime: entry.version.mtime,
+                    readable: readable
+                ),
+                fullPath: path,
+                displayPath: PathText.escaped(path),
+                placement: placement
             )
+            file.compress(by: compressionRules[entry.file.source])
+            walked.append(file)
         }
         logger.info("\(plan.kind) upload of \(plan.files.count) files")
         let job = AgentRun(

@@ -90,6 +90,18 @@ extension FleetConfig {
             }
             found += FleetConfig.globProblems(item.include, at: "\(path).include")
             found += FleetConfig.globProblems(item.exclude, at: "\(path).exclude")
+            if let compress = item.compress {
+                if compress.codec != Compression.zstd {
+                    problem("\(path).compress.codec", "must be zstd, got '\(compress.codec)'")
+                }
+                if let level = compress.level, !Zstd.levels.contains(level) {
+                    problem(
+                        "\(path).compress.level",
+                        "must be \(Zstd.levels.lowerBound)…\(Zstd.levels.upperBound) (libzstd's levels), got \(level)"
+                    )
+                }
+                found += FleetConfig.globProblems(compress.include, at: "\(path).compress.include")
+            }
         }
         // Relative paths are compared once `ConfigLoader.load` has taken them relative to the file.
         if listed, resolved.sources.allSatisfy({ $0.path.hasPrefix("/") }) {

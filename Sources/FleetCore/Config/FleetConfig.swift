@@ -108,6 +108,8 @@ package struct SourceSettings: Codable, Sendable, Equatable {
     /// Whether any deletion (the agent's policies, `upload.delete_after_upload`) may delete files of this source;
     /// unset, true except below the system's own directories (`ResolvedConfig.protectedPrefixes`).
     package var allowDeletion: Bool?
+    /// Which of the source's files go up compressed; unset, none.
+    package var compress: CompressSettings?
 
     package init(
         name: String? = nil,
@@ -115,7 +117,8 @@ package struct SourceSettings: Codable, Sendable, Equatable {
         include: [String]? = nil,
         exclude: [String]? = nil,
         runFolders: Bool? = nil,
-        allowDeletion: Bool? = nil
+        allowDeletion: Bool? = nil,
+        compress: CompressSettings? = nil
     ) {
         self.name = name
         self.path = path
@@ -123,6 +126,23 @@ package struct SourceSettings: Codable, Sendable, Equatable {
         self.exclude = exclude
         self.runFolders = runFolders
         self.allowDeletion = allowDeletion
+        self.compress = compress
+    }
+}
+
+/// `compress` of a source: its files that match `include` go up compressed, their key ending in `.zst`.
+package struct CompressSettings: Codable, Sendable, Equatable {
+    /// `zstd`, the one codec there is.
+    package var codec: String
+    /// libzstd's level, `Zstd.levels`; unset, `Zstd.defaultLevel`.
+    package var level: Int?
+    /// Globs, with the rules of the source's `include`, of the files to compress; unset, every file of the source.
+    package var include: [String]?
+
+    package init(codec: String, level: Int? = nil, include: [String]? = nil) {
+        self.codec = codec
+        self.level = level
+        self.include = include
     }
 }
 

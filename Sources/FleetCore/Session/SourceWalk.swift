@@ -13,6 +13,8 @@ package struct WalkedFile {
     package var displayPath: String
     /// The bucket and key, or why the file cannot have one.
     package var placement: Result<Placement, KeyError>
+    /// How the file goes up compressed (its source's `compress`), or nil for as it is.
+    package var compression: Compression? = nil
 }
 
 /// Walks every configured source with its scan rules and maps each accepted file to its bucket and key:
@@ -59,6 +61,7 @@ package struct SourceWalk {
         for source in sources {
             let name = source.name ?? ""
             let root = Array(source.path.utf8).trailingSlashRemoved
+            let compressionRule = CompressionRule(source)
             let scanner = Scanner(
                 root: source.path,
                 rules: rules(for: source),
@@ -82,15 +85,15 @@ package struct SourceWalk {
                     } catch {
                         placement = .failure(error)
                     }
-                    try accept(
-                        WalkedFile(
-                            source: name,
-                            file: file,
-                            fullPath: fullPath,
-                            displayPath: PathText.escaped(fullPath),
-                            placement: placement
-                        )
+                    var walked = WalkedFile(
+                        source: name,
+                        file: file,
+                        fullPath: fullPath,
+                        displayPath: PathText.escaped(fullPath),
+                        placement: placement
                     )
+                    walked.compress(by: compressionRule)
+                    try accept(walked)
                 }
             )
             total = total + counts

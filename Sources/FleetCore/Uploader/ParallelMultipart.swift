@@ -61,17 +61,24 @@ package struct ParallelMultipart {
         self.stop = stop
     }
 
+    /// - Parameters:
+    ///   - identity: When `file` is a copy made of another file (a `CompressedCopy`), that file's status as it was
+    ///     read: the journal's records, which describe the file a row is for, are matched against it.
+    ///   - attributes: The object's Content-Type and metadata.
     package func upload(
         _ file: LocalFile,
         bucket: String,
         key: String,
         client: S3Client,
-        journaling: Journaling? = nil
+        journaling: Journaling? = nil,
+        identity: LocalFile.Status? = nil,
+        attributes: ObjectAttributes = .plain
     ) throws(S3Error)
         -> UploadedObject
     {
         let before = try S3Error.reading { try file.status() }
-        let partSize = try self.partSize(for: before, bucket: bucket, key: key, journaling)
+        let identity = identity ?? before
+        let partSize = try self.partSize(for: before, identity: identity, bucket: bucket, key: key, journaling)
         let whole = SHA256()
         var digests: [[UInt8]] = []
         var offset: Int64 = 0
@@ -91,6 +98,7 @@ package struct ParallelMultipart {
             digests: digests,
             partSize: partSize,
             file: before,
+            identity: identity,
             bucket: bucket,
             key: key,
             client: client,
@@ -124,7 +132,7 @@ package struct ParallelMultipart {
                 ]
             )
         } else {
-            uploadID = try client.createMultipartUpload(bucket: bucket, key: key)
+            uploadID = try client.createMultipartUpload(bucket: bucket, key: key, attributes: attributes)
         }
         if let journaling { journaling.journal.started(journaling.job, uploadID: uploadID, partSize: partSize) }
 
@@ -258,6 +266,7 @@ package struct ParallelMultipart {
     /// - Throws: `.entityTooLarge` for a file above 5 TiB.
     private func partSize(
         for file: LocalFile.Status,
+        identity: LocalFile.Status,
         bucket: String,
         key: String,
         _ journaling: Journaling?
@@ -267,7 +276,7 @@ package struct ParallelMultipart {
         let journal = journaling.journal
         for recorded in journal.unfinished(bucket: bucket, key: key)
         where !recorded.holders.contains(where: { journal.mayBeInFlight($0, ownFileID: journaling.job.id) }) {
-            guard recorded.size == file.size, recorded.mtime == file.mtime, let recordedSize = recorded.partSize
+            guard recorded.size == identity.size, recorded.mtime == identity.mtime, let recordedSize = recorded.partSize
             else { continue }
             return PartPlan.accepts(partSize: recordedSize, fileSize: file.size) ? recordedSize : planned
         }
@@ -281,6 +290,7 @@ package struct ParallelMultipart {
         digests: [[UInt8]],
         partSize: Int64,
         file: LocalFile.Status,
+        identity: LocalFile.Status,
         bucket: String,
         key: String,
         client: S3Client,
@@ -293,13 +303,22 @@ package struct ParallelMultipart {
             if recorded.holders.contains(where: { journal.mayBeInFlight($0, ownFileID: journaling.job.id) }) {
                 continue
             }
-            if chosen == nil, recorded.size == file.size, recorded.mtime == file.mtime, recorded.partSize == partSize {
+            if chosen == nil, recorded.size == identity.size, recorded.mtime == identity.mtime,
+                recorded.partSize == partSize
+            {
                 let listed: [UploadedPart]
                 do {
                     listed = try client.listParts(bucket: bucket, key: key, uploadID: recorded.uploadID)
                 } catch  where error.kind == .noSuchUpload {
                     // Gone: aborted, or completed by an attempt whose answer was lost. The object tells which.
-                    if let object = try completedObject(recorded, digests: digests, bucket, key, client) {
+                    if let object = try completedObject(
+                        recorded,
+                        digests: digests,
+                        size: file.size,
+                        bucket,
+                        key,
+                        client
+                    ) {
                         return .completed(uploadID: recorded.uploadID, object: object)
                     }
                     journal.forget(bucket: bucket, key: key, uploadID: recorded.uploadID)
@@ -327,6 +346,7 @@ package struct ParallelMultipart {
     private func completedObject(
         _ recorded: RecordedMultipartUpload,
         digests: [[UInt8]],
+        size: Int64,
         _ bucket: String,
         _ key: String,
         _ client: S3Client
@@ -335,7 +355,7 @@ package struct ParallelMultipart {
         guard parts.count == digests.count,
             zip(parts, digests).allSatisfy({ $0.checksumSHA256 == $1.base64 }),
             let object = try client.headObject(bucket: bucket, key: key),
-            object.size == recorded.size, ObjectVerification.isAssembled(object, from: parts)
+            object.size == size, ObjectVerification.isAssembled(object, from: parts)
         else { return nil }
         return object
     }

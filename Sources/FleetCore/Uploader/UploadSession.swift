@@ -257,6 +257,7 @@ package struct UploadSession {
                 size: file.size,
                 mtime: file.mtime
             )
+            planned.codec = walked.compression?.recorded
             switch walked.placement {
             case .success(let placement):
                 planned.bucket = placement.bucket

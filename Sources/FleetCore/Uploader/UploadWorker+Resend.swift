@@ -21,6 +21,7 @@ extension UploadWorker {
         job: UploadJob,
         client: S3Client,
         lookFirst: Bool,
+        attributes: ObjectAttributes = .plain,
         logger: Logger
     ) async throws(S3Error) -> UploadedObject {
         var condition = PutCondition.absent
@@ -33,7 +34,13 @@ extension UploadWorker {
         var looks = 0
         while true {
             do throws(S3Error) {
-                return try await client.uploadFile(file, bucket: job.bucket, key: job.key, condition: condition)
+                return try await client.uploadFile(
+                    file,
+                    bucket: job.bucket,
+                    key: job.key,
+                    condition: condition,
+                    attributes: attributes
+                )
             } catch  where error.kind == .preconditionFailed && looks < 3 {
                 looks += 1
                 switch try await look(file, job: job, client: client, logger: logger) {

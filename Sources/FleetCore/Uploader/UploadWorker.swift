@@ -146,10 +146,11 @@ struct UploadWorker: Sendable {
             attempts += 1
             do throws(S3Error) {
                 let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
-                let size = try S3Error.reading { try file.status() }.size
+                let body = try await self.body(for: job, file: file, loop: loop, logger: logger)
                 let uploaded: UploadedObject
-                if size >= settings.multipartThresholdBytes {
-                    let opened = Handed(file)
+                if try body.size >= settings.multipartThresholdBytes {
+                    let opened = Handed(body.file)
+                    let (identity, attributes) = (body.identity, body.attributes)
                     let (context, shouldEnd, timeouts) = (context, client.shouldEnd, client.timeouts)
                     uploaded = try await loop.offload { () -> Result<UploadedObject, S3Error> in
                         Result { () throws(S3Error) -> UploadedObject in
@@ -160,28 +161,39 @@ struct UploadWorker: Sendable {
                                 bucket: job.bucket,
                                 key: job.key,
                                 client: client,
-                                journaling: journaling
+                                journaling: journaling,
+                                identity: identity,
+                                attributes: attributes
                             )
                         }
                     }.get()
                 } else {
-                    uploaded = try await putObject(file, job: job, client: client, lookFirst: unsure, logger: logger)
+                    uploaded = try await putObject(
+                        body.file,
+                        job: job,
+                        client: client,
+                        lookFirst: unsure,
+                        attributes: body.attributes,
+                        logger: logger
+                    )
                 }
+                let (object, sentSize) = try original(uploaded, body: body, file: file, client: client)
                 state.recordSuccess()
                 progress.update {
                     $0.uploadedFiles += 1
-                    $0.uploadedBytes += uploaded.size
+                    $0.uploadedBytes += object.size
                 }
-                logger.debug("uploaded", metadata: ["s3.key": "\(job.key)", "file.size": "\(uploaded.size)"])
+                logger.debug("uploaded", metadata: ["s3.key": "\(job.key)", "file.size": "\(object.size)"])
                 var outcome = UploadOutcome(job: job, status: .uploaded, attempts: attempts, startedAt: started)
-                outcome.etag = uploaded.etag
-                outcome.sha256 = uploaded.sha256
-                outcome.versionID = uploaded.versionID
-                outcome.multipartUploadID = uploaded.multipartUploadID
-                outcome.size = uploaded.size
-                outcome.mtime = uploaded.mtime
-                outcome.device = uploaded.device
-                outcome.inode = uploaded.inode
+                outcome.etag = object.etag
+                outcome.sha256 = object.sha256
+                outcome.versionID = object.versionID
+                outcome.multipartUploadID = object.multipartUploadID
+                outcome.size = object.size
+                outcome.mtime = object.mtime
+                outcome.device = object.device
+                outcome.inode = object.inode
+                outcome.sentSize = sentSize
                 return outcome
             } catch {
                 if error.mayHaveTakenEffect { unsure = true }
@@ -283,7 +295,7 @@ private final class LaneGate: @unchecked Sendable {
 }
 
 /// A value handed to one other thread while the task that owns it waits for that thread to finish with it.
-private struct Handed<Value>: @unchecked Sendable {
+struct Handed<Value>: @unchecked Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }
 }

@@ -38,6 +38,12 @@ package final class LocalFile {
 
     package convenience init(path: String) throws(LocalFileError) { try self.init(pathBytes: Array(path.utf8)) }
 
+    /// Takes over a descriptor this process opened itself (a `CompressedCopy`'s unnamed file).
+    package init(adopting descriptor: Int32, displayPath: String) {
+        self.descriptor = descriptor
+        self.displayPath = displayPath
+    }
+
     deinit { close(descriptor) }
 
     /// Size and modification time now. The corresponding C function is `fstat`.

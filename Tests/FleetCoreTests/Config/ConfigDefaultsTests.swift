@@ -160,6 +160,7 @@ struct ConfigDefaultsTests {
     /// Rows whose default is not a value `resolved` holds, each with the check that stands for it.
     static let specialRows: Set<String> = [
         "project.name", "s3.bucket", "source", "sources[]", "sources[].run_folders", "sources[].allow_deletion",
+        "sources[].compress", "sources[].compress.codec", "sources[].compress.level", "sources[].compress.include",
         "deletion.age.max_age_days",
         "device", "keys.template", "s3.region", "s3.endpoint", "s3.path_style", "s3.profile", "s3.ca_bundle",
         "s3.credentials_path",

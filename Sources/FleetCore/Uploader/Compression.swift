@@ -1,0 +1,70 @@
+import FleetAWS
+import FleetSystem
+
+/// How a file goes up compressed: with zstd at `level`, as its source's `compress` decided when the file was
+/// recorded (`file_uploads.codec`, `codec_level`).
+///
+/// The object holds the compressed bytes under the file's key with `.zst` appended, with Content-Type
+/// `application/zstd` and no Content-Encoding (a client honouring it would hand out the decompressed bytes while
+/// the key says `.zst`), and the original's size and SHA-256 as metadata (`x-amz-meta-original-size`,
+/// `x-amz-meta-original-sha256`). The ledger keeps the original's size, mtime and SHA-256 as the file's identity.
+package struct Compression: Sendable, Equatable {
+    /// The codec's name in the configuration and the ledger.
+    package static let zstd = "zstd"
+    /// What a compressed object's key ends in.
+    package static let keySuffix = ".zst"
+
+    package var level: Int
+
+    package init(level: Int) { self.level = level }
+
+    /// The compression a ledger row records, or nil for a file sent as it is.
+    init?(recorded codec: (name: String, level: Int)?) {
+        guard let codec else { return nil }
+        self.init(level: codec.level)
+    }
+
+    /// What the ledger records.
+    var recorded: (name: String, level: Int) { (Self.zstd, level) }
+
+    static func attributes(of copy: CompressedCopy) -> ObjectAttributes {
+        ObjectAttributes(
+            contentType: "application/zstd",
+            metadata: ["original-size": String(copy.original.size), "original-sha256": copy.originalSHA256.hexString]
+        )
+    }
+}
+
+/// Which files of one source go up compressed: those its `compress.include` admits (every file of the source
+/// when it lists none); the others go up as they are.
+package struct CompressionRule: Sendable {
+    var filter: GlobFilter
+    var compression: Compression
+
+    /// The rule of `source`, or nil when it compresses nothing.
+    package init?(_ source: SourceSettings) {
+        guard let settings = source.compress else { return nil }
+        filter = GlobFilter(include: (settings.include ?? []).compactMap { try? GlobPattern($0) })
+        compression = Compression(level: settings.level ?? Zstd.defaultLevel)
+    }
+
+    func compression(for relativePath: [UInt8]) -> Compression? {
+        filter.admits(relativePath) ? compression : nil
+    }
+}
+
+extension WalkedFile {
+    /// Applies the source's rule: a file it takes goes up compressed, its key ending in `.zst` (a key the suffix
+    /// makes longer than S3 allows is an `invalid_key`, as any other).
+    mutating func compress(by rule: CompressionRule?) {
+        guard let chosen = rule?.compression(for: file.relativePath) else { return }
+        compression = chosen
+        guard case .success(var placed) = placement else { return }
+        placed.key += Compression.keySuffix
+        let length = placed.key.utf8.count
+        placement =
+            length <= KeyMapper.maximumKeyBytes
+            ? .success(placed)
+            : .failure(KeyError("the key would be \(length) bytes with .zst; S3 allows \(KeyMapper.maximumKeyBytes)"))
+    }
+}
