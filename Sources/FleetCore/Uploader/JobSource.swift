@@ -226,7 +226,10 @@ package final class JobSource: @unchecked Sendable {
         ahead.async { [self] in
             defer { lock.withLock { claimingAhead = false } }
             do {
-                _ = try claiming.withLock { try claimBatch() }
+                // Until two claims' worth wait, or the ledger has nothing more to give now.
+                while try claiming.withLock({ try claimBatch() }) == true,
+                    lock.withLock({ buffer.count - head < 2 * claimSize })
+                {}
             } catch {
                 // The workers' own claim meets the same error when the buffer runs dry, and stops the run.
             }
