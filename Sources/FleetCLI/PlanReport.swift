@@ -96,7 +96,15 @@ package enum PlanReport {
                     ? " (\(f.count(plan.toUploadMultipart)) multipart, ≥ \(f.bytes(plan.multipartThresholdBytes)))"
                     : "")
         )
-        row("workers", String(plan.workers))
+        if let auto = plan.autoWorkers {
+            row(
+                "workers",
+                "auto: \(f.count(auto.initial)) files in flight at the start, adjusted between "
+                    + "\(f.count(auto.minimum)) and \(f.count(auto.maximum))"
+            )
+        } else {
+            row("workers", "\(plan.workers) files in flight")
+        }
         if !plan.samples.isEmpty {
             lines.append("")
             lines.append("  sample keys")

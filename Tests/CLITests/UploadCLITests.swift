@@ -221,11 +221,40 @@ struct UploadCLITests {
 
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("to upload         25 files, 300 B"))
+        #expect(result.stdout.contains("workers           4 files in flight"))
         #expect(result.stdout.contains("→ s3://cli-bucket/p/d"))
         let rows = try database.connect().execute(
             "SELECT (SELECT count(*) FROM projects) + (SELECT count(*) FROM sync_sessions)"
         )
         #expect(rows.int(0, 0) == 0)
+    }
+
+    @Test func dryRunShowsAutoWorkersWithWhereTheyStartAndTheirRange() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = try scratch.write(
+            "ok.json",
+            Self.validJSON.replacingOccurrences(of: "\"workers\": 4", with: "\"workers\": \"auto\"")
+        )
+        try scratch.write("data/a.wav", "x")
+
+        let text = try CLI.run("upload", ["--config", path, "--dry-run", "--database", database.url])
+        let json = try CLI.run("upload", ["--config", path, "--dry-run", "--json", "--database", database.url])
+
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(
+            text.stdout.contains(
+                "workers           auto: 64 files in flight at the start, adjusted between 1 and 1,024"
+            ),
+            "\(text.stdout)"
+        )
+        #expect(json.status == 0, "\(json.stderr)")
+        let plan = try JSONDecoder.snakeCase.decode(UploadPlan.self, from: Data(json.stdout.utf8))
+        #expect(plan.workers == .auto)
+        #expect(plan.autoWorkers == UploadPlan.AutoWorkers(initial: 64, minimum: 1, maximum: 1024))
+        #expect(json.stdout.contains(#""workers" : "auto""#), "\(json.stdout)")
     }
 
     @Test func unknownFlagExitsTwo() throws {

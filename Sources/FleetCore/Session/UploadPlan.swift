@@ -53,7 +53,23 @@ package struct UploadPlan: Sendable, Codable, Equatable {
     /// Of those to upload, how many are at or above the multipart threshold.
     package var toUploadMultipart = 0
     package var multipartThresholdBytes: Int64 = 0
-    package var workers = 0
+    /// `upload.workers`: the files the run keeps in flight, `auto` or a fixed number.
+    package var workers: WorkerCount = .auto
+    /// With `auto`: the files in flight at the start, and the range it adjusts them in.
+    package var autoWorkers: AutoWorkers?
+
+    /// Where `upload.workers: auto` starts and the range it keeps to.
+    package struct AutoWorkers: Sendable, Codable, Equatable {
+        package var initial: Int
+        package var minimum: Int
+        package var maximum: Int
+
+        package init(initial: Int, minimum: Int, maximum: Int) {
+            self.initial = initial
+            self.minimum = minimum
+            self.maximum = maximum
+        }
+    }
 
     package var samples: [Sample] = []
     package var scanSeconds = 0.0

@@ -51,7 +51,14 @@ package struct UploadPlanner {
             sources: sources.map { UploadPlan.Source(name: $0.name ?? "", path: $0.path) }
         )
         plan.multipartThresholdBytes = threshold
-        plan.workers = config.resolved.upload.threadWorkers
+        plan.workers = config.resolved.upload.workers
+        if plan.workers == .auto {
+            plan.autoWorkers = UploadPlan.AutoWorkers(
+                initial: AdaptiveConcurrency.initialLevel,
+                minimum: AdaptiveConcurrency.minimumLevel,
+                maximum: AdaptiveConcurrency.maximumLevel
+            )
+        }
 
         var scanSeconds = 0.0
         let comparison = try ledger.comparePlan(

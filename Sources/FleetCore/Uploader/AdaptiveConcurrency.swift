@@ -14,6 +14,8 @@ package struct AdaptiveConcurrency: Sendable {
     package static let initialLevel = 64
     /// The most `auto` keeps in flight.
     package static let maximumLevel = 1024
+    /// The fewest `auto` keeps in flight, however congested the link.
+    package static let minimumLevel = 1
     static let minimumInterval: Duration = .seconds(1)
     /// An interval ends early only once this many files finished in it (or after `longestInterval`).
     static let enoughFiles = 8
@@ -61,7 +63,7 @@ package struct AdaptiveConcurrency: Sendable {
         let perSecond = Double(finished) / seconds
         let before = level
         if congested {
-            level = max(1, min(level - 1, level * 3 / 4))
+            level = max(Self.minimumLevel, min(level - 1, level * 3 / 4))
             doubling = false
             previous = nil
         } else if let previous, level > previous.level {

@@ -2,20 +2,35 @@ import FleetLedger
 import Foundation
 import Logging
 
-/// Hands claimed files to workers, claiming the next batch from the ledger (FOR UPDATE SKIP LOCKED) when
-/// its buffer runs dry.
+/// Hands claimed files to workers, claiming batches from the ledger (FOR UPDATE SKIP LOCKED) ahead of them.
 ///
 /// An upload claims the session's `pending` files while the scan is still recording them; a process that joined
 /// the session (`upload --join`) does the same, learning from the ledger when the scan is over; a retry claims
 /// from each of its statuses in turn (never tried first, then failed). Claims move forward by id within each
 /// status, so a file that fails again in this run is not claimed twice.
 ///
-/// `@unchecked Sendable`: the buffer and the cursors are only touched while `lock` is held; the connection is
-/// the run's `SharedLedger`, taken after `lock`.
+/// Claims run ahead of the workers: once fewer than two claims' worth of files wait in the buffer, the next
+/// batch is claimed on a queue of its own, so that a worker taking a file finds one waiting instead of
+/// waiting a round trip to the ledger (and for the result writer's batch ahead of it on the shared connection).
+/// A claim is at least `batchSize` files and at least as many as the run keeps in flight (`keepAhead`).
+///
+/// `@unchecked Sendable`: the buffer and the flags are only touched while `lock` is held, which is never held
+/// across a round trip to the ledger (the transfer loops take files from the buffer without waiting for a
+/// claim); the cursors are only touched while `claiming` is held, taken before `lock` and before the run's
+/// `SharedLedger`.
 package final class JobSource: @unchecked Sendable {
     private let lock = NSLock()
+    /// One claim at a time, ahead or on demand.
+    private let claiming = NSLock()
+    private let ahead = DispatchQueue(label: "fleet.upload.claims")
     private let ledger: SharedLedger
+    /// Claimed files no worker has taken yet, from `head` on (taken files are dropped in bulk, not one by one).
     private var buffer: [UploadJob] = []
+    private var head = 0
+    /// A claim ahead is queued or running.
+    private var claimingAhead = false
+    /// A claim found nothing left to claim (and no process is at work on the session): the end.
+    private var exhausted = false
     private var released = false
     private var scanFinished = false
     private let sessionID: Int64
@@ -24,6 +39,8 @@ package final class JobSource: @unchecked Sendable {
     private let state: RunState
     private let statuses: [String]
     private let maxAttempts: Int?
+    /// Files the run keeps in flight now (the governor's level): claims are at least that large.
+    private var inFlight: @Sendable () -> Int = { 0 }
     /// Index into `statuses` of the one being claimed, and the last id claimed from it.
     private var statusIndex = 0
     private var afterID: Int64 = 0
@@ -123,8 +140,14 @@ package final class JobSource: @unchecked Sendable {
         worker = ClaimHolder.thisProcess
     }
 
+    /// Claims are sized to, and run ahead of, the files the run keeps in flight, as `level` says.
+    package func keepAhead(of level: @escaping @Sendable () -> Int) { lock.withLock { inFlight = level } }
+
     /// Lets workers start claiming (after bucket comparison, when configured).
-    package func release() { lock.withLock { released = true } }
+    package func release() {
+        lock.withLock { released = true }
+        claimAhead()
+    }
 
     /// No more files will be recorded: an empty claim now means the end.
     package func finishScan() {
@@ -135,19 +158,9 @@ package final class JobSource: @unchecked Sendable {
     }
 
     /// This process committed another batch of the scan: claim again now instead of at the next poll.
-    package func filesRecorded() { lock.withLock { quietUntil = nil } }
-
-    /// The next file to upload, or `nil` when there is none left or the run is stopping.
-    ///
-    /// - Throws: `LedgerError` when claiming fails.
-    package func next() throws -> UploadJob? {
-        while true {
-            switch try claim() {
-            case .job(let job): return job
-            case .done: return nil
-            case .later: Thread.sleep(forTimeInterval: 0.02)
-            }
-        }
+    package func filesRecorded() {
+        lock.withLock { quietUntil = nil }
+        claimAhead()
     }
 
     /// What one look for the next file found.
@@ -159,81 +172,159 @@ package final class JobSource: @unchecked Sendable {
         case done
     }
 
-    /// A file claimed earlier that no worker has started, without asking the ledger; `nil` when there is none.
+    /// A file claimed earlier that no worker has started, without waiting for the ledger; `nil` when there is
+    /// none. Taking one may start the next claim ahead.
     package func buffered() -> UploadJob? {
         if state.shouldStop { return nil }
-        return lock.withLock { buffer.isEmpty ? nil : buffer.removeFirst() }
+        let job = lock.withLock { take() }
+        claimAhead()
+        return job
     }
 
-    /// The next file, claiming a batch from the ledger when none is left from the last one.
+    /// The next file, claiming a batch from the ledger when none is waiting (and none is on its way).
     ///
     /// - Throws: `LedgerError` when claiming fails.
     package func claim() throws -> Claim {
         if state.shouldStop { return .done }
-        let (job, done): (UploadJob?, Bool) = try lock.withLock {
-            if !buffer.isEmpty { return (buffer.removeFirst(), false) }
-            if let quietUntil, ContinuousClock.now < quietUntil { return (nil, false) }
-            quietUntil = nil
-            if joined {
-                switch try ledger.use({ ledger in try ledger.reconnecting { try ledger.sessionPhase(sessionID) } }) {
-                case .closed: return (nil, true)
-                case .scanned: (released, scanFinished) = (true, true)
-                case .scanning: break
-                }
-            }
-            guard released else {
-                quietUntil = .now + .milliseconds(200)
-                return (nil, false)
-            }
-            while statusIndex < statuses.count {
-                let finished = scanFinished  // read before claiming: rows recorded before this are visible
-                // A claim that fails with the connection is rolled back: after a reconnect it runs again.
-                buffer = try ledger.use { ledger in
-                    try ledger.reconnecting {
-                        try ledger.claimFiles(
-                            sessionID: sessionID,
-                            limit: batchSize,
-                            worker: worker,
-                            status: statuses[statusIndex],
-                            afterID: afterID,
-                            maxAttempts: maxAttempts
-                        )
-                    }
-                }
-                if let last = buffer.last {
-                    afterID = last.id
-                    return (buffer.removeFirst(), false)
-                }
-                guard finished else {
-                    // Nothing claimable yet: ask again when this process records the next batch
-                    // (`filesRecorded`), or after a pause for batches other processes record, never in a
-                    // tight loop of one round trip per idle worker.
-                    quietUntil = .now + (joined ? .milliseconds(200) : .seconds(1))
-                    return (nil, false)
-                }
-                if statuses == ["pending"], afterID > 0 {
-                    // Claimed rows leave `pending`, so starting over takes only files put back by others.
-                    afterID = 0
-                    continue
-                }
-                if let othersAtWork, try ledger.use(othersAtWork) {
-                    quietUntil = .now + .milliseconds(500)
-                    return (nil, false)
-                }
-                statusIndex += 1
-                afterID = 0
-            }
-            return (nil, true)
+        if let job = lock.withLock({ take() }) { return .job(job) }
+        let found = try claiming.withLock { () throws -> Bool? in
+            // A claim ahead may have filled the buffer while this one waited for its turn.
+            if lock.withLock({ head < buffer.count }) { return true }
+            return try claimBatch()
         }
-        if let job { return .job(job) }
-        return done ? .done : .later
+        if let job = lock.withLock({ take() }) {
+            claimAhead()
+            return .job(job)
+        }
+        return found == nil ? .done : .later
     }
 
+    /// The first file of the buffer; the caller holds `lock`.
+    private func take() -> UploadJob? {
+        guard head < buffer.count else { return nil }
+        defer {
+            head += 1
+            if head == buffer.count {
+                buffer.removeAll(keepingCapacity: true)
+                head = 0
+            }
+        }
+        return buffer[head]
+    }
+
+    /// Starts a claim on the source's own queue when fewer than two claims' worth of files wait and no claim is
+    /// on its way, unless the source is not released yet, is waiting for the ledger, or has nothing left.
+    private func claimAhead() {
+        let start = lock.withLock { () -> Bool in
+            guard released, !exhausted, !claimingAhead, !state.shouldStop else { return false }
+            if let quietUntil, ContinuousClock.now < quietUntil { return false }
+            guard buffer.count - head < 2 * claimSize else { return false }
+            claimingAhead = true
+            return true
+        }
+        guard start else { return }
+        ahead.async { [self] in
+            defer { lock.withLock { claimingAhead = false } }
+            do {
+                // Until two claims' worth wait, or the ledger has nothing more to give now.
+                while try claiming.withLock({ try claimBatch() }) == true,
+                    lock.withLock({ buffer.count - head < 2 * claimSize })
+                {}
+            } catch {
+                // The workers' own claim meets the same error when the buffer runs dry, and stops the run.
+            }
+        }
+    }
+
+    /// Files one claim asks for; the caller holds `lock`.
+    private var claimSize: Int { max(batchSize, inFlight()) }
+
+    /// Claims the next batch into the buffer; the caller holds `claiming`.
+    ///
+    /// - Returns: whether files were claimed (`false`: none yet, look again later), or `nil` when nothing is
+    ///   left or the run is stopping.
+    /// - Throws: `LedgerError` when claiming fails.
+    private func claimBatch() throws -> Bool? {
+        if state.shouldStop { return nil }
+        let (wasReleased, quiet, limit) = lock.withLock { (released, quietUntil, claimSize) }
+        if exhaustedNow { return nil }
+        if let quiet, ContinuousClock.now < quiet { return false }
+        if joined {
+            switch try ledger.use({ ledger in try ledger.reconnecting { try ledger.sessionPhase(sessionID) } }) {
+            case .closed:
+                lock.withLock { exhausted = true }
+                return nil
+            case .scanned:
+                lock.withLock { (released, scanFinished) = (true, true) }
+            case .scanning: break
+            }
+        }
+        guard wasReleased || lock.withLock({ released }) else {
+            holdOff(for: .milliseconds(200))
+            return false
+        }
+        while statusIndex < statuses.count {
+            let finished = lock.withLock { scanFinished }  // read before claiming: rows recorded before are visible
+            // A claim that fails with the connection is rolled back: after a reconnect it runs again.
+            let claimed = try ledger.use { ledger in
+                try ledger.reconnecting {
+                    try ledger.claimFiles(
+                        sessionID: sessionID,
+                        limit: limit,
+                        worker: worker,
+                        status: statuses[statusIndex],
+                        afterID: afterID,
+                        maxAttempts: maxAttempts
+                    )
+                }
+            }
+            if let last = claimed.last {
+                afterID = last.id
+                lock.withLock {
+                    quietUntil = nil
+                    buffer += claimed
+                }
+                return true
+            }
+            guard finished else {
+                // Nothing claimable yet: ask again when this process records the next batch (`filesRecorded`),
+                // or after a pause for batches other processes record, never in a tight loop of one round trip
+                // per idle worker.
+                holdOff(for: joined ? .milliseconds(200) : .seconds(1))
+                return false
+            }
+            if statuses == ["pending"], afterID > 0 {
+                // Claimed rows leave `pending`, so starting over takes only files put back by others.
+                afterID = 0
+                continue
+            }
+            if let othersAtWork, try ledger.use(othersAtWork) {
+                holdOff(for: .milliseconds(500))
+                return false
+            }
+            statusIndex += 1
+            afterID = 0
+        }
+        lock.withLock { exhausted = true }
+        return nil
+    }
+
+    private var exhaustedNow: Bool { lock.withLock { exhausted } }
+
+    private func holdOff(for pause: Duration) { lock.withLock { quietUntil = .now + pause } }
+
     /// Claimed files no worker started (the run stopped): they go back to the status they were claimed from.
+    /// A claim ahead still on its way is waited for, so that its files are put back too.
     package func drain() -> [UploadJob] {
-        lock.withLock {
-            defer { buffer.removeAll() }
-            return buffer
+        claiming.withLock {
+            lock.withLock {
+                defer {
+                    buffer.removeAll()
+                    head = 0
+                    exhausted = true
+                }
+                return Array(buffer[head...])
+            }
         }
     }
 }

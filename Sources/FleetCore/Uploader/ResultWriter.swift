@@ -30,7 +30,11 @@ package final class ResultWriter: @unchecked Sendable {
     /// A batch is written when `batchSize` outcomes wait; when `smallBatch` wait and `interval` has passed
     /// since the last write; or when anything waits and `longestWait` has passed. The ledger's round trips then
     /// grow with the files (one batch per hundred or more) and only slowly with the time a trickle of files takes.
+    /// When more than `batchSize` wait (the ledger is far away, files finish faster than batches are written),
+    /// up to `largestBatch` go at once, so the writer keeps up in fewer round trips and holds the run's shared
+    /// connection less often.
     private let batchSize = 500
+    private let largestBatch = 4000
     private let smallBatch = 100
     private let interval = 0.5
     private let longestWait = 2.0
@@ -104,7 +108,7 @@ package final class ResultWriter: @unchecked Sendable {
                 let due =
                     stop || waited >= .seconds(longestWait)
                     || (waited >= .seconds(interval) && outcomes.count >= smallBatch)
-                let count = outcomes.count >= batchSize ? batchSize : due ? outcomes.count : 0
+                let count = outcomes.count >= batchSize ? min(outcomes.count, largestBatch) : due ? outcomes.count : 0
                 defer { outcomes.removeFirst(count) }
                 return Array(outcomes.prefix(count))
             }

@@ -60,6 +60,7 @@ package struct UploadPool {
         // and the claims from holding tens of MiB they no longer use.
         FreedMemory.limitArenas(to: 2, environment: ProcessInfo.processInfo.environment)
         governor = ConcurrencyGovernor(workers: config.resolved.upload.workers, progress: progress, logger: logger)
+        jobs.keepAhead { [governor] in governor.level }
         let capacity = governor.capacity
         let queues = UploadPool.queueCount(inFlight: capacity)
         for index in 0..<queues {

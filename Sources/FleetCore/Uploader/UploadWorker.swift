@@ -91,8 +91,9 @@ struct UploadWorker: Sendable {
         }
     }
 
-    /// The next claimed file: from the batch already claimed, else one lane of the queue at a time asks the
-    /// ledger (on a thread of its own, so the loop's transfers go on) while the others wait for its batch.
+    /// The next claimed file: from the files the source claimed ahead, else (the claim ahead has not returned,
+    /// or the scan has recorded nothing new) one lane of the queue at a time asks the source on a thread of its
+    /// own, so the loop's transfers go on, while the others wait for what it finds.
     private func nextJob(loop: TransferLoop, claims: ClaimTurn) async throws -> UploadJob? {
         while true {
             if let job = source.buffered() { return job }
