@@ -11,22 +11,57 @@ import Logging
 /// The lanes of a queue share one `S3Client` (its signing keys, its view of the store), used only by their
 /// steps, which all run on the loop's thread. A large file's parts go out on the same loop, a few at once
 /// (`ParallelMultipart`), while its lane waits.
-struct UploadWorker: Sendable {
-    var index: Int
+///
+/// A class: every async step of a lane holds the worker while it waits, and a reference is 8 bytes of each of a
+/// thousand lanes' frames where a copy of the configuration would be kilobytes.
+final class UploadWorker: Sendable {
+    let index: Int
     /// Queues of the pool, this one included.
-    var queues: Int
+    let queues: Int
     /// The most files this queue uploads at once; how many of them may be in flight now is its share of the
     /// governor's level.
-    var lanes: Int
-    var governor: ConcurrencyGovernor
-    var context: S3Context
-    var config: FleetConfig
-    var source: JobSource
-    var writer: ResultWriter
-    var state: RunState
-    var progress: UploadProgress
-    var journal: MultipartJournal
-    var logger: Logger
+    let lanes: Int
+    let governor: ConcurrencyGovernor
+    let context: S3Context
+    let config: FleetConfig
+    let source: JobSource
+    let writer: ResultWriter
+    let state: RunState
+    let progress: UploadProgress
+    let journal: MultipartJournal
+    let logger: Logger
+    /// `upload.multipart_threshold_mb` in bytes, read once (the resolved configuration is a large value, and an
+    /// async step that read it would keep it in its frame).
+    private let multipartThresholdBytes: Int64
+
+    init(
+        index: Int,
+        queues: Int,
+        lanes: Int,
+        governor: ConcurrencyGovernor,
+        context: S3Context,
+        config: FleetConfig,
+        source: JobSource,
+        writer: ResultWriter,
+        state: RunState,
+        progress: UploadProgress,
+        journal: MultipartJournal,
+        logger: Logger
+    ) {
+        self.index = index
+        self.queues = queues
+        self.lanes = lanes
+        self.governor = governor
+        self.context = context
+        self.config = config
+        self.source = source
+        self.writer = writer
+        self.state = state
+        self.progress = progress
+        self.journal = journal
+        self.logger = logger
+        multipartThresholdBytes = config.resolved.upload.multipartThresholdBytes
+    }
 
     /// Runs the queue's loop until every lane has run out of files (or the run stops).
     func run() {
@@ -149,6 +184,7 @@ struct UploadWorker: Sendable {
     }
 
     /// One attempt at the file: a PutObject, or the parts of a large file.
+    @inline(never)
     private func send(
         _ job: UploadJob,
         lane: Int,
@@ -158,7 +194,7 @@ struct UploadWorker: Sendable {
     ) async throws(S3Error) -> UploadedObject {
         let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
         let size = try S3Error.reading { try file.status() }.size
-        guard size >= config.resolved.upload.multipartThresholdBytes else {
+        guard size >= multipartThresholdBytes else {
             return try await putObject(file, job: job, client: client, lookFirst: lookFirst, logger: logger(lane))
         }
         return try await sendInParts(file, job, lane: lane, client: client, loop: loop)
