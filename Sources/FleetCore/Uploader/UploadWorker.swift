@@ -74,8 +74,9 @@ final class UploadWorker: Sendable {
             return
         }
         loop.caBundle = context.endpoint.caBundle
-        // A connection per lane is enough (large files' parts reuse them as lanes finish).
-        loop.limitConnections(to: lanes)
+        // libcurl counts the connections in use too: twice the lanes leaves room for a connection being replaced
+        // while every lane has one, and closes the rest once fewer lanes are in flight.
+        loop.limitConnections(to: 2 * lanes)
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index)"
         let client: S3Client
