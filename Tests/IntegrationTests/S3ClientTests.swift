@@ -2,6 +2,7 @@ import FleetAWS
 import FleetSystem
 import FleetTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import FleetCore
@@ -77,6 +78,52 @@ struct S3ClientTests {
         #expect(uploaded.sha256 == SHA256.hex(of: Array(bytes)))
         #expect(try client.headObject(bucket: s3.bucket, key: key)?.size == Int64(bytes.count))
         #expect(try client.getObject(bucket: s3.bucket, key: key) == Array(bytes))
+    }
+
+    /// A run sends a large file's parts as transfers on its lane's loop, several at once, with the small files'
+    /// client: the object is the file, byte for byte, in the parts planned.
+    @Test func partsSentOnATransferLoopReassembleTheFileExactly() throws {
+        let s3 = try TestS3()
+        let tree = try TemporaryTree()
+        defer { tree.remove() }
+        let path = try tree.file("big.bin", size: 17 * 1024 * 1024 + 5)
+        let key = s3.prefix + "looped.bin"
+        let context = try S3Context(
+            config: s3.config(),
+            environment: s3.environment,
+            homeDirectory: "/nonexistent-home"
+        )
+        let multipart = ParallelMultipart(
+            context: context,
+            partSize: 5 << 20,
+            concurrency: 3,
+            timeouts: HTTPTimeouts(),
+            logger: quietLogger
+        )
+        let loop = try TransferLoop()
+        let client = try s3.client()
+        client.loop = loop
+        let file = try LocalFile(path: path.path)
+        let handed = LoopOwned((client, file))
+        let outcome = Mutex<Result<UploadedObject, S3Error>?>(nil)
+        loop.spawn {
+            let (client, file) = handed.value
+            do throws(S3Error) {
+                let uploaded = try await multipart.upload(file, bucket: s3.bucket, key: key, client: client, loop: loop)
+                outcome.withLock { $0 = .success(uploaded) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+        }
+        loop.run()
+
+        let uploaded = try #require(outcome.withLock { $0 }).get()
+        let bytes = try Data(contentsOf: path)
+        #expect(uploaded.partCount == 4)
+        #expect(uploaded.sha256 == SHA256.hex(of: Array(bytes)))
+        let reader = try s3.client()
+        #expect(try reader.headObject(bucket: s3.bucket, key: key)?.isMultipart == true)
+        #expect(try reader.getObject(bucket: s3.bucket, key: key) == Array(bytes))
     }
 
     @Test func listPartsShowsFinishedPartsAndAbortLeavesNothing() throws {
@@ -291,4 +338,10 @@ private func sha256(_ data: Data) -> [UInt8] {
     let hash = SHA256()
     hash.update(Array(data))
     return hash.finalize()
+}
+
+/// Values the test hands to its loop's one task, used there alone.
+private struct LoopOwned<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }

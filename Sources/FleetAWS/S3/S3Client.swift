@@ -199,7 +199,7 @@ package final class S3Client {
     /// `signature_mismatch` rather than a bare 403.
     package func headBucket(_ bucket: String) throws(S3Error) {
         do {
-            _ = try send("HEAD", bucket: bucket, resource: "bucket \(bucket)")
+            _ = try deliver(exchange("HEAD", bucket: bucket, resource: "bucket \(bucket)"))
         } catch  where error.httpStatus == 403 {
             _ = try listObjects(bucket: bucket, maxKeys: 1)
             throw error
@@ -210,15 +210,8 @@ package final class S3Client {
     /// HeadObject.
     package func headObject(bucket: String, key: String) throws(S3Error) -> ObjectInfo? {
         do {
-            let response = try send(
-                "HEAD",
-                bucket: bucket,
-                key: key,
-                headers: [("x-amz-checksum-mode", "ENABLED")],
-                resource: "s3://\(bucket)/\(key)"
-            )
-            return ObjectInfo(head: response)
-        } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
+            return ObjectInfo(head: try deliver(headExchange(bucket: bucket, key: key)))
+        } catch  where Self.isMissingKey(error) {
             return nil
         }
     }
@@ -226,23 +219,31 @@ package final class S3Client {
     /// `headObject` on the client's `TransferLoop`.
     package func headObject(bucket: String, key: String) async throws(S3Error) -> ObjectInfo? {
         do {
-            let response = try await sendOnLoop(
-                "HEAD",
-                bucket: bucket,
-                key: key,
-                headers: [("x-amz-checksum-mode", "ENABLED")],
-                resource: "s3://\(bucket)/\(key)"
-            )
-            return ObjectInfo(head: response)
-        } catch  where error.httpStatus == 404 && error.kind != .noSuchBucket {
+            return ObjectInfo(head: try await deliverOnLoop(headExchange(bucket: bucket, key: key)))
+        } catch  where Self.isMissingKey(error) {
             return nil
         }
+    }
+
+    private func headExchange(bucket: String, key: String) -> Exchange {
+        exchange(
+            "HEAD",
+            bucket: bucket,
+            key: key,
+            headers: [("x-amz-checksum-mode", "ENABLED")],
+            resource: "s3://\(bucket)/\(key)"
+        )
+    }
+
+    /// A 404 for the key, not for the bucket.
+    private static func isMissingKey(_ error: S3Error) -> Bool {
+        error.httpStatus == 404 && error.kind != .noSuchBucket
     }
 
     /// The object's bytes (for verification and small documents; the client caps a response at
     /// `CurlEasy.maximumResponseBytes`). The S3 operation is GetObject.
     package func getObject(bucket: String, key: String) throws(S3Error) -> [UInt8] {
-        try send("GET", bucket: bucket, key: key, resource: "s3://\(bucket)/\(key)").body
+        try deliver(exchange("GET", bucket: bucket, key: key, resource: "s3://\(bucket)/\(key)")).body
     }
 
     /// One page of keys under `prefix`. The S3 operation is ListObjectsV2 (with `encoding-type=url`, so any
@@ -258,7 +259,7 @@ package final class S3Client {
         var query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", String(maxKeys))]
         if !prefix.isEmpty { query.append(("prefix", prefix)) }
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
-        let response = try send("GET", bucket: bucket, query: query, resource: "bucket \(bucket)")
+        let response = try deliver(exchange("GET", bucket: bucket, query: query, resource: "bucket \(bucket)"))
         let document = try parse(response, expecting: ["ListBucketResult"])
         let objects = document.all("Contents").map { item in
             ListedObject(
@@ -305,33 +306,13 @@ package final class S3Client {
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedObject {
         let put = try preparePut(file, attributes: attributes)
-        let condition = conditionalWrites ? condition : .always
-        var response: HTTPResponse
-        do {
-            response = try send(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: put.headers + condition.headers,
-                body: put.body,
-                payloadHash: put.digest.hexString,
-                resource: "s3://\(bucket)/\(key)",
-                onBytesSent: onBytesSent
-            )
-        } catch  where error.httpStatus == 501 && condition != .always {
-            refuseConditionalWrites(error)
-            response = try send(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: put.headers,
-                body: put.body,
-                payloadHash: put.digest.hexString,
-                resource: "s3://\(bucket)/\(key)",
-                onBytesSent: onBytesSent
-            )
+        var condition = conditionalWrites ? condition : .always
+        while true {
+            do {
+                let exchange = putExchange(put, bucket: bucket, key: key, condition: condition, onBytesSent)
+                return try uploaded(put, file, bucket: bucket, key: key, response: try deliver(exchange))
+            } catch  where dropsCondition(after: error, &condition) {}
         }
-        return try uploaded(put, file, bucket: bucket, key: key, response: response)
     }
 
     /// `uploadFile` on the client's `TransferLoop`.
@@ -343,31 +324,13 @@ package final class S3Client {
         attributes: ObjectAttributes = .plain
     ) async throws(S3Error) -> UploadedObject {
         let put = try preparePut(file, attributes: attributes)
-        let condition = conditionalWrites ? condition : .always
-        var response: HTTPResponse
-        do {
-            response = try await sendOnLoop(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: put.headers + condition.headers,
-                body: put.body,
-                payloadHash: put.digest.hexString,
-                resource: "s3://\(bucket)/\(key)"
-            )
-        } catch  where error.httpStatus == 501 && condition != .always {
-            refuseConditionalWrites(error)
-            response = try await sendOnLoop(
-                "PUT",
-                bucket: bucket,
-                key: key,
-                headers: put.headers,
-                body: put.body,
-                payloadHash: put.digest.hexString,
-                resource: "s3://\(bucket)/\(key)"
-            )
+        var condition = conditionalWrites ? condition : .always
+        while true {
+            do {
+                let exchange = putExchange(put, bucket: bucket, key: key, condition: condition, nil)
+                return try uploaded(put, file, bucket: bucket, key: key, response: try await deliverOnLoop(exchange))
+            } catch  where dropsCondition(after: error, &condition) {}
         }
-        return try uploaded(put, file, bucket: bucket, key: key, response: response)
     }
 
     /// A file read (or, above `inMemoryUploadLimit`, hashed to be streamed) for one PutObject.
@@ -378,21 +341,28 @@ package final class S3Client {
         var headers: [(String, String)]
     }
 
+    @inline(never)  // as the other steps that do not wait: kept out of the frame an async upload waits in
     private func preparePut(_ file: LocalFile, attributes: ObjectAttributes) throws(S3Error) -> PreparedPut {
         let before = try S3Error.reading { try file.status() }
         let digest: [UInt8]
         let body: HTTPBody
         var headers = attributes.headers
         if before.size <= Self.inMemoryUploadLimit {
-            // Read once: the bytes hashed are the bytes sent, so the object is one consistent copy of the file.
-            let bytes = try S3Error.reading { try file.contents(length: before.size) }
+            // Read once, into the memory every transfer of it sends from: the bytes hashed are the bytes sent, so
+            // the object is one consistent copy of the file.
+            let bytes = try S3Error.reading {
+                try BodyBytes(count: Int(before.size)) { buffer throws(LocalFileError) in try file.read(into: buffer) }
+            }
             let hash = SHA256()
-            hash.update(bytes)
+            let md5 = bytes.withUnsafeBytes { buffer in
+                hash.update(buffer)
+                return MD5.digest(buffer)
+            }
             digest = hash.finalize()
-            body = .bytes(bytes)
+            body = .memory(bytes)
             // Content-MD5 rather than x-amz-checksum-sha256 for small files: every server verifies it, and
             // SeaweedFS spent a third more CPU per small object verifying and storing the SHA-256 checksum.
-            headers.append(("content-md5", MD5.digest(bytes).base64))
+            headers.append(("content-md5", md5.base64))
             try requireUnchanged(file, since: before, "while it was read")
         } else {
             digest = try S3Error.reading { try file.sha256(offset: 0, length: before.size) }
@@ -410,15 +380,41 @@ package final class S3Client {
         return PreparedPut(before: before, digest: digest, body: body, headers: headers)
     }
 
-    /// 501 NotImplemented: the store refused the request for its condition and stored nothing.
-    private func refuseConditionalWrites(_ error: S3Error) {
+    /// The PutObject request of `put`, written only on `condition`.
+    @inline(never)
+    private func putExchange(
+        _ put: PreparedPut,
+        bucket: String,
+        key: String,
+        condition: PutCondition,
+        _ onBytesSent: ((Int64) -> Void)?
+    ) -> Exchange {
+        exchange(
+            "PUT",
+            bucket: bucket,
+            key: key,
+            headers: put.headers + condition.headers,
+            body: put.body,
+            payloadHash: put.digest.hexString,
+            resource: "s3://\(bucket)/\(key)",
+            onBytesSent: onBytesSent
+        )
+    }
+
+    /// Whether a write that failed with `error` goes again without its condition: the store answered 501
+    /// NotImplemented for the condition and stored nothing, so this client's writes go without one from now on.
+    private func dropsCondition(after error: S3Error, _ condition: inout PutCondition) -> Bool {
+        guard error.httpStatus == 501, condition != .always else { return false }
+        condition = .always
         conditionalWrites = false
         logger.warning(
             "the store does not implement conditional writes (If-None-Match, If-Match); writing without them",
             metadata: ["error": "\(error.message)"]
         )
+        return true
     }
 
+    @inline(never)
     private func uploaded(
         _ put: PreparedPut,
         _ file: LocalFile,
@@ -460,13 +456,15 @@ package final class S3Client {
         key: String,
         attributes: ObjectAttributes = .plain
     ) throws(S3Error) -> String {
-        let response = try send(
-            "POST",
-            bucket: bucket,
-            key: key,
-            query: [("uploads", "")],
-            headers: attributes.headers + [("x-amz-checksum-algorithm", "SHA256")],
-            resource: "s3://\(bucket)/\(key)"
+        let response = try deliver(
+            exchange(
+                "POST",
+                bucket: bucket,
+                key: key,
+                query: [("uploads", "")],
+                headers: attributes.headers + [("x-amz-checksum-algorithm", "SHA256")],
+                resource: "s3://\(bucket)/\(key)"
+            )
         )
         let document = try parse(response, expecting: ["InitiateMultipartUploadResult"])
         guard let uploadID = document["UploadId"], !uploadID.isEmpty else {
@@ -485,7 +483,33 @@ package final class S3Client {
         sha256: [UInt8],
         onBytesSent: ((Int64) -> Void)? = nil
     ) throws(S3Error) -> UploadedPart {
-        let response = try send(
+        let exchange = partExchange(bucket, key, uploadID, partNumber, region, sha256, onBytesSent)
+        return Self.part(partNumber, region, sha256, answer: try deliver(exchange))
+    }
+
+    /// `uploadPart` on the client's `TransferLoop`.
+    package func uploadPart(
+        bucket: String,
+        key: String,
+        uploadID: String,
+        partNumber: Int,
+        region: FileRegion,
+        sha256: [UInt8]
+    ) async throws(S3Error) -> UploadedPart {
+        let exchange = partExchange(bucket, key, uploadID, partNumber, region, sha256, nil)
+        return Self.part(partNumber, region, sha256, answer: try await deliverOnLoop(exchange))
+    }
+
+    private func partExchange(
+        _ bucket: String,
+        _ key: String,
+        _ uploadID: String,
+        _ partNumber: Int,
+        _ region: FileRegion,
+        _ sha256: [UInt8],
+        _ onBytesSent: ((Int64) -> Void)?
+    ) -> Exchange {
+        exchange(
             "PUT",
             bucket: bucket,
             key: key,
@@ -496,7 +520,15 @@ package final class S3Client {
             resource: "part \(partNumber) of s3://\(bucket)/\(key)",
             onBytesSent: onBytesSent
         )
-        return UploadedPart(
+    }
+
+    private static func part(
+        _ partNumber: Int,
+        _ region: FileRegion,
+        _ sha256: [UInt8],
+        answer response: HTTPResponse
+    ) -> UploadedPart {
+        UploadedPart(
             partNumber: partNumber,
             etag: response.header("etag") ?? "",
             checksumSHA256: sha256.base64,
@@ -511,7 +543,9 @@ package final class S3Client {
         repeat {
             var query = [("uploadId", uploadID)]
             if let marker { query.append(("part-number-marker", marker)) }
-            let response = try send("GET", bucket: bucket, key: key, query: query, resource: "s3://\(bucket)/\(key)")
+            let response = try deliver(
+                exchange("GET", bucket: bucket, key: key, query: query, resource: "s3://\(bucket)/\(key)")
+            )
             let document = try parse(response, expecting: ["ListPartsResult", "ListPartsResponse"])
             for part in document.all("Part") {
                 parts.append(
@@ -540,7 +574,9 @@ package final class S3Client {
         repeat {
             var query = [("prefix", prefix), ("uploads", "")]
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
-            let response = try send("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
+            let response = try deliver(
+                exchange("GET", bucket: bucket, query: query, resource: "s3://\(bucket)/\(prefix)")
+            )
             let document = try parse(response, expecting: ["ListMultipartUploadsResult"])
             for upload in document.all("Upload") {
                 // `2026-11-23T14:05:09.000Z`: the ISO 8601 form Timestamp reads, once the `Z` is an offset.
@@ -575,15 +611,17 @@ package final class S3Client {
         }
         xml += "</CompleteMultipartUpload>"
         let body = Array(xml.utf8)
-        let response = try send(
-            "POST",
-            bucket: bucket,
-            key: key,
-            query: [("uploadId", uploadID)],
-            headers: [("content-type", "application/xml")],
-            body: .bytes(body),
-            payloadHash: SHA256.hex(of: body),
-            resource: "s3://\(bucket)/\(key)"
+        let response = try deliver(
+            exchange(
+                "POST",
+                bucket: bucket,
+                key: key,
+                query: [("uploadId", uploadID)],
+                headers: [("content-type", "application/xml")],
+                body: .bytes(body),
+                payloadHash: SHA256.hex(of: body),
+                resource: "s3://\(bucket)/\(key)"
+            )
         )
         // S3 can answer 200 and still fail: the error then arrives in the body.
         // Some S3-compatible stores name the root `…Response`.
@@ -597,12 +635,14 @@ package final class S3Client {
     /// Discards an upload and its parts. The S3 operation is AbortMultipartUpload.
     package func abortMultipartUpload(bucket: String, key: String, uploadID: String) throws(S3Error) {
         do {
-            _ = try send(
-                "DELETE",
-                bucket: bucket,
-                key: key,
-                query: [("uploadId", uploadID)],
-                resource: "s3://\(bucket)/\(key)"
+            _ = try deliver(
+                exchange(
+                    "DELETE",
+                    bucket: bucket,
+                    key: key,
+                    query: [("uploadId", uploadID)],
+                    resource: "s3://\(bucket)/\(key)"
+                )
             )
         } catch  where error.kind == .noSuchUpload {
             return  // already gone
@@ -615,15 +655,17 @@ package final class S3Client {
     /// AWS's endpoints only (`endpoint.stsAuthority`).
     package func getCallerIdentity(authority: String, scheme: String = "https") throws(S3Error) -> CallerIdentity {
         let body = Array("Action=GetCallerIdentity&Version=2011-06-15".utf8)
-        let response = try send(
-            "POST",
-            authority: authority,
-            scheme: scheme,
-            service: "sts",
-            headers: [("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
-            body: .bytes(body),
-            payloadHash: SHA256.hex(of: body),
-            resource: "STS at \(authority)"
+        let response = try deliver(
+            exchange(
+                "POST",
+                authority: authority,
+                scheme: scheme,
+                service: "sts",
+                headers: [("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+                body: .bytes(body),
+                payloadHash: SHA256.hex(of: body),
+                resource: "STS at \(authority)"
+            )
         )
         let document = try parse(response, expecting: ["GetCallerIdentityResponse"])
         let result = document.child("GetCallerIdentityResult")
@@ -636,7 +678,7 @@ package final class S3Client {
 
     // MARK: - Signing and sending
 
-    /// One S3 request as `send` signs it, and what its answer means.
+    /// One S3 request as `deliver` signs it, and what its answer means.
     private struct Exchange {
         var method: String
         var host: String
@@ -665,17 +707,17 @@ package final class S3Client {
 
     private func exchange(
         _ method: String,
-        bucket: String?,
-        key: String?,
-        authority: String?,
-        scheme: String?,
-        service: String,
-        query: [(String, String)],
-        headers: [(String, String)],
-        body: HTTPBody,
-        payloadHash: String?,
+        bucket: String? = nil,
+        key: String? = nil,
+        authority: String? = nil,
+        scheme: String? = nil,
+        service: String = "s3",
+        query: [(String, String)] = [],
+        headers: [(String, String)] = [],
+        body: HTTPBody = .none,
+        payloadHash: String? = nil,
         resource: String,
-        onBytesSent: ((Int64) -> Void)?
+        onBytesSent: ((Int64) -> Void)? = nil
     ) -> Exchange {
         let (host, path) =
             bucket.map { endpoint.address(bucket: $0, key: key) } ?? (authority ?? endpoint.authority, "/")
@@ -794,34 +836,10 @@ package final class S3Client {
         throw error
     }
 
-    private func send(
-        _ method: String,
-        bucket: String? = nil,
-        key: String? = nil,
-        authority: String? = nil,
-        scheme: String? = nil,
-        service: String = "s3",
-        query: [(String, String)] = [],
-        headers: [(String, String)] = [],
-        body: HTTPBody = .none,
-        payloadHash: String? = nil,
-        resource: String,
-        onBytesSent: ((Int64) -> Void)? = nil
-    ) throws(S3Error) -> HTTPResponse {
-        var exchange = exchange(
-            method,
-            bucket: bucket,
-            key: key,
-            authority: authority,
-            scheme: scheme,
-            service: service,
-            query: query,
-            headers: headers,
-            body: body,
-            payloadHash: payloadHash,
-            resource: resource,
-            onBytesSent: onBytesSent
-        )
+    /// Signs and sends `exchange` on the client's own handle, and again when `judge` says so; the answer when
+    /// it is a success.
+    private func deliver(_ exchange: Exchange) throws(S3Error) -> HTTPResponse {
+        var exchange = exchange
         let curl = try curl()
         while true {
             let request = try signedRequest(&exchange)
@@ -835,43 +853,11 @@ package final class S3Client {
         }
     }
 
-    /// `send` on the client's `TransferLoop`: the calling task waits, the loop's thread carries other transfers
-    /// meanwhile.
-    private func sendOnLoop(
-        _ method: String,
-        bucket: String,
-        key: String,
-        headers: [(String, String)] = [],
-        body: HTTPBody = .none,
-        payloadHash: String? = nil,
-        resource: String
-    ) async throws(S3Error) -> HTTPResponse {
-        guard let loop else {
-            return try send(
-                method,
-                bucket: bucket,
-                key: key,
-                headers: headers,
-                body: body,
-                payloadHash: payloadHash,
-                resource: resource,
-                onBytesSent: nil
-            )
-        }
-        var exchange = exchange(
-            method,
-            bucket: bucket,
-            key: key,
-            authority: nil,
-            scheme: nil,
-            service: "s3",
-            query: [],
-            headers: headers,
-            body: body,
-            payloadHash: payloadHash,
-            resource: resource,
-            onBytesSent: nil
-        )
+    /// `deliver` on the client's `TransferLoop` (on the client's own handle when it has none): the calling task waits,
+    /// the loop's thread carries other transfers meanwhile.
+    private func deliverOnLoop(_ exchange: Exchange) async throws(S3Error) -> HTTPResponse {
+        guard let loop else { return try deliver(exchange) }
+        var exchange = exchange
         while true {
             let request = try signedRequest(&exchange)
             let response: HTTPResponse

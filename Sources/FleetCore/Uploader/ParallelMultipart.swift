@@ -12,9 +12,9 @@ import Synchronization
 /// the ledger recorded for the same key, size, mtime and part size is continued: a recorded part is reused when
 /// ListParts still shows it with the recorded ETag and size and its checksum equals the file's bytes now; every
 /// other part is sent. Uploads recorded for the key that cannot be continued (the file changed, the part size
-/// differs, S3 no longer holds them) are aborted. Then `concurrency` threads, each with its own client, send the
-/// missing parts, S3 verifying each against its checksum, and the journal records each part as S3 acknowledges
-/// it.
+/// differs, S3 no longer holds them) are aborted. Then the missing parts are sent, `concurrency` at once (as
+/// transfers on the caller's `TransferLoop`, or on as many threads each with its own client), S3 verifying each
+/// against its checksum, and the journal records each part as S3 acknowledges it.
 ///
 /// The part size is the configured one raised to fit S3's 10,000 parts (`PartPlan`), or the one a resumable
 /// upload recorded. A CompleteMultipartUpload without an answer, or answered `NoSuchUpload`, and an upload the
@@ -61,6 +61,8 @@ package struct ParallelMultipart {
         self.stop = stop
     }
 
+    /// Uploads the file, its parts sent by `concurrency` threads, each with a client of its own.
+    ///
     /// - Parameters:
     ///   - identity: When `file` is a copy made of another file (a `CompressedCopy`), that file's status as it was
     ///     read: the journal's records, which describe the file a row is for, are matched against it.
@@ -76,8 +78,122 @@ package struct ParallelMultipart {
     ) throws(S3Error)
         -> UploadedObject
     {
+        let plan: Plan
+        let described = Described(identity: identity, attributes: attributes)
+        switch try start(file, described, bucket: bucket, key: key, client: client, journaling) {
+        case .done(let object): return object
+        case .send(let next): plan = next
+        }
+        let sent = sendOnThreads(plan, descriptor: file.descriptor, bucket: bucket, key: key, journaling)
+        return try finish(plan, sent, file, bucket: bucket, key: key, client: client, journaling)
+    }
+
+    /// Uploads the file with its parts sent as `concurrency` transfers at once on `loop`, by `client` (the
+    /// loop's); the rest (checksums, resuming, completing, the journal) runs on other threads while the calling
+    /// task waits. Call it from a task of `loop`. `identity` and `attributes` as for the blocking `upload`.
+    package func upload(
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        client: S3Client,
+        loop: TransferLoop,
+        journaling: Journaling? = nil,
+        identity: LocalFile.Status? = nil,
+        attributes: ObjectAttributes = .plain
+    ) async throws(S3Error) -> UploadedObject {
+        let opened = Handed(file)
+        let plan: Plan
+        let described = Described(identity: identity, attributes: attributes)
+        let started = await loop.offload { () -> Result<Start, S3Error> in
+            Result { () throws(S3Error) -> Start in
+                try start(opened.value, described, bucket: bucket, key: key, client: blockingClient(), journaling)
+            }
+        }
+        switch try started.get() {
+        case .done(let object): return object
+        case .send(let next): plan = next
+        }
+        let sent = await sendOnLoop(
+            plan,
+            descriptor: file.descriptor,
+            bucket: bucket,
+            key: key,
+            client: Handed(client),
+            loop: loop,
+            journaling
+        )
+        return try await loop.offload { () -> Result<UploadedObject, S3Error> in
+            Result { () throws(S3Error) -> UploadedObject in
+                try finish(plan, sent, opened.value, bucket: bucket, key: key, client: blockingClient(), journaling)
+            }
+        }
+        .get()
+    }
+
+    /// A client for the blocking requests of one upload, ended by the run's stop.
+    private func blockingClient() throws(S3Error) -> S3Client {
+        let client = try context.client(logger: logger, timeouts: timeouts)
+        if let stop { client.shouldEnd = { stop.transfersMustEnd } }
+        return client
+    }
+
+    /// What is left to send of a file: its checksums, the upload its parts go to, and the parts S3 holds already.
+    private struct Plan: Sendable {
+        var before: LocalFile.Status
+        var partSize: Int64
+        /// Every part's SHA-256, in order.
+        var digests: [[UInt8]]
+        /// The whole file's SHA-256, hex.
+        var sha256: String
+        var uploadID: String
+        /// Parts an earlier run sent that the upload keeps, by part number.
+        var reused: [Int: UploadedPart]
+
+        /// Part indexes (from 0) still to send.
+        var missing: [Int] { (0..<digests.count).filter { reused[$0 + 1] == nil } }
+
+        /// The bytes of part `index` (from 0).
+        func region(_ index: Int, descriptor: Int32) -> FileRegion {
+            let start = Int64(index) * partSize
+            return FileRegion(
+                descriptor: descriptor,
+                offset: start,
+                length: min(partSize, before.size - start),
+                unchangedSince: (before.size, before.mtime)
+            )
+        }
+    }
+
+    /// What the object is of, when not simply the file sent, and what it carries besides its bytes.
+    private struct Described: Sendable {
+        var identity: LocalFile.Status?
+        var attributes: ObjectAttributes
+    }
+
+    private enum Start: Sendable {
+        /// Nothing to send: an earlier attempt completed the upload.
+        case done(UploadedObject)
+        case send(Plan)
+    }
+
+    /// The parts sent, by index, and the first error that ended the sending (the rest was not started).
+    private struct Sent: Sendable {
+        var parts: [UploadedPart?]
+        var error: S3Error?
+    }
+
+    /// Computes every part's checksum and the file's in one read, and continues a recorded upload of the file or
+    /// starts one.
+    private func start(
+        _ file: LocalFile,
+        _ described: Described,
+        bucket: String,
+        key: String,
+        client: S3Client,
+        _ journaling: Journaling?
+    ) throws(S3Error) -> Start {
         let before = try S3Error.reading { try file.status() }
-        let identity = identity ?? before
+        let identity = described.identity ?? before
         let partSize = try self.partSize(for: before, identity: identity, bucket: bucket, key: key, journaling)
         let whole = SHA256()
         var digests: [[UInt8]] = []
@@ -91,9 +207,8 @@ package struct ParallelMultipart {
             offset += length
         }
         try client.requireUnchanged(file, since: before, "while its checksums were computed")
+        let sha256 = whole.finalize().hexString
 
-        var reused: [Int: UploadedPart] = [:]
-        let uploadID: String
         let resumed = try resume(
             digests: digests,
             partSize: partSize,
@@ -104,25 +219,29 @@ package struct ParallelMultipart {
             client: client,
             journaling
         )
-        if case .completed(let recordedID, let object) = resumed {
+        var reused: [Int: UploadedPart] = [:]
+        let uploadID: String
+        switch resumed {
+        case .completed(let recordedID, let object):
             // An earlier attempt's CompleteMultipartUpload went through; only its answer was lost.
             try client.requireUnchanged(file, since: before, "while it was sent")
             logger.info("an earlier attempt completed the multipart upload", metadata: ["s3.key": "\(key)"])
-            return UploadedObject(
-                bucket: bucket,
-                key: key,
-                etag: object.etag,
-                sha256: whole.finalize().hexString,
-                versionID: object.versionID,
-                size: before.size,
-                mtime: before.mtime,
-                partCount: digests.count,
-                multipartUploadID: recordedID,
-                device: before.device,
-                inode: before.inode
+            return .done(
+                UploadedObject(
+                    bucket: bucket,
+                    key: key,
+                    etag: object.etag,
+                    sha256: sha256,
+                    versionID: object.versionID,
+                    size: before.size,
+                    mtime: before.mtime,
+                    partCount: digests.count,
+                    multipartUploadID: recordedID,
+                    device: before.device,
+                    inode: before.inode
+                )
             )
-        }
-        if case .continuing(let recordedID, let parts) = resumed {
+        case .continuing(let recordedID, let parts):
             uploadID = recordedID
             reused = parts
             logger.info(
@@ -131,25 +250,40 @@ package struct ParallelMultipart {
                     "s3.key": "\(key)", "parts.reused": "\(reused.count)", "parts.total": "\(digests.count)",
                 ]
             )
-        } else {
-            uploadID = try client.createMultipartUpload(bucket: bucket, key: key, attributes: attributes)
+        case .none:
+            uploadID = try client.createMultipartUpload(bucket: bucket, key: key, attributes: described.attributes)
         }
         if let journaling { journaling.journal.started(journaling.job, uploadID: uploadID, partSize: partSize) }
+        return .send(
+            Plan(
+                before: before,
+                partSize: partSize,
+                digests: digests,
+                sha256: sha256,
+                uploadID: uploadID,
+                reused: reused
+            )
+        )
+    }
 
-        let parts = Mutex<[UploadedPart?]>((0..<digests.count).map { reused[$0 + 1] })
-        let missing = (0..<digests.count).filter { reused[$0 + 1] == nil }
+    /// Sends the missing parts of `plan` on `concurrency` threads, each with a client of its own; the journal
+    /// records each part as S3 acknowledges it.
+    private func sendOnThreads(
+        _ plan: Plan,
+        descriptor: Int32,
+        bucket: String,
+        key: String,
+        _ journaling: Journaling?
+    ) -> Sent {
+        let parts = Mutex<[UploadedPart?]>((0..<plan.digests.count).map { plan.reused[$0 + 1] })
+        let missing = plan.missing
         let next = Mutex(0)
         let firstError = Mutex<S3Error?>(nil)
         let group = DispatchGroup()
-        let (descriptor, size, mtime, context, timeouts, logger, stop) = (
-            file.descriptor, before.size, before.mtime, context, timeouts, logger, stop
-        )
-        let digestList = digests
         for lane in 0..<min(concurrency, missing.count) {
             DispatchQueue(label: "fleet.multipart.\(lane)").async(group: group) {
                 do throws(S3Error) {
-                    let laneClient = try context.client(logger: logger, timeouts: timeouts)
-                    if let stop { laneClient.shouldEnd = { stop.transfersMustEnd } }
+                    let laneClient = try blockingClient()
                     while firstError.withLock({ $0 == nil }) {
                         if stop?.stopRequested == true { throw S3Error(.interrupted, "stopped") }
                         let position = next.withLock { value -> Int in
@@ -158,21 +292,17 @@ package struct ParallelMultipart {
                         }
                         guard position < missing.count else { return }
                         let index = missing[position]
-                        let start = Int64(index) * partSize
                         let part = try laneClient.uploadPart(
                             bucket: bucket,
                             key: key,
-                            uploadID: uploadID,
+                            uploadID: plan.uploadID,
                             partNumber: index + 1,
-                            region: FileRegion(
-                                descriptor: descriptor,
-                                offset: start,
-                                length: min(partSize, size - start),
-                                unchangedSince: (size, mtime)
-                            ),
-                            sha256: digestList[index]
+                            region: plan.region(index, descriptor: descriptor),
+                            sha256: plan.digests[index]
                         )
-                        if let journaling { journaling.journal.finished(part, of: journaling.job, uploadID: uploadID) }
+                        if let journaling {
+                            journaling.journal.finished(part, of: journaling.job, uploadID: plan.uploadID)
+                        }
                         parts.withLock { $0[index] = part }
                     }
                 } catch {
@@ -181,32 +311,96 @@ package struct ParallelMultipart {
             }
         }
         group.wait()
+        return Sent(parts: parts.withLock { $0 }, error: firstError.withLock { $0 })
+    }
+
+    /// Sends the missing parts of `plan` as `concurrency` transfers at once on `loop`; the journal records each
+    /// part (on another thread) as S3 acknowledges it.
+    private func sendOnLoop(
+        _ plan: Plan,
+        descriptor: Int32,
+        bucket: String,
+        key: String,
+        client: Handed<S3Client>,
+        loop: TransferLoop,
+        _ journaling: Journaling?
+    ) async -> Sent {
+        let sending = Handed(
+            PartsInFlight(parts: (0..<plan.digests.count).map { plan.reused[$0 + 1] }, missing: plan.missing)
+        )
+        await withTaskGroup(of: Void.self) { group in
+            // The tasks run on `loop`, as does every use of `sending` and of the client.
+            for _ in 0..<min(concurrency, plan.missing.count) {
+                group.addTask(executorPreference: loop) {
+                    let sending = sending.value
+                    while sending.error == nil, let index = sending.next() {
+                        if stop?.stopRequested == true {
+                            sending.fail(S3Error(.interrupted, "stopped"))
+                            return
+                        }
+                        do throws(S3Error) {
+                            let part = try await client.value.uploadPart(
+                                bucket: bucket,
+                                key: key,
+                                uploadID: plan.uploadID,
+                                partNumber: index + 1,
+                                region: plan.region(index, descriptor: descriptor),
+                                sha256: plan.digests[index]
+                            )
+                            if let journaling {
+                                await loop.offload {
+                                    journaling.journal.finished(part, of: journaling.job, uploadID: plan.uploadID)
+                                }
+                            }
+                            sending.parts[index] = part
+                        } catch {
+                            sending.fail(error)
+                        }
+                    }
+                }
+            }
+        }
+        return Sent(parts: sending.value.parts, error: sending.value.error)
+    }
+
+    /// Completes the upload once every part was sent; keeps it open for the next attempt after a transient
+    /// failure, aborts it otherwise.
+    private func finish(
+        _ plan: Plan,
+        _ sent: Sent,
+        _ file: LocalFile,
+        bucket: String,
+        key: String,
+        client: S3Client,
+        _ journaling: Journaling?
+    ) throws(S3Error) -> UploadedObject {
+        let before = plan.before
         do throws(S3Error) {
-            if var error = firstError.withLock({ $0 }) {
+            if var error = sent.error {
                 if error.kind == .interrupted {
-                    let sent = parts.withLock { $0.count { $0 != nil } }
+                    let count = sent.parts.count { $0 != nil }
                     error.message =
-                        "stopped after \(sent) of \(digests.count) parts; the upload stays open with them and the next "
-                        + "run continues from there"
+                        "stopped after \(count) of \(plan.digests.count) parts; the upload stays open with them and "
+                        + "the next run continues from there"
                 }
                 throw error
             }
-            let finished = parts.withLock { $0.compactMap { $0 } }
+            let finished = sent.parts.compactMap { $0 }
             // A file that changed while its parts were sent is not completed into an object: the upload is
             // aborted below and the next attempt sends the file as it is then.
             try client.requireUnchanged(file, since: before, "while it was sent")
-            let completed = try complete(uploadID, parts: finished, size: before.size, bucket, key, client)
+            let completed = try complete(plan.uploadID, parts: finished, size: before.size, bucket, key, client)
             try client.requireUnchanged(file, since: before, "while it was sent")
             return UploadedObject(
                 bucket: bucket,
                 key: key,
                 etag: completed.etag,
-                sha256: whole.finalize().hexString,
+                sha256: plan.sha256,
                 versionID: completed.versionID,
                 size: before.size,
                 mtime: before.mtime,
                 partCount: finished.count,
-                multipartUploadID: uploadID,
+                multipartUploadID: plan.uploadID,
                 device: before.device,
                 inode: before.inode
             )
@@ -214,7 +408,7 @@ package struct ParallelMultipart {
             // Kept open for the next attempt, which continues from the recorded parts, unless no attempt could
             // use it: the file changed, or the failure is permanent.
             if error.isTransient, error.kind != .fileChanged, journaling != nil { throw error }
-            abort(uploadID, bucket: bucket, key: key, client: client, journaling: journaling)
+            abort(plan.uploadID, bucket: bucket, key: key, client: client, journaling: journaling)
             throw error
         }
     }
@@ -387,5 +581,30 @@ package struct ParallelMultipart {
     static func sameETag(_ a: String, _ b: String) -> Bool {
         let quotes = CharacterSet(charactersIn: "\"")
         return a.trimmingCharacters(in: quotes).lowercased() == b.trimmingCharacters(in: quotes).lowercased()
+    }
+}
+
+/// The parts of one upload being sent on a transfer loop: used by the loop's tasks alone, on its thread.
+private final class PartsInFlight {
+    var parts: [UploadedPart?]
+    private(set) var error: S3Error?
+    private let missing: [Int]
+    private var position = 0
+
+    init(parts: [UploadedPart?], missing: [Int]) {
+        self.parts = parts
+        self.missing = missing
+    }
+
+    /// The next part index to send, nil when every one was started.
+    func next() -> Int? {
+        guard position < missing.count else { return nil }
+        defer { position += 1 }
+        return missing[position]
+    }
+
+    /// The first error ends the sending: no further part starts.
+    func fail(_ error: S3Error) {
+        if self.error == nil { self.error = error }
     }
 }

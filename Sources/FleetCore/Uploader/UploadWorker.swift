@@ -8,24 +8,60 @@ import Logging
 /// claimed files, uploads each with retries, and hands the outcome to the writer; its requests wait on the loop,
 /// not on the thread, so one thread keeps hundreds of requests in flight.
 ///
-/// Each lane owns its `S3Client`, used only by the lane's steps, which all run on the loop's thread. A large
-/// file's parts go out on threads of their own (`ParallelMultipart`) while the lane waits.
-struct UploadWorker: Sendable {
-    var index: Int
+/// The lanes of a queue share one `S3Client` (its signing keys, its view of the store), used only by their
+/// steps, which all run on the loop's thread. A large file's parts go out on the same loop, a few at once
+/// (`ParallelMultipart`), while its lane waits.
+///
+/// A class: every async step of a lane holds the worker while it waits, and a reference is 8 bytes of each of a
+/// thousand lanes' frames where a copy of the configuration would be kilobytes.
+final class UploadWorker: Sendable {
+    let index: Int
     /// Queues of the pool, this one included.
-    var queues: Int
+    let queues: Int
     /// The most files this queue uploads at once; how many of them may be in flight now is its share of the
     /// governor's level.
-    var lanes: Int
-    var governor: ConcurrencyGovernor
-    var context: S3Context
-    var config: FleetConfig
-    var source: JobSource
-    var writer: ResultWriter
-    var state: RunState
-    var progress: UploadProgress
-    var journal: MultipartJournal
-    var logger: Logger
+    let lanes: Int
+    let governor: ConcurrencyGovernor
+    let context: S3Context
+    let config: FleetConfig
+    let source: JobSource
+    let writer: ResultWriter
+    let state: RunState
+    let progress: UploadProgress
+    let journal: MultipartJournal
+    let logger: Logger
+    /// `upload.multipart_threshold_mb` in bytes, read once (the resolved configuration is a large value, and an
+    /// async step that read it would keep it in its frame).
+    private let multipartThresholdBytes: Int64
+
+    init(
+        index: Int,
+        queues: Int,
+        lanes: Int,
+        governor: ConcurrencyGovernor,
+        context: S3Context,
+        config: FleetConfig,
+        source: JobSource,
+        writer: ResultWriter,
+        state: RunState,
+        progress: UploadProgress,
+        journal: MultipartJournal,
+        logger: Logger
+    ) {
+        self.index = index
+        self.queues = queues
+        self.lanes = lanes
+        self.governor = governor
+        self.context = context
+        self.config = config
+        self.source = source
+        self.writer = writer
+        self.state = state
+        self.progress = progress
+        self.journal = journal
+        self.logger = logger
+        multipartThresholdBytes = config.resolved.upload.multipartThresholdBytes
+    }
 
     /// Runs the queue's loop until every lane has run out of files (or the run stops).
     func run() {
@@ -38,56 +74,57 @@ struct UploadWorker: Sendable {
             return
         }
         loop.caBundle = context.endpoint.caBundle
-        let claims = ClaimTurn()
-        let gate = LaneGate()
-        addLanes(loop: loop, claims: claims, gate: gate)
-        loop.run()
-    }
-
-    /// Starts lanes up to the queue's share of the governor's level: a lane (its task and its client) exists
-    /// only once the level has called for it, and stays, waiting at the gate, when the level goes down.
-    private func addLanes(loop: TransferLoop, claims: ClaimTurn, gate: LaneGate) {
-        while gate.started < min(lanes, governor.share(of: queues, index: index)) {
-            let lane = gate.started
-            gate.started += 1
-            loop.spawn { await self.runLane(lane, loop: loop, claims: claims, gate: gate) }
-        }
-    }
-
-    private func runLane(_ lane: Int, loop: TransferLoop, claims: ClaimTurn, gate: LaneGate) async {
+        // libcurl counts the connections in use too: twice the lanes leaves room for a connection being replaced
+        // while every lane has one, and closes the rest once fewer lanes are in flight.
+        loop.limitConnections(to: 2 * lanes)
         var logger = self.logger
-        logger[metadataKey: "worker"] = "\(index).\(lane)"
+        logger[metadataKey: "worker"] = "\(index)"
         let client: S3Client
         do {
             client = try context.client(logger: logger)
-            client.shouldEnd = { [state] in state.transfersMustEnd }
-            client.loop = loop
         } catch {
             logger.error("cannot create an S3 client", metadata: ["error": "\(error)"])
             state.requestStop()
             return
         }
-        var generator = SystemRandomNumberGenerator()
+        client.shouldEnd = { [state] in state.transfersMustEnd }
+        client.loop = loop
+        let lanes = Lanes(loop: loop, client: Handed(client), claims: ClaimTurn(), gate: LaneGate())
+        addLanes(lanes)
+        loop.run()
+    }
+
+    /// Starts lanes up to the queue's share of the governor's level: a lane (its task and its client) exists
+    /// only once the level has called for it, and stays, waiting at the gate, when the level goes down.
+    private func addLanes(_ lanes: Lanes) {
+        while lanes.gate.started < min(self.lanes, governor.share(of: queues, index: index)) {
+            let lane = lanes.gate.started
+            lanes.gate.started += 1
+            lanes.loop.spawn { await self.runLane(lane, lanes) }
+        }
+    }
+
+    private func runLane(_ lane: Int, _ lanes: Lanes) async {
         while true {
-            await gate.enter(limit: governor.share(of: queues, index: index))
+            await lanes.gate.enter(limit: governor.share(of: queues, index: index))
             let job: UploadJob
             do {
-                guard let next = try await nextJob(loop: loop, claims: claims) else {
-                    gate.leave(limit: governor.share(of: queues, index: index))
+                guard let next = try await nextJob(loop: lanes.loop, claims: lanes.claims) else {
+                    lanes.gate.leave(limit: governor.share(of: queues, index: index))
                     return
                 }
                 job = next
             } catch {
-                gate.leave(limit: governor.share(of: queues, index: index))
-                logger.error("cannot claim files from the ledger", metadata: ["error": "\(error)"])
+                lanes.gate.leave(limit: governor.share(of: queues, index: index))
+                logger(lane).error("cannot claim files from the ledger", metadata: ["error": "\(error)"])
                 state.requestStop()
                 return
             }
-            let outcome = await upload(job, client: client, loop: loop, logger: logger, generator: &generator)
+            let outcome = await upload(job, lane: lane, client: lanes.client.value, loop: lanes.loop)
             writer.submit(outcome)
             governor.fileFinished()
-            gate.leave(limit: governor.share(of: queues, index: index))
-            addLanes(loop: loop, claims: claims, gate: gate)
+            lanes.gate.leave(limit: governor.share(of: queues, index: index))
+            addLanes(lanes)
         }
     }
 
@@ -119,133 +156,211 @@ struct UploadWorker: Sendable {
     }
 
     /// Uploads one file, retrying transient failures with backoff, and says how it ended.
-    func upload(
-        _ job: UploadJob,
-        client: S3Client,
-        loop: TransferLoop,
-        logger: Logger,
-        generator: inout SystemRandomNumberGenerator
-    ) async
-        -> UploadOutcome
-    {
+    ///
+    /// The steps that do not wait are functions of their own: what a lane's task keeps while it waits is its
+    /// frame, and with a thousand lanes every byte of it counts a thousand times.
+    func upload(_ job: UploadJob, lane: Int, client: S3Client, loop: TransferLoop) async -> UploadOutcome {
         let started = Timestamp.now()
-        let settings = config.resolved.upload
         var attempts = 0
-        let multipart = ParallelMultipart(
-            context: context,
-            partSize: settings.partSizeBytes,
-            concurrency: settings.partConcurrency,
-            timeouts: client.timeouts,
-            logger: logger,
-            stop: state
-        )
-        let journaling = ParallelMultipart.Journaling(journal: journal, job: job)
         // Whether an object an earlier attempt (of this run, or of the run that recorded the row failed) sent may
         // be in the bucket although no answer said so: then the bucket is asked before the file is sent again.
         var unsure = job.claimedFrom != "pending"
         while true {
             attempts += 1
+            let error: S3Error
             do throws(S3Error) {
-                let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
-                let body = try await self.body(for: job, file: file, loop: loop, logger: logger)
-                let uploaded: UploadedObject
-                if try body.size >= settings.multipartThresholdBytes {
-                    let opened = Handed(body.file)
-                    let (identity, attributes) = (body.identity, body.attributes)
-                    let (context, shouldEnd, timeouts) = (context, client.shouldEnd, client.timeouts)
-                    uploaded = try await loop.offload { () -> Result<UploadedObject, S3Error> in
-                        Result { () throws(S3Error) -> UploadedObject in
-                            let client = try context.client(logger: logger, timeouts: timeouts)
-                            client.shouldEnd = shouldEnd
-                            return try multipart.upload(
-                                opened.value,
-                                bucket: job.bucket,
-                                key: job.key,
-                                client: client,
-                                journaling: journaling,
-                                identity: identity,
-                                attributes: attributes
-                            )
-                        }
-                    }.get()
-                } else {
-                    uploaded = try await putObject(
-                        body.file,
-                        job: job,
-                        client: client,
-                        lookFirst: unsure,
-                        attributes: body.attributes,
-                        logger: logger
-                    )
-                }
-                let (object, sentSize) = try original(uploaded, body: body, file: file, client: client)
-                state.recordSuccess()
-                progress.update {
-                    $0.uploadedFiles += 1
-                    $0.uploadedBytes += object.size
-                }
-                logger.debug("uploaded", metadata: ["s3.key": "\(job.key)", "file.size": "\(object.size)"])
-                var outcome = UploadOutcome(job: job, status: .uploaded, attempts: attempts, startedAt: started)
-                outcome.etag = object.etag
-                outcome.sha256 = object.sha256
-                outcome.versionID = object.versionID
-                outcome.multipartUploadID = object.multipartUploadID
-                outcome.size = object.size
-                outcome.mtime = object.mtime
-                outcome.device = object.device
-                outcome.inode = object.inode
-                outcome.sentSize = sentSize
-                return outcome
-            } catch {
-                if error.mayHaveTakenEffect { unsure = true }
-                if error.signalsCongestion { governor.congestion() }
-                let givingUp = error.isTransient && state.recordTransientFailure(error)
-                if error.isTransient, attempts < settings.maxAttempts, !givingUp, !state.stopRequested {
-                    let wait = settings.backoff.delay(afterAttempt: attempts, using: &generator)
-                    progress.update { $0.retries += 1 }
-                    logger.notice(
-                        "retry \(attempts)/\(settings.maxAttempts) in \(String(format: "%.1f", wait)) s",
-                        metadata: [
-                            "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)",
-                            "error": "\(error.message)",
-                        ]
-                    )
-                    await loop.sleep(wait, wakeEarly: { [state] in state.shouldStop })
-                    continue
-                }
-                progress.update { $0.failedFiles += 1 }
-                if !error.isTransient, job.size >= settings.multipartThresholdBytes {
-                    // Parts earlier runs sent for this file can never be completed now.
-                    let context = context
-                    await loop.offload {
-                        guard let client = try? context.client(logger: logger) else { return }
-                        multipart.abandonRecorded(
-                            bucket: job.bucket,
-                            key: job.key,
-                            client: client,
-                            journaling: journaling
-                        )
-                    }
-                }
-                logger.warning(
-                    "\(error.isTransient ? "failed" : "permanent failure"): \(error.message)",
-                    metadata: [
-                        "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)", "attempts": "\(attempts)",
-                    ]
+                let (uploaded, sentSize) = try await send(
+                    job,
+                    lane: lane,
+                    client: client,
+                    loop: loop,
+                    lookFirst: unsure
                 )
-                var outcome = UploadOutcome(
-                    job: job,
-                    status: error.isTransient ? .failed : .permanentFailure,
-                    attempts: attempts,
-                    startedAt: started
-                )
-                outcome.errorClass = error.kind.rawValue
-                outcome.errorMessage = error.description
-                outcome.httpStatus = error.httpStatus
+                return succeeded(job, uploaded, sentSize: sentSize, attempts: attempts, startedAt: started)
+            } catch let failure {
+                error = failure
+            }
+            if error.mayHaveTakenEffect { unsure = true }
+            switch failed(job, error, lane: lane, attempts: attempts, startedAt: started) {
+            case .retry(let wait):
+                await loop.sleep(wait, wakeEarly: { [state] in state.shouldStop })
+            case .done(let outcome, let abandonParts):
+                if abandonParts { await self.abandonParts(job, lane: lane, loop: loop) }
                 return outcome
             }
         }
     }
+
+    /// One attempt at the file: a PutObject, or the parts of a large file; of its compressed copy for a file
+    /// recorded to go up compressed. Returns the object as the ledger records the file, and the size sent when
+    /// that was a copy.
+    @inline(never)
+    private func send(
+        _ job: UploadJob,
+        lane: Int,
+        client: S3Client,
+        loop: TransferLoop,
+        lookFirst: Bool
+    ) async throws(S3Error) -> (object: UploadedObject, sentSize: Int64?) {
+        let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
+        let body = try await self.body(for: job, file: file, loop: loop, logger: logger(lane))
+        let uploaded: UploadedObject
+        if try body.size >= multipartThresholdBytes {
+            uploaded = try await sendInParts(body, job, lane: lane, client: client, loop: loop)
+        } else {
+            uploaded = try await putObject(
+                body.file,
+                job: job,
+                client: client,
+                lookFirst: lookFirst,
+                attributes: body.attributes,
+                logger: logger(lane)
+            )
+        }
+        return try original(uploaded, body: body, file: file, client: client)
+    }
+
+    @inline(never)  // its frame only while a large file is sent
+    private func sendInParts(
+        _ body: Body,
+        _ job: UploadJob,
+        lane: Int,
+        client: S3Client,
+        loop: TransferLoop
+    ) async throws(S3Error) -> UploadedObject {
+        try await multipart(lane).upload(
+            body.file,
+            bucket: job.bucket,
+            key: job.key,
+            client: client,
+            loop: loop,
+            journaling: ParallelMultipart.Journaling(journal: journal, job: job),
+            identity: body.identity,
+            attributes: body.attributes
+        )
+    }
+
+    @inline(never)
+    private func multipart(_ lane: Int) -> ParallelMultipart {
+        let settings = config.resolved.upload
+        return ParallelMultipart(
+            context: context,
+            partSize: settings.partSizeBytes,
+            concurrency: settings.partConcurrency,
+            timeouts: HTTPTimeouts(),
+            logger: logger(lane),
+            stop: state
+        )
+    }
+
+    /// The worker's logger, naming the lane.
+    @inline(never)
+    private func logger(_ lane: Int) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "worker"] = "\(index).\(lane)"
+        return logger
+    }
+
+    @inline(never)  // as the steps below: not part of the waiting task's frame
+    private func succeeded(
+        _ job: UploadJob,
+        _ uploaded: UploadedObject,
+        sentSize: Int64?,
+        attempts: Int,
+        startedAt started: Timestamp
+    ) -> UploadOutcome {
+        state.recordSuccess()
+        progress.update {
+            $0.uploadedFiles += 1
+            $0.uploadedBytes += uploaded.size
+        }
+        logger.debug("uploaded", metadata: ["s3.key": "\(job.key)", "file.size": "\(uploaded.size)"])
+        var outcome = UploadOutcome(job: job, status: .uploaded, attempts: attempts, startedAt: started)
+        outcome.etag = uploaded.etag
+        outcome.sha256 = uploaded.sha256
+        outcome.versionID = uploaded.versionID
+        outcome.multipartUploadID = uploaded.multipartUploadID
+        outcome.size = uploaded.size
+        outcome.mtime = uploaded.mtime
+        outcome.device = uploaded.device
+        outcome.inode = uploaded.inode
+        outcome.sentSize = sentSize
+        return outcome
+    }
+
+    /// What follows a failed attempt.
+    private enum NextStep {
+        case retry(after: Double)
+        /// The file's outcome; `abandonParts` when parts earlier runs sent for it can never be completed now.
+        case done(UploadOutcome, abandonParts: Bool)
+    }
+
+    @inline(never)
+    private func failed(
+        _ job: UploadJob,
+        _ error: S3Error,
+        lane: Int,
+        attempts: Int,
+        startedAt started: Timestamp
+    ) -> NextStep {
+        let settings = config.resolved.upload
+        let logger = logger(lane)
+        if error.signalsCongestion { governor.congestion() }
+        let givingUp = error.isTransient && state.recordTransientFailure(error)
+        if error.isTransient, attempts < settings.maxAttempts, !givingUp, !state.stopRequested {
+            var generator = SystemRandomNumberGenerator()
+            let wait = settings.backoff.delay(afterAttempt: attempts, using: &generator)
+            progress.update { $0.retries += 1 }
+            logger.notice(
+                "retry \(attempts)/\(settings.maxAttempts) in \(String(format: "%.1f", wait)) s",
+                metadata: [
+                    "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)", "error": "\(error.message)",
+                ]
+            )
+            return .retry(after: wait)
+        }
+        progress.update { $0.failedFiles += 1 }
+        logger.warning(
+            "\(error.isTransient ? "failed" : "permanent failure"): \(error.message)",
+            metadata: [
+                "s3.key": "\(job.key)", "error.class": "\(error.kind.rawValue)", "attempts": "\(attempts)",
+            ]
+        )
+        var outcome = UploadOutcome(
+            job: job,
+            status: error.isTransient ? .failed : .permanentFailure,
+            attempts: attempts,
+            startedAt: started
+        )
+        outcome.errorClass = error.kind.rawValue
+        outcome.errorMessage = error.description
+        outcome.httpStatus = error.httpStatus
+        return .done(outcome, abandonParts: !error.isTransient && job.size >= settings.multipartThresholdBytes)
+    }
+
+    /// Aborts the multipart uploads earlier runs recorded for the file (on another thread: they are blocking
+    /// requests and ledger writes).
+    private func abandonParts(_ job: UploadJob, lane: Int, loop: TransferLoop) async {
+        let (multipart, context, journal, logger) = (multipart(lane), context, journal, logger(lane))
+        await loop.offload {
+            guard let client = try? context.client(logger: logger) else { return }
+            multipart.abandonRecorded(
+                bucket: job.bucket,
+                key: job.key,
+                client: client,
+                journaling: ParallelMultipart.Journaling(journal: journal, job: job)
+            )
+        }
+    }
+}
+
+/// What the lanes of one queue share, all used on the queue's thread: its loop and client, whose turn it is to
+/// claim, and how many lanes may have a file in flight.
+private struct Lanes: Sendable {
+    var loop: TransferLoop
+    var client: Handed<S3Client>
+    var claims: ClaimTurn
+    var gate: LaneGate
 }
 
 /// Whether a lane of one queue is asking the ledger for the next batch, and the lanes waiting for it to
@@ -295,7 +410,8 @@ private final class LaneGate: @unchecked Sendable {
     }
 }
 
-/// A value handed to one other thread while the task that owns it waits for that thread to finish with it.
+/// A value handed to one other thread while the task that owns it waits for that thread to finish with it, or
+/// shared by tasks that all run on one transfer loop's thread.
 struct Handed<Value>: @unchecked Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }

@@ -77,12 +77,13 @@ extension Array where Element == UInt8 {
 /// MD5, for the `Content-MD5` header only (S3 and every S3-compatible server verify it); never for identity.
 package enum MD5 {
     /// The 16-byte digest of `bytes`. The corresponding OpenSSL function is `EVP_Digest`.
-    package static func digest(_ bytes: [UInt8]) -> [UInt8] {
+    package static func digest(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { digest($0) } }
+
+    /// The 16-byte digest of the bytes at `bytes`.
+    package static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 16)
         var length: UInt32 = 0
-        bytes.withUnsafeBytes {
-            _ = EVP_Digest($0.baseAddress, $0.count, &digest, &length, FetchedDigest.md5.method, nil)
-        }
+        _ = EVP_Digest(bytes.baseAddress, bytes.count, &digest, &length, FetchedDigest.md5.method, nil)
         return digest
     }
 }

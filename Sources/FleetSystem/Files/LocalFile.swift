@@ -66,14 +66,26 @@ package final class LocalFile {
     /// The first `length` bytes of the file, read into memory (small files only).
     package func contents(length: Int64) throws(LocalFileError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Int(length))
+        let failure = bytes.withUnsafeMutableBytes { buffer in
+            do throws(LocalFileError) {
+                try read(into: buffer)
+                return LocalFileError?.none
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+
+    /// Fills `buffer` with the file's first `buffer.count` bytes.
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(LocalFileError) {
         var done = 0
-        while done < bytes.count {
+        while done < buffer.count {
             let got: Int
             do {
-                got = try bytes.withUnsafeMutableBytes { buffer throws(SystemCallError) in
-                    try Syscall.call("pread") {
-                        pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(done))
-                    }
+                got = try Syscall.call("pread") {
+                    pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(done))
                 }
             } catch {
                 throw LocalFileError(.unreadable, "\(displayPath): \(error)")
@@ -81,7 +93,6 @@ package final class LocalFile {
             if got == 0 { throw LocalFileError(.changed, "\(displayPath): shrank while it was read") }
             done += got
         }
-        return bytes
     }
 
     /// SHA-256 of `length` bytes from `offset`, each also fed to `also` (the whole file's digest while

@@ -39,8 +39,11 @@ package final class CurlEasy {
     /// - Throws: `HTTPError` when no HTTP response arrived; an HTTP error status is a response, not a throw.
     package func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         // A body from memory goes out in one piece once the bandwidth cap lets its bytes go.
-        if let limiter = request.bandwidth, case .bytes(let bytes) = request.body, !bytes.isEmpty,
-            !TransferContext.waitForBandwidth(limiter.delay(sending: bytes.count), shouldEnd: request.shouldEnd)
+        if let limiter = request.bandwidth, request.body.isInMemory, request.body.length > 0,
+            !TransferContext.waitForBandwidth(
+                limiter.delay(sending: Int(request.body.length)),
+                shouldEnd: request.shouldEnd
+            )
         {
             throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
         }
@@ -136,7 +139,7 @@ final class CurlTransfer {
             // curl sends a body it holds in memory in the same write as the headers when it is small, and
             // can resend it on a new connection by itself: one system call per small file instead of two.
             ok = ok && ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, bytes.count) == CURLE_OK
-            set(CURLOPT_POSTFIELDS, pointer: UnsafeRawPointer(bytes.baseAddress))
+            set(CURLOPT_POSTFIELDS, pointer: UnsafeRawPointer(bytes.storage.baseAddress))
             if request.method != "POST" {
                 request.method.withCString { method in set(CURLOPT_CUSTOMREQUEST, pointer: method) }
             }
@@ -211,27 +214,25 @@ private final class TransferContext {
     let maximumResponseBytes: Int
     var headers: [(name: String, value: String)] = []
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-    /// A `.bytes` body at an address that stays put for the whole transfer (`CURLOPT_POSTFIELDS` keeps the
-    /// pointer); nil for other bodies and an empty one.
-    let inMemoryBody: UnsafeMutableRawBufferPointer?
+    /// An in-memory body at an address that stays put for the whole transfer (`CURLOPT_POSTFIELDS` keeps the
+    /// pointer): a `.memory` body as it is, a `.bytes` document copied; nil for other bodies and an empty one.
+    let inMemoryBody: BodyBytes?
 
     init(body: HTTPBody, maximumResponseBytes: Int) {
         self.body = body
         self.maximumResponseBytes = maximumResponseBytes
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        if case .bytes(let bytes) = body, !bytes.isEmpty {
-            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-            bytes.withUnsafeBytes { copy.copyMemory(from: $0) }
-            inMemoryBody = copy
-        } else {
+        switch body {
+        case .bytes(let bytes) where !bytes.isEmpty:
+            inMemoryBody = BodyBytes(count: bytes.count) { copy in bytes.withUnsafeBytes { copy.copyMemory(from: $0) } }
+        case .memory(let bytes) where bytes.count > 0:
+            inMemoryBody = bytes
+        default:
             inMemoryBody = nil
         }
     }
 
-    deinit {
-        errorBuffer.deallocate()
-        inMemoryBody?.deallocate()
-    }
+    deinit { errorBuffer.deallocate() }
 
     var errorText: String { String(cString: errorBuffer) }
 
@@ -260,6 +261,10 @@ private final class TransferContext {
         switch body {
         case .none: return 0
         case .bytes(let bytes):
+            bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(sent), byteCount: count)
+            }
+        case .memory(let bytes):
             bytes.withUnsafeBytes { source in
                 buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(sent), byteCount: count)
             }

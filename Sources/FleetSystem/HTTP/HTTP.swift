@@ -39,7 +39,11 @@ package struct HTTPRequest {
 /// What a request sends.
 package enum HTTPBody {
     case none
+    /// A short document (XML, a form); each transfer sends it from a copy of its own.
     case bytes([UInt8])
+    /// Bytes read into memory once (a small file): every transfer of the body, a resend too, sends them from
+    /// where they are.
+    case memory(BodyBytes)
     /// A region of an open file, read as it is sent: a file is never loaded whole into memory.
     case file(FileRegion)
 
@@ -47,8 +51,48 @@ package enum HTTPBody {
         switch self {
         case .none: 0
         case .bytes(let bytes): Int64(bytes.count)
+        case .memory(let bytes): Int64(bytes.count)
         case .file(let region): region.length
         }
+    }
+
+    /// Whether the whole body is in memory (it goes out in one piece once a bandwidth cap lets it).
+    var isInMemory: Bool {
+        switch self {
+        case .bytes, .memory: true
+        case .none, .file: false
+        }
+    }
+}
+
+/// Bytes at one address for as long as anything refers to them, so libcurl sends them from there
+/// (`CURLOPT_POSTFIELDS`) and no transfer needs a copy of its own.
+///
+/// `@unchecked Sendable`: the bytes are written only by `init`, before the value is shared.
+package final class BodyBytes: @unchecked Sendable {
+    let storage: UnsafeMutableRawBufferPointer
+
+    /// `count` bytes that `fill` writes once.
+    package init<Failure: Error>(
+        count: Int,
+        fill: (UnsafeMutableRawBufferPointer) throws(Failure) -> Void
+    ) throws(Failure) {
+        storage = .allocate(byteCount: max(count, 1), alignment: 1)
+        do {
+            try fill(UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]))
+        } catch {
+            storage.deallocate()
+            throw error
+        }
+        self.count = count
+    }
+
+    deinit { storage.deallocate() }
+
+    package let count: Int
+
+    package func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(UnsafeRawBufferPointer(rebasing: storage[0..<count]))
     }
 }
 

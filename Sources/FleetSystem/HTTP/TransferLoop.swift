@@ -24,9 +24,10 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
     private var timers: [Timer] = []
     private var tasks = 0
 
-    /// libcurl's receive buffer per transfer: S3's answers to PutObject and HeadObject are headers and a short
-    /// document, and with a thousand transfers in flight libcurl's default of 16 KiB each would be 16 MiB.
-    static let receiveBufferBytes = 4096
+    /// libcurl's receive buffer per transfer, its smallest: S3's answers to PutObject, UploadPart and HeadObject
+    /// are headers and at most a short document, and with a thousand transfers in flight libcurl's default of
+    /// 16 KiB each would be 16 MiB.
+    static let receiveBufferBytes = 1024
 
     /// Bodies above this many bytes are cut (S3 error and listing documents are far smaller).
     package var maximumResponseBytes = 64 * 1024 * 1024
@@ -142,27 +143,28 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
     ///
     /// - Throws: `HTTPError` when no HTTP response arrived; an HTTP error status is a response, not a throw.
     package func perform(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
-        if let limiter = request.bandwidth, limiter.limitsNow {
-            switch request.body {
-            case .bytes(let bytes) where !bytes.isEmpty:
-                // A body from memory goes out in one piece once the cap lets its bytes go; the task waits on a
-                // timer, not the thread.
-                await sleep(limiter.delay(sending: bytes.count), wakeEarly: { request.shouldEnd?() ?? false })
-                if request.shouldEnd?() == true {
-                    throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
-                }
-            case .file:
+        if let limiter = request.bandwidth, request.body.length > 0, limiter.limitsNow {
+            guard request.body.isInMemory else {
                 // A streamed body waits for the cap piece by piece inside libcurl's read callback, which would
                 // hold this loop's thread and every transfer on it: it goes on a blocking transfer of its own.
                 return try await performBlocking(request)
-            default:
-                break
             }
+            try await waitForBandwidth(request, limiter)
         }
         let result = await withCheckedContinuation { continuation in
             start(request) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// A body from memory goes out in one piece once the cap lets its bytes go; the task waits on a timer, not
+    /// the thread.
+    @inline(never)  // as `performBlocking`: no part of every transfer's frame
+    private func waitForBandwidth(_ request: HTTPRequest, _ limiter: BandwidthLimiter) async throws(HTTPError) {
+        await sleep(limiter.delay(sending: Int(request.body.length)), wakeEarly: { request.shouldEnd?() ?? false })
+        if request.shouldEnd?() == true {
+            throw HTTPError(kind: .ended, message: "ended before the body was sent", curlCode: 0)
+        }
     }
 
     private func start(_ request: HTTPRequest, done: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
@@ -199,8 +201,8 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on a thread of its own (blocking work: a ledger round trip, a large file's parts sent by
-    /// their own threads) and suspends the calling task until it returns.
+    /// Runs `work` on a thread of its own (blocking work: a ledger round trip, a large file's checksums and
+    /// blocking requests) and suspends the calling task until it returns.
     package func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(returning: work()) }
@@ -209,6 +211,7 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
 
     /// `request` on a fresh blocking handle on a thread of its own (no connection reuse: the cap, not the
     /// handshake, is what limits such a transfer).
+    @inline(never)
     private func performBlocking(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
         /// The request is handed to the other thread and not touched here until that thread is done with it.
         struct HandedOver: @unchecked Sendable { let request: HTTPRequest }
@@ -225,6 +228,13 @@ package final class TransferLoop: TaskExecutor, @unchecked Sendable {
             }
         }
         return try result.get()
+    }
+
+    /// Keeps at most `count` connections open between transfers (`CURLMOPT_MAXCONNECTS`; libcurl's default is
+    /// four per easy handle it has seen, so a thousand transfers at a peak would leave thousands open once the
+    /// number in flight comes down).
+    package func limitConnections(to count: Int) {
+        _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(1, count))
     }
 
     /// Transfers in flight on this loop.
