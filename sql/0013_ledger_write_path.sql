@@ -100,6 +100,10 @@ DECLARE
         ELSE 'SELECT n.*, 1 AS sign FROM new_rows AS n UNION ALL SELECT o.*, -1 FROM old_rows AS o'
     END;
 BEGIN
+    -- Attached to any other table, this function would let whoever attached it write counts as their owner.
+    IF TG_RELID <> 'file_uploads'::regclass THEN
+        RAISE EXCEPTION 'fleet_count_file_uploads counts file_uploads only, not %', TG_RELID::regclass;
+    END IF;
     EXECUTE format($q$
         WITH c AS (%s), d AS (
             SELECT session_id,
@@ -200,6 +204,8 @@ $$;
 ALTER TABLE file_upload_counts OWNER TO fleet_admin;
 ALTER TABLE file_failures OWNER TO fleet_admin;
 ALTER FUNCTION fleet_count_file_uploads() OWNER TO fleet_admin;
+-- Nobody attaches it to a table of their own (a trigger needs EXECUTE when it is created, not when it fires).
+REVOKE ALL ON FUNCTION fleet_count_file_uploads() FROM PUBLIC;
 GRANT ALL ON file_upload_counts, file_failures TO fleet_admin;
 GRANT SELECT ON file_upload_counts, file_failures TO fleet_reader;
 GRANT SELECT ON file_upload_counts TO fleet_device;

@@ -74,7 +74,7 @@ struct S3ErrorTests {
     @Test func everyKindIsEitherTransientOrPermanentAsDocumented() {
         let transient: Set<S3Error.Kind> = [
             .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
-            .preconditionFailed, .interrupted,
+            .preconditionFailed, .interrupted, .scratchSpace,
         ]
         for kind in S3Error.Kind.allCases {
             #expect(S3Error(kind, "m").isTransient == transient.contains(kind), "\(kind)")

@@ -217,6 +217,30 @@ struct DeletionPoliciesTests {
         #expect(try fixture.policies(DeletionSettings()).ageBased(now: Date()) == nil)
     }
 
+    /// A source that compresses its logs: the policies look the files up under the keys they went up under
+    /// (`.zst` for the compressed ones), so compressed files count as uploaded like the others.
+    @Test func ageFindsCompressedFilesUploadedUnderTheirZstKeys() throws {
+        var fixture = try Fixture()
+        defer { fixture.remove() }
+        fixture.base.source?.compress = CompressSettings(codec: "zstd", include: ["*.log"])
+        let old = Date().addingTimeInterval(-20 * 86_400)
+        try fixture.tree.file("old-1.log", size: 4_000, mtime: old)
+        try fixture.tree.file("deep/old-2.bin", size: 20, mtime: old)
+        try fixture.tree.file("deep/old-3.log", size: 3_000, mtime: old)
+        _ = try fixture.upload()
+        #expect(
+            try fixture.count("SELECT count(*) FROM file_uploads WHERE s3_key LIKE '%.zst' AND status = 'uploaded'")
+                == 2
+        )
+        try fixture.tree.file("old-never.log", size: 40, mtime: old)
+
+        let report = try fixture.policies(DeletionSettings(age: AgeDeletion(maxAgeDays: 14))).ageBased(now: Date())
+
+        #expect(report == expectedReport("age", deleted: 3, bytes: 7_020, keptUnuploaded: 1))
+        #expect(try fixture.remainingFiles() == ["old-never.log"])
+        #expect(try fixture.deletions().allSatisfy { $0.reason == "age" && $0.wasUploaded })
+    }
+
     @Test func ageKeepsAFileOnlyAnImportedRegistryRecordsAsUploaded() throws {
         let fixture = try Fixture()
         defer { fixture.remove() }

@@ -181,6 +181,16 @@ struct RowSecurityTests {
         ] {
             try expectRefused(connection, statement)
         }
+        // The counting trigger's function writes as its owner: a device may not attach it to a table of its own
+        // and forge counts or failures through it.
+        try connection.execute("CREATE TEMPORARY TABLE forged (LIKE file_uploads)")
+        try expectRefused(
+            connection,
+            """
+            CREATE TRIGGER forge AFTER INSERT ON forged REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION fleet_count_file_uploads()
+            """
+        )
         // The months' partitions are made for it (by the function's owner), a year ahead too.
         try connection.execute("SELECT fleet_ensure_file_upload_partitions(now() + interval '12 months', 1)")
         let partition = try connection.execute(

@@ -22,6 +22,9 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
         /// A stop (SIGINT, SIGTERM) ended the transfer before its end; nothing was stored, and the parts of a
         /// multipart upload that were sent are kept for the next attempt.
         case interrupted
+        /// The temporary copy a file is compressed into could not be made or written (a full or missing
+        /// temporary directory): the file itself is fine, and is tried again once there is room.
+        case scratchSpace = "scratch_space"
         // Permanent: something must change first.
         case accessDenied = "access_denied"
         case invalidCredentials = "invalid_credentials"
@@ -64,7 +67,7 @@ package struct S3Error: Error, Sendable, CustomStringConvertible {
     package var isTransient: Bool {
         switch kind {
         case .network, .timeout, .clockSkewed, .throttled, .server, .expiredToken, .fileChanged, .badDigest,
-            .preconditionFailed, .interrupted:
+            .preconditionFailed, .interrupted, .scratchSpace:
             true
         default: false
         }
@@ -138,6 +141,7 @@ extension S3Error {
         case .missing: self.init(.fileMissing, error.message)
         case .unreadable: self.init(.fileUnreadable, error.message)
         case .changed: self.init(.fileChanged, error.message)
+        case .scratchSpace: self.init(.scratchSpace, error.message)
         }
     }
 

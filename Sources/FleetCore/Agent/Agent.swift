@@ -341,10 +341,14 @@ package final class Agent {
                     case .ready: newlyReady.append(file)
                     case .unknown:
                         guard
-                            let placement = try? mapper.place(
-                                source: sources[index].name ?? "",
-                                relativePath: scanned.relativePath,
-                                mtime: scanned.mtime
+                            let placement = try? CompressionRule.placing(
+                                mapper.place(
+                                    source: sources[index].name ?? "",
+                                    relativePath: scanned.relativePath,
+                                    mtime: scanned.mtime
+                                ),
+                                by: CompressionRule(sources[index]),
+                                relativePath: scanned.relativePath
                             )
                         else {
                             // No key: queued, and the run records why it cannot be uploaded.

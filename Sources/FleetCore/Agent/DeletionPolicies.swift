@@ -455,12 +455,17 @@ package struct DeletionPolicies {
         var asked: [Int] = []
         verdicts.reserveCapacity(indices.count)
         let names = sources.map { $0.name ?? "" }
+        let compressionRules = sources.map { CompressionRule($0) }
         let rootLengths = sourceRoots.map(\.count)
         for index in indices {
             let entry = found.entries[index]
             let source = Int(entry.source)
             let relative = Array(found.path(entry).dropFirst(rootLengths[source] + 1))
-            let placement = try? mapper.place(source: names[source], relativePath: relative, mtime: entry.mtime)
+            let placement = try? CompressionRule.placing(
+                mapper.place(source: names[source], relativePath: relative, mtime: entry.mtime),
+                by: compressionRules[source],
+                relativePath: relative
+            )
             verdicts.append(DeletionVerdict(placement: placement, uploaded: false))
             if let placement {
                 asked.append(verdicts.count - 1)

@@ -53,18 +53,38 @@ package struct CompressionRule: Sendable {
     }
 }
 
+extension CompressionRule {
+    /// Where a file of a source with `rule` goes, `placement` being where it would go as it is: under the key with
+    /// `.zst` appended when the rule takes the file. Scans, the agent's look-up of stored files and its deletion
+    /// policies all ask here, so they name the same object.
+    ///
+    /// - Throws: `KeyError` when `.zst` makes the key longer than S3 allows (an `invalid_key`, as any other).
+    static func placing(
+        _ placement: Placement,
+        by rule: CompressionRule?,
+        relativePath: [UInt8]
+    ) throws(KeyError) -> Placement {
+        guard rule?.compression(for: relativePath) != nil else { return placement }
+        var placed = placement
+        placed.key += Compression.keySuffix
+        let length = placed.key.utf8.count
+        guard length <= KeyMapper.maximumKeyBytes else {
+            throw KeyError("the key would be \(length) bytes with .zst; S3 allows \(KeyMapper.maximumKeyBytes)")
+        }
+        return placed
+    }
+}
+
 extension WalkedFile {
-    /// Applies the source's rule: a file it takes goes up compressed, its key ending in `.zst` (a key the suffix
-    /// makes longer than S3 allows is an `invalid_key`, as any other).
+    /// Applies the source's rule: a file it takes goes up compressed, its key ending in `.zst`.
     mutating func compress(by rule: CompressionRule?) {
         guard let chosen = rule?.compression(for: file.relativePath) else { return }
         compression = chosen
-        guard case .success(var placed) = placement else { return }
-        placed.key += Compression.keySuffix
-        let length = placed.key.utf8.count
-        placement =
-            length <= KeyMapper.maximumKeyBytes
-            ? .success(placed)
-            : .failure(KeyError("the key would be \(length) bytes with .zst; S3 allows \(KeyMapper.maximumKeyBytes)"))
+        guard case .success(let placed) = placement else { return }
+        do throws(KeyError) {
+            placement = .success(try CompressionRule.placing(placed, by: rule, relativePath: file.relativePath))
+        } catch {
+            placement = .failure(error)
+        }
     }
 }

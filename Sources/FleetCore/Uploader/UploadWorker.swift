@@ -75,8 +75,9 @@ final class UploadWorker: Sendable {
         }
         loop.caBundle = context.endpoint.caBundle
         // libcurl counts the connections in use too: twice the lanes leaves room for a connection being replaced
-        // while every lane has one, and closes the rest once fewer lanes are in flight.
-        loop.limitConnections(to: 2 * lanes)
+        // while every lane has one, and closes the rest once fewer lanes are in flight. A large file's parts
+        // share the loop, `part_concurrency` of them at once: room for one file's parts besides.
+        loop.limitConnections(to: 2 * (lanes + config.resolved.upload.partConcurrency))
         var logger = self.logger
         logger[metadataKey: "worker"] = "\(index)"
         let client: S3Client

@@ -31,8 +31,8 @@ package final class CompressedCopy {
 
     /// Compresses `source` at `level` into a new unnamed file under `directory`.
     ///
-    /// - Throws: `LocalFileError`: the original is gone, unreadable or changed while it was read, or the copy
-    ///   cannot be written (the message names the directory).
+    /// - Throws: `LocalFileError`: the original is gone, unreadable or changed while it was read, or
+    ///   `.scratchSpace` when the copy cannot be made or written (the message names the directory).
     package init(
         of source: LocalFile,
         level: Int,
@@ -45,7 +45,7 @@ package final class CompressedCopy {
         do {
             descriptor = try Self.unnamedFile(in: directory)
         } catch {
-            throw LocalFileError(.unreadable, "\(source.displayPath): no temporary file in \(directory): \(error)")
+            throw LocalFileError(.scratchSpace, "\(source.displayPath): no temporary file in \(directory): \(error)")
         }
         let copy = LocalFile(adopting: descriptor, displayPath: "\(source.displayPath) (compressed copy)")
         let digest = SHA256()
@@ -79,6 +79,8 @@ package final class CompressedCopy {
             throw error
         } catch let error as SystemCallError where error.call == "pread" {
             throw LocalFileError(.unreadable, "\(source.displayPath): \(error)")
+        } catch let error as SystemCallError where error.call == "pwrite" {
+            throw LocalFileError(.scratchSpace, "\(source.displayPath): compressing into \(directory): \(error)")
         } catch {
             throw LocalFileError(.unreadable, "\(source.displayPath): compressing into \(directory): \(error)")
         }

@@ -128,6 +128,8 @@ package struct LocalFileError: Error, Sendable, CustomStringConvertible {
         case missing
         case unreadable
         case changed
+        /// Not the file: the temporary space a copy of it goes to (a full or missing temporary directory).
+        case scratchSpace
     }
 
     package var kind: Kind
