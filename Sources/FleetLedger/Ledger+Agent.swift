@@ -145,7 +145,7 @@ extension Ledger {
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,
-                   f.session_id, f.project_id, f.claimed_by, f.claimed_at
+                   f.session_id, f.project_id, f.claimed_by, f.claimed_at, f.codec, f.codec_level
             FROM file_uploads AS f JOIN sync_sessions AS s ON s.id = f.session_id
             WHERE s.device_id = \(deviceID) AND f.status = 'uploading' AND f.claimed_by LIKE \(hostname + ":%")
               AND EXISTS (SELECT 1 FROM file_upload_counts AS c
@@ -172,10 +172,14 @@ extension Ledger {
     }
 
     /// A claim from a row of `id, created_at, local_path, path_bytes, bucket, s3_key, size_bytes, mtime,
-    /// session_id, project_id, claimed_by`; settled as a failure unless the bucket shows the upload finished.
+    /// session_id, project_id, claimed_by, claimed_at, codec, codec_level`; settled as a failure unless the bucket
+    /// shows the upload finished.
     static func deadClaim(_ rows: PGResult, _ row: Int) throws -> DeadClaim {
         var job = try uploadJob(rows, row)
         job.claimedFrom = "failed"
+        if let codec = try rows.decodeIfPresent(String.self, row, 12, in: "file_uploads") {
+            job.codec = (codec, try rows.decode(Int.self, row, 13, in: "file_uploads"))
+        }
         return DeadClaim(
             sessionID: try rows.decode(Int64.self, row, 8, in: "file_uploads"),
             projectID: try rows.decode(Int64.self, row, 9, in: "file_uploads"),

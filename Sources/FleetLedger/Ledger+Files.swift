@@ -113,8 +113,9 @@ extension Ledger {
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
     /// this project stores it too: the object may be the other project's by now. One statement per batch: the
-    /// other projects' keys come from the `(bucket, s3_key)` index, never a round trip per file, through
-    /// `fleet_key_owners`, which names the owning project without letting a device role read its rows.
+    /// other projects' keys come from `stored_objects`' primary key, probed once per project in the statement,
+    /// never a round trip per file, through `fleet_key_owners`, which names the owning project without letting
+    /// a device role read its rows.
     ///
     /// The batch travels as one array per column and `unnest` turns it back into rows: nothing is staged in the
     /// server session (which a pooler in transaction mode does not keep) and no table is created per batch

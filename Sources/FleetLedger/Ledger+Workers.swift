@@ -148,7 +148,7 @@ extension Ledger {
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,
-                   f.session_id, f.project_id, f.claimed_by
+                   f.session_id, f.project_id, f.claimed_by, f.claimed_at, f.codec, f.codec_level
             FROM file_uploads AS f
             WHERE f.session_id = \(sessionID) AND f.status = 'uploading' AND f.claimed_by = \(holder)
             ORDER BY f.id

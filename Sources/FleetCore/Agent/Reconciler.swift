@@ -116,10 +116,11 @@ package struct Reconciler {
         for (index, claim) in claims.enumerated() {
             let info = found[index]
             var outcome: UploadOutcome
-            if let info, let sha256 = try Reconciler.verifiedChecksum(of: claim.job, against: info, ledger: ledger) {
+            if let info, let verified = try Reconciler.verifiedChecksum(of: claim.job, against: info, ledger: ledger) {
                 outcome = UploadOutcome(job: claim.job, status: .uploaded, attempts: 1, startedAt: .now())
                 outcome.etag = info.etag
-                outcome.sha256 = sha256
+                outcome.sha256 = verified.sha256
+                outcome.sentSize = verified.sentSize
                 report.confirmedUploaded += 1
             } else if requeue {
                 var job = claim.job
@@ -276,12 +277,28 @@ package struct Reconciler {
     /// for an object sent in parts, the composite of the parts the ledger recorded for the row's upload, each of
     /// them the file's bytes. Nil when that cannot be shown.
     ///
+    /// A file recorded to go up compressed is compressed again, as its upload did: the same file at the same level
+    /// makes the same bytes (`ZstdCompressor`), so the object is checked against that copy, and the original's
+    /// SHA-256 is returned with the size of the copy (what was sent).
+    ///
     /// - Throws: `LedgerError` (the recorded parts of a multipart object could not be read).
-    static func verifiedChecksum(of job: UploadJob, against info: ObjectInfo, ledger: Ledger) throws -> String? {
-        guard info.size == job.size, let file = try? LocalFile(pathBytes: job.path), let status = try? file.status(),
-            status.size == job.size, status.mtime == job.mtime
+    static func verifiedChecksum(
+        of job: UploadJob,
+        against info: ObjectInfo,
+        ledger: Ledger
+    ) throws -> (sha256: String, sentSize: Int64?)? {
+        let compression = Compression(recorded: job.codec)
+        guard compression != nil || info.size == job.size, let file = try? LocalFile(pathBytes: job.path),
+            let status = try? file.status(), status.size == job.size, status.mtime == job.mtime
         else { return nil }
         let parts = info.isMultipart ? try ledger.recordedParts(of: job) : []
-        return ObjectVerification.sha256(ofCopyOf: file, size: job.size, object: info, parts: parts)
+        guard let compression else {
+            return ObjectVerification.sha256(ofCopyOf: file, size: job.size, object: info, parts: parts)
+                .map { ($0, nil) }
+        }
+        guard let copy = try? CompressedCopy(of: file, level: compression.level), copy.size == info.size,
+            ObjectVerification.sha256(ofCopyOf: copy.file, size: copy.size, object: info, parts: parts) != nil
+        else { return nil }
+        return (copy.originalSHA256.hexString, copy.size)
     }
 }
