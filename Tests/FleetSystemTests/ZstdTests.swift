@@ -92,6 +92,15 @@ struct ZstdTests {
         #expect(try Zstd.decompress(sent) == input)
     }
 
+    @Test func aStopEndsTheCopyBeforeItsEnd() throws {
+        let original = try LocalFile(path: "/etc/hostname")
+        #expect {
+            try CompressedCopy(of: original, level: 3) { true }
+        } throws: { error in
+            (error as? LocalFileError)?.kind == .stopped
+        }
+    }
+
     @Test func aCopyInADirectoryThatCannotTakeItNamesTheDirectory() throws {
         let original = try LocalFile(path: "/etc/hostname")
         #expect {

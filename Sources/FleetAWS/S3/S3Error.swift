@@ -142,6 +142,7 @@ extension S3Error {
         case .unreadable: self.init(.fileUnreadable, error.message)
         case .changed: self.init(.fileChanged, error.message)
         case .scratchSpace: self.init(.scratchSpace, error.message)
+        case .stopped: self.init(.interrupted, error.message)
         }
     }
 

@@ -34,7 +34,7 @@ package final class ResultWriter: @unchecked Sendable {
     /// up to `largestBatch` go at once, so the writer keeps up in fewer round trips and holds the run's shared
     /// connection less often.
     private let batchSize = 500
-    private let largestBatch = 4000
+    private let largestBatch = 1000
     private let smallBatch = 100
     private let interval = 0.5
     private let longestWait = 2.0

@@ -28,9 +28,15 @@ extension UploadWorker {
     func body(for job: UploadJob, file: LocalFile, loop: TransferLoop, logger: Logger) async throws(S3Error) -> Body {
         guard let compression = Compression(recorded: job.codec) else { return Body(file: file) }
         let opened = Handed(file)
+        let state = state
+        // Ended by a stop as a transfer is: once the stop's grace for transfers in flight is over.
         let made = await loop.offload { () -> Result<Handed<CompressedCopy>, S3Error> in
             Result { () throws(S3Error) -> Handed<CompressedCopy> in
-                Handed(try S3Error.reading { try CompressedCopy(of: opened.value, level: compression.level) })
+                Handed(
+                    try S3Error.reading {
+                        try CompressedCopy(of: opened.value, level: compression.level) { state.transfersMustEnd }
+                    }
+                )
             }
         }
         let copy = try made.get().value

@@ -29,14 +29,17 @@ package final class CompressedCopy {
         return variable.isEmpty ? "/tmp" : variable
     }
 
-    /// Compresses `source` at `level` into a new unnamed file under `directory`.
+    /// Compresses `source` at `level` into a new unnamed file under `directory`; `shouldEnd`, asked before each
+    /// piece, ends it early (a stop).
     ///
     /// - Throws: `LocalFileError`: the original is gone, unreadable or changed while it was read, or
-    ///   `.scratchSpace` when the copy cannot be made or written (the message names the directory).
+    ///   `.scratchSpace` when the copy cannot be made or written (the message names the directory), `.stopped`
+    ///   when `shouldEnd` said so.
     package init(
         of source: LocalFile,
         level: Int,
-        in directory: String = CompressedCopy.defaultDirectory
+        in directory: String = CompressedCopy.defaultDirectory,
+        shouldEnd: () -> Bool = { false }
     )
         throws(LocalFileError)
     {
@@ -59,6 +62,9 @@ package final class CompressedCopy {
             let compressor = try ZstdCompressor(level: level, pledgedSize: before.size)
             var offset: Int64 = 0
             repeat {
+                if shouldEnd() {
+                    throw LocalFileError(.stopped, "\(source.displayPath): stopped while it was compressed")
+                }
                 let want = Int(min(Int64(buffer.count), before.size - offset))
                 let got =
                     want == 0

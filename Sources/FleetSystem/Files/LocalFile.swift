@@ -130,6 +130,8 @@ package struct LocalFileError: Error, Sendable, CustomStringConvertible {
         case changed
         /// Not the file: the temporary space a copy of it goes to (a full or missing temporary directory).
         case scratchSpace
+        /// A stop ended the reading (of a file being compressed) before its end.
+        case stopped
     }
 
     package var kind: Kind
