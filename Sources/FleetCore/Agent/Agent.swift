@@ -313,6 +313,7 @@ package final class Agent {
             )
         }
         for index in sources.indices where FileManager.default.isReadableDirectory(sources[index].path) {
+            let compressionRule = CompressionRule(sources[index])
             let scanner = Scanner(
                 root: sources[index].path,
                 rules: rules[index],
@@ -347,7 +348,7 @@ package final class Agent {
                                     relativePath: scanned.relativePath,
                                     mtime: scanned.mtime
                                 ),
-                                by: CompressionRule(sources[index]),
+                                by: compressionRule,
                                 relativePath: scanned.relativePath
                             )
                         else {

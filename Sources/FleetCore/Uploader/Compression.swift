@@ -65,8 +65,17 @@ extension CompressionRule {
         relativePath: [UInt8]
     ) throws(KeyError) -> Placement {
         guard rule?.compression(for: relativePath) != nil else { return placement }
+        return try Compression.placing(placement)
+    }
+}
+
+extension Compression {
+    /// `placement` with `.zst` appended to its key.
+    ///
+    /// - Throws: `KeyError` when that makes the key longer than S3 allows.
+    static func placing(_ placement: Placement) throws(KeyError) -> Placement {
         var placed = placement
-        placed.key += Compression.keySuffix
+        placed.key += keySuffix
         let length = placed.key.utf8.count
         guard length <= KeyMapper.maximumKeyBytes else {
             throw KeyError("the key would be \(length) bytes with .zst; S3 allows \(KeyMapper.maximumKeyBytes)")
@@ -82,7 +91,7 @@ extension WalkedFile {
         compression = chosen
         guard case .success(let placed) = placement else { return }
         do throws(KeyError) {
-            placement = .success(try CompressionRule.placing(placed, by: rule, relativePath: file.relativePath))
+            placement = .success(try Compression.placing(placed))
         } catch {
             placement = .failure(error)
         }

@@ -192,8 +192,8 @@ final class UploadWorker: Sendable {
         }
     }
 
-    /// One attempt at the file: a PutObject, or the parts of a large file (of its compressed copy for a file
-    /// recorded to go up compressed). Returns the object as the ledger records the file, and the size sent when
+    /// One attempt at the file: a PutObject, or the parts of a large file; of its compressed copy for a file
+    /// recorded to go up compressed. Returns the object as the ledger records the file, and the size sent when
     /// that was a copy.
     @inline(never)
     private func send(
@@ -204,39 +204,10 @@ final class UploadWorker: Sendable {
         lookFirst: Bool
     ) async throws(S3Error) -> (object: UploadedObject, sentSize: Int64?) {
         let file = try S3Error.reading { try LocalFile(pathBytes: job.path) }
-        if job.codec != nil {
-            return try await sendCompressed(file, job, lane: lane, client: client, loop: loop, lookFirst: lookFirst)
-        }
-        let size = try S3Error.reading { try file.status() }.size
-        guard size >= multipartThresholdBytes else {
-            let object = try await putObject(file, job: job, client: client, lookFirst: lookFirst, logger: logger(lane))
-            return (object, nil)
-        }
-        return (try await sendInParts(file, job, lane: lane, client: client, loop: loop), nil)
-    }
-
-    /// `send` for a file recorded to go up compressed: a copy is made for the attempt and sent in its place.
-    @inline(never)  // its frame (the copy's) only while a compressed file is sent
-    private func sendCompressed(
-        _ file: LocalFile,
-        _ job: UploadJob,
-        lane: Int,
-        client: S3Client,
-        loop: TransferLoop,
-        lookFirst: Bool
-    ) async throws(S3Error) -> (object: UploadedObject, sentSize: Int64?) {
         let body = try await self.body(for: job, file: file, loop: loop, logger: logger(lane))
         let uploaded: UploadedObject
         if try body.size >= multipartThresholdBytes {
-            uploaded = try await sendInParts(
-                body.file,
-                job,
-                lane: lane,
-                client: client,
-                loop: loop,
-                identity: body.identity,
-                attributes: body.attributes
-            )
+            uploaded = try await sendInParts(body, job, lane: lane, client: client, loop: loop)
         } else {
             uploaded = try await putObject(
                 body.file,
@@ -252,23 +223,21 @@ final class UploadWorker: Sendable {
 
     @inline(never)  // its frame only while a large file is sent
     private func sendInParts(
-        _ file: LocalFile,
+        _ body: Body,
         _ job: UploadJob,
         lane: Int,
         client: S3Client,
-        loop: TransferLoop,
-        identity: LocalFile.Status? = nil,
-        attributes: ObjectAttributes = .plain
+        loop: TransferLoop
     ) async throws(S3Error) -> UploadedObject {
         try await multipart(lane).upload(
-            file,
+            body.file,
             bucket: job.bucket,
             key: job.key,
             client: client,
             loop: loop,
             journaling: ParallelMultipart.Journaling(journal: journal, job: job),
-            identity: identity,
-            attributes: attributes
+            identity: body.identity,
+            attributes: body.attributes
         )
     }
 
