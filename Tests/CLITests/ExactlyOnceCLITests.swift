@@ -174,10 +174,19 @@ struct ExactlyOnceCLITests {
         var expected: [String: (path: String, sha256: String)] = [:]
         for index in 0..<600 {
             let name = "sub\(index % 4)/f\(index).log"
-            let text = "log line \(index) " + String(repeating: "x", count: index % 37)
+            let text = "log line \(index) " + String(repeating: "x", count: 1_000 + index % 37)
             expected[s3.prefix + name] = (try scratch.write("data/" + name, text), SHA256.hex(of: Array(text.utf8)))
         }
-        let config = try configFile(scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#)
+        // About 600 KiB under a 100 KiB/s cap: the first run is still uploading when it is killed, however fast the
+        // machine. The second run goes uncapped.
+        let project = "e2e-\(UUID().uuidString.prefix(8))"
+        let cappedConfig = try configFile(
+            scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true, "max_bandwidth": "100K" }"#,
+            project: project, file: "capped.json"
+        )
+        let config = try configFile(
+            scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#, project: project
+        )
         let migrate = try CLI.run("master", ["migrate", "--database", database.url])
         #expect(migrate.status == 0, "\(migrate.stderr)")
         let connection = try database.connect()
@@ -186,7 +195,7 @@ struct ExactlyOnceCLITests {
         try database.refuse("INSERT", on: "local_deletions")
         let run = try CLI.start(
             "upload",
-            ["--config", config, "--database", database.url],
+            ["--config", cappedConfig, "--database", database.url],
             environment: s3.environment
         )
         defer { kill(run.process.processIdentifier, SIGKILL) }  // a failed expectation must not leave it running
