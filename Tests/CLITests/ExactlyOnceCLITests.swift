@@ -181,11 +181,17 @@ struct ExactlyOnceCLITests {
         // machine. The second run goes uncapped.
         let project = "e2e-\(UUID().uuidString.prefix(8))"
         let cappedConfig = try configFile(
-            scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true, "max_bandwidth": "100K" }"#,
-            project: project, file: "capped.json"
+            scratch,
+            s3,
+            upload: #"{ "workers": 2, "delete_after_upload": true, "max_bandwidth": "100K" }"#,
+            project: project,
+            file: "capped.json"
         )
         let config = try configFile(
-            scratch, s3, upload: #"{ "workers": 2, "delete_after_upload": true }"#, project: project
+            scratch,
+            s3,
+            upload: #"{ "workers": 2, "delete_after_upload": true }"#,
+            project: project
         )
         let migrate = try CLI.run("master", ["migrate", "--database", database.url])
         #expect(migrate.status == 0, "\(migrate.stderr)")
