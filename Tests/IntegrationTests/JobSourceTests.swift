@@ -8,8 +8,8 @@ import Testing
 
 struct JobSourceTests {
     /// The source claims ahead of the workers, on a queue of its own: after one file is taken, the ledger shows
-    /// two more claims' worth held by this process, and no more; every file taken or put back is claimed once.
-    @Test func claimsRunAheadOfTheWorkersByTwoClaimsAndNoMore() throws {
+    /// one more claim's worth held by this process, and no more; every file taken or put back is claimed once.
+    @Test func claimsRunAheadOfTheWorkersByOneClaimAndNoMore() throws {
         let database = try TestDatabase()
         defer { database.drop() }
         let ledger = try database.ledger()
@@ -49,14 +49,15 @@ struct JobSourceTests {
             ).int(0, 0) ?? -1
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while try claimed() < 300, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        #expect(try claimed() == 300)  // one claim for the first file, two ahead of it
+        while try claimed() < 200, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        Thread.sleep(forTimeInterval: 0.2)  // time for a claim too many to show
+        #expect(try claimed() == 200)  // one claim for the first file, one ahead of it
 
         while let job = source.buffered(), taken.count < 500 { taken.append(job.id) }
         let left = source.drain()
         #expect(Set(taken).count == taken.count)
         #expect(Set(taken).isDisjoint(with: left.map(\.id)))
         #expect(try claimed() == taken.count + left.count)
-        #expect(left.count < 300, "claims ran further ahead than two claims and a batch: \(left.count)")
+        #expect(left.count < 200, "claims ran further ahead than a claim and a batch: \(left.count)")
     }
 }

@@ -9,10 +9,11 @@ import Logging
 /// from each of its statuses in turn (never tried first, then failed). Claims move forward by id within each
 /// status, so a file that fails again in this run is not claimed twice.
 ///
-/// Claims run ahead of the workers: once fewer than two claims' worth of files wait in the buffer, the next
+/// Claims run ahead of the workers: once fewer than one claim's worth of files wait in the buffer, the next
 /// batch is claimed on a queue of its own, so that a worker taking a file finds one waiting instead of
 /// waiting a round trip to the ledger (and for the result writer's batch ahead of it on the shared connection).
-/// A claim is at least `batchSize` files and at least as many as the run keeps in flight (`keepAhead`).
+/// A claim is at least `batchSize` files, at least as many as the run keeps in flight (`keepAhead`), and at least
+/// as many as the workers took in the last second (`ClaimSize`), so a far ledger costs about one claim a second.
 ///
 /// `@unchecked Sendable`: the buffer and the flags are only touched while `lock` is held, which is never held
 /// across a round trip to the ledger (the transfer loops take files from the buffer without waiting for a
@@ -24,7 +25,8 @@ package final class JobSource: @unchecked Sendable {
     private let claiming = NSLock()
     private let ahead = DispatchQueue(label: "fleet.upload.claims")
     private let ledger: SharedLedger
-    /// Claimed files no worker has taken yet, from `head` on (taken files are dropped in bulk, not one by one).
+    /// Claimed files no worker has taken yet, from `head` on (taken files are dropped in bulk, not one by one:
+    /// when the buffer runs dry, or once they are half of it, since claims ahead keep it from running dry).
     private var buffer: [UploadJob] = []
     private var head = 0
     /// A claim ahead is queued or running.
@@ -35,7 +37,7 @@ package final class JobSource: @unchecked Sendable {
     private var scanFinished = false
     private let sessionID: Int64
     private let worker: String
-    private let batchSize: Int
+    private var size: ClaimSize
     private let state: RunState
     private let statuses: [String]
     private let maxAttempts: Int?
@@ -131,7 +133,7 @@ package final class JobSource: @unchecked Sendable {
     ) {
         self.ledger = ledger
         self.sessionID = sessionID
-        self.batchSize = batchSize
+        size = ClaimSize(batchSize: batchSize, now: .now)
         self.state = state
         self.statuses = statuses
         self.maxAttempts = maxAttempts
@@ -202,23 +204,27 @@ package final class JobSource: @unchecked Sendable {
     /// The first file of the buffer; the caller holds `lock`.
     private func take() -> UploadJob? {
         guard head < buffer.count else { return nil }
+        size.taken(at: .now)
         defer {
             head += 1
             if head == buffer.count {
                 buffer.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 256, head * 2 >= buffer.count {
+                buffer.removeSubrange(..<head)
                 head = 0
             }
         }
         return buffer[head]
     }
 
-    /// Starts a claim on the source's own queue when fewer than two claims' worth of files wait and no claim is
+    /// Starts a claim on the source's own queue when fewer than one claim's worth of files wait and no claim is
     /// on its way, unless the source is not released yet, is waiting for the ledger, or has nothing left.
     private func claimAhead() {
         let start = lock.withLock { () -> Bool in
             guard released, !exhausted, !claimingAhead, !state.shouldStop else { return false }
             if let quietUntil, ContinuousClock.now < quietUntil { return false }
-            guard buffer.count - head < 2 * claimSize else { return false }
+            guard buffer.count - head < claimSize else { return false }
             claimingAhead = true
             return true
         }
@@ -226,9 +232,9 @@ package final class JobSource: @unchecked Sendable {
         ahead.async { [self] in
             defer { lock.withLock { claimingAhead = false } }
             do {
-                // Until two claims' worth wait, or the ledger has nothing more to give now.
+                // Until a claim's worth waits, or the ledger has nothing more to give now.
                 while try claiming.withLock({ try claimBatch() }) == true,
-                    lock.withLock({ buffer.count - head < 2 * claimSize })
+                    lock.withLock({ buffer.count - head < claimSize })
                 {}
             } catch {
                 // The workers' own claim meets the same error when the buffer runs dry, and stops the run.
@@ -237,7 +243,7 @@ package final class JobSource: @unchecked Sendable {
     }
 
     /// Files one claim asks for; the caller holds `lock`.
-    private var claimSize: Int { max(batchSize, inFlight()) }
+    private var claimSize: Int { size.files(inFlight: inFlight()) }
 
     /// Claims the next batch into the buffer; the caller holds `claiming`.
     ///
