@@ -25,6 +25,8 @@ package struct UploadPool {
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
     ///   - recordsAbandoned: When the store stays unreachable, record the session's files never tried as
     ///     failed (not for a process that joined the session: they are the opener's to record).
+    ///   - connection: The pool's connection, when the caller opened it ahead (`EarlyConnection`); by default
+    ///     the pool opens it.
     ///   - makeJobs: The job source, given the pool's connection.
     package init(
         context: S3Context,
@@ -36,9 +38,10 @@ package struct UploadPool {
         progress: UploadProgress,
         logger: Logger,
         recordsAbandoned: Bool = true,
+        connection: (() throws -> Ledger)? = nil,
         makeJobs: (SharedLedger) -> JobSource
     ) throws {
-        let shared = SharedLedger(try Ledger(url: databaseURL, logger: logger))
+        let shared = SharedLedger(try connection?() ?? Ledger(url: databaseURL, logger: logger))
         writer = ResultWriter(
             ledger: shared,
             sessionID: session.id,
@@ -56,9 +59,6 @@ package struct UploadPool {
         self.recordsAbandoned = recordsAbandoned
         writer.start()
         let journal = MultipartJournal(ledger: shared, projectID: session.projectID, logger: logger)
-        // Memory freed on one thread's arena cannot serve another's: two arenas keep the queues, the writer
-        // and the claims from holding tens of MiB they no longer use.
-        FreedMemory.limitArenas(to: 2, environment: ProcessInfo.processInfo.environment)
         governor = ConcurrencyGovernor(workers: config.resolved.upload.workers, progress: progress, logger: logger)
         jobs.keepAhead { [governor] in governor.level }
         let capacity = governor.capacity

@@ -36,7 +36,8 @@ package struct UploadSession {
     package var files: [WalkedFile]?
     package var environment: [String: String] = ProcessInfo.processInfo.environment
     package var logger: Logger
-    /// Files recorded per COPY batch while scanning.
+    /// Files recorded per COPY batch while scanning; the first batch is `claimBatch` files, so that the
+    /// workers have files to claim one round trip after the scan starts, not after 2,000 files were walked.
     package var recordBatch = 2000
     package var claimBatch = 256
 
@@ -54,6 +55,8 @@ package struct UploadSession {
     package func run(state: RunState, progress: UploadProgress) throws -> UploadSummary {
         let roundTripsBefore = PGConnection.roundTripsInProcess
         let ledger = try Ledger(url: databaseURL, logger: logger)
+        // The workers' connection is opened while the session is set up, not after.
+        let poolConnection = EarlyConnection(url: databaseURL, logger: logger)
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
         try context.checkDestination(bucket: config.destinationBucket, logger: logger)
@@ -112,7 +115,8 @@ package struct UploadSession {
                 session: (sessionID, projectID, deviceID),
                 state: state,
                 progress: progress,
-                logger: sessionLogger
+                logger: sessionLogger,
+                connection: poolConnection.take
             ) {
                 // Processes may join the session (`upload --join`): it ends once the files they hold are recorded.
                 JobSource(ledger: $0, sessionID: sessionID, batchSize: claimBatch, state: state) { ledger in
@@ -229,7 +233,9 @@ package struct UploadSession {
         var unreadable: [ScanProblem] = []
         var batch: [PlannedFile] = []
         batch.reserveCapacity(recordBatch)
+        var batchLimit = min(claimBatch, recordBatch)
         func flush() throws {
+            batchLimit = recordBatch
             let skipped = try ledger.reconnecting {
                 try ledger.recordFiles(batch, sessionID: sessionID, projectID: projectID)
             }
@@ -272,7 +278,7 @@ package struct UploadSession {
                 planned.errorMessage = "\(walked.displayPath): permission denied"
             }
             batch.append(planned)
-            if batch.count >= recordBatch { try flush() }
+            if batch.count >= batchLimit { try flush() }
         }
         if let files {
             for walked in files { try accept(walked) }
