@@ -61,6 +61,10 @@ extension FleetCommand {
         }
         var runnable = command
         Curl.globalInit()  // before any worker thread starts
+        // One malloc arena for every thread: memory freed on one arena cannot serve another's, so each arena more
+        // keeps MiB the others freed. One (glibc's per-thread caches still serve most small blocks without its
+        // lock) held `upload`'s peak at 1,024 files in flight 4-5 MiB under two, at the same files per second.
+        FreedMemory.limitArenas(to: 1, environment: ProcessInfo.processInfo.environment)
         let name = configuration.commandName ?? "fleet-upload"
         do {
             try runnable.run()

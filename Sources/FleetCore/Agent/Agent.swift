@@ -91,8 +91,6 @@ package final class Agent {
     /// Runs until `control.requestStop()`. In-flight uploads then get `agent.stop_timeout_seconds` to finish;
     /// after that they are abandoned (their rows stay `uploading` and the next start reconciles them).
     package func run() {
-        // A long-running process with bursts of many threads: few arenas, so what a burst freed can be given back.
-        FreedMemory.limitArenas(to: 2, environment: environment)
         logger.info(
             "agent started",
             metadata: [

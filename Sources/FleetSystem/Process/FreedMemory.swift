@@ -25,7 +25,7 @@ package enum FreedMemory {
     /// Caps the arenas glibc creates for threads (`mallopt(M_ARENA_MAX, count)`), unless `MALLOC_ARENA_MAX` in
     /// the environment already says how many. By default glibc allows eight per core: each upload thread may get
     /// its own, and memory freed in one arena cannot serve another, so after a large backlog a process keeps
-    /// tens of MiB it no longer uses. Call it before the threads start.
+    /// tens of MiB it no longer uses. Call it before any thread starts: a thread keeps the arena it got.
     package static func limitArenas(to count: Int32, environment: [String: String]) {
         guard environment["MALLOC_ARENA_MAX"] == nil else { return }
         _ = option?(-8, count)  // M_ARENA_MAX
