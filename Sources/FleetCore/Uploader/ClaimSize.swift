@@ -15,7 +15,7 @@ struct ClaimSize {
     /// Files taken per second over the last full window of a second or more.
     private(set) var perSecond = 0
 
-    init(batchSize: Int, largest: Int = 2_000, now: ContinuousClock.Instant) {
+    init(batchSize: Int, largest: Int = 1_024, now: ContinuousClock.Instant) {
         self.batchSize = batchSize
         self.largest = max(batchSize, largest)
         windowStart = now

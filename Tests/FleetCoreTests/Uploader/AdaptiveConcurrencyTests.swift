@@ -31,8 +31,7 @@ struct AdaptiveConcurrencyTests {
 
     @Test func doublesWhileThroughputGrowsThenSettlesWhereItStopsGrowing() {
         let start = ContinuousClock.now
-        var control = AdaptiveConcurrency(now: start)
-        #expect(control.level == AdaptiveConcurrency.initialLevel)
+        var control = AdaptiveConcurrency(initial: 64, now: start)
         let (levels, _) = Self.run(&control, from: start, seconds: 15, rate: Self.longRoundTrip)
         // Doubling while it pays; 512 finished no more than 256 did, so back to 256, held, probed an eighth
         // higher every five intervals, and back again.

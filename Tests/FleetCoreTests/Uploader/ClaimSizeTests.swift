@@ -26,7 +26,7 @@ struct ClaimSizeTests {
 
     @Test func claimsGrowToASecondOfTakenFilesOnceASecondHasPassed() {
         let start = ContinuousClock.now
-        var size = ClaimSize(batchSize: 256, now: start)
+        var size = ClaimSize(batchSize: 256, largest: 4000, now: start)
         // Within the first second nothing is known yet, however fast files go.
         let half = Self.take(&size, 900, over: 0.5, from: start)
         #expect(size.files(inFlight: 256) == 256)
@@ -39,9 +39,9 @@ struct ClaimSizeTests {
 
     @Test func claimsShrinkWhenTheRateFallsAndStopAtTheLargest() {
         let start = ContinuousClock.now
-        var size = ClaimSize(batchSize: 100, largest: 2000, now: start)
+        var size = ClaimSize(batchSize: 100, largest: 1024, now: start)
         var now = Self.take(&size, 10_000, over: 1, from: start)
-        #expect(size.files(inFlight: 0) == 2000)
+        #expect(size.files(inFlight: 0) == 1024)
         now = Self.take(&size, 300, over: 1, from: now)
         #expect(size.files(inFlight: 0) == 300)
         _ = Self.take(&size, 20, over: 2, from: now)
