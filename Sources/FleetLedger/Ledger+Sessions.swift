@@ -210,14 +210,18 @@ extension Ledger {
 
     /// Closes the session with its final status and totals. A session closed before (a retry updates it) keeps
     /// its first finish time.
+    ///
+    /// - Parameter totals: The session's totals, when the caller has just read them (`sessionTotals`): one
+    ///   round trip instead of two.
     package func closeSession(
         _ sessionID: Int64,
         status: SessionStatus,
-        errorMessage: String? = nil
+        errorMessage: String? = nil,
+        totals known: SessionTotals? = nil
     ) throws
         -> SessionTotals
     {
-        let totals = try sessionTotals(sessionID)
+        let totals = try known ?? sessionTotals(sessionID)
         try connection.execute(
             """
             UPDATE sync_sessions SET status = \(status.rawValue), finished_at = coalesce(finished_at, now()),

@@ -25,7 +25,7 @@ package struct UploadPool {
     ///   - ledger: The caller's connection, used at the end to record abandoned files.
     ///   - recordsAbandoned: When the store stays unreachable, record the session's files never tried as
     ///     failed (not for a process that joined the session: they are the opener's to record).
-    ///   - connection: The pool's connection, when the caller opened it ahead (`EarlyConnection`); by default
+    ///   - connection: The pool's connection, when the caller opened it ahead (`InBackground`); by default
     ///     the pool opens it.
     ///   - makeJobs: The job source, given the pool's connection.
     package init(

@@ -54,12 +54,16 @@ package struct UploadSession {
     ///   unusable: no session is opened); once the session is open, problems end up in its status instead.
     package func run(state: RunState, progress: UploadProgress) throws -> UploadSummary {
         let roundTripsBefore = PGConnection.roundTripsInProcess
-        let ledger = try Ledger(url: databaseURL, logger: logger)
-        // The workers' connection is opened while the session is set up, not after.
-        let poolConnection = EarlyConnection(url: databaseURL, logger: logger)
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
-        try context.checkDestination(bucket: config.destinationBucket, logger: logger)
+        // The bucket is asked while the ledger connects; a ledger that cannot be reached is still the error shown.
+        let destination = InBackground { [config, logger] in
+            try context.checkDestination(bucket: config.destinationBucket, logger: logger)
+        }
+        let ledger = try Ledger(url: databaseURL, logger: logger)
+        try destination.value()
+        // The workers' connection is opened while the session is set up, not after.
+        let poolConnection = InBackground { [databaseURL, logger] in try Ledger(url: databaseURL, logger: logger) }
         if let bandwidth = context.bandwidth {
             logger.info("upload bandwidth capped", metadata: ["max_bandwidth": "\(bandwidth.schedule)"])
         }
@@ -116,7 +120,7 @@ package struct UploadSession {
                 state: state,
                 progress: progress,
                 logger: sessionLogger,
-                connection: poolConnection.take
+                connection: poolConnection.value
             ) {
                 // Processes may join the session (`upload --join`): it ends once the files they hold are recorded.
                 JobSource(ledger: $0, sessionID: sessionID, batchSize: claimBatch, state: state) { ledger in
@@ -190,7 +194,7 @@ package struct UploadSession {
         // session's message does, and the session does not count as complete.
         let message = failure ?? Self.unreadableMessage(unreadableDirectories)
         let closed = try ledger.reconnecting {
-            try ledger.closeSession(sessionID, status: status, errorMessage: message)
+            try ledger.closeSession(sessionID, status: status, errorMessage: message, totals: totals)
         }
         try ledger.reconnecting { try ledger.leaveSession(sessionID) }
         sessionLogger.info("session closed", metadata: ["status": "\(status.rawValue)"])
