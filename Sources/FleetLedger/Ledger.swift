@@ -8,7 +8,9 @@ import Logging
 /// migrations, so every command works against the schema it was built for.
 package final class Ledger {
     let connection: PGConnection
-    package let logger: Logger
+    /// Where its warnings go (a lost connection); a connection opened before the session was can take the
+    /// session's logger once it exists.
+    package var logger: Logger
     /// The migrations this connection applied when it opened (empty when the schema was current).
     package let appliedMigrations: [Migration]
 

@@ -246,14 +246,14 @@ struct UploadCLITests {
         #expect(text.status == 0, "\(text.stderr)")
         #expect(
             text.stdout.contains(
-                "workers           auto: 256 files in flight at the start, adjusted between 1 and 1,024"
+                "workers           auto: 64 files in flight at the start, adjusted between 1 and 1,024"
             ),
             "\(text.stdout)"
         )
         #expect(json.status == 0, "\(json.stderr)")
         let plan = try JSONDecoder.snakeCase.decode(UploadPlan.self, from: Data(json.stdout.utf8))
         #expect(plan.workers == .auto)
-        #expect(plan.autoWorkers == UploadPlan.AutoWorkers(initial: 256, minimum: 1, maximum: 1024))
+        #expect(plan.autoWorkers == UploadPlan.AutoWorkers(initial: 64, minimum: 1, maximum: 1024))
         #expect(json.stdout.contains(#""workers" : "auto""#), "\(json.stdout)")
     }
 

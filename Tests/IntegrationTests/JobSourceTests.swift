@@ -53,7 +53,7 @@ struct JobSourceTests {
         Thread.sleep(forTimeInterval: 0.2)  // time for a claim too many to show
         #expect(try claimed() == 200)  // one claim for the first file, one ahead of it
 
-        while let job = source.buffered(), taken.count < 500 { taken.append(job.id) }
+        while taken.count < 500, let job = source.buffered() { taken.append(job.id) }
         let left = source.drain()
         #expect(Set(taken).count == taken.count)
         #expect(Set(taken).isDisjoint(with: left.map(\.id)))

@@ -10,9 +10,10 @@ import Foundation
 /// (503 SlowDown, 429), a timeout or a reset takes a quarter off at once and ends the doubling. A level that
 /// stays put for `settleIntervals` intervals is the level it settled on.
 package struct AdaptiveConcurrency: Sendable {
-    /// Where `auto` starts: as many as s5cmd keeps in flight. From 64, a run with a round trip of 100 ms spent
-    /// its first two seconds doubling up to where it could have started.
-    package static let initialLevel = 256
+    /// Where `auto` starts. Higher would save a far run a second or two of doubling, but on a thin uplink it
+    /// would hold that many files' bytes in memory (files up to 256 KiB are sent from memory) and split the link
+    /// that many ways from the first second.
+    package static let initialLevel = 64
     /// The most `auto` keeps in flight.
     package static let maximumLevel = 1024
     /// The fewest `auto` keeps in flight, however congested the link.

@@ -15,7 +15,7 @@ import Logging
 /// A claim is at least `batchSize` files, at least as many as the run keeps in flight (`keepAhead`), and at least
 /// as many as the workers took in the last second (`ClaimSize`), so a far ledger costs about one claim a second.
 ///
-/// `@unchecked Sendable`: the buffer and the flags are only touched while `lock` is held, which is never held
+/// `@unchecked Sendable`: the buffer, the flags and the claim size are only touched while `lock` is held, which is never held
 /// across a round trip to the ledger (the transfer loops take files from the buffer without waiting for a
 /// claim); the cursors are only touched while `claiming` is held, taken before `lock` and before the run's
 /// `SharedLedger`.
@@ -25,10 +25,8 @@ package final class JobSource: @unchecked Sendable {
     private let claiming = NSLock()
     private let ahead = DispatchQueue(label: "fleet.upload.claims")
     private let ledger: SharedLedger
-    /// Claimed files no worker has taken yet, from `head` on (taken files are dropped in bulk, not one by one:
-    /// when the buffer runs dry, or once they are half of it, since claims ahead keep it from running dry).
-    private var buffer: [UploadJob] = []
-    private var head = 0
+    /// Claimed files no worker has taken yet.
+    private var buffer = ClaimBuffer<UploadJob>()
     /// A claim ahead is queued or running.
     private var claimingAhead = false
     /// A claim found nothing left to claim (and no process is at work on the session): the end.
@@ -191,7 +189,7 @@ package final class JobSource: @unchecked Sendable {
         if let job = lock.withLock({ take() }) { return .job(job) }
         let found = try claiming.withLock { () throws -> Bool? in
             // A claim ahead may have filled the buffer while this one waited for its turn.
-            if lock.withLock({ head < buffer.count }) { return true }
+            if lock.withLock({ buffer.waiting > 0 }) { return true }
             return try claimBatch()
         }
         if let job = lock.withLock({ take() }) {
@@ -203,19 +201,9 @@ package final class JobSource: @unchecked Sendable {
 
     /// The first file of the buffer; the caller holds `lock`.
     private func take() -> UploadJob? {
-        guard head < buffer.count else { return nil }
-        size.taken(at: .now)
-        defer {
-            head += 1
-            if head == buffer.count {
-                buffer.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 256, head * 2 >= buffer.count {
-                buffer.removeSubrange(..<head)
-                head = 0
-            }
-        }
-        return buffer[head]
+        let job = buffer.take()
+        if job != nil { size.taken(at: .now) }
+        return job
     }
 
     /// Starts a claim on the source's own queue when fewer than one claim's worth of files wait and no claim is
@@ -224,7 +212,7 @@ package final class JobSource: @unchecked Sendable {
         let start = lock.withLock { () -> Bool in
             guard released, !exhausted, !claimingAhead, !state.shouldStop else { return false }
             if let quietUntil, ContinuousClock.now < quietUntil { return false }
-            guard buffer.count - head < claimSize else { return false }
+            guard buffer.waiting < claimSize else { return false }
             claimingAhead = true
             return true
         }
@@ -234,7 +222,7 @@ package final class JobSource: @unchecked Sendable {
             do {
                 // Until a claim's worth waits, or the ledger has nothing more to give now.
                 while try claiming.withLock({ try claimBatch() }) == true,
-                    lock.withLock({ buffer.count - head < claimSize })
+                    lock.withLock({ buffer.waiting < claimSize })
                 {}
             } catch {
                 // The workers' own claim meets the same error when the buffer runs dry, and stops the run.
@@ -288,7 +276,7 @@ package final class JobSource: @unchecked Sendable {
                 afterID = last.id
                 lock.withLock {
                     quietUntil = nil
-                    buffer += claimed
+                    buffer.append(contentsOf: claimed)
                 }
                 return true
             }
@@ -324,12 +312,8 @@ package final class JobSource: @unchecked Sendable {
     package func drain() -> [UploadJob] {
         claiming.withLock {
             lock.withLock {
-                defer {
-                    buffer.removeAll()
-                    head = 0
-                    exhausted = true
-                }
-                return Array(buffer[head...])
+                exhausted = true
+                return buffer.drain()
             }
         }
     }

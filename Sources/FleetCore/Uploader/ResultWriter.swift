@@ -87,8 +87,8 @@ package final class ResultWriter: @unchecked Sendable {
     }
 
     /// Writes a batch once enough outcomes wait for the time since the last write (see `largestBatch`): writing
-    /// whatever arrived during the previous write made batches of a few dozen files, and each batch costs the
-    /// database a transaction and four statements, and a session seven round trips to the ledger.
+    /// whatever arrived during the previous write made batches of a few dozen files, and each batch costs a
+    /// round trip on the connection the claims share and a transaction on the server.
     private func run() {
         var lastWrite = ContinuousClock.now
         var lastHeartbeat = ContinuousClock.now

@@ -41,7 +41,9 @@ package struct UploadPool {
         connection: (() throws -> Ledger)? = nil,
         makeJobs: (SharedLedger) -> JobSource
     ) throws {
-        let shared = SharedLedger(try connection?() ?? Ledger(url: databaseURL, logger: logger))
+        let poolLedger = try connection?() ?? Ledger(url: databaseURL, logger: logger)
+        poolLedger.logger = logger  // one opened ahead did not know the session yet
+        let shared = SharedLedger(poolLedger)
         writer = ResultWriter(
             ledger: shared,
             sessionID: session.id,

@@ -56,12 +56,15 @@ package struct UploadSession {
         let roundTripsBefore = PGConnection.roundTripsInProcess
         let context = try S3Context(config: config, environment: environment)
         let mapper = try KeyMapper(config: config)
-        // The bucket is asked while the ledger connects; a ledger that cannot be reached is still the error shown.
+        // The bucket is asked while the ledger connects. Both answers are waited for, so that a ledger that
+        // cannot be reached is still the error shown, and no check is left running when the process exits.
         let destination = InBackground { [config, logger] in
             try context.checkDestination(bucket: config.destinationBucket, logger: logger)
         }
-        let ledger = try Ledger(url: databaseURL, logger: logger)
-        try destination.value()
+        let opened = Result { try Ledger(url: databaseURL, logger: logger) }
+        let checked = Result { try destination.value() }
+        let ledger = try opened.get()
+        try checked.get()
         // The workers' connection is opened while the session is set up, not after.
         let poolConnection = InBackground { [databaseURL, logger] in try Ledger(url: databaseURL, logger: logger) }
         if let bandwidth = context.bandwidth {

@@ -31,7 +31,8 @@ struct AdaptiveConcurrencyTests {
 
     @Test func doublesWhileThroughputGrowsThenSettlesWhereItStopsGrowing() {
         let start = ContinuousClock.now
-        var control = AdaptiveConcurrency(initial: 64, now: start)
+        var control = AdaptiveConcurrency(now: start)
+        #expect(control.level == AdaptiveConcurrency.initialLevel)
         let (levels, _) = Self.run(&control, from: start, seconds: 15, rate: Self.longRoundTrip)
         // Doubling while it pays; 512 finished no more than 256 did, so back to 256, held, probed an eighth
         // higher every five intervals, and back again.
@@ -49,7 +50,8 @@ struct AdaptiveConcurrencyTests {
 
     @Test func congestionTakesAQuarterOffAtOnceAndStopsTheDoubling() {
         let start = ContinuousClock.now
-        var control = AdaptiveConcurrency(initial: 64, now: start)
+        var control = AdaptiveConcurrency(now: start)
+        #expect(control.level == AdaptiveConcurrency.initialLevel)
         // Half a second in: too early for a throughput interval, but throttling counts at once once a second
         // has passed.
         let early = control.congestion(at: start + .milliseconds(500))
