@@ -439,7 +439,7 @@ def client_env(s3):
 def migrate_ledger(tool, s3, db):
     """Brings the fresh ledger to the current schema before anything is timed, with a one-file upload straight
     to the servers: migrating is a first run's cost, done once per ledger, and through a 100 ms relay it would
-    add seconds to whichever run came first."""
+    add seconds to whichever run came first. Returns why it failed, or None."""
     source = os.path.join(OUT, "compare-migrate")
     os.makedirs(source, exist_ok=True)
     with open(os.path.join(source, "one.txt"), "w") as f:
@@ -449,7 +449,8 @@ def migrate_ledger(tool, s3, db):
     with open(err_path, "wb") as err:
         done = subprocess.run(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     if done.returncode != 0:
-        sys.exit(f"compare: migrating the ledger failed: {_last_line(err_path) or '(no output)'}")
+        return f"failed: migrating the ledger: {_last_line(err_path) or '(no output)'}"
+    return None
 
 
 def command_for(client, tool, phase_dir, bucket, prefix, s3, db, files_n, fleet_workers):
@@ -554,7 +555,9 @@ def main():
         s3, db = start_servers(clients, "fleet" in clients and "fleet" not in failed)
         note(f"SeaweedFS at {s3['FLEET_TEST_S3_ENDPOINT']}" + (f", PostgreSQL at {db}" if db else ""))
         if db and "fleet" not in failed:
-            migrate_ledger(tools["fleet"], s3, db)
+            error = migrate_ledger(tools["fleet"], s3, db)
+            if error:
+                failed["fleet"] = error
         for rtt in args.rtt_ms:
             client_s3, client_db = s3, db
             if rtt is not None:
