@@ -61,8 +61,7 @@ package struct AdaptiveConcurrency: Sendable {
         let elapsed = now - intervalStart
         guard elapsed >= Self.minimumInterval else { return false }
         guard congested || finished >= Self.enoughFiles || elapsed >= Self.longestInterval else { return false }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let perSecond = Double(finished) / seconds
+        let perSecond = Double(finished) / elapsed.inSeconds
         let before = level
         if congested {
             level = max(Self.minimumLevel, min(level - 1, level * 3 / 4))

@@ -26,8 +26,7 @@ struct ClaimSize {
         takenInWindow += 1
         let elapsed = windowStart.duration(to: now)
         guard elapsed >= .seconds(1) else { return }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        perSecond = Int((Double(takenInWindow) / seconds).rounded())
+        perSecond = Int((Double(takenInWindow) / elapsed.inSeconds).rounded())
         windowStart = now
         takenInWindow = 0
     }

@@ -15,9 +15,9 @@ import Logging
 /// A claim is at least `batchSize` files, at least as many as the run keeps in flight (`keepAhead`), and at least
 /// as many as the workers took in the last second (`ClaimSize`), so a far ledger costs about one claim a second.
 ///
-/// `@unchecked Sendable`: the buffer, the flags and the claim size are only touched while `lock` is held, which is never held
-/// across a round trip to the ledger (the transfer loops take files from the buffer without waiting for a
-/// claim); the cursors are only touched while `claiming` is held, taken before `lock` and before the run's
+/// `@unchecked Sendable`: the buffer, the flags and the claim size are only touched while `lock` is held, which
+/// is never held across a round trip to the ledger (the transfer loops take files from the buffer without
+/// waiting for a claim); the cursors are only touched while `claiming` is held, taken before `lock` and before the run's
 /// `SharedLedger`.
 package final class JobSource: @unchecked Sendable {
     private let lock = NSLock()

@@ -106,7 +106,12 @@ package struct JoinSession {
         // The opener may have closed the session while this process recorded its last files: count them in.
         guard var now = try ledger.session(sessionID) else { throw JoinError.noSuchSession(sessionID) }
         if now.status != .running {
-            now.totals = try ledger.closeSession(sessionID, status: now.status, errorMessage: now.errorMessage)
+            now.totals = try ledger.closeSession(
+                sessionID,
+                status: now.status,
+                errorMessage: now.errorMessage,
+                totals: now.totals
+            )
         }
         let snapshot = progress.snapshot
         return JoinSummary(
