@@ -661,6 +661,12 @@ def generate_history(args, master):
     note(f"history: {months} months from {first:%Y-%m}, {devices} devices, {sessions:,} sessions, "
          f"~{args.history_rows:,} file rows")
     psql.lines(f"SELECT fleet_ensure_file_upload_partitions('{first_iso}', {months + 1})")
+    # Finished months are loaded as a compacted month is kept (fillfactor 100: their rows are not updated any
+    # more; docs/architecture.md says how a month is compacted); the current month keeps the room its updates need.
+    psql.lines(f"""DO $$ DECLARE p regclass; BEGIN
+        FOR p IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'file_uploads'::regclass
+                 AND inhrelid::regclass::text < 'file_uploads_{end:%Y_%m}' AND inhrelid::regclass::text <> 'file_uploads_default'
+        LOOP EXECUTE format('ALTER TABLE %s SET (fillfactor = 100)', p); END LOOP; END $$""")
     names = [p for p, _ in HISTORY_PROJECTS]
     weights = []
     acc = 0
