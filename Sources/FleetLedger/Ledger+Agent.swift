@@ -36,8 +36,9 @@ package struct DeviceHeartbeat: Sendable, Equatable {
 }
 
 extension Ledger {
-    /// For each candidate, in order, whether `stored_objects` records that object for the project with the same
-    /// size and mtime and a SHA-256 checksum: an upload S3 verified. One round trip for the whole list.
+    /// For each candidate, in order, whether the key's latest record for the project (`fleet_latest_object`) is
+    /// that object, with the same size and mtime and a SHA-256 checksum: an upload S3 verified. One round trip for
+    /// the whole list.
     ///
     /// - Parameter acceptingImported: Also an object imported from an earlier tool's record (`master
     ///   import-state`: same size, and the same mtime where that record kept one). Enough not to send a file
@@ -59,16 +60,15 @@ extension Ledger {
                                          \(PGTextArray(chunk.map { String($0.size) }))::bigint[],
                                          \(PGTextArray(chunk.map(\.mtime.iso8601)))::timestamptz[])
                      WITH ORDINALITY AS c (bucket, s3_key, size_bytes, mtime, ord)
-                JOIN stored_objects AS o
-                  ON o.project_id = \(projectID) AND o.bucket = c.bucket AND o.s3_key = c.s3_key
-                 AND o.size_bytes = c.size_bytes
+                JOIN LATERAL fleet_latest_object(\(projectID), c.bucket, c.s3_key) AS o
+                  ON o.size_bytes = c.size_bytes
                  AND ((o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL)
                       OR (\(acceptingImported)::boolean AND o.imported_from IS NOT NULL
                           AND (o.mtime = c.mtime OR (o.mtime IS NULL AND c.mtime <= o.uploaded_at))))
                 """
             )
             for row in 0..<rows.rowCount {
-                found[start + (try rows.decode(Int.self, row, 0, in: "stored_objects")) - 1] = true
+                found[start + (try rows.decode(Int.self, row, 0, in: "object_records")) - 1] = true
             }
         }
         return found
@@ -200,15 +200,18 @@ extension Ledger {
             """
             UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', finished_at = now(),
                 updated_at = now(), error_class = NULL,
-                error_message = 'stored by session ' || o.session_id || ' before the upload by ' || f.claimed_by
+                error_message = 'stored by session ' || s.stored_by || ' before the upload by ' || f.claimed_by
                                 || ' was settled'
-            FROM stored_objects AS o,
-                 unnest(\(PGTextArray(claims.map { String($0.job.id) }))::bigint[],
-                        \(PGTextArray(claims.map(\.job.createdAt)))::timestamptz[]) AS c (id, created_at)
-            WHERE f.id = c.id AND f.created_at = c.created_at AND f.status = 'uploading'
-              AND o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
-              AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.checksum_sha256 IS NOT NULL
-              AND o.session_id IS DISTINCT FROM f.session_id
+            FROM (
+                SELECT g.id, g.created_at, o.session_id AS stored_by
+                FROM unnest(\(PGTextArray(claims.map { String($0.job.id) }))::bigint[],
+                            \(PGTextArray(claims.map(\.job.createdAt)))::timestamptz[]) AS c (id, created_at)
+                JOIN file_uploads AS g ON g.id = c.id AND g.created_at = c.created_at
+                CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
+                WHERE g.status = 'uploading' AND o.size_bytes = g.size_bytes AND o.mtime = g.mtime
+                  AND o.checksum_sha256 IS NOT NULL AND o.session_id IS DISTINCT FROM g.session_id
+            ) AS s
+            WHERE f.id = s.id AND f.created_at = s.created_at AND f.status = 'uploading'
             RETURNING f.id
             """
         )

@@ -2,7 +2,7 @@ import FleetSystem
 import Foundation
 
 /// An uploaded file `deletion.after_upload` may remove: one `file_uploads` row whose upload S3 verified and
-/// `stored_objects` still records.
+/// that is still its key's latest record.
 package struct AfterUploadCandidate: Sendable, Equatable {
     package var id: Int64
     package var createdAt: String
@@ -48,7 +48,7 @@ package struct LocalDeletionRecord: Sendable, Equatable {
     package var mtime: Timestamp
     /// Whether the ledger confirmed its upload before it was deleted.
     package var wasUploaded: Bool
-    /// The session that uploaded it; `nil` to take it from `stored_objects` (uploaded files) or leave it empty.
+    /// The session that uploaded it; `nil` to take it from the key's latest record (uploaded files) or leave it empty.
     package var sessionID: Int64?
     /// Where it went or would go; empty when the file cannot have a key.
     package var bucket: String
@@ -80,7 +80,7 @@ extension Ledger {
     ///
     /// A row qualifies when it is `uploaded` with a SHA-256 checksum, finished at or before `finishedBefore`, its
     /// local copy is not known to be gone (`local_deleted_at` null), its path lies under one of `rootPrefixes`,
-    /// and `stored_objects` still records the same object (size, mtime and checksum): a key overwritten since by
+    /// and the key's latest record is the same object (size, mtime and checksum): a key overwritten since by
     /// another file no longer holds these bytes, so the local copy is all there is.
     ///
     /// Rows come in `updated_at` order: rows examined and kept (`deferAfterUploadCandidates`) go to the back, so a
@@ -100,9 +100,8 @@ extension Ledger {
                    f.mtime, f.file_device, f.file_inode
             FROM file_uploads f
             JOIN sync_sessions s ON s.id = f.session_id AND s.device_id = \(deviceID)
-            JOIN stored_objects o
-              ON o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
-             AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.checksum_sha256 = f.checksum_sha256
+            JOIN LATERAL fleet_latest_object(f.project_id, f.bucket, f.s3_key) o
+              ON o.size_bytes = f.size_bytes AND o.mtime = f.mtime AND o.checksum_sha256 = f.checksum_sha256
             WHERE f.project_id = \(projectID) AND f.status = 'uploaded' AND f.checksum_sha256 IS NOT NULL
               AND f.local_deleted_at IS NULL AND f.finished_at IS NOT NULL
               AND f.finished_at <= \(finishedBefore)::timestamptz
@@ -140,7 +139,7 @@ extension Ledger {
         return candidates
     }
 
-    /// The session's files recorded `skipped` because `stored_objects` holds their object with the same size and
+    /// The session's files recorded `skipped` because the key's latest record is their object with the same size and
     /// mtime and a verified SHA-256, whose local copy is not known to be gone; in id order after `afterID`.
     ///
     /// Files skipped because the bucket listing had their key (`skip_reason` `bucket`) are not among them: the
@@ -152,9 +151,8 @@ extension Ledger {
             """
             SELECT f.id, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, o.checksum_sha256
             FROM file_uploads f
-            JOIN stored_objects o
-              ON o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
-             AND o.size_bytes = f.size_bytes AND o.mtime = f.mtime
+            JOIN LATERAL fleet_latest_object(f.project_id, f.bucket, f.s3_key) o
+              ON o.size_bytes = f.size_bytes AND o.mtime = f.mtime
             WHERE f.session_id = \(sessionID) AND f.status = 'skipped' AND f.id > \(afterID)
               AND f.skip_reason = 'ledger' AND f.local_deleted_at IS NULL AND o.checksum_sha256 IS NOT NULL
               AND NOT fleet_key_written_since(o.project_id, o.bucket, o.s3_key, o.uploaded_at)
@@ -173,7 +171,7 @@ extension Ledger {
                 key: try rows.decode(String.self, row, 4, in: "file_uploads"),
                 size: try rows.decode(Int64.self, row, 5, in: "file_uploads"),
                 mtime: try rows.decode(Timestamp.self, row, 6, in: "file_uploads"),
-                checksum: try rows.decode(String.self, row, 7, in: "stored_objects")
+                checksum: try rows.decode(String.self, row, 7, in: "object_records")
             )
         }
     }
@@ -212,7 +210,7 @@ extension Ledger {
     /// Records deletions about to happen, before any file goes: one `local_deletions` row each in state
     /// `intended`, held by this process.
     ///
-    /// An uploaded file recorded without a session gets the session `stored_objects` names for it.
+    /// An uploaded file recorded without a session gets the session of the key's latest record.
     ///
     /// - Parameters:
     ///   - deletions: The files, each path at most once.
@@ -241,9 +239,8 @@ extension Ledger {
                                          reason, was_uploaded, bucket, s3_key, state, holder)
             SELECT \(deviceID),
                    coalesce(nullif(d.session_id, '')::bigint,
-                            (SELECT o.session_id FROM stored_objects o
-                             WHERE d.was_uploaded AND o.project_id = \(projectID) AND o.bucket = d.bucket
-                               AND o.s3_key = d.s3_key AND o.size_bytes = d.size_bytes AND o.mtime = d.mtime)),
+                            (SELECT o.session_id FROM fleet_latest_object(\(projectID), d.bucket, d.s3_key) o
+                             WHERE d.was_uploaded AND o.size_bytes = d.size_bytes AND o.mtime = d.mtime)),
                    d.local_path, nullif(d.path_bytes, '')::bytea, d.size_bytes, d.mtime, \(reason), d.was_uploaded,
                    nullif(d.bucket, ''), nullif(d.s3_key, ''), 'intended', \(ClaimHolder.thisProcess)
             FROM unnest(\(paths)::text[], \(pathBytes)::text[], \(sizes)::bigint[], \(mtimes)::timestamptz[],

@@ -107,15 +107,16 @@ package struct UploadOutcome: Sendable {
 extension Ledger {
     /// Records one batch of scanned files in one statement.
     ///
-    /// A file whose project, bucket, key, size and mtime match `stored_objects` goes in as `skipped` (an object
+    /// A file whose project, bucket, key, size and mtime match the key's latest record (`fleet_latest_object`)
+    /// goes in as `skipped` (an object
     /// imported without an mtime matches on key and size, `master import-state`); a second
     /// file mapping to a key already taken in this session, a file whose key another project stores (same bucket
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
-    /// this project stores it too: the object may be the other project's by now. One statement per batch: the
-    /// other projects' keys come from `stored_objects`' primary key, probed once per project in the statement,
-    /// never a round trip per file, through `fleet_key_owners`, which names the owning project without letting
-    /// a device role read its rows.
+    /// this project stores it too: the object may be the other project's by now. One statement per batch: every
+    /// question about a key is an index probe in the statement, never a round trip per file; other projects'
+    /// records come through `fleet_key_owners`, which names the owning project without letting a device role
+    /// read its rows.
     ///
     /// The batch travels as one array per column and `unnest` turns it back into rows: nothing is staged in the
     /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
@@ -159,9 +160,8 @@ extension Ledger {
                     w.owner,
                     o.s3_key IS NOT NULL AS stored
                 FROM ranked r
-                LEFT JOIN stored_objects o
-                  ON o.project_id = \(projectID) AND o.bucket = r.bucket AND o.s3_key = r.s3_key
-                 AND o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
+                LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
+                  ON o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
                 LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
             )
             INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
@@ -185,11 +185,11 @@ extension Ledger {
         return try (0..<result.rowCount).filter { try result.decode(Bool.self, $0, 0, in: "file_uploads") }.count
     }
 
-    /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`), and
-    /// remembers them in `stored_objects` without a checksum: a checksum recorded for an earlier version of the
-    /// key no longer says what the bucket holds, and nothing is deleted on the strength of it. A file sent
+    /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`). Such a row
+    /// is a record of the key without a checksum (`object_records`): a checksum recorded for an earlier version of
+    /// the key no longer says what the bucket holds, and nothing is deleted on the strength of it. A file sent
     /// compressed is never skipped this way: its object's size is the compressed one, which says nothing of the
-    /// file (the ledger's own record, `stored_objects`, skips it on the original's size and mtime instead).
+    /// file (the ledger's own records skip it on the original's size and mtime instead).
     ///
     /// - Parameter listing: every object under the session's destination, as (bucket, key, size).
     /// - Returns: how many were skipped.
@@ -204,18 +204,11 @@ extension Ledger {
             }
             let updated = try connection.execute(
                 """
-                WITH skipped AS (
-                    UPDATE file_uploads f SET status = 'skipped', skip_reason = 'bucket', finished_at = now(), updated_at = now()
-                    FROM bucket_listing b
-                    WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
-                      AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes AND f.codec IS NULL
-                    RETURNING f.project_id, f.bucket, f.s3_key, f.size_bytes, f.mtime, f.session_id
-                )
-                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, session_id)
-                SELECT project_id, bucket, s3_key, size_bytes, mtime, session_id FROM skipped
-                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
-                    mtime = EXCLUDED.mtime, checksum_sha256 = NULL, etag = NULL, session_id = EXCLUDED.session_id,
-                    uploaded_at = now(), imported_from = NULL
+                UPDATE file_uploads f SET status = 'skipped', skip_reason = 'bucket', finished_at = now(),
+                    recorded_at = now(), updated_at = now()
+                FROM bucket_listing b
+                WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
+                  AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes AND f.codec IS NULL
                 """
             )
             return updated.affectedRows
@@ -233,8 +226,13 @@ extension Ledger {
     /// another project (sending it would overwrite that project's object).
     package static let unfixableClasses = ["invalid_key", "duplicate_key", "key_owned_by_other_project"]
 
-    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`,
-    /// skipping rows other processes hold (`FOR UPDATE SKIP LOCKED`), so two processes never get the same file.
+    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`; two
+    /// processes never get the same file.
+    ///
+    /// `fleet_claim_files` does it in one statement: claims of one session take turns on a transaction-scoped
+    /// advisory lock (nothing outlives the statement, so a pooler in transaction mode is fine), and the rows are
+    /// chosen after the lock is granted, so they are never rows another process has just claimed. No row lock is
+    /// taken before the update, which would write a WAL record of its own for every file.
     ///
     /// The `(session_id, id)` index hands the session's rows over in id order from the cursor, with no sort of
     /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the claim and the
@@ -255,19 +253,8 @@ extension Ledger {
     ) throws -> [UploadJob] {
         let rows = try connection.execute(
             """
-            WITH c AS (
-                SELECT id, created_at, status FROM file_uploads
-                WHERE session_id = \(sessionID) AND status = \(status) AND id > \(afterID)
-                  AND (status <> 'permanent_failure' OR error_class IS NULL
-                       OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
-                  AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
-                ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED
-            )
-            UPDATE file_uploads f SET status = 'uploading', claimed_by = \(worker), claimed_at = now(), updated_at = now()
-            FROM c
-            WHERE f.id = c.id AND f.created_at = c.created_at
-            RETURNING f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime, c.status,
-                      f.codec, f.codec_level
+            SELECT * FROM fleet_claim_files(\(sessionID), \(status), \(afterID), \(limit), \(worker),
+                                            \(maxAttempts)::integer, \(PGTextArray(Ledger.unfixableClasses))::text[])
             """
         )
         var jobs: [UploadJob] = []
@@ -316,14 +303,14 @@ extension Ledger {
         )
     }
 
-    /// Writes a batch of outcomes in one statement: the file rows, `stored_objects` for the uploaded ones, and
-    /// the session's heartbeat.
+    /// Writes a batch of outcomes in one statement: the file rows and the session's heartbeat. An `uploaded` row is
+    /// itself the ledger's record of the object (`object_records`); nothing else is written per file.
     ///
     /// The batch travels as one array per column (`unnest`), so nothing is staged in the server session and the
     /// statement is atomic on its own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
     /// with a `session_id` condition too, the planner reads the whole session through its index and hash-joins
     /// it with the batch, which made every batch cost as much as the session is large.
-    package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64, projectID: Int64) throws {
+    package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64) throws {
         guard !outcomes.isEmpty else { return }
         func column(_ value: (UploadOutcome) -> String?) -> PGTextArray { PGTextArray(outcomes.map(value)) }
         func number<N: BinaryInteger>(_ value: N?) -> String? { value.map { String($0) } }
@@ -338,14 +325,13 @@ extension Ledger {
                     \(column { $0.errorMessage })::text[], \(column { number($0.httpStatus) })::integer[],
                     \(column { $0.startedAt.iso8601 })::timestamptz[], \(column { $0.finishedAt.iso8601 })::timestamptz[],
                     \(column { String($0.size) })::bigint[], \(column { $0.mtime.iso8601 })::timestamptz[],
-                    \(column { $0.job.bucket })::text[], \(column { $0.job.key })::text[], \(column { $0.job.claimedFrom })::text[],
+                    \(column { $0.job.claimedFrom })::text[],
                     \(column { number($0.device.map { Int64(bitPattern: $0) }) })::bigint[],
                     \(column { number($0.inode.map { Int64(bitPattern: $0) }) })::bigint[],
-                    \(column { number($0.status == .uploaded ? $0.sentSize ?? $0.size : nil) })::bigint[],
-                    \(column { $0.job.codec?.name })::text[]
+                    \(column { number($0.status == .uploaded ? $0.sentSize ?? $0.size : nil) })::bigint[]
                 ) AS r (id, created_at, status, attempts, etag, checksum, version_id, upload_id, error_class,
-                        error_message, http_status, started_at, finished_at, size_bytes, mtime, bucket, s3_key,
-                        claimed_from, file_device, file_inode, sent_bytes, codec)
+                        error_message, http_status, started_at, finished_at, size_bytes, mtime, claimed_from,
+                        file_device, file_inode, sent_bytes)
             ), files AS (
                 UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
                     status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
@@ -364,18 +350,10 @@ extension Ledger {
                     file_device = CASE WHEN r.put_back THEN f.file_device ELSE r.file_device END,
                     file_inode = CASE WHEN r.put_back THEN f.file_inode ELSE r.file_inode END,
                     sent_bytes = CASE WHEN r.put_back THEN f.sent_bytes ELSE r.sent_bytes END,
-                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END
+                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END,
+                    recorded_at = CASE WHEN r.put_back THEN f.recorded_at ELSE now() END
                 FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at
-            ), stored AS (
-                INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, etag,
-                                            session_id, codec, sent_bytes)
-                SELECT \(projectID), bucket, s3_key, size_bytes, mtime, checksum, etag, \(sessionID), codec, sent_bytes
-                FROM r WHERE status = 'uploaded'
-                ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes,
-                    mtime = EXCLUDED.mtime, checksum_sha256 = EXCLUDED.checksum_sha256, etag = EXCLUDED.etag,
-                    codec = EXCLUDED.codec, sent_bytes = EXCLUDED.sent_bytes,
-                    session_id = EXCLUDED.session_id, uploaded_at = now(), imported_from = NULL
             )
             UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)
             """

@@ -34,8 +34,10 @@ extension Ledger {
     /// session of kind `imported` (`in_progress` → `interrupted`, the other statuses as they were, the totals
     /// the old tool counted) whose `import_key` names the old project and session, so a second import takes
     /// nothing twice. Its files keep their status (`pending`, `uploaded`, `failed` with class `imported`), with
-    /// no mtime (the old tool kept none); each uploaded key goes to `stored_objects` without mtime or checksum,
-    /// so a session of the same project skips a file with that key and size.
+    /// no mtime (the old tool kept none), and are not records of objects; each uploaded key goes to
+    /// `stored_objects` without mtime or checksum, so a session of the same project skips a file with that key and
+    /// size, unless the key's latest record is other than an earlier import of this kind (the ledger's own
+    /// upload knows more).
     package func importDataUploader(from old: DataUploaderDatabase) throws -> DataUploaderImportSummary {
         var summary = DataUploaderImportSummary()
         let projects = try old.projects()
@@ -241,7 +243,10 @@ extension Ledger {
                                                 imported_from)
                     SELECT DISTINCT ON (project_id, bucket, s3_key) project_id, bucket, s3_key, size_bytes,
                            NULL::timestamptz, session_id, coalesce(finished_at, now()), 'data_uploader'
-                    FROM imported_files WHERE status = 'uploaded'
+                    FROM imported_files AS i
+                    WHERE status = 'uploaded'
+                      AND NOT EXISTS (SELECT 1 FROM fleet_latest_object(i.project_id, i.bucket, i.s3_key) AS o
+                                      WHERE o.imported_from IS DISTINCT FROM 'data_uploader')
                     ORDER BY project_id, bucket, s3_key, session_id DESC, finished_at DESC NULLS LAST
                     ON CONFLICT (project_id, bucket, s3_key) DO UPDATE SET size_bytes = EXCLUDED.size_bytes, mtime = NULL,
                         session_id = EXCLUDED.session_id, uploaded_at = EXCLUDED.uploaded_at

@@ -66,7 +66,9 @@ extension Ledger {
                 INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, uploaded_at, imported_from)
                 SELECT DISTINCT ON (bucket, s3_key) \(projectID)::bigint, bucket, s3_key, size_bytes, mtime,
                        coalesce(uploaded_at, now()), 'tvm_registry'
-                FROM registry_objects ORDER BY bucket, s3_key, uploaded_at DESC NULLS LAST
+                FROM registry_objects AS r
+                WHERE NOT EXISTS (SELECT 1 FROM fleet_latest_object(\(projectID), r.bucket, r.s3_key))
+                ORDER BY bucket, s3_key, uploaded_at DESC NULLS LAST
                 ON CONFLICT (project_id, bucket, s3_key) DO NOTHING
                 """
             ).affectedRows

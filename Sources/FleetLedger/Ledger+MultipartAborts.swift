@@ -53,9 +53,12 @@ extension Ledger {
         )
     }
 
-    /// The buckets the project stored objects in, for a project whose files name their bucket by their first
-    /// directory. One index probe per bucket.
-    package func storedBuckets(projectID: Int64) throws -> [String] {
+    /// The buckets the project's uploads may have left a multipart upload in, for a project whose files name
+    /// their bucket by their first directory: those of the files of the sessions of the last `days` days (an
+    /// upload killed before the ledger recorded its id leaves no trace but its row; read through the sessions'
+    /// index, never the whole history) and those of the objects the ledger recorded without sending them
+    /// (`stored_objects`, one index probe per bucket).
+    package func storedBuckets(projectID: Int64, days: Int = 30) throws -> [String] {
         let rows = try connection.execute(
             """
             WITH RECURSIVE b (bucket) AS (
@@ -65,6 +68,10 @@ extension Ledger {
                 FROM b WHERE b.bucket IS NOT NULL
             )
             SELECT bucket FROM b WHERE bucket IS NOT NULL
+            UNION
+            SELECT DISTINCT f.bucket FROM sync_sessions AS s JOIN file_uploads AS f ON f.session_id = s.id
+            WHERE s.project_id = \(projectID) AND s.started_at > now() - make_interval(days => \(days))
+            ORDER BY 1
             """
         )
         return try (0..<rows.rowCount).map { try rows.decode(String.self, $0, 0, in: "stored_objects") }

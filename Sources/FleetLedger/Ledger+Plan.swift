@@ -113,9 +113,8 @@ extension Ledger {
                        count(*) FILTER (WHERE p.size_bytes >= \(multipartThreshold))
                 FROM plan_files AS p
                 JOIN projects AS j ON j.name = \(projectName)
-                JOIN stored_objects AS o
-                  ON o.project_id = j.id AND o.bucket = p.bucket AND o.s3_key = p.s3_key
-                 AND o.size_bytes = p.size_bytes AND (o.mtime = p.mtime OR (o.mtime IS NULL AND p.mtime <= o.uploaded_at))
+                JOIN LATERAL fleet_latest_object(j.id, p.bucket, p.s3_key) AS o
+                  ON o.size_bytes = p.size_bytes AND (o.mtime = p.mtime OR (o.mtime IS NULL AND p.mtime <= o.uploaded_at))
                 WHERE p.owner IS NULL
                 """
             )

@@ -172,17 +172,20 @@ extension Ledger {
         }
     }
 
-    /// Marks the session's unfinished files that `stored_objects` now records (same bucket, key, size and
+    /// Marks the session's unfinished files whose key's latest record now matches them (same bucket, key, size and
     /// mtime, stored by a later session) as `skipped`; returns how many.
     package func skipAlreadyStored(sessionID: Int64) throws -> Int {
         try connection.execute(
             """
             UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', updated_at = now()
-            FROM stored_objects AS o
-            WHERE f.session_id = \(sessionID) AND f.status IN ('pending', 'failed', 'permanent_failure')
-              AND o.project_id = f.project_id AND o.bucket = f.bucket AND o.s3_key = f.s3_key
-              AND o.size_bytes = f.size_bytes AND (o.mtime = f.mtime OR (o.mtime IS NULL AND f.mtime <= o.uploaded_at))
-              AND o.session_id IS DISTINCT FROM f.session_id
+            FROM (
+                SELECT g.id, g.created_at FROM file_uploads AS g
+                CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
+                WHERE g.session_id = \(sessionID) AND g.status IN ('pending', 'failed', 'permanent_failure')
+                  AND o.size_bytes = g.size_bytes AND (o.mtime = g.mtime OR (o.mtime IS NULL AND g.mtime <= o.uploaded_at))
+                  AND o.session_id IS DISTINCT FROM g.session_id
+            ) AS s
+            WHERE f.id = s.id AND f.created_at = s.created_at
             """
         ).affectedRows
     }

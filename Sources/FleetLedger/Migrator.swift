@@ -75,6 +75,11 @@ extension Migration {
             name: "ledger_write_path",
             sql: String(decoding: PackageResources._013_ledger_write_path_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 14,
+            name: "object_records",
+            sql: String(decoding: PackageResources._014_object_records_sql, as: UTF8.self)
+        ),
     ]
 }
 

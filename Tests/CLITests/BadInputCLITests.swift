@@ -302,9 +302,11 @@ import Testing
         try expectNothingLeftHalfDone(database.connect())
     }
 
-    /// The ledger's disk fills up in the middle of a run that deletes uploaded files: the run stops with the
-    /// database's reason, deletes nothing it could not record, and once there is room again the next run
-    /// settles what the first one left and uploads the rest; every file ends up in the bucket exactly once.
+    /// The ledger's disk fills up in the middle of a run that deletes uploaded files. The outcomes are still
+    /// recorded (each rewrites its file row in place, in the room its page keeps), but the deletions, which need
+    /// new rows, are refused with the database's reason, and nothing is deleted that the ledger could not record.
+    /// Once there is room again the next run deletes them; every file is in the bucket, sent exactly once. A run
+    /// that starts on the full disk stops before sending anything (exit 3).
     @Test func ledgerDiskFullWhileRecording() throws {
         guard getuid() == 0 else {
             Issue.record("this test mounts a small tmpfs for the ledger's tables and needs root (CI runs as root)")
@@ -349,10 +351,11 @@ import Testing
         )
         #expect(waitForUploads(connection, atLeast: 300) >= 300)
         disk.fill()
-        let stopped = first.wait()
+        let full = first.wait()
 
-        #expect(stopped.status == 3, "\(stopped.stderr)")
-        #expect(stopped.stderr.contains("No space left on device"), "\(stopped.stderr)")
+        #expect(full.status == 0, "\(full.stderr)")
+        #expect(full.stderr.contains("No space left on device"), "\(full.stderr)")
+        #expect(full.stderr.contains("the ledger cannot record their deletion"), "\(full.stderr)")
         // Only files the ledger records as uploaded may be gone from the disk.
         let recorded = try connection.execute(
             "SELECT rel_path FROM file_uploads WHERE status = 'uploaded' AND checksum_sha256 IS NOT NULL"
@@ -364,10 +367,23 @@ import Testing
         #expect(!deleted.isEmpty)
         #expect(deleted.filter { !recordedPaths.contains($0) }.isEmpty, "deleted without an uploaded row")
 
+        try scratch.write("data/late/new.log", "written while the ledger's disk was full")
+        let stopped = try runUpload(config, database, s3)
+        // Refused with the server's reason (which depends on what it first fails to write): one line naming the ledger.
+        #expect(stopped.status == 3, "\(stopped.stderr)")
+        #expect(stopped.stderr.hasPrefix("upload: ") && stopped.stderr.contains("ledger at"), "\(stopped.stderr)")
+        expected[s3.prefix + "late/new.log"] = SHA256.hex(of: Array("written while the ledger's disk was full".utf8))
+
         disk.empty()
         let second = try runUpload(config, database, s3)
 
         #expect(second.status == 0, "\(second.stderr)")
+        let left = expected.keys.filter {
+            FileManager.default.fileExists(
+                atPath: scratch.url.appendingPathComponent("data/" + String($0.dropFirst(s3.prefix.count))).path
+            )
+        }
+        #expect(left.isEmpty, "files the second run did not delete: \(left.count)")
         let stored = try bucketContents(s3)
         #expect(stored.count == expected.count, "objects in the bucket")
         #expect(expected.filter { stored[$0.key]?.1 != $0.value }.count == 0, "objects whose bytes differ")

@@ -173,7 +173,7 @@ import Testing
         }
         #expect(ledgerSent * 4 <= ledgerOriginal)
         let stored = try connection.execute(
-            "SELECT count(*) FILTER (WHERE codec = 'zstd' AND sent_bytes < size_bytes) FROM stored_objects"
+            "SELECT count(*) FILTER (WHERE codec = 'zstd' AND sent_bytes < size_bytes) FROM object_records"
         )
         #expect(stored.int(0, 0) == files.count - 3)
 

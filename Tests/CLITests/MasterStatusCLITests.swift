@@ -295,7 +295,7 @@ struct MasterStatusCLITests {
             outcome.errorMessage = "connection reset by peer"
             return outcome
         }
-        try ledger.recordOutcomes(outcomes, sessionID: sessionID, projectID: projectID)
+        try ledger.recordOutcomes(outcomes, sessionID: sessionID)
         if close { _ = try ledger.closeSession(sessionID, status: failed == 0 ? .completed : .completedWithErrors) }
         return sessionID
     }

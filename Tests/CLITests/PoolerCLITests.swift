@@ -62,7 +62,7 @@ struct PoolerCLITests {
         #expect(
             try connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploaded'").int(0, 0) == 600
         )
-        #expect(try connection.execute("SELECT count(*) FROM stored_objects").int(0, 0) == 600)
+        #expect(try connection.execute("SELECT count(DISTINCT s3_key) FROM object_records").int(0, 0) == 600)
         #expect(try bucketContents(s3).count == 600)
     }
 

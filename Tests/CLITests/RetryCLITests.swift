@@ -99,7 +99,7 @@ struct RetryCLITests {
         #expect((rounds.int(0, 0) ?? 0) >= 1)
         #expect(rounds.int(0, 1) == failedFirst)
         #expect(rounds.bool(0, 2) == true)
-        #expect(try connection.execute("SELECT count(*) FROM stored_objects").int(0, 0) == 1200)
+        #expect(try connection.execute("SELECT count(DISTINCT s3_key) FROM object_records").int(0, 0) == 1200)
     }
 
     /// Two retries of one session at once share the files between them: each file is uploaded by exactly one
@@ -235,8 +235,11 @@ struct RetryCLITests {
             FROM sync_sessions WHERE id = 1;
             UPDATE file_uploads SET status = 'failed', error_class = 'network', attempts = 3
             WHERE session_id = 1 AND rel_path IN ('f0.log', 'f1.log', 'f2.log');
-            UPDATE stored_objects SET session_id = 2 WHERE s3_key LIKE '%/f0.log' OR s3_key LIKE '%/f1.log'
-                OR s3_key LIKE '%/f2.log';
+            INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, bucket, s3_key, size_bytes,
+                                      mtime, checksum_sha256, etag, status, attempts, started_at, finished_at)
+            SELECT 2, project_id, source, local_path, rel_path, bucket, s3_key, size_bytes, mtime, checksum_sha256,
+                   etag, 'uploaded', 1, now(), now()
+            FROM file_uploads WHERE session_id = 1 AND rel_path IN ('f0.log', 'f1.log', 'f2.log');
             """
         )
 

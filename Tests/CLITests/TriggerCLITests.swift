@@ -55,7 +55,7 @@ struct TriggerCLITests {
                 startedAt: .now()
             )
         }
-        try ledger.recordOutcomes(outcomes, sessionID: sessionID, projectID: projectID)
+        try ledger.recordOutcomes(outcomes, sessionID: sessionID)
         _ = try ledger.closeSession(sessionID, status: failed == 0 ? .completed : .completedWithErrors)
         return sessionID
     }

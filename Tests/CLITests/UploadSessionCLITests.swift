@@ -67,7 +67,7 @@ struct UploadSessionCLITests {
             """
             SELECT count(*), count(*) FILTER (WHERE status = 'uploaded' AND etag IS NOT NULL AND checksum_sha256 IS NOT NULL
                                                AND attempts = 1),
-                   (SELECT count(*) FROM stored_objects), (SELECT status FROM sync_sessions),
+                   (SELECT count(DISTINCT s3_key) FROM object_records), (SELECT status FROM sync_sessions),
                    (SELECT concurrency FROM sync_sessions)
             FROM file_uploads
             """
@@ -216,6 +216,50 @@ struct UploadSessionCLITests {
         )
         #expect(plain.stderr.contains("Nothing to upload"))
         #expect(plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    }
+
+    /// Retention drops old months of file rows; `fleet_keep_object_records` first moves what they record of the
+    /// bucket to `stored_objects`, so the files still on disk are not sent again.
+    @Test func filesOfADroppedMonthAreNotSentAgainOnceItsRecordsAreKept() throws {
+        let s3 = try TestS3()
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        for index in 0..<40 { try scratch.write("data/d\(index % 4)/f\(index).wav", "x\(index)") }
+        let config = try configFile(scratch, s3)
+        let first = try CLI.run(
+            "upload",
+            ["--config", config, "--database", database.url],
+            environment: s3.environment
+        )
+        #expect(first.status == 0, "\(first.stderr)")
+
+        let connection = try database.connect()
+        let months = try connection.execute(
+            """
+            SELECT DISTINCT tableoid::regclass::text FROM file_uploads
+            """
+        )
+        var kept = 0
+        for row in 0..<months.rowCount {
+            let month = try #require(months.string(row, 0))
+            kept += try connection.execute("SELECT fleet_keep_object_records(\(month)::regclass)").int(0, 0) ?? 0
+            try connection.executeScript("ALTER TABLE file_uploads DETACH PARTITION \(month); DROP TABLE \(month)")
+        }
+        #expect(kept == 40)
+        #expect(try connection.execute("SELECT count(*) FROM file_uploads").int(0, 0) == 0)
+
+        let second = try CLI.run(
+            "upload",
+            ["--config", config, "--json", "--database", database.url],
+            environment: s3.environment
+        )
+        #expect(second.status == 0, "\(second.stderr)")
+        let totals = try #require(try summary(second)["totals"] as? [String: Any])
+        #expect(totals["uploaded_files"] as? Int == 0)
+        #expect(totals["skipped_files"] as? Int == 40)
+        #expect(try bucketContents(s3).count == 40)
     }
 
     @Test func objectsAnotherToolUploadedAreSkippedWhenComparingWithTheBucket() throws {

@@ -128,7 +128,7 @@ struct ImportStateTests {
         #expect(Set(try harness.bucket().keys) == expected)
         // The registry's files were never even recorded: the start-up scan found them stored.
         #expect(try harness.count("SELECT count(*) FROM file_uploads") == expected.count)
-        #expect(try harness.count("SELECT count(*) FROM stored_objects") == 1001 + expected.count)
+        #expect(try harness.count("SELECT count(DISTINCT s3_key) FROM object_records") == 1001 + expected.count)
         #expect(
             try harness.rows("SELECT DISTINCT kind FROM sync_sessions").map { $0[0] ?? "" } == ["startup"]
         )

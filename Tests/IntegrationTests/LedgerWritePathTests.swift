@@ -74,8 +74,7 @@ import Testing
         let outcome = try updates {
             try ledger.recordOutcomes(
                 jobs.map { fixture.outcome($0, .uploaded) },
-                sessionID: session,
-                projectID: fixture.project
+                sessionID: session
             )
         }
         #expect(outcome.all == 60 && outcome.heapOnly == 60, "outcomes: \(outcome)")
@@ -92,14 +91,15 @@ import Testing
                     SELECT DISTINCT a.attname FROM pg_index i
                     JOIN pg_attribute a ON a.attrelid = i.indrelid
                      AND (a.attnum = ANY(i.indkey)
-                          OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M'))
+                          OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M')
+                          OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\\m' || a.attname || '\\M'))
                     WHERE i.indrelid = 'file_uploads'::regclass AND a.attnum > 0
                     ORDER BY 1
                     """
             )
         )
         let names = (0..<columns.rowCount).compactMap { columns.string($0, 0) }
-        #expect(names == ["created_at", "id", "project_id", "s3_key", "session_id"])
+        #expect(names == ["created_at", "id", "s3_key", "session_id"])
     }
 
     @Test func countsAndFailureLogFollowEveryWriterOfFileRows() throws {
@@ -117,8 +117,7 @@ import Testing
         try ledger.recordOutcomes(
             jobs[0..<10].map { fixture.outcome($0, .uploaded) } + jobs[10..<20].map { fixture.outcome($0, .failed) }
                 + jobs[20..<25].map { fixture.outcome($0, .putBack) },
-            sessionID: session,
-            projectID: fixture.project
+            sessionID: session
         )
         try fixture.expectCountsMatchRows("after the outcomes")
         #expect(try fixture.failuresLogged() == 10)
@@ -131,8 +130,7 @@ import Testing
         try ledger.recordOutcomes(
             retried[0..<3].map { fixture.outcome($0, .putBack) } + retried[3..<7].map { fixture.outcome($0, .uploaded) }
                 + retried[7..<10].map { fixture.outcome($0, .permanentFailure) },
-            sessionID: session,
-            projectID: fixture.project
+            sessionID: session
         )
         try fixture.expectCountsMatchRows("after the retry")
         #expect(try fixture.failuresLogged() == 13)

@@ -117,8 +117,8 @@ struct RowSecurityTests {
     }
 
     /// The columns of compressed uploads (migration 0012) are written by a vehicle's own login as the upload
-    /// writes them: the codec when the file is recorded, the object's size with the outcome, both in
-    /// `stored_objects` too.
+    /// writes them: the codec when the file is recorded, the object's size with the outcome, and the file row is
+    /// the object's record (`object_records`).
     @Test func aDeviceRecordsCompressedFilesAndWhatWasSent() throws {
         let database = try TestDatabase()
         defer { database.drop() }
@@ -144,12 +144,12 @@ struct RowSecurityTests {
         outcome.sha256 = String(repeating: "ab", count: 32)
         outcome.etag = "\"e\""
         outcome.sentSize = 120
-        try ledger.recordOutcomes([outcome], sessionID: sessionID, projectID: projectID)
+        try ledger.recordOutcomes([outcome], sessionID: sessionID)
 
         let rows = try database.connect().execute(
             """
             SELECT f.status, f.codec, f.codec_level, f.sent_bytes, f.size_bytes, o.codec, o.sent_bytes, o.size_bytes
-            FROM file_uploads f JOIN stored_objects o USING (project_id, bucket, s3_key)
+            FROM file_uploads f JOIN object_records o USING (project_id, bucket, s3_key)
             """
         )
         #expect(rows.rowCount == 1)
@@ -201,19 +201,60 @@ struct RowSecurityTests {
         #expect(try database.connect().execute("SELECT count(*) FROM sync_sessions").int(0, 0) == 1)
     }
 
+    /// `object_records` reads file rows with its owner's rights and filters them by the caller's projects: a
+    /// function of the device's own in the query's condition must not see a row before that filter has run.
+    @Test func aDeviceSeesNoOtherProjectsRecordsThroughAFunctionOfItsOwn() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        let admin = try database.ledger()
+        let owner = try Self.session(admin, device: "depot", project: "mapping", keys: ["a.log", "b.log"])
+        try admin.connection.execute(
+            """
+            UPDATE file_uploads SET status = 'uploaded', checksum_sha256 = \(String(repeating: "c", count: 64)),
+                   etag = '"e"', finished_at = now(), recorded_at = now()
+            WHERE session_id = \(owner.session)
+            """
+        )
+        let asDevice = try PGConnection(conninfo: device.url)
+        try asDevice.executeScript(
+            """
+            CREATE TEMPORARY TABLE seen (s3_key text);
+            CREATE FUNCTION pg_temp.peek(key text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+            BEGIN
+                INSERT INTO seen VALUES (key);
+                RETURN true;
+            END
+            $$;
+            """
+        )
+        let visible = try asDevice.execute("SELECT count(*) FROM object_records WHERE pg_temp.peek(s3_key)")
+        #expect(visible.int(0, 0) == 0)
+        #expect(try asDevice.execute("SELECT count(*) FROM seen").int(0, 0) == 0)
+        #expect(try database.connect().execute("SELECT count(*) FROM object_records").int(0, 0) == 2)
+    }
+
     @Test func aDeviceIsRefusedAKeyAnotherProjectOwnsWithoutReadingThatProject() throws {
         let database = try TestDatabase()
         defer { database.drop() }
         let device = try TestDevice(database, projects: ["survey"])
         defer { device.remove() }
-        // The admin's project "mapping" stores raw/a.log in the same bucket.
+        // The admin's project "mapping" uploaded raw/a.log to the same bucket (its file row is the record), and
+        // imported raw/c.log (a stored_objects row).
         let admin = try database.ledger()
-        let owner = try Self.session(admin, device: "depot", project: "mapping", keys: [])
+        let owner = try Self.session(admin, device: "depot", project: "mapping", keys: ["a.log"])
         try admin.connection.execute(
             """
-            INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, checksum_sha256, session_id)
-            VALUES (\(owner.project), 'fleet-data', 'raw/a.log', 5, now(), \(String(repeating: "c", count: 64)),
-                    \(owner.session))
+            UPDATE file_uploads SET status = 'uploaded', checksum_sha256 = \(String(repeating: "c", count: 64)),
+                   etag = '"e"', finished_at = now()
+            WHERE session_id = \(owner.session)
+            """
+        )
+        try admin.connection.execute(
+            """
+            INSERT INTO stored_objects (project_id, bucket, s3_key, size_bytes, mtime, imported_from)
+            VALUES (\(owner.project), 'fleet-data', 'raw/c.log', 5, now(), 'tvm_registry')
             """
         )
 
@@ -221,7 +262,7 @@ struct RowSecurityTests {
             try device.ledger(),
             device: device.name,
             project: "survey",
-            keys: ["a.log", "b.log"]
+            keys: ["a.log", "b.log", "c.log"]
         )
 
         let rows = try database.connect().execute(
@@ -234,8 +275,11 @@ struct RowSecurityTests {
         #expect(rows.string(0, 2) == "key_owned_by_other_project")
         #expect(rows.string(0, 3)?.contains("project 'mapping'") == true, "\(rows.string(0, 3) ?? "")")
         #expect(rows.string(1, 1) == "pending")
+        #expect(rows.string(2, 2) == "key_owned_by_other_project")
         let asDevice = try PGConnection(conninfo: device.url)
         #expect(try asDevice.execute("SELECT count(*) FROM stored_objects").int(0, 0) == 0)
+        #expect(try asDevice.execute("SELECT count(*) FROM object_records").int(0, 0) == 0)
+        #expect(try database.connect().execute("SELECT count(*) FROM object_records").int(0, 0) == 2)
         #expect(try asDevice.execute("SELECT count(*) FROM projects WHERE name = 'mapping'").int(0, 0) == 0)
         // The plan sees the same refusal.
         let plan = try device.ledger().comparePlan(projectName: "survey", multipartThreshold: 1 << 30) { rows in

@@ -483,7 +483,7 @@ private struct LedgerFixture {
             failed[index - uploaded].apply(to: &outcome)
             return outcome
         }
-        try ledger.recordOutcomes(outcomes, sessionID: sessionID, projectID: projectID)
+        try ledger.recordOutcomes(outcomes, sessionID: sessionID)
         if close {
             _ = try ledger.closeSession(
                 sessionID,

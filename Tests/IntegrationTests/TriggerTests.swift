@@ -68,7 +68,7 @@ struct TriggerTests {
             if failing.contains(job.key) { outcome.errorClass = "network" }
             return outcome
         }
-        try ledger.recordOutcomes(outcomes, sessionID: sessionID, projectID: projectID)
+        try ledger.recordOutcomes(outcomes, sessionID: sessionID)
         if close { _ = try ledger.closeSession(sessionID, status: failed.isEmpty ? .completed : .completedWithErrors) }
         return sessionID
     }

@@ -15,7 +15,7 @@ import Synchronization
 /// `startup`, `immediate` or `scheduled`, `AgentRunKind`) followed by retry rounds and the trigger
 /// (`UploadCycle`). Files that become ready during a
 /// run wait for the next one. The ledger is the memory: a restart scans the sources again and skips what
-/// `stored_objects` records, after reconciling what a killed predecessor left `uploading`.
+/// ledger records, after reconciling what a killed predecessor left `uploading`.
 package final class Agent {
     package var configPath: String
     package var overrides: [ConfigOverride]

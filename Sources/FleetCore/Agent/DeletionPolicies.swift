@@ -24,7 +24,7 @@ package struct DeletionReport: Sendable, Equatable {
 /// The agent's three local deletion policies (`deletion.after_upload`, `deletion.age`, `deletion.emergency`).
 ///
 /// The promise they keep: a file is deleted only once the ledger confirms its upload (S3 verified its
-/// SHA-256 and `stored_objects` still records that object with the file's size and mtime), unless
+/// SHA-256 and the key's latest record is still that object with the file's size and mtime), unless
 /// `include_unuploaded` says otherwise. Files go the one way every deletion goes (`LocalDeleter`), in batches:
 /// the ledger confirms the uploads, records the deletions as intended, the files are removed, and the ledger
 /// confirms what went; a ledger that cannot be written makes a policy throw before anything in the batch is
@@ -59,7 +59,7 @@ package struct DeletionPolicies {
     static let emergencyCheckFiles = 50
 
     /// - Parameters:
-    ///   - projectID: the project whose uploads confirm a file (`stored_objects`).
+    ///   - projectID: the project whose uploads confirm a file (`object_records`).
     ///   - deviceID: this device: `after_upload` looks at its sessions' files, and deletions are recorded for it.
     ///   - diskUsage: measures the file system holding a path (tests pass a fake one).
     package init(
@@ -92,7 +92,7 @@ package struct DeletionPolicies {
     /// `deletion.after_upload`: deletes the files whose upload finished at least `keep_days` before `now`.
     ///
     /// It looks at the files of this device's sessions that the ledger records `uploaded` with a SHA-256 checksum,
-    /// that `stored_objects` still records as that same object, whose local copy is not known to be gone
+    /// whose key's latest record is still that same object, whose local copy is not known to be gone
     /// (`local_deleted_at` null) and that lie in a configured source; at most `afterUploadLimit` of them per
     /// call. Each is deleted when it is still the regular file that was uploaded (same size and mtime); the
     /// deletion is recorded as `after_upload`, `was_uploaded` true, with the session that uploaded it.
@@ -100,7 +100,7 @@ package struct DeletionPolicies {
     /// A file already gone from the disk (deleted by hand) gets `local_deleted_at` so it is not examined again,
     /// but no `local_deletions` row: that table lists what fleet-upload deleted. A file kept (changed, reached
     /// through a symbolic link, not deletable) goes to the back of the queue; once a changed file is uploaded
-    /// again, `stored_objects` records the new version and the old row no longer qualifies.
+    /// again, the key's latest record is the new version and the old row no longer qualifies.
     ///
     /// - Returns: `nil` when the policy is off (no `deletion.after_upload`, or `enabled: false`).
     /// - Throws: `LedgerError`; nothing is deleted when the candidates cannot be read.

@@ -10,7 +10,7 @@ import Synchronization
 /// is recorded `uploaded` (the upload finished, only its outcome was lost); anything else is recorded `failed`
 /// (class `interrupted`) so the file is uploaded again. The dead sessions are then closed `interrupted`.
 ///
-/// A row whose file another session stored meanwhile (same key, size and mtime in `stored_objects`: a run that
+/// A row whose file another session stored meanwhile (the key's latest record has the same size and mtime: a run that
 /// went ahead while this one could not ask S3) is closed `skipped` instead, without asking the bucket: the
 /// object there is that session's upload, not proof of this row's, and counting it again would record the key
 /// `uploaded` twice.
@@ -138,7 +138,7 @@ package struct Reconciler {
             outcomes.append((claim.sessionID, claim.projectID, outcome))
         }
         for (sessionID, group) in Dictionary(grouping: outcomes, by: { $0.0 }) {
-            try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID, projectID: group[0].1)
+            try ledger.recordOutcomes(group.map(\.2), sessionID: sessionID)
         }
         return report
     }

@@ -7,7 +7,7 @@ import Logging
 /// because the ledger already stores their object.
 ///
 /// A run killed after uploading a file but before deleting it leaves the file behind; the next run finds its
-/// object in `stored_objects` and skips it, and deleting only what a run uploads itself would keep such files
+/// object in the ledger's records and skips it, and deleting only what a run uploads itself would keep such files
 /// forever. So, once the session's uploads are done, each file skipped that way is read and hashed: only when
 /// its SHA-256 is the checksum S3 verified for the stored object, and its size and mtime are still the recorded
 /// ones, is it handed to `LocalDeleter`, the one way files are deleted (recorded first, removed only while it is

@@ -130,7 +130,7 @@ package final class ResultWriter: @unchecked Sendable {
             do {
                 try ledger.use { ledger in
                     try ledger.reconnecting {
-                        try ledger.recordOutcomes(batch, sessionID: sessionID, projectID: projectID)
+                        try ledger.recordOutcomes(batch, sessionID: sessionID)
                     }
                 }
                 break
