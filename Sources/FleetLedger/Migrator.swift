@@ -80,6 +80,11 @@ extension Migration {
             name: "object_records",
             sql: String(decoding: PackageResources._014_object_records_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 15,
+            name: "heartbeat_index",
+            sql: String(decoding: PackageResources._015_heartbeat_index_sql, as: UTF8.self)
+        ),
     ]
 }
 
