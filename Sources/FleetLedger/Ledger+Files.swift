@@ -122,6 +122,10 @@ extension Ledger {
     /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
     /// (which would write catalog rows).
     ///
+    /// A second file with the same key in this session is found through the key's index: `session_id + 0` keeps
+    /// the planner off the `(session_id, id)` index, which reads every row of the session for every file once
+    /// the month's statistics are older than the session (a new month, a fresh ledger).
+    ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
@@ -153,8 +157,8 @@ extension Ledger {
                     CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                          WHEN r.rank > 1 OR EXISTS (
                              SELECT 1 FROM file_uploads e
-                             WHERE e.project_id = \(projectID) AND e.s3_key = r.s3_key AND e.bucket = r.bucket
-                               AND e.session_id = \(sessionID)) THEN 'duplicate_key'
+                             WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
+                               AND e.session_id + 0 = \(sessionID)) THEN 'duplicate_key'
                          WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
                     END AS problem,
                     w.owner,

@@ -85,6 +85,11 @@ extension Migration {
             name: "heartbeat_index",
             sql: String(decoding: PackageResources._015_heartbeat_index_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 16,
+            name: "no_jit",
+            sql: String(decoding: PackageResources._016_no_jit_sql, as: UTF8.self)
+        ),
     ]
 }
 
