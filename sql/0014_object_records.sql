@@ -29,6 +29,14 @@ CREATE FUNCTION fleet_sees_every_project() RETURNS boolean LANGUAGE sql STABLE A
     SELECT pg_has_role('fleet_admin', 'MEMBER') OR NOT pg_has_role('fleet_device', 'MEMBER')
 $$;
 
+-- Whether a file row is a record of its object: it put the object in the bucket (`uploaded`) or found it there
+-- (`skipped`, reason `bucket`), and it has an mtime (a Data Uploader import's rows have none: that import recorded
+-- its objects in stored_objects). The one definition every reader below uses; plain SQL, inlined where it is used.
+CREATE FUNCTION fleet_records_object(status text, skip_reason text, mtime timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (status = 'uploaded' OR (status = 'skipped' AND skip_reason = 'bucket')) AND mtime IS NOT NULL
+$$;
+
 -- When the ledger learned of an upload, by the server's clock (a vehicle's clock may be off): set with the
 -- outcome, and for a key the bucket listing found. Rows recorded before this version have their records in
 -- stored_objects, and finished_at stands in for it.
@@ -47,7 +55,7 @@ CREATE VIEW object_records WITH (security_barrier) AS
                CASE WHEN f.status = 'uploaded' THEN f.etag END, f.session_id, coalesce(f.recorded_at, f.finished_at),
                NULL::text, f.codec, coalesce(f.sent_bytes, f.size_bytes)
         FROM file_uploads AS f
-        WHERE (f.status = 'uploaded' OR (f.status = 'skipped' AND f.skip_reason = 'bucket')) AND f.mtime IS NOT NULL
+        WHERE fleet_records_object(f.status, f.skip_reason, f.mtime)
     ) AS r
     WHERE (SELECT fleet_sees_every_project()) OR r.project_id = ANY ((SELECT fleet_device_projects())::bigint[]);
 
@@ -78,7 +86,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
             UNION ALL
             SELECT p.name, coalesce(f.recorded_at, f.finished_at) FROM file_uploads f JOIN projects p ON p.id = f.project_id
             WHERE f.s3_key = k.s3_key AND f.bucket = k.bucket
-              AND (f.status = 'uploaded' OR (f.status = 'skipped' AND f.skip_reason = 'bucket')) AND f.mtime IS NOT NULL
+              AND fleet_records_object(f.status, f.skip_reason, f.mtime)
               AND p.name <> me_name AND p.endpoint IS NOT DISTINCT FROM me_endpoint
               AND NOT (p.shared_prefix AND me_shared)
         ) AS r
@@ -97,7 +105,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         SELECT 1 FROM file_uploads f
         WHERE f.s3_key = key_name AND f.bucket = key_bucket AND f.project_id <> me
           AND coalesce(f.recorded_at, f.finished_at) > since
-          AND (f.status = 'uploaded' OR (f.status = 'skipped' AND f.skip_reason = 'bucket')) AND f.mtime IS NOT NULL
+          AND fleet_records_object(f.status, f.skip_reason, f.mtime)
     )
 $$;
 
@@ -117,6 +125,7 @@ $$;
 
 ALTER VIEW object_records OWNER TO fleet_admin;
 ALTER FUNCTION fleet_sees_every_project() OWNER TO fleet_admin;
+ALTER FUNCTION fleet_records_object(text, text, timestamptz) OWNER TO fleet_admin;
 ALTER FUNCTION fleet_latest_object(bigint, text, text) OWNER TO fleet_admin;
 REVOKE ALL ON object_records FROM PUBLIC;
 GRANT SELECT ON object_records TO fleet_admin, fleet_device, fleet_reader;
@@ -178,7 +187,7 @@ BEGIN
                CASE WHEN f.status = 'uploaded' THEN f.etag END, f.session_id, coalesce(f.recorded_at, f.finished_at),
                f.codec, coalesce(f.sent_bytes, f.size_bytes)
         FROM %s AS f
-        WHERE (f.status = 'uploaded' OR (f.status = 'skipped' AND f.skip_reason = 'bucket')) AND f.mtime IS NOT NULL
+        WHERE fleet_records_object(f.status, f.skip_reason, f.mtime)
           AND coalesce(f.recorded_at, f.finished_at) IS NOT NULL
         ORDER BY f.project_id, f.bucket, f.s3_key, coalesce(f.recorded_at, f.finished_at) DESC
         ON CONFLICT (project_id, bucket, s3_key) DO UPDATE
