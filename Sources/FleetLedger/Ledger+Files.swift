@@ -122,15 +122,20 @@ extension Ledger {
     /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
     /// (which would write catalog rows).
     ///
-    /// A second file with the same key in this session is found through the key's index: `session_id + 0` keeps
-    /// the planner off the `(session_id, id)` index, which reads every row of the session for every file once
-    /// the month's statistics are older than the session (a new month, a fresh ledger).
+    /// A file whose bucket and key an earlier file of the batch has is marked before the batch is sent (the first
+    /// one keeps the key, even when it failed). One whose key an earlier batch took is found by one probe of the
+    /// key's index per file: a lateral subquery with a limit, which the planner cannot turn into a hash of every
+    /// row of the session (as it did with `EXISTS` while the month's statistics were older than the session: a
+    /// new month, a fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read
+    /// the whole session for every file.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
         guard !files.isEmpty else { return 0 }
         func column(_ value: (PlannedFile) -> String?) -> PGTextArray { PGTextArray(files.map(value)) }
+        var seen = Set<[String]>(minimumCapacity: files.count)
+        let repeated = PGTextArray(files.map { seen.insert([$0.bucket, $0.key]).inserted ? "f" : "t" })
         let result = try connection.execute(
             """
             WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
@@ -146,24 +151,24 @@ extension Ledger {
                     \(column { $0.bucket })::text[], \(column { $0.key })::text[], \(column { String($0.size) })::bigint[],
                     \(column { $0.mtime.iso8601 })::timestamptz[], \(column { $0.errorClass })::text[],
                     \(column { $0.errorMessage })::text[], \(column { $0.codec?.name })::text[],
-                    \(column { $0.codec.map { String($0.level) } })::integer[]
+                    \(column { $0.codec.map { String($0.level) } })::integer[], \(repeated)::boolean[]
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
-                                        mtime, error_class, error_message, codec, codec_level, seq)
-            ), ranked AS (
-                SELECT s.*, row_number() OVER (PARTITION BY s.bucket, s.s3_key ORDER BY s.seq) AS rank
-                FROM staged s
+                                        mtime, error_class, error_message, codec, codec_level, repeated, seq)
             ), judged AS MATERIALIZED (
                 SELECT r.*,
                     CASE WHEN r.error_class IS NOT NULL THEN r.error_class
-                         WHEN r.rank > 1 OR EXISTS (
-                             SELECT 1 FROM file_uploads e
-                             WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
-                               AND e.session_id + 0 = \(sessionID)) THEN 'duplicate_key'
+                         WHEN r.repeated OR d.taken THEN 'duplicate_key'
                          WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
                     END AS problem,
                     w.owner,
                     o.s3_key IS NOT NULL AS stored
-                FROM ranked r
+                FROM staged r
+                LEFT JOIN LATERAL (
+                    SELECT true AS taken FROM file_uploads e
+                    WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
+                      AND e.session_id + 0 = \(sessionID)
+                    LIMIT 1
+                ) d ON true
                 LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
                   ON o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
                 LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
@@ -365,14 +370,15 @@ extension Ledger {
     }
 
     /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
-    /// their outcome was never recorded.
+    /// their outcome was never recorded. The session's rows are read only when its counts say some are
+    /// `uploading` (`fleet_session_has_claims`), which at the end of a run they seldom are.
     package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
     {
         try connection.execute(
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
-              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
+              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[]) AND fleet_session_has_claims(\(sessionID))
             """
         ).affectedRows
     }

@@ -90,6 +90,11 @@ extension Migration {
             name: "no_jit",
             sql: String(decoding: PackageResources._016_no_jit_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 17,
+            name: "row_checks",
+            sql: String(decoding: PackageResources._017_row_checks_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -161,12 +161,96 @@ import Testing
         #expect(totals.failuresByClass == ["network": 3 + 10, "throttled": 3, "timeout": 25])
     }
 
+    @Test func aKeyTheSessionAlreadyTookIsADuplicateWhicheverBatchTookIt() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        var files = fixture.files(4, session: session)
+        files[0].errorClass = "unreadable"
+        files[0].errorMessage = "permission denied"
+        files[2].key = files[1].key
+        files[3].key = files[0].key
+        try fixture.ledger.recordFiles(files, sessionID: session, projectID: fixture.project)
+        var later = fixture.files(6, session: session)
+        later[4].localPath = "/data/again.wav"
+        later[4].key = files[1].key
+        try fixture.ledger.recordFiles(Array(later[4...]), sessionID: session, projectID: fixture.project)
+
+        let rows = try database.connect().execute(
+            PGQuery(unsafeSQL: "SELECT local_path, status, error_class FROM file_uploads ORDER BY id")
+        )
+        let recorded = try (0..<rows.rowCount).map {
+            [
+                try rows.decode(String.self, $0, 0, in: "file_uploads"),
+                try rows.decode(String.self, $0, 1, in: "file_uploads"),
+                try rows.decodeIfPresent(String.self, $0, 2, in: "file_uploads") ?? "",
+            ]
+        }
+        // The first file with a key keeps it, even one that failed; a later one, in its batch or another, is refused.
+        #expect(
+            recorded == [
+                ["/data/f0.wav", "permanent_failure", "unreadable"], ["/data/f1.wav", "pending", ""],
+                ["/data/f2.wav", "permanent_failure", "duplicate_key"],
+                ["/data/f3.wav", "permanent_failure", "duplicate_key"],
+                ["/data/again.wav", "permanent_failure", "duplicate_key"], ["/data/f5.wav", "pending", ""],
+            ]
+        )
+    }
+
+    @Test func aFileRowKeepsItsSessionsProjectAndAWellFormedChecksum() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let connection = try database.connect()
+        try connection.executeScript(
+            "INSERT INTO projects (name, bucket, region, key_template) VALUES ('other', 'fleet-data', 'us-east-1', '{path}')"
+        )
+        // Even the owner of the tables, whom no row security stops: another project's row in this session is refused.
+        do {
+            try connection.executeScript(
+                """
+                INSERT INTO file_uploads (session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime)
+                SELECT \(session), id, '/data/x', 'x', 'fleet-data', 'raw/x', 1, now() FROM projects WHERE name = 'other'
+                """
+            )
+            Issue.record("a row of another project was accepted in the session")
+        } catch let error as LedgerError {
+            #expect(error.sqlState == "23503", "\(error)")
+        }
+
+        try fixture.ledger.recordFiles(
+            fixture.files(1, session: session),
+            sessionID: session,
+            projectID: fixture.project
+        )
+        let job = try #require(fixture.ledger.claimFiles(sessionID: session, limit: 1, worker: "test:1").first)
+        for malformed in [
+            String(repeating: "A", count: 64), String(repeating: "a", count: 63),
+            "g" + String(repeating: "a", count: 63),
+        ] {
+            var outcome = fixture.outcome(job, .uploaded)
+            outcome.sha256 = malformed
+            do {
+                try fixture.ledger.recordOutcomes([outcome], sessionID: session)
+                Issue.record("checksum \(malformed) was accepted")
+            } catch let error as LedgerError {
+                #expect(error.sqlState == "23514", "\(error)")
+            }
+        }
+        try fixture.ledger.recordOutcomes([fixture.outcome(job, .uploaded)], sessionID: session)
+        let stored = try connection.execute(PGQuery(unsafeSQL: "SELECT status, checksum_sha256 FROM file_uploads"))
+        #expect(try stored.decode(String.self, 0, 0, in: "file_uploads") == "uploaded")
+        #expect(try stored.decode(String.self, 0, 1, in: "file_uploads") == String(repeating: "a", count: 64))
+    }
+
     @Test func migrationCountsTheRowsALedgerAlreadyHolds() throws {
         let database = try TestDatabase()
         defer { database.drop() }
         let connection = try database.connect()
         var before = Migrator(logger: quietLogger)
-        before.migrations = Migration.all.filter { $0.name != "ledger_write_path" }
+        before.migrations = Migration.all.filter { $0.version < 13 }  // the ledger as it was before the counts
         _ = try before.migrate(connection)
         try connection.executeScript(
             """
