@@ -127,7 +127,8 @@ extension Ledger {
     /// key's index per file: a lateral subquery with a limit, which the planner cannot turn into a hash of every
     /// row of the session (as it did with `EXISTS` while the month's statistics were older than the session: a
     /// new month, a fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read
-    /// the whole session for every file.
+    /// the whole session for every file. Only the months the session has been running in are probed (its rows
+    /// were written between its start and now), not every month the ledger keeps.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
@@ -167,6 +168,8 @@ extension Ledger {
                     SELECT true AS taken FROM file_uploads e
                     WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
                       AND e.session_id + 0 = \(sessionID)
+                      AND e.created_at >= (SELECT started_at FROM sync_sessions WHERE id = \(sessionID))
+                      AND e.created_at <= now()
                     LIMIT 1
                 ) d ON true
                 LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
