@@ -148,7 +148,8 @@ extension Ledger {
                    f.session_id, f.project_id, f.claimed_by, f.claimed_at, f.codec, f.codec_level
             FROM file_uploads AS f JOIN sync_sessions AS s ON s.id = f.session_id
             WHERE s.device_id = \(deviceID) AND f.status = 'uploading' AND f.claimed_by LIKE \(hostname + ":%")
-              AND fleet_session_has_claims(s.id)
+              AND EXISTS (SELECT 1 FROM file_upload_counts AS c
+                          WHERE c.session_id = s.id AND c.status = 'uploading' AND c.files > 0)
               AND (\(projectID)::bigint IS NULL OR f.project_id = \(projectID)::bigint)
             ORDER BY f.id
             """

@@ -127,16 +127,21 @@ extension Ledger {
     /// key's index per file: a lateral subquery with a limit, which the planner cannot turn into a hash of every
     /// row of the session (as it did with `EXISTS` while the month's statistics were older than the session: a
     /// new month, a fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read
-    /// the whole session for every file. Only the months the session has been running in are probed (its rows
-    /// were written between its start and now), not every month the ledger keeps.
+    /// the whole session for every file. Only the months from the session's start on are probed (its rows were
+    /// written after it started; from the start of that month, so that a server clock set back a little between
+    /// two batches changes nothing), not every month the ledger keeps.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
         guard !files.isEmpty else { return 0 }
         func column(_ value: (PlannedFile) -> String?) -> PGTextArray { PGTextArray(files.map(value)) }
-        var seen = Set<[String]>(minimumCapacity: files.count)
-        let repeated = PGTextArray(files.map { seen.insert([$0.bucket, $0.key]).inserted ? "f" : "t" })
+        // By bytes, as S3 and PostgreSQL compare keys: Swift's `==` takes a composed `é` and `e` + U+0301 for the
+        // same string, and they are two keys (and two files on Linux).
+        var seen = Set<[UInt8]>(minimumCapacity: files.count)
+        let repeated = PGTextArray(
+            files.map { seen.insert(Array($0.bucket.utf8) + [0] + Array($0.key.utf8)).inserted ? "f" : "t" }
+        )
         let result = try connection.execute(
             """
             WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
@@ -168,8 +173,8 @@ extension Ledger {
                     SELECT true AS taken FROM file_uploads e
                     WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
                       AND e.session_id + 0 = \(sessionID)
-                      AND e.created_at >= (SELECT started_at FROM sync_sessions WHERE id = \(sessionID))
-                      AND e.created_at <= now()
+                      AND e.created_at >= (SELECT date_trunc('month', started_at, 'UTC') FROM sync_sessions
+                                           WHERE id = \(sessionID))
                     LIMIT 1
                 ) d ON true
                 LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
@@ -373,15 +378,14 @@ extension Ledger {
     }
 
     /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
-    /// their outcome was never recorded. The session's rows are read only when its counts say some are
-    /// `uploading` (`fleet_session_has_claims`), which at the end of a run they seldom are.
+    /// their outcome was never recorded.
     package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
     {
         try connection.execute(
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
-              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[]) AND fleet_session_has_claims(\(sessionID))
+              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
             """
         ).affectedRows
     }

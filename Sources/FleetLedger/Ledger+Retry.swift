@@ -107,8 +107,7 @@ extension Ledger {
     package func releaseDeadClaims(sessionID: Int64, hostname: String, isAlive: (Int32) -> Bool) throws -> Int {
         let holders = try connection.execute(
             """
-            SELECT DISTINCT claimed_by FROM file_uploads
-            WHERE session_id = \(sessionID) AND status = 'uploading' AND fleet_session_has_claims(\(sessionID))
+            SELECT DISTINCT claimed_by FROM file_uploads WHERE session_id = \(sessionID) AND status = 'uploading'
             """
         )
         var released = 0

@@ -114,8 +114,7 @@ extension Ledger {
         return alive ? .scanning : .closed
     }
 
-    /// The processes other than this one that hold files of the session `uploading`; the session's rows are read
-    /// only when its counts say some are (`fleet_session_has_claims`).
+    /// The processes other than this one that hold files of the session `uploading`.
     package func otherClaimHolders(sessionID: Int64) throws -> [ClaimHolder] {
         let rows = try connection.execute(
             """
@@ -126,7 +125,6 @@ extension Ledger {
             FROM file_uploads AS f
             LEFT JOIN session_workers AS w ON w.session_id = f.session_id AND w.worker = f.claimed_by
             WHERE f.session_id = \(sessionID) AND f.status = 'uploading' AND f.claimed_by <> \(ClaimHolder.thisProcess)
-              AND fleet_session_has_claims(\(sessionID))
             GROUP BY f.claimed_by
             """
         )

@@ -166,16 +166,19 @@ import Testing
         defer { database.drop() }
         let fixture = try Fixture(database)
         let session = try fixture.openSession()
-        var files = fixture.files(4, session: session)
+        var files = fixture.files(6, session: session)
         files[0].errorClass = "unreadable"
         files[0].errorMessage = "permission denied"
         files[2].key = files[1].key
         files[3].key = files[0].key
+        // Two keys, though Swift's `==` takes them for one: a composed `é`, and `e` with a combining accent.
+        files[4].key = "raw/caf\u{E9}.wav"
+        files[5].key = "raw/cafe\u{301}.wav"
         try fixture.ledger.recordFiles(files, sessionID: session, projectID: fixture.project)
-        var later = fixture.files(6, session: session)
-        later[4].localPath = "/data/again.wav"
-        later[4].key = files[1].key
-        try fixture.ledger.recordFiles(Array(later[4...]), sessionID: session, projectID: fixture.project)
+        var later = fixture.files(8, session: session)
+        later[6].localPath = "/data/again.wav"
+        later[6].key = files[1].key
+        try fixture.ledger.recordFiles(Array(later[6...]), sessionID: session, projectID: fixture.project)
 
         let rows = try database.connect().execute(
             PGQuery(unsafeSQL: "SELECT local_path, status, error_class FROM file_uploads ORDER BY id")
@@ -192,8 +195,9 @@ import Testing
             recorded == [
                 ["/data/f0.wav", "permanent_failure", "unreadable"], ["/data/f1.wav", "pending", ""],
                 ["/data/f2.wav", "permanent_failure", "duplicate_key"],
-                ["/data/f3.wav", "permanent_failure", "duplicate_key"],
-                ["/data/again.wav", "permanent_failure", "duplicate_key"], ["/data/f5.wav", "pending", ""],
+                ["/data/f3.wav", "permanent_failure", "duplicate_key"], ["/data/f4.wav", "pending", ""],
+                ["/data/f5.wav", "pending", ""], ["/data/again.wav", "permanent_failure", "duplicate_key"],
+                ["/data/f7.wav", "pending", ""],
             ]
         )
     }
