@@ -126,3 +126,15 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+
+-- Whether a file, by its size and mtime, is the object a record describes (a row of object_records): the same
+-- size, and the same mtime, or no recorded mtime (an import from a tool that kept none) and a file no newer than
+-- the upload. One definition for every question of the kind "is this file already stored"; plain SQL, inlined
+-- into the calling statement.
+CREATE FUNCTION fleet_file_is_object(file_size bigint, file_mtime timestamptz, object_size bigint,
+                                     object_mtime timestamptz, object_uploaded_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT object_size = file_size
+       AND (object_mtime = file_mtime OR (object_mtime IS NULL AND file_mtime <= object_uploaded_at))
+$$;
+ALTER FUNCTION fleet_file_is_object(bigint, timestamptz, bigint, timestamptz, timestamptz) OWNER TO fleet_admin;

@@ -61,10 +61,9 @@ extension Ledger {
                                          \(PGTextArray(chunk.map(\.mtime.iso8601)))::timestamptz[])
                      WITH ORDINALITY AS c (bucket, s3_key, size_bytes, mtime, ord)
                 JOIN LATERAL fleet_latest_object(\(projectID), c.bucket, c.s3_key) AS o
-                  ON o.size_bytes = c.size_bytes
-                 AND ((o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL)
-                      OR (\(acceptingImported)::boolean AND o.imported_from IS NOT NULL
-                          AND (o.mtime = c.mtime OR (o.mtime IS NULL AND c.mtime <= o.uploaded_at))))
+                  ON (o.size_bytes = c.size_bytes AND o.mtime = c.mtime AND o.checksum_sha256 IS NOT NULL)
+                  OR (\(acceptingImported)::boolean AND o.imported_from IS NOT NULL
+                      AND fleet_file_is_object(c.size_bytes, c.mtime, o.size_bytes, o.mtime, o.uploaded_at))
                 """
             )
             for row in 0..<rows.rowCount {

@@ -107,10 +107,9 @@ package struct UploadOutcome: Sendable {
 extension Ledger {
     /// Records one batch of scanned files in one statement.
     ///
-    /// A file whose project, bucket, key, size and mtime match the key's latest record (`fleet_latest_object`)
-    /// goes in as `skipped` (an object
-    /// imported without an mtime matches on key and size, `master import-state`); a second
-    /// file mapping to a key already taken in this session, a file whose key another project stores (same bucket
+    /// A file whose project, bucket, key, size and mtime match the key's latest record (`fleet_latest_object`,
+    /// `fleet_file_is_object`) goes in as `skipped` (an object imported without an mtime matches on key and size,
+    /// `master import-state`); a second file mapping to a key already taken in this session, a file whose key another project stores (same bucket
     /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
     /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
     /// this project stores it too: the object may be the other project's by now. One statement per batch: every
@@ -178,7 +177,7 @@ extension Ledger {
                     LIMIT 1
                 ) d ON true
                 LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
-                  ON o.size_bytes = r.size_bytes AND (o.mtime = r.mtime OR (o.mtime IS NULL AND r.mtime <= o.uploaded_at))
+                  ON fleet_file_is_object(r.size_bytes, r.mtime, o.size_bytes, o.mtime, o.uploaded_at)
                 LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
             )
             INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,

@@ -114,7 +114,7 @@ extension Ledger {
                 FROM plan_files AS p
                 JOIN projects AS j ON j.name = \(projectName)
                 JOIN LATERAL fleet_latest_object(j.id, p.bucket, p.s3_key) AS o
-                  ON o.size_bytes = p.size_bytes AND (o.mtime = p.mtime OR (o.mtime IS NULL AND p.mtime <= o.uploaded_at))
+                  ON fleet_file_is_object(p.size_bytes, p.mtime, o.size_bytes, o.mtime, o.uploaded_at)
                 WHERE p.owner IS NULL
                 """
             )

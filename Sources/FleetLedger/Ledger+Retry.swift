@@ -182,7 +182,7 @@ extension Ledger {
                 SELECT g.id, g.created_at FROM file_uploads AS g
                 CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
                 WHERE g.session_id = \(sessionID) AND g.status IN ('pending', 'failed', 'permanent_failure')
-                  AND o.size_bytes = g.size_bytes AND (o.mtime = g.mtime OR (o.mtime IS NULL AND g.mtime <= o.uploaded_at))
+                  AND fleet_file_is_object(g.size_bytes, g.mtime, o.size_bytes, o.mtime, o.uploaded_at)
                   AND o.session_id IS DISTINCT FROM g.session_id
             ) AS s
             WHERE f.id = s.id AND f.created_at = s.created_at
