@@ -133,14 +133,31 @@ package struct DeadClaim: Sendable {
 }
 
 extension Ledger {
-    /// The rows of this device's sessions still `uploading` for a process on `hostname` that is gone: their
-    /// outcome was never recorded (SIGKILL, power loss, a stop that timed out).
+    /// The rows of this device's sessions still held by a process on `hostname` that is gone, marked `uploading`
+    /// (`markClaimedFiles`): their outcome was never recorded (SIGKILL, power loss, a stop that timed out).
     package func deadClaims(
         deviceID: Int64,
         hostname: String,
         projectID: Int64? = nil,
         isAlive: (Int32, Timestamp) -> Bool
     ) throws -> [DeadClaim] {
+        // Ranges of a gone process become rows marked `uploading` first, and are settled with them.
+        let ranges = try connection.execute(
+            """
+            SELECT k.session_id, k.holder, k.claimed_at
+            FROM file_claims AS k JOIN sync_sessions AS s ON s.id = k.session_id
+            WHERE s.device_id = \(deviceID) AND k.holder LIKE \(hostname + ":%")
+              AND (\(projectID)::bigint IS NULL OR s.project_id = \(projectID)::bigint)
+            """
+        )
+        for row in 0..<ranges.rowCount {
+            let holder = try ranges.decode(String.self, row, 1, in: "file_claims")
+            guard let colon = holder.lastIndex(of: ":"), holder[..<colon] == hostname,
+                let pid = Int32(holder[holder.index(after: colon)...]),
+                !isAlive(pid, try ranges.decode(Timestamp.self, row, 2, in: "file_claims"))
+            else { continue }
+            try markClaimedFiles(sessionID: try ranges.decode(Int64.self, row, 0, in: "file_claims"), heldBy: holder)
+        }
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,

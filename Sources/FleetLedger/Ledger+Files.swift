@@ -250,10 +250,13 @@ extension Ledger {
     /// chosen after the lock is granted, so they are never rows another process has just claimed. No row lock is
     /// taken before the update, which would write a WAL record of its own for every file.
     ///
+    /// An upload's claim (pending files, no limit on attempts) writes no file row: it records the range of ids it
+    /// took in `file_claims`, or makes this process's last range longer, and a pending file in a range is held.
+    /// Other claims (a retry's) mark each row `uploading`. A claim never takes a file another claim holds.
+    ///
     /// The `(session_id, id)` index hands the session's rows over in id order from the cursor, with no sort of
-    /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the claim and the
-    /// outcome rewrite the row in place (a heap-only update: no index entries, only the changed bytes in the
-    /// WAL).
+    /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the outcome rewrites
+    /// the row in place (a heap-only update: no index entries, only the changed bytes in the WAL).
     ///
     /// - Parameters:
     ///   - afterID: Claim only rows with a larger id: a run claims forward through the session, so a file that
@@ -366,7 +369,7 @@ extension Ledger {
                     file_device = CASE WHEN r.put_back THEN f.file_device ELSE r.file_device END,
                     file_inode = CASE WHEN r.put_back THEN f.file_inode ELSE r.file_inode END,
                     sent_bytes = CASE WHEN r.put_back THEN f.sent_bytes ELSE r.sent_bytes END,
-                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE f.claimed_by END,
+                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE coalesce(f.claimed_by, \(ClaimHolder.thisProcess)) END,
                     recorded_at = CASE WHEN r.put_back THEN f.recorded_at ELSE now() END
                 FROM r
                 WHERE f.id = r.id AND f.created_at = r.created_at
@@ -376,11 +379,34 @@ extension Ledger {
         )
     }
 
-    /// Puts the session's rows still marked `uploading` by `holder` (by anyone, when nil) back to `pending`:
-    /// their outcome was never recorded.
+    /// Turns the claim ranges of `holder` (of every holder, when nil) in the session into rows marked `uploading`
+    /// by it, with the range's claim time, and deletes the ranges: what is left to settle of a holder, a row per
+    /// file, as the settling has always read it. One statement, so no file is ever held both ways or neither.
+    ///
+    /// - Returns: how many files the ranges still held.
+    @discardableResult
+    package func markClaimedFiles(sessionID: Int64, heldBy holder: String?) throws -> Int {
+        try connection.execute(
+            """
+            WITH k AS (
+                DELETE FROM file_claims
+                WHERE session_id = \(sessionID) AND (\(holder)::text IS NULL OR holder = \(holder)::text)
+                RETURNING *
+            )
+            UPDATE file_uploads AS f
+            SET status = 'uploading', claimed_by = k.holder, claimed_at = k.claimed_at, updated_at = now()
+            FROM k
+            WHERE f.session_id = k.session_id AND f.id BETWEEN k.first_id AND k.last_id AND f.status = 'pending'
+            """
+        ).affectedRows
+    }
+
+    /// Puts the session's files still held by `holder` (by anyone, when nil) back to `pending`: their outcome was
+    /// never recorded.
     package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
     {
-        try connection.execute(
+        try markClaimedFiles(sessionID: sessionID, heldBy: holder)
+        return try connection.execute(
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))

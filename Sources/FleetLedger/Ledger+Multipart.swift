@@ -116,11 +116,15 @@ extension Ledger {
         return uploads
     }
 
-    /// Records on the file's row the multipart upload it is sending, before any part is sent.
+    /// Records on the file's row the multipart upload it is sending, before any part is sent, and marks the row
+    /// `uploading` by this process if a claim range held it: a run that finds the upload unfinished for the key
+    /// sees who may still be sending it.
     package func recordMultipartUpload(_ job: UploadJob, uploadID: String, partSize: Int64) throws {
         try connection.execute(
             """
-            UPDATE file_uploads SET multipart_upload_id = \(uploadID), part_size_bytes = \(partSize), updated_at = now()
+            UPDATE file_uploads SET multipart_upload_id = \(uploadID), part_size_bytes = \(partSize), updated_at = now(),
+                claimed_by = CASE WHEN status = 'pending' THEN \(ClaimHolder.thisProcess) ELSE claimed_by END,
+                claimed_at = CASE WHEN status = 'pending' THEN now() ELSE claimed_at END, status = 'uploading'
             WHERE id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
             """
         )

@@ -106,9 +106,7 @@ extension Ledger {
     /// before they recorded an outcome), so a retry can take them. Returns how many.
     package func releaseDeadClaims(sessionID: Int64, hostname: String, isAlive: (Int32) -> Bool) throws -> Int {
         let holders = try connection.execute(
-            """
-            SELECT DISTINCT claimed_by FROM file_uploads WHERE session_id = \(sessionID) AND status = 'uploading'
-            """
+            "SELECT DISTINCT holder FROM fleet_claimed_files(\(sessionID))"
         )
         var released = 0
         for row in 0..<holders.rowCount {
@@ -116,13 +114,7 @@ extension Ledger {
             guard let colon = holder.lastIndex(of: ":"),
                 holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]), !isAlive(pid)
             else { continue }
-            released +=
-                try connection.execute(
-                    """
-                    UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
-                    WHERE session_id = \(sessionID) AND status = 'uploading' AND claimed_by = \(holder)
-                    """
-                ).affectedRows
+            released += try releaseClaims(sessionID: sessionID, heldBy: holder)
         }
         return released
     }

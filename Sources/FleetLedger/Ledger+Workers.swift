@@ -118,14 +118,14 @@ extension Ledger {
     package func otherClaimHolders(sessionID: Int64) throws -> [ClaimHolder] {
         let rows = try connection.execute(
             """
-            SELECT f.claimed_by, count(*),
+            SELECT f.holder, count(*),
                    extract(epoch FROM now() - max(w.heartbeat_at))::float8,
                    extract(epoch FROM now() - min(f.claimed_at))::float8,
                    coalesce(min(w.joined_at), min(f.claimed_at))
-            FROM file_uploads AS f
-            LEFT JOIN session_workers AS w ON w.session_id = f.session_id AND w.worker = f.claimed_by
-            WHERE f.session_id = \(sessionID) AND f.status = 'uploading' AND f.claimed_by <> \(ClaimHolder.thisProcess)
-            GROUP BY f.claimed_by
+            FROM fleet_claimed_files(\(sessionID)) AS f
+            LEFT JOIN session_workers AS w ON w.session_id = \(sessionID) AND w.worker = f.holder
+            WHERE f.holder <> \(ClaimHolder.thisProcess)
+            GROUP BY f.holder
             """
         )
         // The heartbeat is missing for a holder without a `session_workers` row (a `retry`). Claims without a
@@ -143,8 +143,10 @@ extension Ledger {
         }
     }
 
-    /// The session's files `holder` has `uploading`, to settle against the bucket once it is gone.
+    /// The session's files `holder` holds, marked `uploading` (`markClaimedFiles`), to settle against the bucket
+    /// once it is gone.
     package func claims(sessionID: Int64, heldBy holder: String) throws -> [DeadClaim] {
+        try markClaimedFiles(sessionID: sessionID, heldBy: holder)
         let rows = try connection.execute(
             """
             SELECT f.id, f.created_at, f.local_path, f.path_bytes, f.bucket, f.s3_key, f.size_bytes, f.mtime,

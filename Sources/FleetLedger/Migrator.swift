@@ -95,6 +95,11 @@ extension Migration {
             name: "row_checks",
             sql: String(decoding: PackageResources._017_row_checks_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 18,
+            name: "claim_ranges",
+            sql: String(decoding: PackageResources._018_claim_ranges_sql, as: UTF8.self)
+        ),
     ]
 }
 

@@ -130,10 +130,7 @@ import Testing
         var held = 0
         for _ in 0..<400 where held == 0 {
             Thread.sleep(forTimeInterval: 0.025)
-            held =
-                (try? connection.execute(
-                    "SELECT count(*) FROM file_uploads WHERE status = 'uploading' AND claimed_by = \(holder)"
-                ).int(0, 0)) ?? 0
+            held = (try? heldFiles(connection, heldBy: holder)) ?? 0
         }
         #expect(held > 0, "the joined process never held files")
         kill(joiner.process.processIdentifier, SIGKILL)

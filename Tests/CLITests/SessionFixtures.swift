@@ -91,17 +91,29 @@ func runUpload(
     )
 }
 
-/// Nothing left half-done by a process that ended: no row `uploading`, no session `running`. (Rows an interrupted
-/// session never tried stay `pending` in it, for `retry`.)
+/// Nothing left half-done by a process that ended: no file held by a claim (a row `uploading`, a claim range), no
+/// session `running`. (Rows an interrupted session never tried stay `pending` in it, for `retry`.)
 func expectNothingLeftHalfDone(_ connection: PGConnection) throws {
     let state = try connection.execute(
         """
         SELECT (SELECT count(*) FROM file_uploads WHERE status = 'uploading'),
-               (SELECT count(*) FROM sync_sessions WHERE status = 'running')
+               (SELECT count(*) FROM sync_sessions WHERE status = 'running'),
+               (SELECT count(*) FROM file_claims)
         """
     )
     #expect(state.int(0, 0) == 0, "rows left uploading")
     #expect(state.int(0, 1) == 0, "sessions left running")
+    #expect(state.int(0, 2) == 0, "claim ranges left")
+}
+
+/// How many files of the ledger a claim holds: rows marked `uploading`, and pending rows in a claim range.
+func heldFiles(_ connection: PGConnection, heldBy holder: String? = nil) throws -> Int {
+    try connection.execute(
+        """
+        SELECT count(*) FROM sync_sessions AS s CROSS JOIN LATERAL fleet_claimed_files(s.id) AS c
+        WHERE \(holder)::text IS NULL OR c.holder = \(holder)::text
+        """
+    ).int(0, 0) ?? -1
 }
 
 /// A new bucket with versioning enabled, created with boto3 (`scripts/testing/object-versions.py`), where every

@@ -44,9 +44,7 @@ struct JobSourceTests {
         }
         taken.append(first.id)
         func claimed() throws -> Int {
-            try ledger.connection.execute(
-                "SELECT count(*) FROM file_uploads WHERE session_id = \(sessionID) AND status = 'uploading'"
-            ).int(0, 0) ?? -1
+            try ledger.connection.execute("SELECT count(*) FROM fleet_claimed_files(\(sessionID))").int(0, 0) ?? -1
         }
         let deadline = ContinuousClock.now + .seconds(10)
         while try claimed() < 200, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }

@@ -6,10 +6,10 @@ import Testing
 @testable import FleetCore
 @testable import FleetLedger
 
-/// What a file costs the ledger to write, against a real server: its two updates stay heap-only, and the counts
-/// and failure log the trigger keeps match the file rows whoever writes them.
+/// What a file costs the ledger to write, against a real server: a claim writes no file row, the outcome's update
+/// stays heap-only, and the counts and failure log the trigger keeps match the file rows whoever writes them.
 @Suite struct LedgerWritePathTests {
-    @Test func claimAndOutcomeRewriteTheRowInPlaceWithoutIndexEntries() throws {
+    @Test func aClaimWritesNoFileRowAndTheOutcomeRewritesItInPlace() throws {
         let database = try TestDatabase()
         defer { database.drop() }
         let fixture = try Fixture(database)
@@ -44,33 +44,11 @@ import Testing
             }
         }
         var jobs: [UploadJob] = []
-        var claimXID = ""
-        let claim = try updates {
-            jobs = try ledger.claimFiles(sessionID: session, limit: 100, worker: "test:1")
-            claimXID =
-                try ledger.connection.execute(PGQuery(unsafeSQL: "SELECT txid_current() % 4294967296")).string(0, 0)
-                ?? ""
-        }
+        let claim = try updates { jobs = try ledger.claimFiles(sessionID: session, limit: 100, worker: "test:1") }
         #expect(jobs.count == 60)
-        #expect(claim.all == 60 && claim.heapOnly == 60, "claims: \(claim)")
-        // The outcome's versions fit on the page once the server prunes the versions the claim replaced, which it
-        // does only when no transaction in the cluster began before the claim ended (tests running beside this
-        // one have some): wait for those, as a real run's later batches do by themselves.
-        let watcher = try database.connect()
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            let older = try watcher.execute(
-                PGQuery(
-                    unsafeSQL: """
-                        SELECT count(*) FROM pg_stat_activity
-                        WHERE pid <> pg_backend_pid()
-                          AND (backend_xid::text::bigint <= \(claimXID) OR backend_xmin::text::bigint <= \(claimXID))
-                        """
-                )
-            )
-            if older.int(0, 0) == 0 { break }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        #expect(claim.all == 0, "claims: \(claim)")
+        let held = try ledger.connection.execute("SELECT count(*) FROM fleet_claimed_files(\(session))")
+        #expect(held.int(0, 0) == 60)
         let outcome = try updates {
             try ledger.recordOutcomes(
                 jobs.map { fixture.outcome($0, .uploaded) },
@@ -78,6 +56,68 @@ import Testing
             )
         }
         #expect(outcome.all == 60 && outcome.heapOnly == 60, "outcomes: \(outcome)")
+    }
+
+    @Test func claimRangesNeverOverlapAndAGoneHoldersFilesAreSettledRowByRow() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let ledger = fixture.ledger
+        try ledger.recordFiles(fixture.files(100, session: session), sessionID: session, projectID: fixture.project)
+        func claim(_ worker: String, after: [UploadJob] = []) throws -> [UploadJob] {
+            try ledger.claimFiles(sessionID: session, limit: 10, worker: worker, afterID: after.last?.id ?? 0)
+        }
+        func ranges() throws -> [String] {
+            let rows = try ledger.connection.execute(
+                "SELECT holder, last_id - first_id + 1 FROM file_claims WHERE session_id = \(session) ORDER BY first_id"
+            )
+            return (0..<rows.rowCount).map { "\(rows.string($0, 0) ?? "") \(rows.int($0, 1) ?? -1)" }
+        }
+        func held(_ holder: String) throws -> Int {
+            try ledger.connection.execute(
+                "SELECT count(*) FROM fleet_claimed_files(\(session)) WHERE holder = \(holder)"
+            ).int(0, 0) ?? -1
+        }
+        func ids(_ jobs: [UploadJob]) -> [Int64] { jobs.map(\.id) }
+
+        // A claims twice in a row: one range, made longer. B, starting from the beginning as a joined process
+        // does, gets the files after A's; A's next claim starts a range of its own after B's.
+        let a1 = try claim("a:1")
+        let a2 = try claim("a:1", after: a1)
+        let b1 = try claim("b:2")
+        let a3 = try claim("a:1", after: a2)
+        let all = ids(a1 + a2 + b1 + a3)
+        #expect(all.count == 40 && Set(all).count == 40, "\(all)")
+        #expect(ids(a1 + a2 + b1 + a3) == all.sorted())
+        #expect(try ranges() == ["a:1 20", "b:2 10", "a:1 10"])
+        #expect(try held("a:1") == 30 && held("b:2") == 10)
+        #expect(
+            try ledger.connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploading'").int(0, 0) == 0
+        )
+
+        // An outcome frees its file from the range; a claim from the beginning never takes a held file.
+        try ledger.recordOutcomes(a1.map { fixture.outcome($0, .uploaded) }, sessionID: session)
+        #expect(try held("a:1") == 20)
+        let c1 = try claim("c:3")
+        #expect(c1.first?.id ?? 0 > a3.last?.id ?? .max)
+
+        // B is gone: its files go back, and the next claim from the beginning takes exactly those, stopping at
+        // A's range after them.
+        #expect(try ledger.releaseClaims(sessionID: session, heldBy: "b:2") == 10)
+        #expect(ids(try claim("d:4")) == ids(b1))
+
+        // A is gone: what its ranges still hold becomes rows `uploading` by it, settled as they always were.
+        let settled = try ledger.claims(sessionID: session, heldBy: "a:1")
+        #expect(ids(settled.map(\.job)) == ids(a2 + a3))
+        #expect(settled.allSatisfy { $0.claimedBy == "a:1" })
+        #expect(try ranges() == ["d:4 10", "c:3 10"])
+        let marked = try ledger.connection.execute(
+            "SELECT count(*) FROM file_uploads WHERE status = 'uploading' AND claimed_by = 'a:1' AND claimed_at IS NOT NULL"
+        )
+        #expect(marked.int(0, 0) == 20)
+        #expect(try held("a:1") == 20)
+        try fixture.expectCountsMatchRows("after the ranges were settled")
     }
 
     @Test func noIndexOfFileRowsHoldsAColumnThatAnUpdateChanges() throws {
@@ -122,9 +162,10 @@ import Testing
         try fixture.expectCountsMatchRows("after the outcomes")
         #expect(try fixture.failuresLogged() == 10)
 
-        // A later run releases the dead claims; a retry takes the failed files, puts 3 back untried (no new
-        // failure), uploads 4 and fails 3 again (three more failures).
-        #expect(try ledger.releaseClaims(sessionID: session) == 5)
+        // A later run releases the dead claims (the 5 left claimed, and the 5 put back, which the claim's range
+        // holds until its run releases it); a retry takes the failed files, puts 3 back untried (no new failure),
+        // uploads 4 and fails 3 again (three more failures).
+        #expect(try ledger.releaseClaims(sessionID: session) == 10)
         let retried = try ledger.claimFiles(sessionID: session, limit: 30, worker: "test:2", status: "failed")
         #expect(retried.count == 10)
         try ledger.recordOutcomes(

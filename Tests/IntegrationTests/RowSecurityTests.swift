@@ -81,6 +81,15 @@ struct RowSecurityTests {
             try a.ledger().claimFiles(sessionID: theirs.session, limit: 10, worker: "thief:1").isEmpty,
             "a claim finds no row of another device's session"
         )
+        // B's claim ranges: A neither sees nor releases them, and cannot hold files of B's session.
+        #expect(try b.ledger().claimFiles(sessionID: theirs.session, limit: 10, worker: "b:1").count == 1)
+        #expect(try asA.execute("SELECT count(*) FROM file_claims").int(0, 0) == 0)
+        #expect(try asA.execute("DELETE FROM file_claims WHERE session_id = \(theirs.session)").affectedRows == 0)
+        #expect(try a.ledger().releaseClaims(sessionID: theirs.session) == 0)
+        try expectRefused(
+            asA,
+            "INSERT INTO file_claims (session_id, first_id, last_id, holder) VALUES (\(theirs.session), 1, 9, 'x:1')"
+        )
         // …and rows claiming to be another device's, or in another device's session, are refused.
         try expectRefused(
             asA,
@@ -108,12 +117,14 @@ struct RowSecurityTests {
             """
             SELECT (SELECT status FROM sync_sessions WHERE id = \(theirs.session)),
                    (SELECT array_agg(DISTINCT status)::text FROM file_uploads WHERE session_id = \(theirs.session)),
-                   (SELECT count(*) FROM sync_sessions)
+                   (SELECT count(*) FROM sync_sessions),
+                   (SELECT count(*) FROM fleet_claimed_files(\(theirs.session)) WHERE holder = 'b:1')
             """
         )
         #expect(untouched.string(0, 0) == "running")
         #expect(untouched.string(0, 1) == "{pending}")
         #expect(untouched.int(0, 2) == 3)
+        #expect(untouched.int(0, 3) == 1)
     }
 
     /// The columns of compressed uploads (migration 0012) are written by a vehicle's own login as the upload

@@ -2,7 +2,7 @@ import FleetLedger
 import Foundation
 import Logging
 
-/// Hands claimed files to workers, claiming batches from the ledger (FOR UPDATE SKIP LOCKED) ahead of them.
+/// Hands claimed files to workers, claiming batches from the ledger (`Ledger.claimFiles`) ahead of them.
 ///
 /// An upload claims the session's `pending` files while the scan is still recording them; a process that joined
 /// the session (`upload --join`) does the same, learning from the ledger when the scan is over; a retry claims
@@ -288,7 +288,7 @@ package final class JobSource: @unchecked Sendable {
                 return false
             }
             if statuses == ["pending"], afterID > 0 {
-                // Claimed rows leave `pending`, so starting over takes only files put back by others.
+                // A claim never takes a held file, so starting over takes only files put back by others.
                 afterID = 0
                 continue
             }
