@@ -225,6 +225,7 @@ extension Ledger {
                 FROM bucket_listing b
                 WHERE f.session_id = \(sessionID) AND f.status = 'pending' AND f.bucket = b.bucket
                   AND f.s3_key = b.s3_key AND f.size_bytes = b.size_bytes AND f.codec IS NULL
+                  AND fleet_range_holder(f.session_id, f.id) IS NULL
                 """
             )
             return updated.affectedRows
@@ -242,21 +243,19 @@ extension Ledger {
     /// another project (sending it would overwrite that project's object).
     package static let unfixableClasses = ["invalid_key", "duplicate_key", "key_owned_by_other_project"]
 
-    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`; two
-    /// processes never get the same file.
+    /// Claims up to `limit` of the session's files in `status` for `worker`, in id order after `afterID`, marking
+    /// each row `uploading`; two processes never get the same file. A retry claims this way (an upload's claim is
+    /// `claimRange`), and never takes a pending file a range holds.
     ///
     /// `fleet_claim_files` does it in one statement: claims of one session take turns on a transaction-scoped
     /// advisory lock (nothing outlives the statement, so a pooler in transaction mode is fine), and the rows are
     /// chosen after the lock is granted, so they are never rows another process has just claimed. No row lock is
     /// taken before the update, which would write a WAL record of its own for every file.
     ///
-    /// An upload's claim (pending files, no limit on attempts) writes no file row: it records the range of ids it
-    /// took in `file_claims`, or makes this process's last range longer, and a pending file in a range is held.
-    /// Other claims (a retry's) mark each row `uploading`. A claim never takes a file another claim holds.
-    ///
     /// The `(session_id, id)` index hands the session's rows over in id order from the cursor, with no sort of
-    /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the outcome rewrites
-    /// the row in place (a heap-only update: no index entries, only the changed bytes in the WAL).
+    /// everything that is left. No index holds `status`, `claimed_at` or `finished_at`, so the claim and the
+    /// outcome rewrite the row in place (a heap-only update: no index entries, only the changed bytes in the
+    /// WAL).
     ///
     /// - Parameters:
     ///   - afterID: Claim only rows with a larger id: a run claims forward through the session, so a file that
@@ -276,13 +275,33 @@ extension Ledger {
                                             \(maxAttempts)::integer, \(PGTextArray(Ledger.unfixableClasses))::text[])
             """
         )
+        return try Ledger.claimedJobs(rows, claimedFrom: nil)
+    }
+
+    /// Claims up to `limit` of the session's pending files for `worker`, in id order after `afterID`, without
+    /// writing a file row: an upload's claim (`fleet_claim_range`). The files are held by a range of ids in
+    /// `file_claims`, this worker's last one made longer when nothing lies between it and them, so a run keeps
+    /// one range per session; a pending file in a range is held until its outcome is written or the range is
+    /// released. The claim starts at the first pending file no range holds, and stops at the session's next range
+    /// and before any row `uploading`, so ranges never overlap and every pending file in one is its holder's.
+    package func claimRange(sessionID: Int64, limit: Int, worker: String, afterID: Int64 = 0) throws -> [UploadJob] {
+        let rows = try connection.execute(
+            "SELECT * FROM fleet_claim_range(\(sessionID), \(afterID), \(limit), \(worker))"
+        )
+        return try Ledger.claimedJobs(rows, claimedFrom: "pending")
+    }
+
+    /// Jobs from rows of `id, created_at, local_path, path_bytes, bucket, s3_key, size_bytes, mtime`, then
+    /// `claimed_from` (unless `claimedFrom` says it), `codec`, `codec_level`; in id order.
+    private static func claimedJobs(_ rows: PGResult, claimedFrom: String?) throws -> [UploadJob] {
+        let codecColumn = claimedFrom == nil ? 9 : 8
         var jobs: [UploadJob] = []
         jobs.reserveCapacity(rows.rowCount)
         for row in 0..<rows.rowCount {
             var job = try Ledger.uploadJob(rows, row)
-            job.claimedFrom = try rows.decode(String.self, row, 8, in: "file_uploads")
-            if let codec = try rows.decodeIfPresent(String.self, row, 9, in: "file_uploads") {
-                job.codec = (codec, try rows.decode(Int.self, row, 10, in: "file_uploads"))
+            job.claimedFrom = try claimedFrom ?? rows.decode(String.self, row, 8, in: "file_uploads")
+            if let codec = try rows.decodeIfPresent(String.self, row, codecColumn, in: "file_uploads") {
+                job.codec = (codec, try rows.decode(Int.self, row, codecColumn + 1, in: "file_uploads"))
             }
             jobs.append(job)
         }
@@ -392,11 +411,17 @@ extension Ledger {
                 DELETE FROM file_claims
                 WHERE session_id = \(sessionID) AND (\(holder)::text IS NULL OR holder = \(holder)::text)
                 RETURNING *
+            ), held AS (
+                SELECT g.id, g.created_at, k.holder, k.claimed_at FROM k CROSS JOIN LATERAL (
+                    SELECT g.id, g.created_at FROM file_uploads AS g
+                    WHERE g.session_id = \(sessionID) AND g.id BETWEEN k.first_id AND k.last_id
+                      AND g.status = 'pending'
+                ) AS g
             )
             UPDATE file_uploads AS f
-            SET status = 'uploading', claimed_by = k.holder, claimed_at = k.claimed_at, updated_at = now()
-            FROM k
-            WHERE f.session_id = k.session_id AND f.id BETWEEN k.first_id AND k.last_id AND f.status = 'pending'
+            SET status = 'uploading', claimed_by = held.holder, claimed_at = held.claimed_at, updated_at = now()
+            FROM held
+            WHERE f.id = held.id AND f.created_at = held.created_at AND f.status = 'pending'
             """
         ).affectedRows
     }
@@ -429,13 +454,15 @@ extension Ledger {
         if released > 0 { logger.warning("released unrecorded files", metadata: ["files": "\(released)"]) }
     }
 
-    /// Records files the run gave up on before trying them (the store stayed unreachable).
+    /// Records files the run gave up on before trying them (the store stayed unreachable): the pending files of
+    /// the session but those another process's claim range holds.
     package func abandonPendingFiles(sessionID: Int64, errorClass: String, message: String) throws -> Int {
         let result = try connection.execute(
             """
             UPDATE file_uploads SET status = 'failed', error_class = \(errorClass), error_message = \(message),
                 finished_at = now(), updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'pending'
+              AND coalesce(fleet_range_holder(session_id, id) = \(ClaimHolder.thisProcess), true)
             """
         )
         return result.affectedRows

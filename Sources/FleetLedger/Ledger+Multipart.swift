@@ -124,7 +124,8 @@ extension Ledger {
             """
             UPDATE file_uploads SET multipart_upload_id = \(uploadID), part_size_bytes = \(partSize), updated_at = now(),
                 claimed_by = CASE WHEN status = 'pending' THEN \(ClaimHolder.thisProcess) ELSE claimed_by END,
-                claimed_at = CASE WHEN status = 'pending' THEN now() ELSE claimed_at END, status = 'uploading'
+                claimed_at = CASE WHEN status = 'pending' THEN now() ELSE claimed_at END,
+                status = CASE WHEN status = 'pending' THEN 'uploading' ELSE status END
             WHERE id = \(job.id) AND created_at = \(job.createdAt)::timestamptz
             """
         )

@@ -106,7 +106,10 @@ extension Ledger {
     /// before they recorded an outcome), so a retry can take them. Returns how many.
     package func releaseDeadClaims(sessionID: Int64, hostname: String, isAlive: (Int32) -> Bool) throws -> Int {
         let holders = try connection.execute(
-            "SELECT DISTINCT holder FROM fleet_claimed_files(\(sessionID))"
+            """
+            SELECT DISTINCT claimed_by FROM file_uploads WHERE session_id = \(sessionID) AND status = 'uploading'
+            UNION SELECT holder FROM file_claims WHERE session_id = \(sessionID)
+            """
         )
         var released = 0
         for row in 0..<holders.rowCount {
@@ -165,7 +168,8 @@ extension Ledger {
     }
 
     /// Marks the session's unfinished files whose key's latest record now matches them (same bucket, key, size and
-    /// mtime, stored by a later session) as `skipped`; returns how many.
+    /// mtime, stored by a later session) as `skipped`, but not a pending file a claim range holds (a process
+    /// still at work on it); returns how many.
     package func skipAlreadyStored(sessionID: Int64) throws -> Int {
         try connection.execute(
             """
@@ -174,6 +178,7 @@ extension Ledger {
                 SELECT g.id, g.created_at FROM file_uploads AS g
                 CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
                 WHERE g.session_id = \(sessionID) AND g.status IN ('pending', 'failed', 'permanent_failure')
+                  AND (g.status <> 'pending' OR fleet_range_holder(g.session_id, g.id) IS NULL)
                   AND fleet_file_is_object(g.size_bytes, g.mtime, o.size_bytes, o.mtime, o.uploaded_at)
                   AND o.session_id IS DISTINCT FROM g.session_id
             ) AS s

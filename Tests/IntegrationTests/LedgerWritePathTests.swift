@@ -44,7 +44,7 @@ import Testing
             }
         }
         var jobs: [UploadJob] = []
-        let claim = try updates { jobs = try ledger.claimFiles(sessionID: session, limit: 100, worker: "test:1") }
+        let claim = try updates { jobs = try ledger.claimRange(sessionID: session, limit: 100, worker: "test:1") }
         #expect(jobs.count == 60)
         #expect(claim.all == 0, "claims: \(claim)")
         let held = try ledger.connection.execute("SELECT count(*) FROM fleet_claimed_files(\(session))")
@@ -66,7 +66,7 @@ import Testing
         let ledger = fixture.ledger
         try ledger.recordFiles(fixture.files(100, session: session), sessionID: session, projectID: fixture.project)
         func claim(_ worker: String, after: [UploadJob] = []) throws -> [UploadJob] {
-            try ledger.claimFiles(sessionID: session, limit: 10, worker: worker, afterID: after.last?.id ?? 0)
+            try ledger.claimRange(sessionID: session, limit: 10, worker: worker, afterID: after.last?.id ?? 0)
         }
         func ranges() throws -> [String] {
             let rows = try ledger.connection.execute(
@@ -118,6 +118,29 @@ import Testing
         #expect(marked.int(0, 0) == 20)
         #expect(try held("a:1") == 20)
         try fixture.expectCountsMatchRows("after the ranges were settled")
+
+        // While A's files are `uploading` (being settled), D's next claim goes past them and starts a new range
+        // rather than growing its own over them; once they are put back they are free, for anyone.
+        let d2 = try claim("d:4", after: b1)
+        #expect(d2.first?.id ?? 0 > c1.last?.id ?? .max)
+        #expect(try ranges() == ["d:4 10", "c:3 10", "d:4 10"])
+        try ledger.recordOutcomes(
+            settled.map {
+                var job = $0.job
+                job.claimedFrom = "pending"
+                return fixture.outcome(job, .putBack)
+            },
+            sessionID: session
+        )
+        #expect(ids(try claim("e:5")) == ids(a2))
+        // A retry's claim, a mark on each row, takes free pending files only: A's others, not D's or C's.
+        #expect(ids(try ledger.claimFiles(sessionID: session, limit: 10, worker: "r:6")) == ids(a3))
+        // Giving up on the pending files leaves those other processes' ranges hold.
+        let before = try held("c:3") + held("d:4") + held("e:5")
+        _ = try ledger.abandonPendingFiles(sessionID: session, errorClass: "store_unreachable", message: "gave up")
+        #expect(try held("c:3") + held("d:4") + held("e:5") == before)
+        #expect(before == 40)
+        try fixture.expectCountsMatchRows("at the end")
     }
 
     @Test func noIndexOfFileRowsHoldsAColumnThatAnUpdateChanges() throws {
@@ -152,7 +175,7 @@ import Testing
         try fixture.expectCountsMatchRows("after the scan")
 
         // First round: 10 uploaded, 10 failed, 5 put back untried, 5 left claimed.
-        let jobs = try ledger.claimFiles(sessionID: session, limit: 30, worker: "test:1")
+        let jobs = try ledger.claimRange(sessionID: session, limit: 30, worker: "test:1")
         try fixture.expectCountsMatchRows("after the claim")
         try ledger.recordOutcomes(
             jobs[0..<10].map { fixture.outcome($0, .uploaded) } + jobs[10..<20].map { fixture.outcome($0, .failed) }

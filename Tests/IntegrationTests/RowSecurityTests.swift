@@ -81,8 +81,9 @@ struct RowSecurityTests {
             try a.ledger().claimFiles(sessionID: theirs.session, limit: 10, worker: "thief:1").isEmpty,
             "a claim finds no row of another device's session"
         )
+        #expect(try a.ledger().claimRange(sessionID: theirs.session, limit: 10, worker: "thief:1").isEmpty)
         // B's claim ranges: A neither sees nor releases them, and cannot hold files of B's session.
-        #expect(try b.ledger().claimFiles(sessionID: theirs.session, limit: 10, worker: "b:1").count == 1)
+        #expect(try b.ledger().claimRange(sessionID: theirs.session, limit: 10, worker: "b:1").count == 1)
         #expect(try asA.execute("SELECT count(*) FROM file_claims").int(0, 0) == 0)
         #expect(try asA.execute("DELETE FROM file_claims WHERE session_id = \(theirs.session)").affectedRows == 0)
         #expect(try a.ledger().releaseClaims(sessionID: theirs.session) == 0)

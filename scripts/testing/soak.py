@@ -20,7 +20,7 @@ network. Files are written all along at each phase's rate. One cycle lasts 100 m
 Afterwards the link is clear and the agent is given up to 10 minutes to empty its queue, then stopped with
 SIGTERM. The report: files per phase, failed attempts by class, the queue's peak, the agent's memory growth
 per hour, and the checks: every file in the bucket exactly once and byte for byte (read with boto3), nothing
-uploaded twice, no row left `uploading`, no session `running`. Exit 0 when every check passes.
+uploaded twice, no file left held by a claim (a row `uploading`, a claim range), no session `running`. Exit 0 when every check passes.
 """
 import hashlib
 import os
@@ -282,6 +282,7 @@ agent: {{ stability_seconds: 2, heartbeat_seconds: 5, rescan_minutes: 1 }}
     twice = sql(f"""SELECT count(*) FROM (SELECT s3_key, size_bytes, mtime FROM file_uploads WHERE status = 'uploaded'
                     AND s3_key LIKE '{prefix}/%' GROUP BY 1, 2, 3 HAVING count(*) > 1) d""")
     uploading = sql("SELECT count(*) FROM file_uploads WHERE status = 'uploading'")
+    ranges = sql("SELECT count(*) FROM file_claims")
     running = sql("SELECT count(*) FROM sync_sessions WHERE status = 'running'")
     by_class = sql("SELECT string_agg(c || ' ' || n, ', ' ORDER BY n DESC) FROM (SELECT coalesce(error_class, '?') c, "
                    "count(*) n FROM file_uploads WHERE status = 'failed' GROUP BY 1) s") or "none"
@@ -325,6 +326,8 @@ agent: {{ stability_seconds: 2, heartbeat_seconds: 5, rescan_minutes: 1 }}
         problems.append(f"{twice} file versions uploaded more than once")
     if uploading != "0":
         problems.append(f"{uploading} rows left uploading")
+    if ranges != "0":
+        problems.append(f"{ranges} claim ranges left")
     if running != "0":
         problems.append(f"{running} sessions left running")
     if not drained:

@@ -39,6 +39,8 @@ package final class JobSource: @unchecked Sendable {
     private let state: RunState
     private let statuses: [String]
     private let maxAttempts: Int?
+    /// An upload's source (not a retry's): its claims are ranges of ids (`Ledger.claimRange`), no file row written.
+    private let ranged: Bool
     /// Files the run keeps in flight now (the governor's level): claims are at least that large.
     private var inFlight: @Sendable () -> Int = { 0 }
     /// Index into `statuses` of the one being claimed, and the last id claimed from it.
@@ -69,6 +71,7 @@ package final class JobSource: @unchecked Sendable {
             batchSize: batchSize,
             state: state,
             statuses: ["pending"],
+            ranged: true,
             othersAtWork: othersAtWork
         )
     }
@@ -90,6 +93,7 @@ package final class JobSource: @unchecked Sendable {
             batchSize: batchSize,
             state: state,
             statuses: ["pending"],
+            ranged: true,
             joined: true
         )
         if !afterScan { source.release() }
@@ -126,6 +130,7 @@ package final class JobSource: @unchecked Sendable {
         state: RunState,
         statuses: [String],
         maxAttempts: Int? = nil,
+        ranged: Bool = false,
         joined: Bool = false,
         othersAtWork: ((Ledger) throws -> Bool)? = nil
     ) {
@@ -135,6 +140,7 @@ package final class JobSource: @unchecked Sendable {
         self.state = state
         self.statuses = statuses
         self.maxAttempts = maxAttempts
+        self.ranged = ranged
         self.joined = joined
         self.othersAtWork = othersAtWork
         worker = ClaimHolder.thisProcess
@@ -262,14 +268,16 @@ package final class JobSource: @unchecked Sendable {
             // A claim that fails with the connection is rolled back: after a reconnect it runs again.
             let claimed = try ledger.use { ledger in
                 try ledger.reconnecting {
-                    try ledger.claimFiles(
-                        sessionID: sessionID,
-                        limit: limit,
-                        worker: worker,
-                        status: statuses[statusIndex],
-                        afterID: afterID,
-                        maxAttempts: maxAttempts
-                    )
+                    ranged
+                        ? try ledger.claimRange(sessionID: sessionID, limit: limit, worker: worker, afterID: afterID)
+                        : try ledger.claimFiles(
+                            sessionID: sessionID,
+                            limit: limit,
+                            worker: worker,
+                            status: statuses[statusIndex],
+                            afterID: afterID,
+                            maxAttempts: maxAttempts
+                        )
                 }
             }
             if let last = claimed.last {
