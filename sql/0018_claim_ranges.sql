@@ -5,13 +5,15 @@
 -- upload claims its session's pending files in id order, so what it holds is a range of ids: file_claims keeps
 -- one row per range, and a pending file of the session whose id lies in a range is held by the range's holder.
 -- A file leaves the range's hold when its outcome is written (it leaves `pending`) or when the range is
--- deleted. Ranges of one session never overlap, and a range never covers a row `uploading`, the one status a
--- row can go back to `pending` from: so every pending file in a range is one its holder took.
+-- deleted. Ranges of one session never overlap, and every pending file in a range is one its holder took (or
+-- put back): a range is recorded, or made longer, only over rows no other claim marks `uploading` (the one
+-- status a row goes back to `pending` from), and no other claim marks a row inside a range.
 --
 -- A row `uploading` with claimed_by still means what it meant, and the two ways of holding a file live side
 -- by side:
 --   * a retry's claims (fleet_claim_files, as before, and as processes started before this version call it)
---     mark each row: they take failed files too, which are not consecutive with the pending ones;
+--     mark each row: they take failed files too, which are not consecutive with the pending ones. They never
+--     take a row inside a range;
 --   * a multipart upload marks its row when it starts, so that another run resuming the key sees its holder;
 --   * settling a holder that is gone (the agent, a retry, the end of a run) first turns its ranges into
 --     `uploading` rows, and settles those as before.
@@ -69,7 +71,8 @@ ALTER FUNCTION fleet_range_holder(bigint, bigint) OWNER TO fleet_admin;
 REVOKE ALL ON FUNCTION fleet_range_holder(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fleet_range_holder(bigint, bigint) TO fleet_admin, fleet_device, fleet_reader;
 
--- A retry's claim, as in version 14, that never takes a pending file a range holds. Claims of one session take
+-- A retry's claim, as in version 14, that never takes a row inside a range (a failed file in it, marked and
+-- then put back to `pending`, would turn up held by a holder that never took it). Claims of one session take
 -- turns on a transaction-scoped advisory lock (first key 1718379372, "flcl"; second, the session's hash), and
 -- the update, a statement of its own in this VOLATILE function, reads the rows with a snapshot taken after the
 -- lock was granted: it never picks rows the previous claim took. A row is taken only if it still has the
@@ -86,7 +89,7 @@ LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
         WHERE f.session_id = claim_session AND f.status = from_status AND f.id > after_id
           AND (f.status <> 'permanent_failure' OR f.error_class IS NULL OR f.error_class <> ALL (unfixable_classes))
           AND (max_attempts IS NULL OR f.attempts < max_attempts)
-          AND (f.status <> 'pending' OR fleet_range_holder(claim_session, f.id) IS NULL)
+          AND fleet_range_holder(claim_session, f.id) IS NULL
         ORDER BY f.id LIMIT claim_limit
     )
     UPDATE file_uploads AS f SET status = 'uploading', claimed_by = worker, claimed_at = now(), updated_at = now()
@@ -107,8 +110,9 @@ $$;
 --     `uploading` after lo: such a row can go back to `pending` (a settled claim put back), and must never turn
 --     up inside another holder's range;
 --   * the worker's range that ends at the cursor is made longer when nothing lies between it and lo but files
---     done with (no range, no row `uploading`), so a run keeps one range per session. Otherwise a new range is
---     recorded, and the worker's earlier ranges that hold no pending file are deleted.
+--     done with (no range, no row pending or `uploading`, whatever happened since lo was found), so a run
+--     usually keeps one range per session. Otherwise a new range is recorded, and the worker's earlier ranges
+--     that hold no pending file are deleted.
 -- Only the months from the session's start on are read (its rows were written after it started; from the start
 -- of that month, a margin for a server clock set back), so a ledger's history adds nothing to a claim. PL/pgSQL,
 -- so that a connection plans these statements once, not at every claim.
@@ -165,8 +169,8 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM file_claims AS j
                       WHERE j.session_id = claim_session AND j.first_id > after_id AND j.first_id < lo)
       AND NOT EXISTS (SELECT 1 FROM file_uploads AS f
-                      WHERE f.session_id = claim_session AND f.created_at >= since AND f.status = 'uploading'
-                        AND f.id > after_id AND f.id < lo);
+                      WHERE f.session_id = claim_session AND f.created_at >= since
+                        AND f.status IN ('pending', 'uploading') AND f.id > after_id AND f.id < lo);
     IF NOT FOUND THEN
         INSERT INTO file_claims (session_id, first_id, last_id, holder) VALUES (claim_session, lo, last_taken, worker);
         DELETE FROM file_claims AS k

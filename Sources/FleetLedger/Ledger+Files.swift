@@ -211,7 +211,7 @@ extension Ledger {
     /// - Returns: how many were skipped.
     package func skipFilesInBucket(sessionID: Int64, listing: [(String, String, Int64)]) throws -> Int {
         guard !listing.isEmpty else { return 0 }
-        return try connection.transaction {
+        return try takingClaimTurn(sessionID) {
             try connection.executeScript(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS bucket_listing (bucket text, s3_key text, size_bytes bigint) ON COMMIT DROP"
             )
@@ -280,10 +280,11 @@ extension Ledger {
 
     /// Claims up to `limit` of the session's pending files for `worker`, in id order after `afterID`, without
     /// writing a file row: an upload's claim (`fleet_claim_range`). The files are held by a range of ids in
-    /// `file_claims`, this worker's last one made longer when nothing lies between it and them, so a run keeps
-    /// one range per session; a pending file in a range is held until its outcome is written or the range is
-    /// released. The claim starts at the first pending file no range holds, and stops at the session's next range
-    /// and before any row `uploading`, so ranges never overlap and every pending file in one is its holder's.
+    /// `file_claims`, this worker's last one made longer when only finished files lie between it and them, so a
+    /// run usually keeps one range per session; a pending file in a range is held until its outcome is written or
+    /// the range is released. The claim starts at the first pending file no range holds, and stops at the
+    /// session's next range and before any row `uploading`, and no other claim marks a row inside a range, so
+    /// ranges never overlap and every pending file in one is its holder's.
     package func claimRange(sessionID: Int64, limit: Int, worker: String, afterID: Int64 = 0) throws -> [UploadJob] {
         let rows = try connection.execute(
             "SELECT * FROM fleet_claim_range(\(sessionID), \(afterID), \(limit), \(worker))"
@@ -325,7 +326,7 @@ extension Ledger {
         )
     }
 
-    /// How many of the session's files a retry would take now.
+    /// How many of the session's files a retry would take now (never one inside a claim range).
     package func countRetryable(sessionID: Int64, statuses: [String], maxAttempts: Int?) throws -> (Int, Int64) {
         let rows = try connection.execute(
             """
@@ -334,6 +335,7 @@ extension Ledger {
               AND (status <> 'permanent_failure' OR error_class IS NULL
                    OR error_class <> ALL(\(PGTextArray(Ledger.unfixableClasses))::text[]))
               AND (\(maxAttempts)::integer IS NULL OR attempts < \(maxAttempts)::integer)
+              AND fleet_range_holder(session_id, id) IS NULL
             """
         )
         return (
@@ -457,15 +459,28 @@ extension Ledger {
     /// Records files the run gave up on before trying them (the store stayed unreachable): the pending files of
     /// the session but those another process's claim range holds.
     package func abandonPendingFiles(sessionID: Int64, errorClass: String, message: String) throws -> Int {
-        let result = try connection.execute(
-            """
-            UPDATE file_uploads SET status = 'failed', error_class = \(errorClass), error_message = \(message),
-                finished_at = now(), updated_at = now()
-            WHERE session_id = \(sessionID) AND status = 'pending'
-              AND coalesce(fleet_range_holder(session_id, id) = \(ClaimHolder.thisProcess), true)
-            """
-        )
-        return result.affectedRows
+        try takingClaimTurn(sessionID) {
+            try connection.execute(
+                """
+                UPDATE file_uploads SET status = 'failed', error_class = \(errorClass), error_message = \(message),
+                    finished_at = now(), updated_at = now()
+                WHERE session_id = \(sessionID) AND status = 'pending'
+                  AND coalesce(fleet_range_holder(session_id, id) = \(ClaimHolder.thisProcess), true)
+                """
+            ).affectedRows
+        }
+    }
+
+    /// Runs `body` in a transaction that first takes the session's turn among claims (the advisory lock
+    /// `fleet_claim_files` and `fleet_claim_range` take): a statement that changes which pending files are free
+    /// (skips them, gives up on them) then sees every range recorded before it, and a claim after it sees its
+    /// changes. Without it, such a statement and a claim could both take the same file: a claim writes no file row
+    /// that would make them wait for each other. Transaction-scoped, so a pooler in transaction mode is fine.
+    func takingClaimTurn<T>(_ sessionID: Int64, _ body: () throws -> T) throws -> T {
+        try connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(1718379372, hashint8(\(sessionID)::bigint))")
+            return try body()
+        }
     }
 
     /// Bytes → `\x6162`, bytea's hex input form.

@@ -40,7 +40,8 @@ package struct RecordedPart: Sendable, Equatable {
 }
 
 extension Ledger {
-    /// The multipart uploads recorded for a key that no row records as completed, newest first.
+    /// The multipart uploads recorded for a key that no row records as completed, newest first. A pending row a
+    /// claim range holds (a file claimed again, not started yet) shows as `uploading` by the range's holder.
     package func unfinishedMultipartUploads(
         projectID: Int64,
         bucket: String,
@@ -50,9 +51,17 @@ extension Ledger {
     {
         let rows = try connection.execute(
             """
-            SELECT f.multipart_upload_id, f.size_bytes, f.mtime, f.part_size_bytes, f.id, f.status, f.claimed_by,
-                   f.claimed_at
+            SELECT f.multipart_upload_id, f.size_bytes, f.mtime, f.part_size_bytes, f.id,
+                   CASE WHEN k.holder IS NOT NULL THEN 'uploading' ELSE f.status END,
+                   coalesce(k.holder, f.claimed_by), coalesce(k.claimed_at, f.claimed_at)
             FROM file_uploads AS f
+            LEFT JOIN LATERAL (
+                SELECT r.holder, r.claimed_at FROM (
+                    SELECT c.holder, c.claimed_at, c.last_id FROM file_claims AS c
+                    WHERE c.session_id = f.session_id AND c.first_id <= f.id ORDER BY c.first_id DESC LIMIT 1
+                ) AS r
+                WHERE r.last_id >= f.id
+            ) AS k ON f.status = 'pending'
             WHERE f.project_id = \(projectID) AND f.s3_key = \(key) AND f.bucket = \(bucket)
               AND f.multipart_upload_id IS NOT NULL AND f.status <> 'uploaded'
               AND NOT EXISTS (

@@ -171,19 +171,21 @@ extension Ledger {
     /// mtime, stored by a later session) as `skipped`, but not a pending file a claim range holds (a process
     /// still at work on it); returns how many.
     package func skipAlreadyStored(sessionID: Int64) throws -> Int {
-        try connection.execute(
-            """
-            UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', updated_at = now()
-            FROM (
-                SELECT g.id, g.created_at FROM file_uploads AS g
-                CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
-                WHERE g.session_id = \(sessionID) AND g.status IN ('pending', 'failed', 'permanent_failure')
-                  AND (g.status <> 'pending' OR fleet_range_holder(g.session_id, g.id) IS NULL)
-                  AND fleet_file_is_object(g.size_bytes, g.mtime, o.size_bytes, o.mtime, o.uploaded_at)
-                  AND o.session_id IS DISTINCT FROM g.session_id
-            ) AS s
-            WHERE f.id = s.id AND f.created_at = s.created_at
-            """
-        ).affectedRows
+        try takingClaimTurn(sessionID) {
+            try connection.execute(
+                """
+                UPDATE file_uploads AS f SET status = 'skipped', skip_reason = 'ledger', updated_at = now()
+                FROM (
+                    SELECT g.id, g.created_at FROM file_uploads AS g
+                    CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
+                    WHERE g.session_id = \(sessionID) AND g.status IN ('pending', 'failed', 'permanent_failure')
+                      AND (g.status <> 'pending' OR fleet_range_holder(g.session_id, g.id) IS NULL)
+                      AND fleet_file_is_object(g.size_bytes, g.mtime, o.size_bytes, o.mtime, o.uploaded_at)
+                      AND o.session_id IS DISTINCT FROM g.session_id
+                ) AS s
+                WHERE f.id = s.id AND f.created_at = s.created_at
+                """
+            ).affectedRows
+        }
     }
 }

@@ -96,6 +96,22 @@ import Testing
             try ledger.connection.execute("SELECT count(*) FROM file_uploads WHERE status = 'uploading'").int(0, 0) == 0
         )
 
+        // A file failed inside a range is not a retry's while the range lasts (put back, it would be held by A),
+        // nor counted for one; a row of the range with an unfinished multipart upload shows who holds it.
+        try ledger.recordOutcomes([fixture.outcome(a1[3], .failed)], sessionID: session)
+        #expect(try ledger.claimFiles(sessionID: session, limit: 10, worker: "r:9", status: "failed").isEmpty)
+        #expect(
+            try ledger.countRetryable(sessionID: session, statuses: ["pending", "failed"], maxAttempts: nil).0 == 60
+        )
+        try ledger.connection.execute("UPDATE file_uploads SET multipart_upload_id = 'u-1' WHERE id = \(a1[4].id)")
+        let key = try ledger.connection.execute("SELECT bucket, s3_key FROM file_uploads WHERE id = \(a1[4].id)")
+        let upload = try ledger.unfinishedMultipartUploads(
+            projectID: fixture.project,
+            bucket: key.string(0, 0) ?? "",
+            key: key.string(0, 1) ?? ""
+        )
+        #expect(upload.first?.holders.map { "\($0.status) \($0.claimedBy ?? "-")" } == ["uploading a:1"])
+
         // An outcome frees its file from the range; a claim from the beginning never takes a held file.
         try ledger.recordOutcomes(a1.map { fixture.outcome($0, .uploaded) }, sessionID: session)
         #expect(try held("a:1") == 20)
