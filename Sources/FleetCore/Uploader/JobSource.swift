@@ -2,7 +2,8 @@ import FleetLedger
 import Foundation
 import Logging
 
-/// Hands claimed files to workers, claiming batches from the ledger (`Ledger.claimFiles`) ahead of them.
+/// Hands claimed files to workers, claiming batches from the ledger ahead of them (`Ledger.claimRange` for an
+/// upload, `Ledger.claimFiles` for a retry).
 ///
 /// An upload claims the session's `pending` files while the scan is still recording them; a process that joined
 /// the session (`upload --join`) does the same, learning from the ledger when the scan is over; a retry claims
