@@ -60,7 +60,8 @@ REVOKE ALL ON FUNCTION fleet_claimed_files(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fleet_claimed_files(bigint) TO fleet_admin, fleet_device, fleet_reader;
 
 -- The holder of the range that holds a pending file, if one does: the session's nearest range starting at or
--- before the file, one probe of file_claims' primary key. Plain SQL, inlined where it is used.
+-- before the file, one probe of file_claims' primary key. Plain SQL, called for each row it is asked about (a
+-- function whose body is a subquery is not inlined); the paths that ask it are rare (a retry, giving up).
 CREATE FUNCTION fleet_range_holder(claim_session bigint, file_id bigint) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT (SELECT CASE WHEN k.last_id >= file_id THEN k.holder END FROM file_claims AS k
