@@ -72,19 +72,30 @@ ALTER FUNCTION fleet_range_holder(bigint, bigint) OWNER TO fleet_admin;
 REVOKE ALL ON FUNCTION fleet_range_holder(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fleet_range_holder(bigint, bigint) TO fleet_admin, fleet_device, fleet_reader;
 
+-- A session's turn among the statements that decide which of its files are free: its claims, and what skips or
+-- gives up on pending files. A transaction-scoped advisory lock (first key 1718379372, "flcl", names it among the
+-- advisory locks of the database; the second is the session's hash), so nothing outlives the transaction and a
+-- pooler in transaction mode is fine. A statement after it in the same transaction sees what the turns before it
+-- committed.
+CREATE FUNCTION fleet_claim_turn(claim_session bigint) RETURNS void LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock(1718379372, hashint8(claim_session))
+$$;
+ALTER FUNCTION fleet_claim_turn(bigint) OWNER TO fleet_admin;
+REVOKE ALL ON FUNCTION fleet_claim_turn(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fleet_claim_turn(bigint) TO fleet_admin, fleet_device;
+
 -- A retry's claim, as in version 14, that never takes a row inside a range (a failed file in it, marked and
--- then put back to `pending`, would turn up held by a holder that never took it). Claims of one session take
--- turns on a transaction-scoped advisory lock (first key 1718379372, "flcl"; second, the session's hash), and
--- the update, a statement of its own in this VOLATILE function, reads the rows with a snapshot taken after the
--- lock was granted: it never picks rows the previous claim took. A row is taken only if it still has the
--- status it was chosen with.
+-- then put back to `pending`, would turn up held by a holder that never took it). It takes the session's turn
+-- (fleet_claim_turn), and the update, a statement of its own in this VOLATILE function, reads the rows with a
+-- snapshot taken after the turn was granted: it never picks rows the previous claim took. A row is taken only if
+-- it still has the status it was chosen with.
 CREATE OR REPLACE FUNCTION fleet_claim_files(claim_session bigint, from_status text, after_id bigint,
                                              claim_limit integer, worker text, max_attempts integer,
                                              unfixable_classes text[])
 RETURNS TABLE (id bigint, created_at timestamptz, local_path text, path_bytes bytea, bucket text, s3_key text,
                size_bytes bigint, mtime timestamptz, claimed_from text, codec text, codec_level integer)
 LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
-    SELECT pg_advisory_xact_lock(1718379372, hashint8(claim_session));
+    SELECT fleet_claim_turn(claim_session);
     WITH c AS (
         SELECT f.id, f.created_at FROM file_uploads AS f
         WHERE f.session_id = claim_session AND f.status = from_status AND f.id > after_id
@@ -101,8 +112,8 @@ LANGUAGE sql VOLATILE SET search_path = public, pg_temp AS $$
 $$;
 
 -- An upload's claim: up to claim_limit of the session's pending files for worker, in id order after after_id,
--- held by a range instead of a mark on each row. Claims of one session take turns on the same lock as
--- fleet_claim_files; each statement after it sees every range the claims before it recorded.
+-- held by a range instead of a mark on each row. It takes the session's turn (fleet_claim_turn), so each
+-- statement after it sees every range the claims before it recorded.
 --
 --   * lo, the first free pending file after the cursor: a pending file in a range is passed by going on after
 --     that range's end (a probe of the session's index and one of file_claims per range passed, never one per
@@ -129,7 +140,7 @@ DECLARE
     stop bigint;
     range_end bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(1718379372, hashint8(claim_session));
+    PERFORM fleet_claim_turn(claim_session);
     SELECT date_trunc('month', s.started_at, 'UTC') INTO since FROM sync_sessions AS s WHERE s.id = claim_session;
     SELECT f.id INTO lo FROM file_uploads AS f
     WHERE f.session_id = claim_session AND f.created_at >= since AND f.status = 'pending' AND f.id > after_id

@@ -141,19 +141,20 @@ extension Ledger {
         projectID: Int64? = nil,
         isAlive: (Int32, Timestamp) -> Bool
     ) throws -> [DeadClaim] {
-        // Ranges of a gone process become rows marked `uploading` first, and are settled with them.
+        // Ranges of a gone process become rows marked `uploading` first, and are settled with them: once per
+        // holder and session (`markClaimedFiles` takes all of its ranges), judged by its latest claim.
         let ranges = try connection.execute(
             """
-            SELECT k.session_id, k.holder, k.claimed_at
+            SELECT k.session_id, k.holder, max(k.claimed_at)
             FROM file_claims AS k JOIN sync_sessions AS s ON s.id = k.session_id
             WHERE s.device_id = \(deviceID) AND k.holder LIKE \(hostname + ":%")
               AND (\(projectID)::bigint IS NULL OR s.project_id = \(projectID)::bigint)
+            GROUP BY k.session_id, k.holder
             """
         )
         for row in 0..<ranges.rowCount {
             let holder = try ranges.decode(String.self, row, 1, in: "file_claims")
-            guard let colon = holder.lastIndex(of: ":"), holder[..<colon] == hostname,
-                let pid = Int32(holder[holder.index(after: colon)...]),
+            guard let pid = ClaimHolder.pid(of: holder, on: hostname),
                 !isAlive(pid, try ranges.decode(Timestamp.self, row, 2, in: "file_claims"))
             else { continue }
             try markClaimedFiles(sessionID: try ranges.decode(Int64.self, row, 0, in: "file_claims"), heldBy: holder)
@@ -173,9 +174,7 @@ extension Ledger {
         var claims: [DeadClaim] = []
         for row in 0..<rows.rowCount {
             let holder = try rows.decode(String.self, row, 10, in: "file_uploads")
-            guard let colon = holder.lastIndex(of: ":"), holder[..<colon] == hostname,
-                let pid = Int32(holder[holder.index(after: colon)...])
-            else { continue }
+            guard let pid = ClaimHolder.pid(of: holder, on: hostname) else { continue }
             // A claim without a time cannot be matched to the process that made it, so it counts as abandoned.
             if let claimedAt = try rows.decodeIfPresent(Timestamp.self, row, 11, in: "file_uploads"),
                 isAlive(pid, claimedAt)

@@ -471,14 +471,14 @@ extension Ledger {
         }
     }
 
-    /// Runs `body` in a transaction that first takes the session's turn among claims (the advisory lock
-    /// `fleet_claim_files` and `fleet_claim_range` take): a statement that changes which pending files are free
+    /// Runs `body` in a transaction that first takes the session's turn among claims (`fleet_claim_turn`, which
+    /// `fleet_claim_files` and `fleet_claim_range` take too): a statement that changes which pending files are free
     /// (skips them, gives up on them) then sees every range recorded before it, and a claim after it sees its
     /// changes. Without it, such a statement and a claim could both take the same file: a claim writes no file row
     /// that would make them wait for each other. Transaction-scoped, so a pooler in transaction mode is fine.
     func takingClaimTurn<T>(_ sessionID: Int64, _ body: () throws -> T) throws -> T {
         try connection.transaction {
-            try connection.execute("SELECT pg_advisory_xact_lock(1718379372, hashint8(\(sessionID)::bigint))")
+            try connection.execute("SELECT fleet_claim_turn(\(sessionID))")
             return try body()
         }
     }

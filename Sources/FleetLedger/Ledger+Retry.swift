@@ -114,9 +114,7 @@ extension Ledger {
         var released = 0
         for row in 0..<holders.rowCount {
             let holder = try holders.decode(String.self, row, 0, in: "file_uploads")
-            guard let colon = holder.lastIndex(of: ":"),
-                holder[..<colon] == hostname, let pid = Int32(holder[holder.index(after: colon)...]), !isAlive(pid)
-            else { continue }
+            guard let pid = ClaimHolder.pid(of: holder, on: hostname), !isAlive(pid) else { continue }
             released += try releaseClaims(sessionID: sessionID, heldBy: holder)
         }
         return released

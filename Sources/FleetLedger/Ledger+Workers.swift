@@ -38,6 +38,13 @@ package struct ClaimHolder: Sendable, Equatable {
     package var hostname: Substring { holder.lastIndex(of: ":").map { holder[..<$0] } ?? Substring(holder) }
     package var pid: Int32? { holder.lastIndex(of: ":").flatMap { Int32(holder[holder.index(after: $0)...]) } }
 
+    /// The pid of `holder` (`hostname:pid`, as `claimed_by` and `file_claims.holder` name it) when it is a process
+    /// on `hostname`; nil for a process elsewhere or a name of another form.
+    package static func pid(of holder: String, on hostname: String) -> Int32? {
+        guard let colon = holder.lastIndex(of: ":"), holder[..<colon] == hostname else { return nil }
+        return Int32(holder[holder.index(after: colon)...])
+    }
+
     /// Whether it is still at work. On this machine its pid answers (and must have started before it joined);
     /// elsewhere its heartbeat, which a working process renews every few seconds. A holder that never registered
     /// gets the ten minutes `retry` gives a session.

@@ -55,9 +55,9 @@ package final class MultipartJournal: Sendable {
     /// another (it cannot be asked; its own run or the reconciliation there settles it).
     func mayBeInFlight(_ holder: RecordedMultipartUpload.Holder, ownFileID: Int64) -> Bool {
         guard holder.status == "uploading", holder.fileID != ownFileID else { return false }
-        guard let claimedBy = holder.claimedBy, let colon = claimedBy.lastIndex(of: ":"),
-            claimedBy[..<colon] == hostname, let pid = Int32(claimedBy[claimedBy.index(after: colon)...])
-        else { return true }
+        guard let claimedBy = holder.claimedBy, let pid = ClaimHolder.pid(of: claimedBy, on: hostname) else {
+            return true
+        }
         if pid == getpid() { return true }
         return LocalProcess.isAlive(pid, since: holder.claimedAt ?? Timestamp(microseconds: 0))
     }
