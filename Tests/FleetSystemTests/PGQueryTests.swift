@@ -67,4 +67,23 @@ struct PGQueryTests {
         let array = PGTextArray(["plain", #"say "hi""#, #"back\slash"#, nil, "", "NULL"])
         #expect(array.pgBind == .text(#"{"plain","say \"hi\"","back\\slash",NULL,"","NULL"}"#))
     }
+
+    @Test func binaryArrayIsArraySendsLayout() {
+        let header: [UInt8] = [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 20, 0, 0, 0, 2, 0, 0, 0, 1]
+        #expect(
+            PGArray.bigint([-2, nil]).pgBind
+                == .bytes(header + [0, 0, 0, 8, 255, 255, 255, 255, 255, 255, 255, 254, 255, 255, 255, 255])
+        )
+        #expect(
+            PGArray.text(["é"]).pgBind
+                == .bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xC3, 0xA9])
+        )
+        #expect(
+            PGArray.timestamptz([Timestamp(microseconds: 946_684_800_000_001)]).pgBind
+                == .bytes(
+                    [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 160, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]
+                )
+        )
+        #expect(PGArray.integer([]).pgBind == .bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 23]), "no dimension when empty")
+    }
 }

@@ -23,6 +23,46 @@ struct PGConnectionTests {
         #expect(rows.int64(0, 3) == Int64.max)
     }
 
+    @Test func binaryArraysArriveAsTheServerReadsTheirTextForm() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+
+        let texts: [String?] = ["it's \"quoted\" \\ {a,b}", nil, "", "NULL", "é 日本 \t"]
+        let times: [Timestamp?] = [
+            Timestamp(microseconds: 1_763_900_000_123_456), nil, Timestamp(microseconds: -1),
+            Timestamp(microseconds: 946_684_800_000_000),
+        ]
+        let rows = try connection.execute(
+            """
+            SELECT \(PGArray.text(texts))::text[] IS NOT DISTINCT FROM ARRAY[\(texts[0]), NULL, '', 'NULL', \(texts[4])],
+                   array_to_string(\(PGArray.bigint([Int64.min, nil, Int64.max]))::bigint[], ',', '-'),
+                   array_to_string(\(PGArray.integer([Int(Int32.min), 7, nil]))::integer[], ',', '-'),
+                   array_to_string(\(PGArray.boolean([true, false, nil]))::boolean[], ',', '-'),
+                   \(PGArray.bytea([[0, 0xFF, 0x5C], nil, []]))::bytea[]
+                       IS NOT DISTINCT FROM ARRAY['\\x00ff5c'::bytea, NULL, ''::bytea],
+                   \(PGArray.timestamptz(times))::timestamptz[] IS NOT DISTINCT FROM
+                       ARRAY[to_timestamp(1763900000.123456), NULL, '1969-12-31 23:59:59.999999+00',
+                             '2000-01-01 00:00:00+00']::timestamptz[],
+                   cardinality(\(PGArray.text([]))::text[]),
+                   (SELECT count(*) FROM unnest(\(PGArray.text([]))::text[], \(PGArray.bigint([]))::bigint[]))
+            """
+        )
+        #expect(rows.bool(0, 0) == true)
+        #expect(rows.string(0, 1) == "-9223372036854775808,-,9223372036854775807")
+        #expect(rows.string(0, 2) == "-2147483648,7,-")
+        #expect(rows.string(0, 3) == "t,f,-")
+        #expect(rows.bool(0, 4) == true)
+        #expect(rows.bool(0, 5) == true)
+        #expect(rows.int64(0, 6) == 0)
+        #expect(rows.int64(0, 7) == 0)
+
+        let refused = try #require(throws: LedgerError.self) {
+            try connection.execute("SELECT \(PGArray.text(["1"]))::bigint[]")
+        }
+        #expect(refused.message.contains("instead of expected 20 (bigint)"), "another element type is refused")
+    }
+
     @Test func timestampsKeepMicroseconds() throws {
         let database = try TestDatabase()
         defer { database.drop() }

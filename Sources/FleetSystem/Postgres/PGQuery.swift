@@ -76,7 +76,8 @@ extension Date: PGEncodable { package var pgBind: PGBind { .text(Timestamp(self)
 ///
 /// Cast in the statement to an array of another type (bigint, timestamptz, bytea) it carries a column of any
 /// type whose text form the server reads; several of them, unnested together, turn a batch of rows into one
-/// statement's input, with nothing staged in the server session.
+/// statement's input, with nothing staged in the server session. The server parses the text of every element:
+/// the large batches of the hot path travel as `PGArray` instead.
 package struct PGTextArray: PGEncodable {
     package var elements: [String?]
 
