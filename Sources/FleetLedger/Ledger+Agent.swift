@@ -219,8 +219,8 @@ extension Ledger {
                                 || ' was settled'
             FROM (
                 SELECT g.id, g.created_at, o.session_id AS stored_by
-                FROM unnest(\(PGTextArray(claims.map { String($0.job.id) }))::bigint[],
-                            \(PGTextArray(claims.map(\.job.createdAt)))::timestamptz[]) AS c (id, created_at)
+                FROM unnest(\(PGArray.bigint(claims.map(\.job.id)))::bigint[],
+                            \(PGArray.timestamptz(claims.map(\.job.createdAt)))::timestamptz[]) AS c (id, created_at)
                 JOIN file_uploads AS g ON g.id = c.id AND g.created_at = c.created_at
                 CROSS JOIN LATERAL fleet_latest_object(g.project_id, g.bucket, g.s3_key) AS o
                 WHERE g.status = 'uploading' AND o.size_bytes = g.size_bytes AND o.mtime = g.mtime

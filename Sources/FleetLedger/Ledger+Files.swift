@@ -48,7 +48,7 @@ package struct PlannedFile: Sendable {
 /// A file claimed for upload.
 package struct UploadJob: Sendable {
     package var id: Int64
-    package var createdAt: String
+    package var createdAt: Timestamp
     /// The bytes to open.
     package var path: [UInt8]
     package var displayPath: String
@@ -109,65 +109,74 @@ extension Ledger {
     ///
     /// A file whose project, bucket, key, size and mtime match the key's latest record (`fleet_latest_object`,
     /// `fleet_file_is_object`) goes in as `skipped` (an object imported without an mtime matches on key and size,
-    /// `master import-state`); a second file mapping to a key already taken in this session, a file whose key another project stores (same bucket
-    /// and endpoint; unless both projects share their prefix), and a file that came with an error, as
-    /// `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's key is refused even when
-    /// this project stores it too: the object may be the other project's by now. One statement per batch: every
-    /// question about a key is an index probe in the statement, never a round trip per file; other projects'
-    /// records come through `fleet_key_owners`, which names the owning project without letting a device role
-    /// read its rows.
+    /// `master import-state`); a second file mapping to a key already taken in this session, a file whose key
+    /// another project stores (same bucket and endpoint; unless both projects share their prefix), and a file that
+    /// came with an error, as `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's
+    /// key is refused even when this project stores it too: the object may be the other project's by now. One
+    /// statement per batch, never a round trip per file.
     ///
-    /// The batch travels as one array per column and `unnest` turns it back into rows: nothing is staged in the
-    /// server session (which a pooler in transaction mode does not keep) and no table is created per batch
-    /// (which would write catalog rows).
+    /// Each question about a key (skip it, a duplicate, another project's) needs a record of the key, and most
+    /// files of a scan are new. `fleet_known_keys` finds the keys of the batch that have a record which can matter
+    /// (this project's, or one of a project that could own the key), with one scan of each month's key index for
+    /// the whole batch, and names the project that owns each, if another does, without letting a device role read
+    /// that project's rows. Only those keys are asked the rest: whether an earlier batch took the key, and whether
+    /// the key's latest record is the file.
+    ///
+    /// The batch travels as one array per column, in PostgreSQL's binary array form (`PGArray`), and `unnest`
+    /// turns it back into rows: nothing is staged in the server session (which a pooler in transaction mode does
+    /// not keep), no table is created per batch (which would write catalog rows), and the server parses no text.
     ///
     /// A file whose bucket and key an earlier file of the batch has is marked before the batch is sent (the first
     /// one keeps the key, even when it failed). One whose key an earlier batch took is found by one probe of the
-    /// key's index per file: a lateral subquery with a limit, which the planner cannot turn into a hash of every
-    /// row of the session (as it did with `EXISTS` while the month's statistics were older than the session: a
-    /// new month, a fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read
-    /// the whole session for every file. Only the months from the session's start on are probed (its rows were
-    /// written after it started; from the start of that month, so that a server clock set back a little between
-    /// two batches changes nothing), not every month the ledger keeps.
+    /// key's index: a lateral subquery with a limit, which the planner cannot turn into a hash of every row of the
+    /// session (as it did with `EXISTS` while the month's statistics were older than the session: a new month, a
+    /// fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read the whole
+    /// session for every file. Only the months from the session's start on are probed (its rows were written
+    /// after it started; from the start of that month, so that a server clock set back a little between two
+    /// batches changes nothing), not every month the ledger keeps.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
         guard !files.isEmpty else { return 0 }
-        func column(_ value: (PlannedFile) -> String?) -> PGTextArray { PGTextArray(files.map(value)) }
+        func text(_ value: (PlannedFile) -> String?) -> PGArray { .text(files.map(value)) }
         // By bytes, as S3 and PostgreSQL compare keys: Swift's `==` takes a composed `é` and `e` + U+0301 for the
         // same string, and they are two keys (and two files on Linux).
         var seen = Set<[UInt8]>(minimumCapacity: files.count)
-        let repeated = PGTextArray(
-            files.map { seen.insert(Array($0.bucket.utf8) + [0] + Array($0.key.utf8)).inserted ? "f" : "t" }
+        let repeated = PGArray.boolean(
+            files.map { !seen.insert(Array($0.bucket.utf8) + [0] + Array($0.key.utf8)).inserted }
         )
+        let buckets = text { $0.bucket }
+        let keys = text { $0.key }
         let result = try connection.execute(
             """
-            WITH me AS (SELECT name, endpoint, shared_prefix FROM projects WHERE id = \(projectID)),
-            owners AS (
-                SELECT w.* FROM me CROSS JOIN LATERAL fleet_key_owners(
-                    me.name, me.endpoint, me.shared_prefix, \(column { $0.bucket })::text[],
-                    \(column { $0.key })::text[]) AS w
-            ),
-            staged AS (
+            WITH staged AS (
                 SELECT * FROM unnest(
-                    \(column { $0.source })::text[], \(column { $0.localPath })::text[],
-                    \(column { $0.relativePath })::text[], \(column { $0.pathBytes.map(Ledger.byteaHex) })::bytea[],
-                    \(column { $0.bucket })::text[], \(column { $0.key })::text[], \(column { String($0.size) })::bigint[],
-                    \(column { $0.mtime.iso8601 })::timestamptz[], \(column { $0.errorClass })::text[],
-                    \(column { $0.errorMessage })::text[], \(column { $0.codec?.name })::text[],
-                    \(column { $0.codec.map { String($0.level) } })::integer[], \(repeated)::boolean[]
+                    \(text { $0.source })::text[], \(text { $0.localPath })::text[], \(text { $0.relativePath })::text[],
+                    \(PGArray.bytea(files.map(\.pathBytes)))::bytea[], \(buckets)::text[], \(keys)::text[],
+                    \(PGArray.bigint(files.map(\.size)))::bigint[], \(PGArray.timestamptz(files.map(\.mtime)))::timestamptz[],
+                    \(text { $0.errorClass })::text[], \(text { $0.errorMessage })::text[], \(text { $0.codec?.name })::text[],
+                    \(PGArray.integer(files.map { $0.codec?.level }))::integer[], \(repeated)::boolean[]
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
                                         mtime, error_class, error_message, codec, codec_level, repeated, seq)
-            ), judged AS MATERIALIZED (
+            ), known AS MATERIALIZED (
+                SELECT * FROM fleet_known_keys(\(projectID), \(buckets)::text[], \(keys)::text[])
+            ), judged AS (
+                SELECT r.*, CASE WHEN r.error_class IS NOT NULL THEN r.error_class
+                                 WHEN r.repeated THEN 'duplicate_key' END AS problem,
+                       NULL::text AS owner, false AS stored
+                FROM staged AS r
+                WHERE NOT EXISTS (SELECT 1 FROM known AS k WHERE k.bucket = r.bucket AND k.s3_key = r.s3_key)
+                UNION ALL
                 SELECT r.*,
                     CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                          WHEN r.repeated OR d.taken THEN 'duplicate_key'
-                         WHEN w.owner IS NOT NULL THEN 'key_owned_by_other_project'
-                    END AS problem,
-                    w.owner,
-                    o.s3_key IS NOT NULL AS stored
-                FROM staged r
+                         WHEN k.owner IS NOT NULL THEN 'key_owned_by_other_project'
+                    END,
+                    k.owner,
+                    o.s3_key IS NOT NULL
+                FROM staged AS r
+                JOIN known AS k ON k.bucket = r.bucket AND k.s3_key = r.s3_key
                 LEFT JOIN LATERAL (
                     SELECT true AS taken FROM file_uploads e
                     WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
@@ -178,7 +187,6 @@ extension Ledger {
                 ) d ON true
                 LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
                   ON fleet_file_is_object(r.size_bytes, r.mtime, o.size_bytes, o.mtime, o.uploaded_at)
-                LEFT JOIN owners w ON w.bucket = r.bucket AND w.s3_key = r.s3_key
             )
             INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
                                       s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
@@ -316,7 +324,7 @@ extension Ledger {
         let path = try rows.decodeIfPresent(String.self, row, 3, in: "file_uploads").map(Ledger.decodeByteaHex)
         return UploadJob(
             id: try rows.decode(Int64.self, row, 0, in: "file_uploads"),
-            createdAt: try rows.decode(String.self, row, 1, in: "file_uploads"),
+            createdAt: try rows.decode(Timestamp.self, row, 1, in: "file_uploads"),
             path: path ?? Array(display.utf8),
             displayPath: display,
             bucket: try rows.decode(String.self, row, 4, in: "file_uploads"),
@@ -346,29 +354,30 @@ extension Ledger {
     /// Writes a batch of outcomes in one statement: the file rows and the session's heartbeat. An `uploaded` row is
     /// itself the ledger's record of the object (`object_records`); nothing else is written per file.
     ///
-    /// The batch travels as one array per column (`unnest`), so nothing is staged in the server session and the
-    /// statement is atomic on its own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
+    /// The batch travels as one array per column (`unnest`), in binary form (`PGArray`: the server parses no text,
+    /// four timestamps a row among it), so nothing is staged in the server session and the statement is atomic on
+    /// its own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
     /// with a `session_id` condition too, the planner reads the whole session through its index and hash-joins
     /// it with the batch, which made every batch cost as much as the session is large.
     package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64) throws {
         guard !outcomes.isEmpty else { return }
-        func column(_ value: (UploadOutcome) -> String?) -> PGTextArray { PGTextArray(outcomes.map(value)) }
-        func number<N: BinaryInteger>(_ value: N?) -> String? { value.map { String($0) } }
+        func text(_ value: (UploadOutcome) -> String?) -> PGArray { .text(outcomes.map(value)) }
+        func bigint(_ value: (UploadOutcome) -> Int64?) -> PGArray { .bigint(outcomes.map(value)) }
+        func timestamp(_ value: (UploadOutcome) -> Timestamp) -> PGArray { .timestamptz(outcomes.map(value)) }
         try connection.execute(
             """
             WITH r AS (
                 SELECT *, status = 'put_back' AS put_back FROM unnest(
-                    \(column { String($0.job.id) })::bigint[], \(column { $0.job.createdAt })::timestamptz[],
-                    \(column { $0.status.rawValue })::text[], \(column { String($0.attempts) })::integer[],
-                    \(column { $0.etag })::text[], \(column { $0.sha256 })::text[], \(column { $0.versionID })::text[],
-                    \(column { $0.multipartUploadID })::text[], \(column { $0.errorClass })::text[],
-                    \(column { $0.errorMessage })::text[], \(column { number($0.httpStatus) })::integer[],
-                    \(column { $0.startedAt.iso8601 })::timestamptz[], \(column { $0.finishedAt.iso8601 })::timestamptz[],
-                    \(column { String($0.size) })::bigint[], \(column { $0.mtime.iso8601 })::timestamptz[],
-                    \(column { $0.job.claimedFrom })::text[],
-                    \(column { number($0.device.map { Int64(bitPattern: $0) }) })::bigint[],
-                    \(column { number($0.inode.map { Int64(bitPattern: $0) }) })::bigint[],
-                    \(column { number($0.status == .uploaded ? $0.sentSize ?? $0.size : nil) })::bigint[]
+                    \(bigint { $0.job.id })::bigint[], \(timestamp { $0.job.createdAt })::timestamptz[],
+                    \(text { $0.status.rawValue })::text[], \(PGArray.integer(outcomes.map(\.attempts)))::integer[],
+                    \(text { $0.etag })::text[], \(text { $0.sha256 })::text[], \(text { $0.versionID })::text[],
+                    \(text { $0.multipartUploadID })::text[], \(text { $0.errorClass })::text[],
+                    \(text { $0.errorMessage })::text[], \(PGArray.integer(outcomes.map(\.httpStatus)))::integer[],
+                    \(timestamp { $0.startedAt })::timestamptz[], \(timestamp { $0.finishedAt })::timestamptz[],
+                    \(bigint { $0.size })::bigint[], \(timestamp { $0.mtime })::timestamptz[],
+                    \(text { $0.job.claimedFrom })::text[], \(bigint { $0.device.map { Int64(bitPattern: $0) } })::bigint[],
+                    \(bigint { $0.inode.map { Int64(bitPattern: $0) } })::bigint[],
+                    \(bigint { $0.status == .uploaded ? $0.sentSize ?? $0.size : nil })::bigint[]
                 ) AS r (id, created_at, status, attempts, etag, checksum, version_id, upload_id, error_class,
                         error_message, http_status, started_at, finished_at, size_bytes, mtime, claimed_from,
                         file_device, file_inode, sent_bytes)
@@ -481,18 +490,6 @@ extension Ledger {
             try connection.execute("SELECT fleet_claim_turn(\(sessionID))")
             return try body()
         }
-    }
-
-    /// Bytes → `\x6162`, bytea's hex input form.
-    static func byteaHex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "x")]
-        text.reserveCapacity(2 + bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// `\x6162` (bytea's text output) → bytes.

@@ -100,6 +100,11 @@ extension Migration {
             name: "claim_ranges",
             sql: String(decoding: PackageResources._018_claim_ranges_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 19,
+            name: "known_keys",
+            sql: String(decoding: PackageResources._019_known_keys_sql, as: UTF8.self)
+        ),
     ]
 }
 
