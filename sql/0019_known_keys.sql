@@ -14,7 +14,10 @@ CREATE INDEX stored_objects_key ON stored_objects (s3_key, bucket);
 -- file_uploads or stored_objects of me itself, or of a project that could own the key (same endpoint, and not
 -- both sharing their prefix), each with the project that owns it, if another does (as fleet_key_owners names
 -- it). SECURITY DEFINER, like fleet_key_owners, so that a device role learns who owns a key without reading that
--- project's rows; a key with no record is not returned.
+-- project's rows; a key with no record is not returned. A key is matched with any of the batch's buckets (a
+-- batch has one bucket but for the layout whose first directory names it): a pair the batch does not have costs
+-- an owner probe and matches no file, where matching pairs would be a join the planner may turn into a nested
+-- loop over the batch for every record.
 CREATE FUNCTION fleet_known_keys(me bigint, key_buckets text[], key_names text[])
 RETURNS TABLE (bucket text, s3_key text, owner text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -27,8 +30,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
              ) AS r
         JOIN projects AS p ON p.id = r.project_id
         CROSS JOIN m
-        WHERE (p.id = me OR (p.endpoint IS NOT DISTINCT FROM m.endpoint AND NOT (p.shared_prefix AND m.shared_prefix)))
-          AND (r.bucket, r.s3_key) IN (SELECT * FROM unnest(key_buckets, key_names))
+        WHERE r.bucket = ANY (key_buckets)
+          AND (p.id = me OR (p.endpoint IS NOT DISTINCT FROM m.endpoint AND NOT (p.shared_prefix AND m.shared_prefix)))
     )
     SELECT k.bucket, k.s3_key, w.name
     FROM known AS k
