@@ -102,8 +102,8 @@ extension Migration {
         ),
         Migration(
             version: 19,
-            name: "known_keys",
-            sql: String(decoding: PackageResources._019_known_keys_sql, as: UTF8.self)
+            name: "less_cpu_per_file",
+            sql: String(decoding: PackageResources._019_less_cpu_per_file_sql, as: UTF8.self)
         ),
     ]
 }

@@ -111,4 +111,23 @@ struct MigrationTests {
         let partition = try #require(inserted.string(0, 0))
         #expect(partition.hasPrefix("file_uploads_2"), "row went to \(partition), not a monthly partition")
     }
+
+    @Test func everyMonthKeepsStatisticsOnlyForColumnsQueriesFilterOn() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let connection = try database.ledger().connection
+        try connection.execute("SELECT fleet_ensure_file_upload_partitions('2031-05-01', 1)")
+
+        let targets = try connection.execute(
+            """
+            SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+            WHERE c.relname IN ('file_uploads_2031_05', to_char(now() AT TIME ZONE 'UTC', '"file_uploads_"YYYY_MM'))
+              AND a.attname IN ('rel_path', 'etag', 's3_key', 'status')
+            ORDER BY 1, 2
+            """
+        )
+        let found = (0..<targets.rowCount).map { "\(targets.string($0, 1) ?? "")=\(targets.string($0, 2) ?? "")" }
+        let expected = ["etag=0", "rel_path=0", "s3_key=-1", "status=-1"]
+        #expect(found == expected + expected, "a month made before and one made after version 19 alike")
+    }
 }
