@@ -412,6 +412,7 @@ extension Ledger {
     /// Turns the claim ranges of `holder` (of every holder, when nil) in the session into rows marked `uploading`
     /// by it, with the range's claim time, and deletes the ranges: what is left to settle of a holder, a row per
     /// file, as the settling has always read it. One statement, so no file is ever held both ways or neither.
+    /// With no pending file in the session (the counts say so), the ranges are only deleted.
     ///
     /// - Returns: how many files the ranges still held.
     @discardableResult
@@ -428,6 +429,7 @@ extension Ledger {
                     WHERE g.session_id = \(sessionID) AND g.id BETWEEN k.first_id AND k.last_id
                       AND g.status = 'pending'
                 ) AS g
+                WHERE fleet_session_has_files(\(sessionID), 'pending')
             )
             UPDATE file_uploads AS f
             SET status = 'uploading', claimed_by = held.holder, claimed_at = held.claimed_at, updated_at = now()
@@ -438,7 +440,8 @@ extension Ledger {
     }
 
     /// Puts the session's files still held by `holder` (by anyone, when nil) back to `pending`: their outcome was
-    /// never recorded.
+    /// never recorded. A session with no row `uploading` (the counts say so: `fleet_session_has_files`), as at the
+    /// end of a run that recorded every outcome, has none of its rows read.
     package func releaseClaims(sessionID: Int64, heldBy holder: String? = nil, keeping kept: [Int64] = []) throws -> Int
     {
         try markClaimedFiles(sessionID: sessionID, heldBy: holder)
@@ -446,7 +449,7 @@ extension Ledger {
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
-              AND id <> ALL(\(PGTextArray(kept.map(String.init)))::bigint[])
+              AND id <> ALL(\(PGArray.bigint(kept))::bigint[]) AND fleet_session_has_files(\(sessionID), 'uploading')
             """
         ).affectedRows
     }
