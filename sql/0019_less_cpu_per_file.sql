@@ -7,26 +7,27 @@
 --   server's CPU per file, more than the insert itself. All three need a record of the key, and a scan mostly
 --   finds new files, whose keys have none. fleet_known_keys finds the batch's keys that have a record with one
 --   scan of each partition's key index for the whole batch; the three questions are then asked only of those.
---   stored_objects is written only by imports since version 14, so an index on its keys costs an upload nothing.
+--   stored_objects is written only by imports since version 14, so an index on its keys (at the end of this
+--   migration, so that imports wait for it only briefly) costs an upload nothing.
 -- * Autovacuum's ANALYZE of the month being written skips the columns no query filters on (below).
 
-CREATE INDEX stored_objects_key ON stored_objects (s3_key, bucket);
-
--- The keys of a batch (key_buckets[i], key_names[i]) that have a record which can matter to project me: a row of
--- file_uploads or stored_objects of me itself, or of a project that could own the key (same endpoint, and not
--- both sharing their prefix), each with the project that owns it, if another does (as fleet_key_owners names
--- it). SECURITY DEFINER, like fleet_key_owners, so that a device role learns who owns a key without reading that
--- project's rows; a key with no record is not returned. A key is matched with any of the batch's buckets (a
--- batch has one bucket but for the layout whose first directory names it): a pair the batch does not have costs
--- an owner probe and matches no file, where matching pairs would be a join the planner may turn into a nested
--- loop over the batch for every record.
+-- The keys among key_names, in one of key_buckets, that have a record (a row of object_records: a file row that put
+-- the object in the bucket or found it there, or a row of stored_objects) of project me or of a project that
+-- could own the key (same endpoint, and not both sharing their prefix), each with the project that owns it, if
+-- another does (as fleet_key_owners names it). SECURITY DEFINER, like fleet_key_owners, so that a device learns
+-- who owns a key without reading that project's rows; and, like it, it tells of records only, never of a
+-- session's other rows, which a device reads through row security (recordFiles asks those itself). A key is
+-- matched with any of the buckets (a batch has one but for the layout whose first directory names it): a pair
+-- the batch does not have costs an owner probe and matches no file, where matching the pairs would be a join the
+-- planner may turn into a nested loop over the batch for every record.
 CREATE FUNCTION fleet_known_keys(me bigint, key_buckets text[], key_names text[])
 RETURNS TABLE (bucket text, s3_key text, owner text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH m AS (SELECT p.endpoint, p.shared_prefix FROM projects AS p WHERE p.id = me),
     known AS (
         SELECT DISTINCT r.bucket, r.s3_key
-        FROM (SELECT f.project_id, f.bucket, f.s3_key FROM file_uploads AS f WHERE f.s3_key = ANY (key_names)
+        FROM (SELECT f.project_id, f.bucket, f.s3_key FROM file_uploads AS f
+              WHERE f.s3_key = ANY (key_names) AND fleet_records_object(f.status, f.skip_reason, f.mtime)
               UNION ALL
               SELECT x.project_id, x.bucket, x.s3_key FROM stored_objects AS x WHERE x.s3_key = ANY (key_names)
              ) AS r
@@ -134,3 +135,6 @@ LANGUAGE sql STABLE AS $$
     ) AS f
     WHERE k.session_id = claim_session AND fleet_session_has_files(claim_session, 'pending')
 $$;
+
+-- Last, so that imports (the only writers of stored_objects) wait for it no longer than it takes.
+CREATE INDEX stored_objects_key ON stored_objects (s3_key, bucket);

@@ -115,12 +115,13 @@ extension Ledger {
     /// key is refused even when this project stores it too: the object may be the other project's by now. One
     /// statement per batch, never a round trip per file.
     ///
-    /// Each question about a key (skip it, a duplicate, another project's) needs a record of the key, and most
-    /// files of a scan are new. `fleet_known_keys` finds the keys of the batch that have a record which can matter
-    /// (this project's, or one of a project that could own the key), with one scan of each month's key index for
-    /// the whole batch, and names the project that owns each, if another does, without letting a device role read
-    /// that project's rows. Only those keys are asked the rest: whether an earlier batch took the key, and whether
-    /// the key's latest record is the file.
+    /// Each question about a key (skip it, a duplicate, another project's) needs a row of the key, and most files
+    /// of a scan are new. `fleet_known_keys` finds the keys of the batch that have a record which can matter (this
+    /// project's, or one of a project that could own the key), with one scan of each month's key index for the
+    /// whole batch, and names the project that owns each, if another does, without letting a device role read that
+    /// project's rows; the session's own rows of the batch's keys, in any status, come from one more scan of the
+    /// session's months, with the caller's rights. Only those keys are asked the rest: whether an earlier batch
+    /// took the key, and whether the key's latest record is the file.
     ///
     /// The batch travels as one array per column, in PostgreSQL's binary array form (`PGArray`), and `unnest`
     /// turns it back into rows: nothing is staged in the server session (which a pooler in transaction mode does
@@ -160,7 +161,16 @@ extension Ledger {
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
                                         mtime, error_class, error_message, codec, codec_level, repeated, seq)
             ), known AS MATERIALIZED (
-                SELECT * FROM fleet_known_keys(\(projectID), \(buckets)::text[], \(keys)::text[])
+                SELECT k.bucket, k.s3_key, max(k.owner) AS owner FROM (
+                    SELECT * FROM fleet_known_keys(\(projectID), \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[],
+                                                   \(keys)::text[])
+                    UNION ALL
+                    SELECT e.bucket, e.s3_key, NULL FROM file_uploads AS e
+                    WHERE e.s3_key = ANY (\(keys)::text[]) AND e.session_id + 0 = \(sessionID)
+                      AND e.created_at >= (SELECT date_trunc('month', started_at, 'UTC') FROM sync_sessions
+                                           WHERE id = \(sessionID))
+                ) AS k
+                GROUP BY k.bucket, k.s3_key
             ), judged AS (
                 SELECT r.*, CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                                  WHEN r.repeated THEN 'duplicate_key' END AS problem,

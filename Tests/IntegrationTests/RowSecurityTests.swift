@@ -247,6 +247,39 @@ struct RowSecurityTests {
         #expect(try database.connect().execute("SELECT count(*) FROM object_records").int(0, 0) == 2)
     }
 
+    @Test func theKnownKeysADeviceAsksAboutAreRecordsOnlyWhateverProjectItNames() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let device = try TestDevice(database, projects: ["survey"])
+        defer { device.remove() }
+        // Project "mapping" (the admin's) stores raw/a.log; raw/p.log is only pending in one of its sessions, and
+        // a session of another device in the device's own project has raw/q.log pending.
+        let admin = try database.ledger()
+        let owner = try Self.session(admin, device: "depot", project: "mapping", keys: ["a.log", "p.log"])
+        try admin.connection.execute(
+            """
+            UPDATE file_uploads SET status = 'uploaded', checksum_sha256 = \(String(repeating: "c", count: 64)),
+                   etag = '"e"', finished_at = now()
+            WHERE session_id = \(owner.session) AND s3_key = 'raw/a.log'
+            """
+        )
+        let other = try Self.session(admin, device: "other-vehicle", project: "survey", keys: ["q.log"])
+
+        let asDevice = try PGConnection(conninfo: device.url)
+        func known(_ project: Int64) throws -> [String] {
+            let rows = try asDevice.execute(
+                """
+                SELECT s3_key || ':' || coalesce(owner, '-')
+                FROM fleet_known_keys(\(project), ARRAY['fleet-data'], ARRAY['raw/a.log', 'raw/p.log', 'raw/q.log'])
+                ORDER BY 1
+                """
+            )
+            return (0..<rows.rowCount).map { rows.string($0, 0) ?? "" }
+        }
+        #expect(try known(owner.project) == ["raw/a.log:-"], "another project's record, never its pending row")
+        #expect(try known(other.project) == ["raw/a.log:mapping"], "nor another device's pending row")
+    }
+
     @Test func aDeviceIsRefusedAKeyAnotherProjectOwnsWithoutReadingThatProject() throws {
         let database = try TestDatabase()
         defer { database.drop() }
