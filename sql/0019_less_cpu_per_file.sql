@@ -11,23 +11,38 @@
 --   migration, so that imports wait for it only briefly) costs an upload nothing.
 -- * Autovacuum's ANALYZE of the month being written skips the columns no query filters on (below).
 
--- The keys among key_names, in one of key_buckets, that have a record (a row of object_records: a file row that put
--- the object in the bucket or found it there, or a row of stored_objects) of project me or of a project that
--- could own the key (same endpoint, and not both sharing their prefix), each with the project that owns it, if
--- another does (as fleet_key_owners names it). SECURITY DEFINER, like fleet_key_owners, so that a device learns
--- who owns a key without reading that project's rows; and, like it, it tells of records only, never of a
--- session's other rows, which a device reads through row security (recordFiles asks those itself). A key is
--- matched with any of the buckets (a batch has one but for the layout whose first directory names it): a pair
--- the batch does not have costs an owner probe and matches no file, where matching the pairs would be a join the
--- planner may turn into a nested loop over the batch for every record.
-CREATE FUNCTION fleet_known_keys(me bigint, key_buckets text[], key_names text[])
+-- The keys among key_names, in one of key_buckets, that have a row which can matter to a scan batch of session
+-- in_session of project me: a record (a row of object_records: a file row that put the object in the bucket or
+-- found it there, or a row of stored_objects) of me or of a project that could own the key (same endpoint, and not
+-- both sharing their prefix), or a row of the session itself, in any status (an earlier batch's key). Each with the
+-- project that owns it, if another does (as fleet_key_owners names it).
+--
+-- SECURITY DEFINER, like fleet_key_owners, so that a device learns who owns a key without reading that project's
+-- rows; and, like it, it tells of records only. A session's other rows count only when the login that called it
+-- may read them as its row security reads: a device role its own device's sessions; a role that is not a device,
+-- or is also an administrator or a reader, every session. The login is session_user (current_user is the
+-- function's owner here), as a pooler lends a server connection logged in as the client's role.
+--
+-- A key is matched with any of the buckets (a batch has one but for the layout whose first directory names it): a
+-- pair the batch does not have costs an owner probe and matches no file, where matching the pairs would be a join
+-- the planner may turn into a nested loop over the batch for every record.
+CREATE FUNCTION fleet_known_keys(me bigint, in_session bigint, key_buckets text[], key_names text[])
 RETURNS TABLE (bucket text, s3_key text, owner text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH m AS (SELECT p.endpoint, p.shared_prefix FROM projects AS p WHERE p.id = me),
+    readable AS (
+        SELECT s.id FROM sync_sessions AS s
+        WHERE s.id = in_session AND s.project_id = me
+          AND (pg_has_role(session_user, 'fleet_admin', 'MEMBER') OR pg_has_role(session_user, 'fleet_reader', 'MEMBER')
+               OR NOT pg_has_role(session_user, 'fleet_device', 'MEMBER')
+               OR s.device_id = (SELECT l.device_id FROM device_logins AS l WHERE l.role_name = session_user))
+    ),
     known AS (
         SELECT DISTINCT r.bucket, r.s3_key
         FROM (SELECT f.project_id, f.bucket, f.s3_key FROM file_uploads AS f
-              WHERE f.s3_key = ANY (key_names) AND fleet_records_object(f.status, f.skip_reason, f.mtime)
+              WHERE f.s3_key = ANY (key_names)
+                AND (fleet_records_object(f.status, f.skip_reason, f.mtime)
+                     OR f.session_id = (SELECT readable.id FROM readable))
               UNION ALL
               SELECT x.project_id, x.bucket, x.s3_key FROM stored_objects AS x WHERE x.s3_key = ANY (key_names)
              ) AS r
@@ -56,9 +71,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         ORDER BY o.uploaded_at DESC NULLS LAST LIMIT 1
     ) AS w ON true
 $$;
-ALTER FUNCTION fleet_known_keys(bigint, text[], text[]) OWNER TO fleet_admin;
-REVOKE ALL ON FUNCTION fleet_known_keys(bigint, text[], text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION fleet_known_keys(bigint, text[], text[]) TO fleet_admin, fleet_device;
+ALTER FUNCTION fleet_known_keys(bigint, bigint, text[], text[]) OWNER TO fleet_admin;
+REVOKE ALL ON FUNCTION fleet_known_keys(bigint, bigint, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fleet_known_keys(bigint, bigint, text[], text[]) TO fleet_admin, fleet_device;
 
 -- Autovacuum's ANALYZE of a month that is being written is part of what every file costs the server: it runs
 -- each time a tenth of the month has changed (an upload inserts and updates each row), and it sorts a sample of

@@ -119,9 +119,9 @@ extension Ledger {
     /// of a scan are new. `fleet_known_keys` finds the keys of the batch that have a record which can matter (this
     /// project's, or one of a project that could own the key), with one scan of each month's key index for the
     /// whole batch, and names the project that owns each, if another does, without letting a device role read that
-    /// project's rows; the session's own rows of the batch's keys, in any status, come from one more scan of the
-    /// session's months, with the caller's rights. Only those keys are asked the rest: whether an earlier batch
-    /// took the key, and whether the key's latest record is the file.
+    /// project's rows (it tells of records, and of the rows of this session, which the caller may read). Only those
+    /// keys are asked the rest: whether an earlier batch took the key, and whether the key's latest record is the
+    /// file.
     ///
     /// The batch travels as one array per column, in PostgreSQL's binary array form (`PGArray`), and `unnest`
     /// turns it back into rows: nothing is staged in the server session (which a pooler in transaction mode does
@@ -161,16 +161,8 @@ extension Ledger {
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
                                         mtime, error_class, error_message, codec, codec_level, repeated, seq)
             ), known AS MATERIALIZED (
-                SELECT k.bucket, k.s3_key, max(k.owner) AS owner FROM (
-                    SELECT * FROM fleet_known_keys(\(projectID), \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[],
-                                                   \(keys)::text[])
-                    UNION ALL
-                    SELECT e.bucket, e.s3_key, NULL FROM file_uploads AS e
-                    WHERE e.s3_key = ANY (\(keys)::text[]) AND e.session_id + 0 = \(sessionID)
-                      AND e.created_at >= (SELECT date_trunc('month', started_at, 'UTC') FROM sync_sessions
-                                           WHERE id = \(sessionID))
-                ) AS k
-                GROUP BY k.bucket, k.s3_key
+                SELECT * FROM fleet_known_keys(\(projectID), \(sessionID), \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[],
+                                               \(keys)::text[])
             ), judged AS (
                 SELECT r.*, CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                                  WHEN r.repeated THEN 'duplicate_key' END AS problem,

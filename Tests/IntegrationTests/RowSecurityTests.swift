@@ -265,19 +265,26 @@ struct RowSecurityTests {
         )
         let other = try Self.session(admin, device: "other-vehicle", project: "survey", keys: ["q.log"])
 
+        let mine = try Self.session(try device.ledger(), device: device.name, project: "survey", keys: ["m.log"])
+
         let asDevice = try PGConnection(conninfo: device.url)
-        func known(_ project: Int64) throws -> [String] {
+        func known(_ project: Int64, _ session: Int64?) throws -> [String] {
             let rows = try asDevice.execute(
                 """
                 SELECT s3_key || ':' || coalesce(owner, '-')
-                FROM fleet_known_keys(\(project), ARRAY['fleet-data'], ARRAY['raw/a.log', 'raw/p.log', 'raw/q.log'])
+                FROM fleet_known_keys(\(project), \(session)::bigint, ARRAY['fleet-data'],
+                                      ARRAY['raw/a.log', 'raw/p.log', 'raw/q.log', 'raw/m.log'])
                 ORDER BY 1
                 """
             )
             return (0..<rows.rowCount).map { rows.string($0, 0) ?? "" }
         }
-        #expect(try known(owner.project) == ["raw/a.log:-"], "another project's record, never its pending row")
-        #expect(try known(other.project) == ["raw/a.log:mapping"], "nor another device's pending row")
+        #expect(try known(owner.project, owner.session) == ["raw/a.log:-"], "another project's record, no other row")
+        #expect(try known(other.project, other.session) == ["raw/a.log:mapping"], "nor another device's session")
+        #expect(
+            try known(mine.project, mine.session) == ["raw/a.log:mapping", "raw/m.log:-"],
+            "its own session's pending row"
+        )
     }
 
     @Test func aDeviceIsRefusedAKeyAnotherProjectOwnsWithoutReadingThatProject() throws {
