@@ -18,10 +18,13 @@
 -- project that owns it, if another does (as fleet_key_owners names it).
 --
 -- SECURITY DEFINER, like fleet_key_owners, so that a device learns who owns a key without reading that project's
--- rows; and, like it, it tells of records only. A session's other rows count only when the login that called it
--- may read them as its row security reads: a device role its own device's sessions; a role that is not a device,
--- or is also an administrator or a reader, every session. The login is session_user (current_user is the
--- function's owner here), as a pooler lends a server connection logged in as the client's role.
+-- rows; and, like it, it tells of records only. The records of me count only when the login that called it may
+-- read them as object_records does (a device: its granted projects), and a session's other rows only when it may
+-- read them as its row security does (a device: its own device's sessions; a role that is not a device, or is also
+-- an administrator or a reader: every session). The login is session_user (current_user is the function's owner
+-- here); a pooler's server connection is logged in as the client's role. A login that reaches a device role only
+-- through SET ROLE is not that device here: its earlier batches' rows go unseen, and a second file with their key
+-- is recorded `pending`, not refused.
 --
 -- A key is matched with any of the buckets (a batch has one but for the layout whose first directory names it): a
 -- pair the batch does not have costs an owner probe and matches no file, where matching the pairs would be a join
@@ -29,12 +32,22 @@
 CREATE FUNCTION fleet_known_keys(me bigint, in_session bigint, key_buckets text[], key_names text[])
 RETURNS TABLE (bucket text, s3_key text, owner text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    WITH m AS (SELECT p.endpoint, p.shared_prefix FROM projects AS p WHERE p.id = me),
+    WITH caller AS (
+        SELECT pg_has_role(session_user, 'fleet_admin', 'MEMBER')
+                   OR NOT pg_has_role(session_user, 'fleet_device', 'MEMBER') AS every_project,
+               pg_has_role(session_user, 'fleet_admin', 'MEMBER') OR pg_has_role(session_user, 'fleet_reader', 'MEMBER')
+                   OR NOT pg_has_role(session_user, 'fleet_device', 'MEMBER') AS every_session
+    ),
+    m AS (
+        SELECT p.endpoint, p.shared_prefix,
+               c.every_project OR EXISTS (SELECT 1 FROM device_projects AS g
+                                          WHERE g.role_name = session_user AND g.project_name = p.name) AS granted
+        FROM projects AS p CROSS JOIN caller AS c WHERE p.id = me
+    ),
     readable AS (
-        SELECT s.id FROM sync_sessions AS s
+        SELECT s.id FROM sync_sessions AS s CROSS JOIN caller AS c
         WHERE s.id = in_session AND s.project_id = me
-          AND (pg_has_role(session_user, 'fleet_admin', 'MEMBER') OR pg_has_role(session_user, 'fleet_reader', 'MEMBER')
-               OR NOT pg_has_role(session_user, 'fleet_device', 'MEMBER')
+          AND (c.every_session
                OR s.device_id = (SELECT l.device_id FROM device_logins AS l WHERE l.role_name = session_user))
     ),
     known AS (
@@ -49,7 +62,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         JOIN projects AS p ON p.id = r.project_id
         CROSS JOIN m
         WHERE r.bucket = ANY (key_buckets)
-          AND (p.id = me OR (p.endpoint IS NOT DISTINCT FROM m.endpoint AND NOT (p.shared_prefix AND m.shared_prefix)))
+          AND ((p.id = me AND m.granted)
+               OR (p.id <> me AND p.endpoint IS NOT DISTINCT FROM m.endpoint AND NOT (p.shared_prefix AND m.shared_prefix)))
     )
     SELECT k.bucket, k.s3_key, w.name
     FROM known AS k
