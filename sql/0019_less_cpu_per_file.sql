@@ -15,7 +15,8 @@
 -- in_session of project me: a record (a row of object_records: a file row that put the object in the bucket or
 -- found it there, or a row of stored_objects) of me or of a project that could own the key (same endpoint, and not
 -- both sharing their prefix), or a row of the session itself, in any status (an earlier batch's key). Each with the
--- project that owns it, if another does (as fleet_key_owners names it).
+-- project that owns it, if another does: fleet_key_owners names it, asked only of these keys, and not at all when
+-- the batch has none (a scan's new files).
 --
 -- SECURITY DEFINER, like fleet_key_owners, so that a device learns who owns a key without reading that project's
 -- rows; and, like it, it tells of records only. The records of me count only when the login that called it may
@@ -39,7 +40,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                    OR NOT pg_has_role(session_user, 'fleet_device', 'MEMBER') AS every_session
     ),
     m AS (
-        SELECT p.endpoint, p.shared_prefix,
+        SELECT p.name, p.endpoint, p.shared_prefix,
                c.every_project OR EXISTS (SELECT 1 FROM device_projects AS g
                                           WHERE g.role_name = session_user AND g.project_name = p.name) AS granted
         FROM projects AS p CROSS JOIN caller AS c WHERE p.id = me
@@ -63,27 +64,17 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         CROSS JOIN m
         WHERE r.bucket = ANY (key_buckets)
           AND ((p.id = me AND m.granted)
-               OR (p.id <> me AND p.endpoint IS NOT DISTINCT FROM m.endpoint AND NOT (p.shared_prefix AND m.shared_prefix)))
+               OR (p.id <> me AND p.endpoint IS NOT DISTINCT FROM m.endpoint
+                   AND NOT (p.shared_prefix AND m.shared_prefix)))
     )
-    SELECT k.bucket, k.s3_key, w.name
+    SELECT k.bucket, k.s3_key, w.owner
     FROM known AS k
-    CROSS JOIN m
-    LEFT JOIN LATERAL (
-        SELECT o.name FROM (
-            SELECT p.name, x.uploaded_at FROM projects AS p JOIN stored_objects AS x
-              ON x.project_id = p.id AND x.bucket = k.bucket AND x.s3_key = k.s3_key
-            WHERE p.id <> me AND p.endpoint IS NOT DISTINCT FROM m.endpoint
-              AND NOT (p.shared_prefix AND m.shared_prefix)
-            UNION ALL
-            SELECT p.name, coalesce(f.recorded_at, f.finished_at)
-            FROM file_uploads AS f JOIN projects AS p ON p.id = f.project_id
-            WHERE f.s3_key = k.s3_key AND f.bucket = k.bucket
-              AND fleet_records_object(f.status, f.skip_reason, f.mtime)
-              AND p.id <> me AND p.endpoint IS NOT DISTINCT FROM m.endpoint
-              AND NOT (p.shared_prefix AND m.shared_prefix)
-        ) AS o
-        ORDER BY o.uploaded_at DESC NULLS LAST LIMIT 1
-    ) AS w ON true
+    LEFT JOIN (
+        SELECT w.* FROM m CROSS JOIN LATERAL fleet_key_owners(m.name, m.endpoint, m.shared_prefix,
+                                                              (SELECT array_agg(k.bucket) FROM known AS k),
+                                                              (SELECT array_agg(k.s3_key) FROM known AS k)) AS w
+        WHERE EXISTS (SELECT 1 FROM known)
+    ) AS w ON w.bucket = k.bucket AND w.s3_key = k.s3_key
 $$;
 ALTER FUNCTION fleet_known_keys(bigint, bigint, text[], text[]) OWNER TO fleet_admin;
 REVOKE ALL ON FUNCTION fleet_known_keys(bigint, bigint, text[], text[]) FROM PUBLIC;

@@ -147,22 +147,22 @@ extension Ledger {
         let repeated = PGArray.boolean(
             files.map { !seen.insert(Array($0.bucket.utf8) + [0] + Array($0.key.utf8)).inserted }
         )
-        let buckets = text { $0.bucket }
         let keys = text { $0.key }
         let result = try connection.execute(
             """
             WITH staged AS (
                 SELECT * FROM unnest(
-                    \(text { $0.source })::text[], \(text { $0.localPath })::text[], \(text { $0.relativePath })::text[],
-                    \(PGArray.bytea(files.map(\.pathBytes)))::bytea[], \(buckets)::text[], \(keys)::text[],
-                    \(PGArray.bigint(files.map(\.size)))::bigint[], \(PGArray.timestamptz(files.map(\.mtime)))::timestamptz[],
-                    \(text { $0.errorClass })::text[], \(text { $0.errorMessage })::text[], \(text { $0.codec?.name })::text[],
+                    \(text { $0.source })::text[], \(text { $0.localPath })::text[],
+                    \(text { $0.relativePath })::text[], \(PGArray.bytea(files.map(\.pathBytes)))::bytea[],
+                    \(text { $0.bucket })::text[], \(keys)::text[], \(PGArray.bigint(files.map(\.size)))::bigint[],
+                    \(PGArray.timestamptz(files.map(\.mtime)))::timestamptz[], \(text { $0.errorClass })::text[],
+                    \(text { $0.errorMessage })::text[], \(text { $0.codec?.name })::text[],
                     \(PGArray.integer(files.map { $0.codec?.level }))::integer[], \(repeated)::boolean[]
                 ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
                                         mtime, error_class, error_message, codec, codec_level, repeated, seq)
             ), known AS MATERIALIZED (
-                SELECT * FROM fleet_known_keys(\(projectID), \(sessionID), \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[],
-                                               \(keys)::text[])
+                SELECT * FROM fleet_known_keys(\(projectID), \(sessionID),
+                                               \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[], \(keys)::text[])
             ), judged AS (
                 SELECT r.*, CASE WHEN r.error_class IS NOT NULL THEN r.error_class
                                  WHEN r.repeated THEN 'duplicate_key' END AS problem,
@@ -451,7 +451,8 @@ extension Ledger {
             """
             UPDATE file_uploads SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now()
             WHERE session_id = \(sessionID) AND status = 'uploading' AND (\(holder)::text IS NULL OR claimed_by = \(holder))
-              AND id <> ALL(\(PGArray.bigint(kept))::bigint[]) AND fleet_session_has_files(\(sessionID), 'uploading')
+              AND id <> ALL(\(PGArray.bigint(kept))::bigint[])
+              AND fleet_session_has_files(\(sessionID), 'uploading')
             """
         ).affectedRows
     }
