@@ -105,110 +105,48 @@ package struct UploadOutcome: Sendable {
 }
 
 extension Ledger {
-    /// Records one batch of scanned files in one statement.
+    /// Records one batch of scanned files in one statement: `fleet_record_files`, a function so that the server plans
+    /// it once per connection (a pooler in transaction mode keeps no prepared statement).
     ///
-    /// A file whose project, bucket, key, size and mtime match the key's latest record (`fleet_latest_object`,
-    /// `fleet_file_is_object`) goes in as `skipped` (an object imported without an mtime matches on key and size,
-    /// `master import-state`); a second file mapping to a key already taken in this session, a file whose key
-    /// another project stores (same bucket and endpoint; unless both projects share their prefix), and a file that
-    /// came with an error, as `permanent_failure`; the rest as `pending`, ready to be claimed. Another project's
-    /// key is refused even when this project stores it too: the object may be the other project's by now. One
-    /// statement per batch, never a round trip per file.
+    /// A file whose project, bucket, key, size and mtime match the key's latest record goes in as `skipped` (an
+    /// object imported without an mtime matches on key and size, `master import-state`); a second file mapping to a
+    /// key already taken in this session, a file whose key another project stores (same bucket and endpoint; unless
+    /// both projects share their prefix), and a file that came with an error, as `permanent_failure`; the rest as
+    /// `pending`, ready to be claimed. One statement per batch, never a round trip per file; the function's comment
+    /// in the migrations says how it asks only about the keys the ledger knows.
     ///
-    /// Each question about a key (skip it, a duplicate, another project's) needs a row of the key, and most files
-    /// of a scan are new. `fleet_known_keys` finds the keys of the batch that have a record which can matter (this
-    /// project's, or one of a project that could own the key), with one scan of each month's key index for the
-    /// whole batch, and names the project that owns each, if another does, without letting a device role read that
-    /// project's rows (it tells of records, and of the rows of this session, which the caller may read). Only those
-    /// keys are asked the rest: whether an earlier batch took the key, and whether the key's latest record is the
-    /// file.
-    ///
-    /// The batch travels as one array per column, in PostgreSQL's binary array form (`PGArray`), and `unnest`
-    /// turns it back into rows: nothing is staged in the server session (which a pooler in transaction mode does
-    /// not keep), no table is created per batch (which would write catalog rows), and the server parses no text.
+    /// The batch travels as one array per column, in PostgreSQL's binary array form (`PGArray`): nothing is staged in
+    /// the server session (which a pooler in transaction mode does not keep), no table is created per batch (which
+    /// would write catalog rows), and the server parses no text.
     ///
     /// A file whose bucket and key an earlier file of the batch has is marked before the batch is sent (the first
-    /// one keeps the key, even when it failed). One whose key an earlier batch took is found by one probe of the
-    /// key's index: a lateral subquery with a limit, which the planner cannot turn into a hash of every row of the
-    /// session (as it did with `EXISTS` while the month's statistics were older than the session: a new month, a
-    /// fresh ledger); `session_id + 0` keeps it off the `(session_id, id)` index, which would read the whole
-    /// session for every file. Only the months from the session's start on are probed (its rows were written
-    /// after it started; from the start of that month, so that a server clock set back a little between two
-    /// batches changes nothing), not every month the ledger keeps.
+    /// one keeps the key, even when it failed): by bytes, as S3 and PostgreSQL compare keys.
     ///
     /// - Returns: how many of the batch were skipped.
     @discardableResult
     package func recordFiles(_ files: [PlannedFile], sessionID: Int64, projectID: Int64) throws -> Int {
         guard !files.isEmpty else { return 0 }
         func text(_ value: (PlannedFile) -> String?) -> PGArray { .text(files.map(value)) }
-        // By bytes, as S3 and PostgreSQL compare keys: Swift's `==` takes a composed `é` and `e` + U+0301 for the
-        // same string, and they are two keys (and two files on Linux).
+        // Swift's `==` takes a composed `é` and `e` + U+0301 for the same string, and they are two keys (and two files
+        // on Linux).
         var seen = Set<[UInt8]>(minimumCapacity: files.count)
         let repeated = PGArray.boolean(
             files.map { !seen.insert(Array($0.bucket.utf8) + [0] + Array($0.key.utf8)).inserted }
         )
-        let keys = text { $0.key }
         let result = try connection.execute(
             """
-            WITH staged AS (
-                SELECT * FROM unnest(
-                    \(text { $0.source })::text[], \(text { $0.localPath })::text[],
-                    \(text { $0.relativePath })::text[], \(PGArray.bytea(files.map(\.pathBytes)))::bytea[],
-                    \(text { $0.bucket })::text[], \(keys)::text[], \(PGArray.bigint(files.map(\.size)))::bigint[],
-                    \(PGArray.timestamptz(files.map(\.mtime)))::timestamptz[], \(text { $0.errorClass })::text[],
-                    \(text { $0.errorMessage })::text[], \(text { $0.codec?.name })::text[],
-                    \(PGArray.integer(files.map { $0.codec?.level }))::integer[], \(repeated)::boolean[]
-                ) WITH ORDINALITY AS s (source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
-                                        mtime, error_class, error_message, codec, codec_level, repeated, seq)
-            ), known AS MATERIALIZED (
-                SELECT * FROM fleet_known_keys(\(projectID), \(sessionID),
-                                               \(PGArray.text(Array(Set(files.map(\.bucket)))))::text[], \(keys)::text[])
-            ), judged AS (
-                SELECT r.*, CASE WHEN r.error_class IS NOT NULL THEN r.error_class
-                                 WHEN r.repeated THEN 'duplicate_key' END AS problem,
-                       NULL::text AS owner, false AS stored
-                FROM staged AS r
-                WHERE NOT EXISTS (SELECT 1 FROM known AS k WHERE k.bucket = r.bucket AND k.s3_key = r.s3_key)
-                UNION ALL
-                SELECT r.*,
-                    CASE WHEN r.error_class IS NOT NULL THEN r.error_class
-                         WHEN r.repeated OR d.taken THEN 'duplicate_key'
-                         WHEN k.owner IS NOT NULL THEN 'key_owned_by_other_project'
-                    END,
-                    k.owner,
-                    o.s3_key IS NOT NULL
-                FROM staged AS r
-                JOIN known AS k ON k.bucket = r.bucket AND k.s3_key = r.s3_key
-                LEFT JOIN LATERAL (
-                    SELECT true AS taken FROM file_uploads e
-                    WHERE e.s3_key = r.s3_key AND e.bucket = r.bucket AND e.project_id = \(projectID)
-                      AND e.session_id + 0 = \(sessionID)
-                      AND e.created_at >= (SELECT date_trunc('month', started_at, 'UTC') FROM sync_sessions
-                                           WHERE id = \(sessionID))
-                    LIMIT 1
-                ) d ON true
-                LEFT JOIN LATERAL fleet_latest_object(\(projectID), r.bucket, r.s3_key) o
-                  ON fleet_file_is_object(r.size_bytes, r.mtime, o.size_bytes, o.mtime, o.uploaded_at)
+            SELECT fleet_record_files(
+                \(sessionID), \(projectID), \(text { $0.source })::text[], \(text { $0.localPath })::text[],
+                \(text { $0.relativePath })::text[], \(PGArray.bytea(files.map(\.pathBytes)))::bytea[],
+                \(text { $0.bucket })::text[], \(text { $0.key })::text[],
+                \(PGArray.bigint(files.map(\.size)))::bigint[],
+                \(PGArray.timestamptz(files.map(\.mtime)))::timestamptz[], \(text { $0.errorClass })::text[],
+                \(text { $0.errorMessage })::text[], \(text { $0.codec?.name })::text[],
+                \(PGArray.integer(files.map { $0.codec?.level }))::integer[], \(repeated)::boolean[]
             )
-            INSERT INTO file_uploads (session_id, project_id, source, local_path, rel_path, path_bytes, bucket,
-                                      s3_key, size_bytes, mtime, status, skip_reason, error_class, error_message,
-                                      finished_at, codec, codec_level)
-            SELECT \(sessionID), \(projectID), source, local_path, rel_path, path_bytes, bucket, s3_key, size_bytes,
-                   mtime,
-                   CASE WHEN problem IS NOT NULL THEN 'permanent_failure' WHEN stored THEN 'skipped' ELSE 'pending' END,
-                   CASE WHEN problem IS NULL AND stored THEN 'ledger' END,
-                   problem,
-                   CASE WHEN problem = 'duplicate_key' THEN 'another file in this session has the same key'
-                        WHEN problem = 'key_owned_by_other_project' THEN
-                            format('s3://%s/%s holds an object of project %L; two projects share keys only '
-                                   'when both set s3.shared_prefix: true', bucket, s3_key, owner)
-                        ELSE error_message END,
-                   CASE WHEN problem IS NOT NULL OR stored THEN now() END, codec, codec_level
-            FROM judged ORDER BY seq
-            RETURNING status = 'skipped'
             """
         )
-        return try (0..<result.rowCount).filter { try result.decode(Bool.self, $0, 0, in: "file_uploads") }.count
+        return try result.decode(Int.self, 0, 0, in: "file_uploads")
     }
 
     /// Marks pending files whose key is already in the bucket with the same size as skipped (`bucket`). Such a row
@@ -356,9 +294,10 @@ extension Ledger {
     /// Writes a batch of outcomes in one statement: the file rows and the session's heartbeat. An `uploaded` row is
     /// itself the ledger's record of the object (`object_records`); nothing else is written per file.
     ///
-    /// The batch travels as one array per column (`unnest`), in binary form (`PGArray`: the server parses no text,
-    /// four timestamps a row among it), so nothing is staged in the server session and the statement is atomic on
-    /// its own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
+    /// `fleet_record_outcomes` writes them: a function, so that the server plans the statement once per connection.
+    /// The batch travels as one array per column, in binary form (`PGArray`: the server parses no text, four
+    /// timestamps a row among it), so nothing is staged in the server session and the statement is atomic on its
+    /// own: no `BEGIN`/`COMMIT` round trips. The rows are found by primary key alone:
     /// with a `session_id` condition too, the planner reads the whole session through its index and hash-joins
     /// it with the batch, which made every batch cost as much as the session is large.
     package func recordOutcomes(_ outcomes: [UploadOutcome], sessionID: Int64) throws {
@@ -368,45 +307,20 @@ extension Ledger {
         func timestamp(_ value: (UploadOutcome) -> Timestamp) -> PGArray { .timestamptz(outcomes.map(value)) }
         try connection.execute(
             """
-            WITH r AS (
-                SELECT *, status = 'put_back' AS put_back FROM unnest(
-                    \(bigint { $0.job.id })::bigint[], \(timestamp { $0.job.createdAt })::timestamptz[],
-                    \(text { $0.status.rawValue })::text[], \(PGArray.integer(outcomes.map(\.attempts)))::integer[],
-                    \(text { $0.etag })::text[], \(text { $0.sha256 })::text[], \(text { $0.versionID })::text[],
-                    \(text { $0.multipartUploadID })::text[], \(text { $0.errorClass })::text[],
-                    \(text { $0.errorMessage })::text[], \(PGArray.integer(outcomes.map(\.httpStatus)))::integer[],
-                    \(timestamp { $0.startedAt })::timestamptz[], \(timestamp { $0.finishedAt })::timestamptz[],
-                    \(bigint { $0.size })::bigint[], \(timestamp { $0.mtime })::timestamptz[],
-                    \(text { $0.job.claimedFrom })::text[], \(bigint { $0.device.map { Int64(bitPattern: $0) } })::bigint[],
-                    \(bigint { $0.inode.map { Int64(bitPattern: $0) } })::bigint[],
-                    \(bigint { $0.status == .uploaded ? $0.sentSize ?? $0.size : nil })::bigint[]
-                ) AS r (id, created_at, status, attempts, etag, checksum, version_id, upload_id, error_class,
-                        error_message, http_status, started_at, finished_at, size_bytes, mtime, claimed_from,
-                        file_device, file_inode, sent_bytes)
-            ), files AS (
-                UPDATE file_uploads f SET attempts = f.attempts + r.attempts, updated_at = now(),
-                    status = CASE WHEN r.put_back THEN r.claimed_from ELSE r.status END,
-                    etag = CASE WHEN r.put_back THEN f.etag ELSE r.etag END,
-                    checksum_sha256 = CASE WHEN r.put_back THEN f.checksum_sha256 ELSE r.checksum END,
-                    version_id = CASE WHEN r.put_back THEN f.version_id ELSE r.version_id END,
-                    multipart_upload_id = CASE WHEN r.put_back THEN f.multipart_upload_id
-                                               ELSE coalesce(r.upload_id, f.multipart_upload_id) END,
-                    error_class = CASE WHEN r.put_back THEN f.error_class ELSE r.error_class END,
-                    error_message = CASE WHEN r.put_back THEN f.error_message ELSE r.error_message END,
-                    http_status = CASE WHEN r.put_back THEN f.http_status ELSE r.http_status END,
-                    started_at = CASE WHEN r.put_back THEN f.started_at ELSE r.started_at END,
-                    finished_at = CASE WHEN r.put_back THEN f.finished_at ELSE r.finished_at END,
-                    size_bytes = CASE WHEN r.put_back THEN f.size_bytes ELSE r.size_bytes END,
-                    mtime = CASE WHEN r.put_back THEN f.mtime ELSE r.mtime END,
-                    file_device = CASE WHEN r.put_back THEN f.file_device ELSE r.file_device END,
-                    file_inode = CASE WHEN r.put_back THEN f.file_inode ELSE r.file_inode END,
-                    sent_bytes = CASE WHEN r.put_back THEN f.sent_bytes ELSE r.sent_bytes END,
-                    claimed_by = CASE WHEN r.put_back THEN NULL ELSE coalesce(f.claimed_by, \(ClaimHolder.thisProcess)) END,
-                    recorded_at = CASE WHEN r.put_back THEN f.recorded_at ELSE now() END
-                FROM r
-                WHERE f.id = r.id AND f.created_at = r.created_at
+            SELECT fleet_record_outcomes(
+                \(sessionID), \(ClaimHolder.thisProcess), \(bigint { $0.job.id })::bigint[],
+                \(timestamp { $0.job.createdAt })::timestamptz[], \(text { $0.status.rawValue })::text[],
+                \(PGArray.integer(outcomes.map(\.attempts)))::integer[], \(text { $0.etag })::text[],
+                \(text { $0.sha256 })::text[], \(text { $0.versionID })::text[],
+                \(text { $0.multipartUploadID })::text[],
+                \(text { $0.errorClass })::text[], \(text { $0.errorMessage })::text[],
+                \(PGArray.integer(outcomes.map(\.httpStatus)))::integer[], \(timestamp { $0.startedAt })::timestamptz[],
+                \(timestamp { $0.finishedAt })::timestamptz[], \(bigint { $0.size })::bigint[],
+                \(timestamp { $0.mtime })::timestamptz[], \(text { $0.job.claimedFrom })::text[],
+                \(bigint { $0.device.map { Int64(bitPattern: $0) } })::bigint[],
+                \(bigint { $0.inode.map { Int64(bitPattern: $0) } })::bigint[],
+                \(bigint { $0.status == .uploaded ? $0.sentSize ?? $0.size : nil })::bigint[]
             )
-            UPDATE sync_sessions SET heartbeat_at = now() WHERE id = \(sessionID)
             """
         )
     }

@@ -105,6 +105,11 @@ extension Migration {
             name: "less_cpu_per_file",
             sql: String(decoding: PackageResources._019_less_cpu_per_file_sql, as: UTF8.self)
         ),
+        Migration(
+            version: 20,
+            name: "work_per_statement",
+            sql: String(decoding: PackageResources._020_work_per_statement_sql, as: UTF8.self)
+        ),
     ]
 }
 

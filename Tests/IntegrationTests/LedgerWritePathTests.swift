@@ -329,6 +329,79 @@ import Testing
         #expect(try stored.decode(String.self, 0, 1, in: "file_uploads") == String(repeating: "a", count: 64))
     }
 
+    /// A file row's session is checked once per statement, not by a foreign key per row: the rule still holds from
+    /// both sides, for the tables' owner too, and a session whose rows are being written cannot be deleted under
+    /// them.
+    @Test func aSessionWithFileRowsKeepsThemAndEveryRowHasItsSession() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let empty = try fixture.openSession()
+        let writer = try database.connect()
+        let other = try database.connect()
+        func refused(_ sql: String, on connection: PGConnection, _ state: String) {
+            do {
+                try connection.executeScript(sql)
+                Issue.record("accepted: \(sql)")
+            } catch let error as LedgerError {
+                #expect(error.sqlState == state, "\(sql): \(error)")
+            } catch {
+                Issue.record("\(sql): \(error)")
+            }
+        }
+        func fileRows(_ session: Int64) throws -> Int? {
+            try other.execute(PGQuery(unsafeSQL: "SELECT count(*) FROM file_uploads WHERE session_id = \(session)"))
+                .int(0, 0)
+        }
+        let row = "'/data/x', 'x', 'fleet-data', 'raw/x', 1, now()"
+        let columns = "session_id, project_id, local_path, rel_path, bucket, s3_key, size_bytes, mtime"
+        // A session that does not exist, in a statement with a valid row too: nothing of it is written.
+        refused(
+            """
+            INSERT INTO file_uploads (\(columns)) VALUES (\(session), \(fixture.project), \(row)),
+                (\(session + 1000), \(fixture.project), \(row))
+            """,
+            on: writer,
+            "23503"
+        )
+        #expect(try fileRows(session) == 0)
+
+        try fixture.ledger.recordFiles(
+            fixture.files(3, session: session),
+            sessionID: session,
+            projectID: fixture.project
+        )
+        refused("DELETE FROM sync_sessions WHERE id = \(session)", on: other, "23503")
+        refused("UPDATE sync_sessions SET project_id = project_id + 1000 WHERE id = \(session)", on: other, "23503")
+        refused("TRUNCATE sync_sessions CASCADE", on: other, "23503")
+        refused(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; DELETE FROM sync_sessions WHERE id = \(empty); COMMIT",
+            on: other,
+            "55000"
+        )
+        try other.executeScript("ROLLBACK")
+        #expect(try fileRows(session) == 3)
+
+        // A writer's rows of a session not yet committed: the delete waits for them (here, until its lock timeout),
+        // then finds them.
+        try writer.executeScript(
+            "BEGIN; INSERT INTO file_uploads (\(columns)) VALUES (\(empty), \(fixture.project), \(row))"
+        )
+        refused(
+            "SET lock_timeout = '300ms'; DELETE FROM sync_sessions WHERE id = \(empty)",
+            on: other,
+            "55P03"
+        )
+        try writer.executeScript("COMMIT")
+        refused("DELETE FROM sync_sessions WHERE id = \(empty)", on: other, "23503")
+        #expect(try fileRows(empty) == 1)
+
+        // A session without file rows is deleted as before.
+        let unused = try fixture.openSession()
+        try other.executeScript("DELETE FROM sync_sessions WHERE id = \(unused)")
+    }
+
     @Test func migrationCountsTheRowsALedgerAlreadyHolds() throws {
         let database = try TestDatabase()
         defer { database.drop() }
