@@ -58,6 +58,28 @@ import Testing
         #expect(outcome.all == 60 && outcome.heapOnly == 60, "outcomes: \(outcome)")
     }
 
+    /// A range never covers a row `uploading` (it can go back to `pending`, and would turn up in the range): the claim
+    /// stops before it, and the next one starts after it.
+    @Test func aClaimRangeStopsBeforeARowAnotherClaimMarked() throws {
+        let database = try TestDatabase()
+        defer { database.drop() }
+        let fixture = try Fixture(database)
+        let session = try fixture.openSession()
+        let ledger = fixture.ledger
+        try ledger.recordFiles(fixture.files(20, session: session), sessionID: session, projectID: fixture.project)
+        let rows = try ledger.connection.execute("SELECT id FROM file_uploads WHERE session_id = \(session) ORDER BY id")
+        let ids = (0..<rows.rowCount).map { rows.int($0, 0).map(Int64.init) ?? -1 }
+        let marked = try ledger.claimFiles(sessionID: session, limit: 1, worker: "r:1", afterID: ids[3])
+        #expect(marked.map(\.id) == [ids[4]])
+
+        let first = try ledger.claimRange(sessionID: session, limit: 10, worker: "a:1")
+        #expect(first.map(\.id) == Array(ids[0..<4]))
+        let next = try ledger.claimRange(sessionID: session, limit: 10, worker: "a:1", afterID: ids[3])
+        #expect(next.map(\.id) == Array(ids[5..<15]))
+        let last = try ledger.claimRange(sessionID: session, limit: 10, worker: "a:1", afterID: ids[14])
+        #expect(last.map(\.id) == Array(ids[15..<20]))
+    }
+
     @Test func claimRangesNeverOverlapAndAGoneHoldersFilesAreSettledRowByRow() throws {
         let database = try TestDatabase()
         defer { database.drop() }
