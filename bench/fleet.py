@@ -67,8 +67,9 @@ PROJECT, BUCKET = "fleet-sim", "fleet-sim"
 READER = "bench_grafana"
 SEED = 20261206
 SOURCES = [("terminal", "log"), ("ros", "bag"), ("syslog", "log"), ("ros2", "mcap")]
-# The result batch (FleetLedger's recordOutcomes): the one statement that updates file_uploads from the batch.
-RESULT_STATEMENT = "UPDATE file_uploads f SET attempts = f.attempts + r.attempts"
+# The result batch (FleetLedger's recordOutcomes): the one statement that updates file_uploads from the batch, a
+# call of fleet_record_outcomes since ledger version 20 (an UPDATE … FROM unnest(…) before).
+RESULT_STATEMENT = "SELECT fleet_record_outcomes("
 
 
 def note(msg):
@@ -721,9 +722,10 @@ def generate_history(args, master):
         JOIN projects p ON p.name = (SELECT ({sql_array(names)})[1 + (SELECT count(*) FROM unnest({sql_array(weights)}) w WHERE w <= x.pick)])
         """)
     psql.lines("ANALYZE sync_sessions")
-    # The secondary indexes and the foreign keys of file_uploads are dropped for the load and made again afterwards
-    # from their definitions in the catalog: one index build and one validating join instead of an index insertion
-    # and two foreign-key lookups per row. The primary key stays (upload_parts refers to it); triggers stay.
+    # The secondary indexes of file_uploads (and its foreign keys, on a ledger older than version 20) are dropped for
+    # the load and made again afterwards from their definitions in the catalog: one index build instead of an index
+    # insertion per row. The primary key stays (upload_parts refers to it); triggers stay (they count the rows and
+    # check each statement's sessions).
     indexes = psql.lines("""SELECT c.relname || '|' || pg_get_indexdef(i.indexrelid)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         WHERE i.indrelid = 'file_uploads'::regclass AND NOT i.indisprimary

@@ -8,17 +8,21 @@
 --   and locks those sessions as the key did, once each. Triggers on sync_sessions refuse what the key refused on
 --   that side: deleting a session, or changing its id or project, while file rows name it. The rule is as before,
 --   and it holds now also for a writer that switches ordinary triggers off (session_replication_role = replica),
---   as the counts do. Dropping the key takes a brief lock on the tables; nothing is read.
+--   as the counts do; like the counts, it holds for statements on the partitioned table, not on a monthly
+--   partition itself (nothing writes one). Dropping the key takes a brief lock on the tables; nothing is read.
 -- * A scan batch and an outcome batch are planned once per server connection, as PL/pgSQL functions
 --   (fleet_record_files, fleet_record_outcomes; below).
 -- * An upload's claim reads the session's rows in id order and stops after the files it takes (below).
 
 ALTER TABLE file_uploads DROP CONSTRAINT file_uploads_session_project_fkey;
 
--- The counts as in version 17. Before them, an insert's and an update's new rows are checked: every (session_id,
--- project_id) among them must be a session of that project. The sessions are locked FOR KEY SHARE until the
--- transaction ends, as a foreign key's check locks them: a session being deleted meanwhile is waited for, and then
--- missing; one deleted after waits for this transaction and then finds its rows (fleet_keep_session_files).
+-- The counts as in version 17. Before them, an insert's new rows are checked: every (session_id, project_id) among
+-- them must be a session of that project. The sessions are locked FOR KEY SHARE until the transaction ends, as a
+-- foreign key's check locks them: a session being deleted meanwhile is waited for, and then missing; one deleted
+-- after waits for this transaction and then finds its rows (fleet_keep_session_files). An update's new rows are
+-- checked only for the pairs none of its old rows had, as the key checked an update only when it changed the key:
+-- a session an old row names cannot be deleted meanwhile (its deleter finds that row), and an outcome batch, which
+-- changes neither, takes no lock on its session.
 CREATE OR REPLACE FUNCTION fleet_count_file_uploads() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
 DECLARE
@@ -29,7 +33,7 @@ BEGIN
     IF TG_RELID <> 'file_uploads'::regclass THEN
         RAISE EXCEPTION 'fleet_count_file_uploads counts file_uploads only, not %', TG_RELID::regclass;
     END IF;
-    IF TG_OP <> 'DELETE' THEN
+    IF TG_OP = 'INSERT' THEN
         SELECT d.session_id, d.project_id INTO missing_session, missing_project
         FROM (SELECT DISTINCT n.session_id, n.project_id FROM new_rows AS n) AS d
         LEFT JOIN LATERAL (
@@ -39,11 +43,23 @@ BEGIN
         ) AS s ON true
         WHERE s.found IS NULL
         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                MESSAGE = format('file_uploads: session %s of project %s does not exist (sync_sessions has no such '
-                                 'id and project)', missing_session, missing_project);
-        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT d.session_id, d.project_id INTO missing_session, missing_project
+        FROM (SELECT n.session_id, n.project_id FROM new_rows AS n
+              EXCEPT
+              SELECT o.session_id, o.project_id FROM old_rows AS o) AS d
+        LEFT JOIN LATERAL (
+            SELECT true AS found FROM sync_sessions AS s
+            WHERE s.id = d.session_id AND s.project_id = d.project_id
+            FOR KEY SHARE OF s
+        ) AS s ON true
+        WHERE s.found IS NULL
+        LIMIT 1;
+    END IF;
+    IF missing_session IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('file_uploads: session %s of project %s does not exist (sync_sessions has no such '
+                             'id and project)', missing_session, missing_project);
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO file_upload_counts AS t (session_id, hour, status, error_class, project_id, device_id, files,
@@ -133,17 +149,25 @@ BEGIN
 END
 $fn$;
 
--- The other side of the rule: a session with file rows is not deleted, and keeps its id and project. The session's
--- row is locked before this runs (the delete or update takes it), so a writer of its file rows has committed or
--- waits; the check then reads with a snapshot taken after the lock (READ COMMITTED). A transaction of a stricter
--- isolation would read with its own older snapshot and could miss rows committed since, so it may not delete a
--- session or change those columns at all. TRUNCATE of sync_sessions is refused while file_uploads has rows.
--- SECURITY DEFINER: the check sees every file row, whatever row security would show the caller.
+-- The other side of the rule: a session with file rows (any row naming its id) is not deleted, and keeps its id and
+-- project. The session's row is locked before this runs (the delete or update takes it), so a writer of its file
+-- rows has committed or waits; the check then reads with a snapshot taken after the lock (READ COMMITTED). A
+-- transaction of a stricter isolation would read with its own older snapshot and could miss rows committed since,
+-- so it may not delete or truncate sessions or change those columns at all. TRUNCATE of sync_sessions is refused
+-- while file_uploads has rows, also with CASCADE and also together with file_uploads (the trigger runs before
+-- either is emptied): empty file_uploads first. SECURITY DEFINER: the check sees every file row, whatever row
+-- security would show the caller.
 CREATE FUNCTION fleet_keep_session_files() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
 BEGIN
     IF TG_RELID <> 'sync_sessions'::regclass THEN
         RAISE EXCEPTION 'fleet_keep_session_files guards sync_sessions only, not %', TG_RELID::regclass;
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('sync_sessions: sessions are deleted or truncated, or given another id or project, only '
+                             'in a READ COMMITTED transaction (this one is %s)',
+                             current_setting('transaction_isolation'));
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
         IF EXISTS (SELECT 1 FROM file_uploads) THEN
@@ -152,13 +176,7 @@ BEGIN
         END IF;
         RETURN NULL;
     END IF;
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = format('sync_sessions: session %s is deleted, or its id or project changed, only in a READ '
-                             'COMMITTED transaction (this one is %s)', OLD.id,
-                             current_setting('transaction_isolation'));
-    END IF;
-    IF EXISTS (SELECT 1 FROM file_uploads AS f WHERE f.session_id = OLD.id AND f.project_id = OLD.project_id) THEN
+    IF EXISTS (SELECT 1 FROM file_uploads AS f WHERE f.session_id = OLD.id) THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
             MESSAGE = format('sync_sessions: session %s of project %s still has rows in file_uploads', OLD.id,
                              OLD.project_id);

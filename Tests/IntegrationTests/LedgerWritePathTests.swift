@@ -67,7 +67,9 @@ import Testing
         let session = try fixture.openSession()
         let ledger = fixture.ledger
         try ledger.recordFiles(fixture.files(20, session: session), sessionID: session, projectID: fixture.project)
-        let rows = try ledger.connection.execute("SELECT id FROM file_uploads WHERE session_id = \(session) ORDER BY id")
+        let rows = try ledger.connection.execute(
+            "SELECT id FROM file_uploads WHERE session_id = \(session) ORDER BY id"
+        )
         let ids = (0..<rows.rowCount).map { rows.int($0, 0).map(Int64.init) ?? -1 }
         let marked = try ledger.claimFiles(sessionID: session, limit: 1, worker: "r:1", afterID: ids[3])
         #expect(marked.map(\.id) == [ids[4]])
@@ -397,12 +399,16 @@ import Testing
         refused("DELETE FROM sync_sessions WHERE id = \(session)", on: other, "23503")
         refused("UPDATE sync_sessions SET project_id = project_id + 1000 WHERE id = \(session)", on: other, "23503")
         refused("TRUNCATE sync_sessions CASCADE", on: other, "23503")
+        for statement in ["DELETE FROM sync_sessions WHERE id = \(empty)", "TRUNCATE sync_sessions CASCADE"] {
+            refused("BEGIN ISOLATION LEVEL REPEATABLE READ; \(statement); COMMIT", on: other, "55000")
+            try other.executeScript("ROLLBACK")
+        }
+        // A row moved to a session that does not exist.
         refused(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; DELETE FROM sync_sessions WHERE id = \(empty); COMMIT",
-            on: other,
-            "55000"
+            "UPDATE file_uploads SET session_id = \(session + 1000) WHERE session_id = \(session)",
+            on: writer,
+            "23503"
         )
-        try other.executeScript("ROLLBACK")
         #expect(try fileRows(session) == 3)
 
         // A writer's rows of a session not yet committed: the delete waits for them (here, until its lock timeout),
@@ -419,9 +425,23 @@ import Testing
         refused("DELETE FROM sync_sessions WHERE id = \(empty)", on: other, "23503")
         #expect(try fileRows(empty) == 1)
 
-        // A session without file rows is deleted as before.
+        // A session without file rows is deleted as before; a writer of its rows waits for the delete, then finds the
+        // session gone.
         let unused = try fixture.openSession()
-        try other.executeScript("DELETE FROM sync_sessions WHERE id = \(unused)")
+        try other.executeScript("BEGIN; DELETE FROM sync_sessions WHERE id = \(unused)")
+        refused(
+            "SET lock_timeout = '300ms'; INSERT INTO file_uploads (\(columns)) "
+                + "VALUES (\(unused), \(fixture.project), \(row))",
+            on: writer,
+            "55P03"
+        )
+        try other.executeScript("COMMIT")
+        refused(
+            "INSERT INTO file_uploads (\(columns)) VALUES (\(unused), \(fixture.project), \(row))",
+            on: writer,
+            "23503"
+        )
+        #expect(try fileRows(unused) == 0)
     }
 
     @Test func migrationCountsTheRowsALedgerAlreadyHolds() throws {
