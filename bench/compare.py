@@ -355,6 +355,22 @@ def wal_position(db):
     return (int(high, 16) << 32) | int(low, 16)
 
 
+def autovacuum_runs(db):
+    """How many times autovacuum has vacuumed and analyzed a table of the ledger (pg_stat_user_tables), or None.
+
+    Its work on what one upload wrote lands in whichever run is going on when it wakes (once a minute): in the
+    upload's own window, or in the next client's. Counted around each of fleet's runs, it tells the runs apart."""
+    if not db:
+        return None
+    out = subprocess.run(["psql", "-XAtq", "-d", db, "-c",
+                          "SELECT coalesce(sum(autovacuum_count), 0) || ' ' || coalesce(sum(autoanalyze_count), 0) "
+                          "FROM pg_stat_user_tables"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    vacuums, analyzes = out.stdout.split()
+    return int(vacuums), int(analyzes)
+
+
 def machine_cpu():
     """CPU seconds every process on the machine has used (busy time of all cores, /proc/stat)."""
     with open("/proc/stat") as f:
@@ -592,9 +608,12 @@ def main():
                              f"{' '.join(argv)}")
                         time.sleep(1)  # let the server settle after the previous run
                         wal0 = wal_position(db) if client == "fleet" else None
+                        vac0 = autovacuum_runs(db) if client == "fleet" else None
                         r = run_measured(argv, env, f"{client}-{prefix}", args.timeout, relay)
                         wal1 = wal_position(db) if wal0 is not None else None
                         r["wal_bytes"] = wal1 - wal0 if wal1 is not None else None
+                        vac1 = autovacuum_runs(db) if vac0 is not None else None
+                        r["autovacuum"] = (vac1[0] - vac0[0], vac1[1] - vac0[1]) if vac1 is not None else None
                         got, got_bytes = count_objects(s3, bucket, prefix, delete=not args.keep)
                         r["objects"] = got
                         if r["error"] is None and got is None:
@@ -690,13 +709,16 @@ def print_ledger_cost(phases, results, median_run, args):
                 continue
             m = median_run(runs)
             wal = f"{m['wal_bytes'] / n:,.0f}" if m.get("wal_bytes") is not None else "-"
-            rows.append((rtt_label(rtt), phase, f"{n:,}", wal, f"{m['pg_cpu'] * 1000 / n:.3f}"))
+            vac = f"{m['autovacuum'][0]}/{m['autovacuum'][1]}" if m.get("autovacuum") is not None else "-"
+            rows.append((rtt_label(rtt), phase, f"{n:,}", wal, f"{m['pg_cpu'] * 1000 / n:.3f}", vac))
     if not rows:
         return
     print("\nledger cost per file (fleet; targets for small files: <= 1,024 B of WAL, <= 0.05 ms of PostgreSQL CPU)")
-    print(f"{'RTT':<8} {'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14}")
-    for rtt, phase, n, wal, cpu in rows:
-        print(f"{rtt:<8} {phase:<6} {n:>7} {wal:>10} {cpu:>14}")
+    print(f"{'RTT':<8} {'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14} {'autovacuum':>10}")
+    for rtt, phase, n, wal, cpu, vac in rows:
+        print(f"{rtt:<8} {phase:<6} {n:>7} {wal:>10} {cpu:>14} {vac:>10}")
+    print("(autovacuum: tables of the ledger autovacuum vacuumed/analyzed during the run; its CPU is in pg CPU, "
+          "and the work an upload leaves lands in whichever run is going on when autovacuum wakes, once a minute)")
 
 
 if __name__ == "__main__":
