@@ -717,8 +717,9 @@ def print_ledger_cost(phases, results, median_run, args):
     print(f"{'RTT':<8} {'phase':<6} {'files':>7} {'WAL B/file':>10} {'pg CPU ms/file':>14} {'autovacuum':>10}")
     for rtt, phase, n, wal, cpu, vac in rows:
         print(f"{rtt:<8} {phase:<6} {n:>7} {wal:>10} {cpu:>14} {vac:>10}")
-    print("(autovacuum: tables of the ledger autovacuum vacuumed/analyzed during the run; its CPU is in pg CPU, "
-          "and the work an upload leaves lands in whichever run is going on when autovacuum wakes, once a minute)")
+    print("(autovacuum: autovacuum's vacuums/analyzes of the ledger's tables during the run, each partition counted; "
+          "its CPU is in pg CPU, and the work an upload leaves lands in whichever run is going on when autovacuum "
+          "wakes, once a minute)")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ ALTER TABLE file_uploads DROP CONSTRAINT file_uploads_session_project_fkey;
 -- foreign key's check locks them: a session being deleted meanwhile is waited for, and then missing; one deleted
 -- after waits for this transaction and then finds its rows (fleet_keep_session_files). An update's new rows are
 -- checked only for the pairs none of its old rows had, as the key checked an update only when it changed the key:
--- a session an old row names cannot be deleted meanwhile (its deleter finds that row), and an outcome batch, which
--- changes neither, takes no lock on its session.
+-- a session an old row names cannot be deleted meanwhile (its deleter finds that row), and for an outcome batch,
+-- which changes neither, the check locks nothing.
 CREATE OR REPLACE FUNCTION fleet_count_file_uploads() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
 DECLARE

@@ -403,13 +403,26 @@ import Testing
             refused("BEGIN ISOLATION LEVEL REPEATABLE READ; \(statement); COMMIT", on: other, "55000")
             try other.executeScript("ROLLBACK")
         }
-        // A row moved to a session that does not exist.
+        // A row moved to a session that does not exist, or to another project than its session's.
         refused(
             "UPDATE file_uploads SET session_id = \(session + 1000) WHERE session_id = \(session)",
             on: writer,
             "23503"
         )
+        refused(
+            "UPDATE file_uploads SET project_id = project_id + 1000 WHERE session_id = \(session)",
+            on: writer,
+            "23503"
+        )
         #expect(try fileRows(session) == 3)
+        // An update that keeps its rows' sessions locks none of them: it goes on while another transaction holds the
+        // session's row.
+        try other.executeScript("BEGIN; SELECT 1 FROM sync_sessions WHERE id = \(session) FOR UPDATE")
+        try writer.executeScript(
+            "SET lock_timeout = '300ms'; "
+                + "UPDATE file_uploads SET attempts = attempts + 1 WHERE session_id = \(session); RESET lock_timeout"
+        )
+        try other.executeScript("ROLLBACK")
 
         // A writer's rows of a session not yet committed: the delete waits for them (here, until its lock timeout),
         // then finds them.
