@@ -26,6 +26,8 @@ ALTER TABLE file_uploads DROP CONSTRAINT file_uploads_session_project_fkey;
 CREATE OR REPLACE FUNCTION fleet_count_file_uploads() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
 DECLARE
+    new_sessions bigint[];
+    new_projects bigint[];
     missing_session bigint;
     missing_project bigint;
 BEGIN
@@ -33,29 +35,26 @@ BEGIN
     IF TG_RELID <> 'file_uploads'::regclass THEN
         RAISE EXCEPTION 'fleet_count_file_uploads counts file_uploads only, not %', TG_RELID::regclass;
     END IF;
+    -- The (session, project) pairs to check: an insert's, and those of an update that none of its old rows had
+    -- (old_rows exists only in an update's trigger).
     IF TG_OP = 'INSERT' THEN
-        SELECT d.session_id, d.project_id INTO missing_session, missing_project
-        FROM (SELECT DISTINCT n.session_id, n.project_id FROM new_rows AS n) AS d
-        LEFT JOIN LATERAL (
-            SELECT true AS found FROM sync_sessions AS s
-            WHERE s.id = d.session_id AND s.project_id = d.project_id
-            FOR KEY SHARE OF s
-        ) AS s ON true
-        WHERE s.found IS NULL
-        LIMIT 1;
+        SELECT array_agg(d.session_id), array_agg(d.project_id) INTO new_sessions, new_projects
+        FROM (SELECT DISTINCT n.session_id, n.project_id FROM new_rows AS n) AS d;
     ELSIF TG_OP = 'UPDATE' THEN
-        SELECT d.session_id, d.project_id INTO missing_session, missing_project
+        SELECT array_agg(d.session_id), array_agg(d.project_id) INTO new_sessions, new_projects
         FROM (SELECT n.session_id, n.project_id FROM new_rows AS n
               EXCEPT
-              SELECT o.session_id, o.project_id FROM old_rows AS o) AS d
-        LEFT JOIN LATERAL (
-            SELECT true AS found FROM sync_sessions AS s
-            WHERE s.id = d.session_id AND s.project_id = d.project_id
-            FOR KEY SHARE OF s
-        ) AS s ON true
-        WHERE s.found IS NULL
-        LIMIT 1;
+              SELECT o.session_id, o.project_id FROM old_rows AS o) AS d;
     END IF;
+    SELECT d.session_id, d.project_id INTO missing_session, missing_project
+    FROM unnest(new_sessions, new_projects) AS d (session_id, project_id)
+    LEFT JOIN LATERAL (
+        SELECT true AS found FROM sync_sessions AS s
+        WHERE s.id = d.session_id AND s.project_id = d.project_id
+        FOR KEY SHARE OF s
+    ) AS s ON true
+    WHERE s.found IS NULL
+    LIMIT 1;
     IF missing_session IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
             MESSAGE = format('file_uploads: session %s of project %s does not exist (sync_sessions has no such '

@@ -33,8 +33,8 @@ package final class ResultWriter: @unchecked Sendable {
     /// and a run writes about once a second up to 1,000 files a second (in batches of 1,000 above that): the
     /// connection it shares with the claims spends a round trip per batch, which with the ledger 100 ms away and a
     /// batch per 500 files took a third of that connection's time at 1,500 files a second; and each batch costs the
-    /// server 2–3 ms whatever its size (planning the statement, the counting trigger), a few µs per file at a batch
-    /// per 500 files.
+    /// server a few ms whatever its size (the counting trigger; planning, on a connection's first batch), a few µs
+    /// per file at a batch per 500 files.
     private let largestBatch = 1000
     private let smallBatch = 100
     private let interval = 1.0
